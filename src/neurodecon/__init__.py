@@ -1,0 +1,53 @@
+"""NeuroDecon: 3D deconvolution for fluorescence microscopy.
+
+The public API, one function per job (data flows read → PSF → method → write/evaluate)::
+
+    import neurodecon as nd
+    img = nd.read("stack.tif")                          # Image: data + voxel_size_um + metadata
+    psf = nd.make_psf("widefield", shape=(33, 65, 65), voxel_size_um=img.voxel_size_um,
+                      na=1.4, wavelength_um=0.52, immersion_index=1.515)
+    out = nd.deconvolve(img.data, psf, method="rl", iterations="auto")
+    nd.write("stack_rl.tif", img.with_data(out))
+
+Sub-packages: ``io``, ``psf``, ``synth``, ``classical``, ``learn``, ``metrics``, ``report``.
+Names are imported lazily so that ``import neurodecon`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+from .errors import NeuroDeconError
+
+# public name -> module that defines it
+_LAZY = {
+    "Image": "neurodecon.io",
+    "read": "neurodecon.io",
+    "write": "neurodecon.io",
+    "make_psf": "neurodecon.psf",
+    "extract_psf": "neurodecon.psf",
+    "phantom": "neurodecon.synth",
+    "forward_model": "neurodecon.synth",
+    "simulate": "neurodecon.synth",
+    "deconvolve": "neurodecon._api",
+    "evaluate": "neurodecon.metrics",
+    "train": "neurodecon.learn",
+    "load_model": "neurodecon.learn",
+    "compare": "neurodecon.report",
+}
+
+__all__ = ["__version__", "NeuroDeconError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neurodecon' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,41 @@
+"""The one ``deconvolve`` entry point: a PSF selects a classical method, a model the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["deconvolve"]
+
+
+def deconvolve(image: np.ndarray, psf: np.ndarray | None = None, *, method: str = "rl",
+               model: Any = None, **options: Any) -> np.ndarray:
+    """Deconvolve a ``(Z, Y, X)`` (or ``(C, Z, Y, X)``) array.
+
+    Parameters
+    ----------
+    image : ndarray
+        The blurred stack.
+    psf : ndarray, optional
+        PSF for classical methods (centre at ``n // 2`` on each axis, normalised internally).
+    method : str
+        Classical method name (see :func:`neurodecon.classical.deconvolve`), ignored with ``model``.
+    model : str, path or loaded model, optional
+        A trained NeuroDecon model directory (or the object from :func:`neurodecon.load_model`).
+    **options
+        Passed to the classical method or to :func:`neurodecon.learn.predict`.
+    """
+    if model is not None:
+        from .learn import load_model, predict
+
+        if not hasattr(model, "predict_config"):
+            model = load_model(model)
+        return predict(model, image, **options)
+    if psf is None:
+        from .errors import user_error
+
+        raise user_error("classical deconvolution needs a PSF", fix="pass psf=... or model=...")
+    from .classical import deconvolve as classical_deconvolve
+
+    return classical_deconvolve(image, psf, method=method, **options)

@@ -1,0 +1,6 @@
+"""Image I/O that keeps voxel sizes: TIFF / OME-TIFF, OME-Zarr, .npy and z-series folders."""
+
+from ._api import check_image, format_of, read, write
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+
+__all__ = ["Image", "DEFAULT_VOXEL_SIZE_UM", "read", "write", "check_image", "format_of"]

@@ -1,0 +1,61 @@
+"""The image record passed between readers, algorithms and writers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Image", "DEFAULT_VOXEL_SIZE_UM"]
+
+#: Voxel size assumed (with a warning) when neither metadata nor the user gives one.
+DEFAULT_VOXEL_SIZE_UM: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass
+class Image:
+    """An n-D microscopy image with its physical voxel size.
+
+    Attributes
+    ----------
+    data : ndarray
+        Pixel values. Spatial axes last, in ``Z, Y, X`` order; optional leading ``C``/``T`` axes.
+    voxel_size_um : tuple of 3 floats
+        Voxel size ``(z, y, x)`` in micrometres.
+    axes : str
+        Axis letters of ``data``, e.g. ``"ZYX"``, ``"CZYX"``, ``"TCZYX"``.
+    metadata : dict
+        Source metadata (reader, file, notes) and provenance; JSON-serialisable values only.
+    voxel_size_assumed : bool
+        True when the voxel size was not found in the metadata nor given by the user.
+    """
+
+    data: np.ndarray
+    voxel_size_um: tuple[float, float, float] = DEFAULT_VOXEL_SIZE_UM
+    axes: str = "ZYX"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    voxel_size_assumed: bool = False
+
+    def __post_init__(self) -> None:
+        self.voxel_size_um = tuple(float(v) for v in self.voxel_size_um)  # type: ignore[assignment]
+        if len(self.voxel_size_um) != 3:
+            raise ValueError("voxel_size_um must have 3 values (z, y, x)")
+        if self.data.ndim != len(self.axes):
+            raise ValueError(f"data has {self.data.ndim} dimensions but axes is {self.axes!r}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape[-3:])  # type: ignore[return-value]
+
+    def with_data(self, data: np.ndarray, **changes: Any) -> Image:
+        """A copy with new pixel data (same voxel size, axes and metadata unless changed)."""
+        return replace(self, data=data, metadata=dict(self.metadata), **changes)
