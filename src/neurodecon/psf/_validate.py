@@ -1,0 +1,300 @@
+"""Make any PSF fit an image: validation, re-centring, resampling, cropping, and a summary.
+
+Conventions: ``(Z, Y, X)`` arrays, voxel sizes ``(z, y, x)`` in µm, the PSF centre at ``n // 2``
+on every axis, sum 1, float32.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import user_error
+
+__all__ = ["prepare_psf", "resample_psf", "psf_info", "center_crop", "fit_fwhm"]
+
+log = logging.getLogger("neurodecon")
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry helpers
+def center_crop(arr: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Crop (or zero-pad) each axis so that index ``n_in // 2`` lands on ``n_out // 2``."""
+    out = np.zeros(tuple(shape), dtype=arr.dtype)
+    src, dst = [], []
+    for n_in, n_out in zip(arr.shape, shape, strict=True):
+        start = n_in // 2 - n_out // 2  # input index that goes to output index 0
+        lo, hi = max(start, 0), min(start + n_out, n_in)
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - start, hi - start))
+    out[tuple(dst)] = arr[tuple(src)]
+    return out
+
+
+def _keys(t: np.ndarray) -> np.ndarray:
+    """Keys cubic convolution kernel (a = −0.5)."""
+    t = np.abs(t)
+    return np.where(t <= 1, 1.5 * t**3 - 2.5 * t**2 + 1,
+                    np.where(t < 2, -0.5 * t**3 + 2.5 * t**2 - 4 * t + 2, 0.0))
+
+
+def _axis_matrix(n_in: int, n_out: int, ratio: float) -> np.ndarray:
+    """(n_out, n_in) matrix: cubic interpolation, area-averaged when downsampling; centre → centre."""
+    k = 1 if ratio <= 1.0 + 1e-9 else 2 * math.ceil(ratio) + 1
+    sub = ((np.arange(k) + 0.5) / k - 0.5) * ratio if k > 1 else np.zeros(1)
+    pos = n_in // 2 + (np.arange(n_out)[:, None] - n_out // 2) * ratio + sub[None, :]
+    mat = np.zeros((n_out, n_in))
+    base = np.floor(pos).astype(np.int64)
+    rows = np.broadcast_to(np.arange(n_out)[:, None], pos.shape)
+    for tap in (-1, 0, 1, 2):
+        idx = base + tap
+        w = _keys(pos - idx) / k
+        ok = (idx >= 0) & (idx < n_in)
+        np.add.at(mat, (rows[ok], idx[ok]), w[ok])
+    return mat
+
+
+def resample_psf(psf: np.ndarray, from_voxel_size_um: Sequence[float],
+                 to_voxel_size_um: Sequence[float], *, shape: Sequence[int] | None = None,
+                 normalize: bool = True) -> np.ndarray:
+    """Resample a centred PSF to another voxel size, keeping its centre at ``n // 2``.
+
+    Cubic (Keys) interpolation; when a voxel grows, each new voxel averages several interpolated
+    sub-samples (area integration, no aliasing of the narrow peak). The output covers the same
+    physical extent unless ``shape`` is given. Negative interpolation lobes are clipped; with
+    ``normalize`` the result sums to 1. Returns float32 when ``normalize`` else float64.
+    """
+    arr = np.asarray(psf, dtype=np.float64)
+    src = tuple(float(v) for v in from_voxel_size_um)
+    dst = tuple(float(v) for v in to_voxel_size_um)
+    if len(src) != arr.ndim or len(dst) != arr.ndim or min(src + dst) <= 0:
+        raise user_error(f"cannot resample a {arr.ndim}-D PSF from {src} to {dst} µm",
+                         fix="give one positive voxel size per axis")
+    if shape is None:
+        shape = tuple(max(1, int(round(n * a / b))) for n, a, b in zip(arr.shape, src, dst, strict=True))
+    for axis, (n_out, a, b) in enumerate(zip(shape, src, dst, strict=True)):
+        if arr.shape[axis] == n_out and abs(a - b) <= 1e-9 * a:
+            continue
+        mat = _axis_matrix(arr.shape[axis], int(n_out), b / a)
+        arr = np.moveaxis(np.tensordot(mat, np.moveaxis(arr, axis, 0), axes=(1, 0)), 0, axis)
+    arr = np.clip(arr, 0.0, None)
+    if normalize:
+        total = arr.sum()
+        if not total > 0:
+            raise user_error("the resampled PSF is empty", fix="check the voxel sizes")
+        return (arr / total).astype(np.float32)
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
+# FWHM by Gaussian fit
+def _half_max_width(profile: np.ndarray, spacing: float) -> float:
+    p = profile / profile.max()
+    c = int(np.argmax(p))
+    right = c
+    while right + 1 < p.size and p[right + 1] > 0.5:
+        right += 1
+    left = c
+    while left - 1 >= 0 and p[left - 1] > 0.5:
+        left -= 1
+    r = right + ((p[right] - 0.5) / (p[right] - p[right + 1]) if right + 1 < p.size else 0.5)
+    l_ = left - ((p[left] - 0.5) / (p[left] - p[left - 1]) if left - 1 >= 0 else 0.5)
+    return float((r - l_) * spacing)
+
+
+def fit_fwhm(profile: np.ndarray, spacing_um: float) -> float:
+    """FWHM (µm) of a 1-D peak from a Gaussian-plus-offset least-squares fit of its central lobe.
+
+    The fit uses the contiguous samples above 10 % of the maximum around the peak (plus one on
+    each side). Falls back to the interpolated half-maximum width when the lobe spans fewer than
+    four samples or the fit fails.
+    """
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    p = np.asarray(profile, dtype=np.float64)
+    if p.size < 3 or not p.max() > 0:
+        return float("nan")
+    c = int(np.argmax(p))
+    lo, hi = c, c
+    while lo > 0 and p[lo - 1] > 0.1 * p[c]:
+        lo -= 1
+    while hi < p.size - 1 and p[hi + 1] > 0.1 * p[c]:
+        hi += 1
+    lo, hi = max(lo - 1, 0), min(hi + 1, p.size - 1)
+    x = np.arange(lo, hi + 1, dtype=np.float64)
+    y = p[lo: hi + 1]
+    guess = _half_max_width(p, 1.0) / 2.3548
+    if x.size < 4:
+        return _half_max_width(p, spacing_um)
+
+    def model(t, a, b, mu, s):
+        return a + b * np.exp(-0.5 * ((t - mu) / s) ** 2)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            popt, _ = curve_fit(model, x, y, p0=(0.0, p[c], float(c), max(guess, 0.3)), maxfev=2000)
+    except (RuntimeError, ValueError):
+        return _half_max_width(p, spacing_um)
+    sigma = abs(float(popt[3]))
+    if not np.isfinite(sigma) or sigma > p.size:
+        return _half_max_width(p, spacing_um)
+    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * sigma * spacing_um)
+
+
+def _fwhm_3d(psf: np.ndarray, voxel_size_um: Sequence[float], peak: Sequence[int]) -> tuple[float, ...]:
+    try:  # the metrics package's bead FWHM, when it exists, is the one measure we share
+        from ..metrics import bead_fwhm  # type: ignore[attr-defined]
+    except ImportError:
+        bead_fwhm = None
+    if bead_fwhm is not None:
+        return tuple(float(v) for v in bead_fwhm(psf, voxel_size_um, center=tuple(peak)))
+    z, y, x = peak
+    lines = (psf[:, y, x], psf[z, :, x], psf[z, y, :])
+    return tuple(fit_fwhm(line, float(v)) for line, v in zip(lines, voxel_size_um, strict=True))
+
+
+def psf_info(psf: np.ndarray, voxel_size_um: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, Any]:
+    """Summary of a 3-D PSF.
+
+    Returns
+    -------
+    dict
+        ``shape``, ``voxel_size_um``, ``sum``, ``min``, ``peak`` (index of the maximum),
+        ``expected_centre`` (``n // 2``), ``centred`` (peak at the expected centre),
+        ``fwhm_um`` (``{"z", "y", "x"}``, Gaussian fit of the lines through the peak), and
+        ``axial_asymmetry`` = (E_after − E_before) / (E_after + E_before) with E the energy in
+        the planes after/before the peak plane (0 for a symmetric PSF).
+    """
+    arr = np.asarray(psf, dtype=np.float64)
+    if arr.ndim != 3:
+        raise user_error(f"expected a 3-D PSF (Z, Y, X), got {arr.ndim} dimensions",
+                         fix="give a PSF stack with Z, Y, X axes")
+    peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(arr)), arr.shape))
+    fz, fy, fx = _fwhm_3d(arr, voxel_size_um, peak)
+    before = float(arr[: peak[0]].sum())
+    after = float(arr[peak[0] + 1:].sum())
+    centre = tuple(n // 2 for n in arr.shape)
+    return {
+        "shape": list(arr.shape),
+        "voxel_size_um": [float(v) for v in voxel_size_um],
+        "sum": float(arr.sum()),
+        "min": float(arr.min()),
+        "peak": list(peak),
+        "expected_centre": list(centre),
+        "centred": peak == centre,
+        "fwhm_um": {"z": fz, "y": fy, "x": fx},
+        "axial_asymmetry": (after - before) / (after + before) if after + before > 0 else 0.0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare a user PSF for an image
+def _check_values(arr: np.ndarray, path: Any) -> np.ndarray:
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise user_error(f"unsupported PSF pixel type {arr.dtype}", path=path,
+                         fix="save the PSF as real-valued integers or floats")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise user_error(f"the PSF contains {int((~np.isfinite(arr)).sum())} NaN/Inf values", path=path,
+                         fix="replace them (e.g. with 0) or regenerate the PSF")
+    if not arr.max() > 0:
+        raise user_error("the PSF has no positive values", path=path,
+                         fix="check that this is the PSF file (a bright spot on a dark background)")
+    neg = arr < 0
+    if neg.any():
+        log.info(f"{path or 'PSF'}: clipped {int(neg.sum())} negative values to 0")
+        arr = np.clip(arr, 0.0, None)
+    return arr
+
+
+def _match_ndim(arr: np.ndarray, ndim: int, path: Any) -> np.ndarray:
+    while arr.ndim > ndim and arr.shape[0] == 1:
+        arr = arr[0]
+    while arr.ndim < ndim and ndim - arr.ndim == 1 and ndim == 3:
+        arr = arr[None]
+    if arr.ndim != ndim:
+        raise user_error(f"the PSF has {arr.ndim} dimensions but the image has {ndim}", path=path,
+                         fix="give a PSF with the same axes as the image (Z, Y, X)")
+    return arr
+
+
+def _recentre(arr: np.ndarray, path: Any) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    centre = tuple(n // 2 for n in arr.shape)
+    peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(arr)), arr.shape))
+    if peak == centre:
+        return arr
+    smooth_peak = tuple(int(i) for i in np.unravel_index(
+        int(np.argmax(gaussian_filter(arr, 1.0, mode="constant"))), arr.shape))
+    if smooth_peak == centre:
+        return arr
+    new_shape = tuple(2 * max(p, n - 1 - p) + 1 for p, n in zip(smooth_peak, arr.shape, strict=True))
+    out = np.zeros(new_shape)
+    dst = tuple(slice(m // 2 - p, m // 2 - p + n)
+                for p, n, m in zip(smooth_peak, arr.shape, new_shape, strict=True))
+    out[dst] = arr
+    log.info(f"{path or 'PSF'}: maximum at {smooth_peak}, not at the centre {centre}; re-centred")
+    return out
+
+
+def _warn_axis_order(arr: np.ndarray, vox: Sequence[float], path: Any) -> None:
+    if min(arr.shape) < 5:
+        return
+    peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(arr)), arr.shape))
+    fz, fy, fx = (fit_fwhm(line, v) for line, v in zip(
+        (arr[:, peak[1], peak[2]], arr[peak[0], :, peak[2]], arr[peak[0], peak[1], :]), vox, strict=True))
+    if np.isfinite([fz, fy, fx]).all() and fz < 0.7 * max(fy, fx) and max(fy, fx) > 2 * min(vox[1:]):
+        log.warning(f"{path or 'PSF'}: the PSF is narrower along z ({fz:.3g} µm) than along y/x "
+                    f"({fy:.3g}/{fx:.3g} µm); check that its axes are (Z, Y, X) and its voxel size")
+
+
+def prepare_psf(psf: np.ndarray, *, image_shape: Sequence[int],
+                psf_voxel_size_um: Sequence[float] | None = None,
+                image_voxel_size_um: Sequence[float] | None = None, path: Any = None) -> np.ndarray:
+    """Make a PSF usable for an image: validated, resampled, re-centred, cropped, float32, sum 1.
+
+    Parameters
+    ----------
+    psf : ndarray
+        The PSF (same number of spatial axes as the image; a leading singleton axis is dropped).
+    image_shape : tuple of int
+        Spatial shape of the image (``(Z, Y, X)``).
+    psf_voxel_size_um, image_voxel_size_um : 3 floats, optional
+        When both are given and differ by more than 1 %, the PSF is resampled to the image's.
+    path : optional
+        Named in error messages.
+
+    Raises
+    ------
+    NeuroDeconError
+        NaN/Inf, no positive value, or a dimensionality that does not match the image.
+    """
+    image_shape = tuple(int(s) for s in image_shape)
+    arr = _check_values(np.asarray(psf), path)
+    arr = _match_ndim(arr, len(image_shape), path)
+    if psf_voxel_size_um is not None and image_voxel_size_um is not None:
+        src = tuple(float(v) for v in psf_voxel_size_um)
+        dst = tuple(float(v) for v in image_voxel_size_um)
+        if any(abs(a - b) > 0.01 * b for a, b in zip(src, dst, strict=True)):
+            log.info(f"{path or 'PSF'}: resampling from voxel size {src} to the image's {dst} µm")
+            arr = _recentre(arr, path)
+            arr = resample_psf(arr, src, dst).astype(np.float64)
+    arr = _recentre(arr, path)
+    if any(p > i for p, i in zip(arr.shape, image_shape, strict=True)):
+        new = tuple(min(p, i) for p, i in zip(arr.shape, image_shape, strict=True))
+        log.info(f"{path or 'PSF'}: cropped from {arr.shape} to {new} to fit the image")
+        arr = center_crop(arr, new)
+    if arr.ndim == 3 and (psf_voxel_size_um is not None or image_voxel_size_um is not None):
+        _warn_axis_order(arr, image_voxel_size_um or psf_voxel_size_um, path)
+    total = arr.sum()
+    if not total > 0:
+        raise user_error("the PSF is empty after cropping to the image", path=path,
+                         fix="give a PSF whose peak lies inside the image's extent")
+    return (arr / total).astype(np.float32)
