@@ -1,9 +1,133 @@
-"""Sub-commands of this concept (filled in by its owner)."""
+"""``neurodecon info`` and ``neurodecon convert``: inspect and convert images, keeping voxel sizes."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from ._common import add_voxel_size, print_json
+
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersAction) -> None:
-    """Add this module's sub-commands to the main parser (``sub``) and to ``neurodecon psf``."""
+    """Add ``info`` and ``convert`` to the main parser."""
+    p = sub.add_parser(
+        "info",
+        help="shape, pixel type, axes, voxel size and value range of an image",
+        description="Print what NeuroDecon reads from an image file, folder or glob.",
+    )
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        help="TIFF, OME-TIFF, OME-Zarr, .npy, or a folder/glob of TIFF planes",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_voxel_size(p)
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert between TIFF, OME-TIFF, OME-Zarr, .npy and z-series folders",
+        description="Copy an image into another format, keeping data, voxel size and "
+        "provenance. The pixel type is kept unless --dtype is given.",
+    )
+    p.add_argument("input", metavar="IN", help="input file, folder or glob")
+    p.add_argument("output", metavar="OUT", help="output: .tif, .ome.tif, .ome.zarr or .npy")
+    add_voxel_size(p)
+    p.add_argument(
+        "--dtype",
+        choices=("keep", "float32", "uint16"),
+        default="keep",
+        help="output pixel type: keep (default, a faithful copy), float32, or uint16 "
+        "(linear scaling recorded in the metadata)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=_convert)
+
+
+def _summary(image, path: str) -> dict[str, Any]:
+    data = image.data
+    meta = image.metadata
+    info: dict[str, Any] = {
+        "file": path,
+        "format": meta.get("format", "unknown"),
+        "shape": list(data.shape),
+        "dtype": str(data.dtype),
+        "axes": image.axes,
+        "voxel_size_um": [float(v) for v in image.voxel_size_um],
+        "voxel_size_assumed": bool(image.voxel_size_assumed),
+        "voxel_size_source": meta.get("voxel_size_source"),
+        "min": data.min().item(),
+        "max": data.max().item(),
+        "mean": float(data.mean(dtype="float64")),
+        "size_mb": round(data.nbytes / 1e6, 3),
+    }
+    for key in ("compression", "channel_picked", "n_files", "scaling", "provenance", "warnings"):
+        if key in meta:
+            info[key] = meta[key]
+    return info
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ..io import read
+
+    image = read(args.file, voxel_size_um=args.voxel_size)
+    info = _summary(image, args.file)
+    if args.json:
+        print_json(info)
+        return 0
+    vz, vy, vx = info["voxel_size_um"]
+    lines = [
+        f"file        {args.file}",
+        f"format      {info['format']}"
+        + (f" ({info['n_files']} files)" if "n_files" in info else ""),
+        f"shape       {' x '.join(map(str, info['shape']))} ({info['axes']})",
+        f"dtype       {info['dtype']}",
+        f"voxel size  z {vz:.6g}  y {vy:.6g}  x {vx:.6g} µm"
+        + ("  (ASSUMED: not in the metadata)" if info["voxel_size_assumed"] else ""),
+        f"  from      {info['voxel_size_source']}",
+        f"range       {info['min']} .. {info['max']} (mean {info['mean']:.6g})",
+    ]
+    if "channel_picked" in info:
+        c = info["channel_picked"]
+        lines.append(f"channel     {c['name']} of {c['of']} ({c['reason']})")
+    if "scaling" in info:
+        s = info["scaling"]
+        lines.append(f"scaling     value = stored * {s['scale']:.6g} + {s['offset']:.6g}")
+    if isinstance(info.get("provenance"), dict):
+        prov = info["provenance"]
+        lines.append(
+            f"written by  neurodecon {prov.get('version', '?')}: {prov.get('command', '')}"
+        )
+    print("\n".join(lines))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ..io import read, write
+
+    image = read(args.input, voxel_size_um=args.voxel_size, unscale=args.dtype != "keep")
+    inputs = [args.input, *image.metadata.get("series_files", [])]
+    parameters = {
+        "input": args.input,
+        "dtype": args.dtype,
+        "voxel_size_um": list(image.voxel_size_um),
+        "voxel_size_source": image.metadata.get("voxel_size_source"),
+    }
+    if "channel_picked" in image.metadata:
+        parameters["channel_picked"] = image.metadata["channel_picked"]
+    out = write(
+        args.output,
+        image,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        inputs=inputs,
+        provenance={"parameters": parameters},
+    )
+    vz, vy, vx = image.voxel_size_um
+    print(
+        f"wrote {out}: {' x '.join(map(str, image.shape))} {image.axes}, "
+        f"voxel size z {vz:.6g} y {vy:.6g} x {vx:.6g} µm"
+    )
+    return 0

@@ -1,106 +1,186 @@
-"""TIFF reading and writing (ImageJ hyperstacks and OME-TIFF) via tifffile, keeping voxel sizes."""
+"""TIFF reading and writing (ImageJ hyperstacks, OME-TIFF, plain TIFF) via tifffile, keeping voxel sizes.
+
+Voxel-size rules when reading (first match per axis wins):
+
+1. OME-TIFF: ``Pixels/@PhysicalSize{X,Y,Z}`` with ``PhysicalSize*Unit`` (default µm; nm, mm, ... converted).
+2. ImageJ TIFF: ``X/YResolution`` tags (pixels per ``unit``), ``spacing`` for z, the ``unit``
+   (also ``yunit``/``zunit``) from the ImageJ description; ``pixel`` or no unit = uncalibrated.
+3. Plain TIFF: ``X/YResolution`` with ``ResolutionUnit`` centimetre, or inch when the value is not a
+   screen/print resolution (≤ 1200 dpi = pixels ≥ 21 µm are taken as a display DPI, e.g. the
+   72 dpi that many programs write, and ignored).
+4. For files written by NeuroDecon: the ``voxel_size_um`` stored in its provenance record.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._image import Image
+from ._rgb import pick_data_channel
+from ._units import canonical_axes, unit_to_um
 
-__all__ = ["read_tiff", "write_tiff"]
+__all__ = ["read_tiff", "write_tiff", "tiff_voxel_size"]
 
-_UNIT_TO_UM = {
-    "um": 1.0, "µm": 1.0, "\\u00B5m": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
-    "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6,
-}
+log = logging.getLogger("neurodecon")
 
+#: Pixel types an ImageJ hyperstack can hold; others are written as plain TIFF with JSON metadata.
+IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+_MAX_DISPLAY_DPI = 1200.0
 
-def _unit_scale(unit: str | None) -> float | None:
-    if unit is None:
-        return 1.0
-    return _UNIT_TO_UM.get(str(unit).strip().lower().replace("\u00b5", "µ"), None)
+Sizes = list  # [z, y, x] in µm, None where unknown
 
 
-def _ome_voxel_size(tif) -> tuple[list[float | None], str | None]:
-    import xml.etree.ElementTree as ET
-
+def _ome_pixels(tif) -> tuple[Any, Any]:
     root = ET.fromstring(tif.ome_metadata)
-    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    image = next((el for el in root.iter() if el.tag.endswith("}Image") or el.tag == "Image"), None)
+    pixels = next(
+        (el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None
+    )
+    return image, pixels
+
+
+def _ome_voxel_size(pixels) -> Sizes:
+    sizes: Sizes = [None, None, None]
     if pixels is None:
-        return [None, None, None], None
-    sizes: list[float | None] = []
-    for ax in "ZYX":
+        return sizes
+    for i, ax in enumerate("ZYX"):
         val = pixels.get(f"PhysicalSize{ax}")
-        unit = pixels.get(f"PhysicalSize{ax}Unit", "µm")
-        scale = _unit_scale(unit)
-        sizes.append(float(val) * scale if (val is not None and scale is not None) else None)
-    return sizes, pixels.get("DimensionOrder")
-
-
-def _resolution_um(page, key: str) -> float | None:
-    tag = page.tags.get(key)
-    if tag is None:
-        return None
-    num, den = tag.value
-    if num == 0:
-        return None
-    ppu = num / den  # pixels per unit
-    unit_tag = page.tags.get("ResolutionUnit")
-    unit = int(unit_tag.value) if unit_tag is not None else 2
-    return (1.0 / ppu), unit
-
-
-def _imagej_voxel_size(tif) -> list[float | None]:
-    ij = tif.imagej_metadata or {}
-    page = tif.pages.first
-    unit = ij.get("unit", None)
-    scale = _unit_scale(unit) if unit is not None else None
-    sizes: list[float | None] = [None, None, None]
-    if "spacing" in ij and scale is not None:
-        sizes[0] = float(ij["spacing"]) * scale
-    for i, key in ((1, "YResolution"), (2, "XResolution")):
-        res = _resolution_um(page, key)
-        if res is None or scale is None:
-            continue
-        value, _ = res
-        # ImageJ writes 1 pixel/unit when uncalibrated; unit "pixel" has no scale -> stays None
-        sizes[i] = float(value) * scale
+        scale = unit_to_um(pixels.get(f"PhysicalSize{ax}Unit", "µm"))
+        if val is not None and scale is not None and float(val) > 0:
+            sizes[i] = float(val) * scale
     return sizes
 
 
-def read_tiff(path: Path, *, key: int | None = None) -> Image:
+def _ome_provenance(image_el) -> Any:
+    if image_el is None:
+        return None
+    desc = next((el for el in image_el if el.tag.endswith("Description")), None)
+    if desc is None or not desc.text:
+        return None
+    parsed = _maybe_json(desc.text)
+    if isinstance(parsed, dict):
+        return parsed.get("neurodecon", parsed)
+    return None
+
+
+def _pixels_per_unit(page, key: str) -> float | None:
+    tag = page.tags.get(key)
+    if tag is None:
+        return None
+    value = tag.value
+    num, den = value if isinstance(value, tuple) else (value, 1)
+    if not num or not den:
+        return None
+    return float(num) / float(den)
+
+
+def _imagej_voxel_size(tif) -> Sizes:
+    ij = tif.imagej_metadata or {}
+    page = tif.pages.first
+    sizes: Sizes = [None, None, None]
+    unit = ij.get("unit")
+    units = {"x": unit, "y": ij.get("yunit", unit), "z": ij.get("zunit", unit)}
+    for i, (key, ax) in ((1, ("YResolution", "y")), (2, ("XResolution", "x"))):
+        ppu, scale = _pixels_per_unit(page, key), unit_to_um(units[ax])
+        if ppu and scale is not None:
+            sizes[i] = scale / ppu
+    spacing, zscale = ij.get("spacing"), unit_to_um(units["z"])
+    if spacing is not None and zscale is not None and float(spacing) != 0:
+        sizes[0] = abs(float(spacing)) * zscale
+    return sizes
+
+
+def _tag_voxel_size(page) -> Sizes:
+    """x/y from the resolution tags of a plain TIFF (cm, or inch unless it looks like a display DPI)."""
+    sizes: Sizes = [None, None, None]
+    unit_tag = page.tags.get("ResolutionUnit")
+    unit = int(unit_tag.value) if unit_tag is not None else 2  # TIFF default: inch
+    for i, key in ((1, "YResolution"), (2, "XResolution")):
+        ppu = _pixels_per_unit(page, key)
+        if not ppu:
+            continue
+        if unit == 3:
+            sizes[i] = 1e4 / ppu
+        elif unit == 2 and ppu > _MAX_DISPLAY_DPI:
+            sizes[i] = 25400.0 / ppu
+    return sizes
+
+
+def tiff_voxel_size(tif) -> tuple[Sizes, str, Any]:
+    """``([z, y, x] µm or None, description of the source, neurodecon provenance or None)``."""
+    provenance = None
+    if tif.is_ome and tif.ome_metadata:
+        image_el, pixels = _ome_pixels(tif)
+        sizes, source = _ome_voxel_size(pixels), "OME-XML PhysicalSize"
+        provenance = _ome_provenance(image_el)
+    elif tif.is_imagej:
+        sizes, source = _imagej_voxel_size(tif), "ImageJ calibration (resolution, spacing, unit)"
+        ij = tif.imagej_metadata or {}
+        if "neurodecon" in ij:
+            provenance = _maybe_json(ij["neurodecon"])
+    else:
+        sizes, source = _tag_voxel_size(tif.pages.first), "TIFF resolution tags"
+    if provenance is None:
+        provenance = _shaped_provenance(tif)
+    if isinstance(provenance, dict) and any(s is None for s in sizes):
+        stored = provenance.get("voxel_size_um")
+        if isinstance(stored, (list, tuple)) and len(stored) == 3:
+            filled = [s if s is not None else float(v) for s, v in zip(sizes, stored, strict=True)]
+            if filled != sizes:
+                sizes, source = filled, f"{source} + NeuroDecon metadata"
+    return sizes, source, provenance
+
+
+def _shaped_provenance(tif) -> Any:
+    desc = tif.pages.first.description
+    if desc and desc.lstrip().startswith("{") and "neurodecon" in desc:
+        parsed = _maybe_json(desc)
+        if isinstance(parsed, dict):
+            return _maybe_json(parsed.get("neurodecon", parsed))
+    return None
+
+
+def read_tiff(path: Path) -> Image:
     """Read a TIFF into an :class:`Image` (axes from the file's series, voxel size from metadata)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        data = series.asarray() if key is None else tif.asarray(key=key)
-        axes = series.axes.upper() if key is None else "YX"
-        meta: dict[str, Any] = {"reader": "tiff", "source": str(path)}
-        sizes: list[float | None] = [None, None, None]
-        if tif.is_ome and tif.ome_metadata:
-            sizes, _ = _ome_voxel_size(tif)
-            meta["format"] = "ome-tiff"
-        elif tif.is_imagej:
-            sizes = _imagej_voxel_size(tif)
-            meta["format"] = "imagej-tiff"
-            ij = tif.imagej_metadata or {}
-            if "neurodecon" in ij:
-                meta["provenance"] = _maybe_json(ij["neurodecon"])
-        else:
-            meta["format"] = "tiff"
-        desc = tif.pages.first.description
-        if desc and desc.startswith("{") and "neurodecon" in desc:
-            parsed = _maybe_json(desc)
-            if isinstance(parsed, dict):
-                meta["provenance"] = parsed.get("neurodecon", parsed)
-    axes = axes.replace("Q", "Z") if axes.count("Q") == 1 and "Z" not in axes else axes
+        data = series.asarray()
+        axes = series.axes.upper()
+        page = tif.pages.first
+        rgb = page.photometric == tifffile.PHOTOMETRIC.RGB and "S" in axes
+        sizes, source, provenance = tiff_voxel_size(tif)
+        fmt = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
+        compression = str(getattr(page.compression, "name", page.compression)).lower()
+    meta: dict[str, Any] = {
+        "reader": "tiff",
+        "source": str(path),
+        "format": fmt,
+        "compression": compression,
+        "voxel_size_source": source,
+    }
+    if provenance is not None:
+        meta["provenance"] = provenance
+        if isinstance(provenance, dict) and "scaling" in provenance:
+            meta["scaling"] = provenance["scaling"]
+    data, axes = canonical_axes(data, axes)
+    if rgb:
+        data, axes = pick_data_channel(data, axes, path, meta)
     meta["voxel_size_from_file"] = sizes
-    return Image(data=data, axes=axes, metadata=meta, voxel_size_um=tuple(s or 1.0 for s in sizes),
-                 voxel_size_assumed=any(s is None for s in sizes))
+    return Image(
+        data=data,
+        axes=axes,
+        metadata=meta,
+        voxel_size_um=tuple(s or 1.0 for s in sizes),
+        voxel_size_assumed=any(s is None for s in sizes),
+    )
 
 
 def _maybe_json(value: Any) -> Any:
@@ -112,27 +192,58 @@ def _maybe_json(value: Any) -> Any:
     return value
 
 
+def _imagej_order(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """Transpose canonical ``TCZYX`` data into the ``TZCYX`` order ImageJ hyperstacks need."""
+    target = "".join(a for a in "TZCYX" if a in axes)
+    if sorted(target) != sorted(axes):
+        raise ValueError(f"axes {axes!r} cannot be stored in an ImageJ TIFF")
+    return np.transpose(data, [axes.index(a) for a in target]), target
+
+
 def write_tiff(path: Path, image: Image, *, ome: bool, extra: dict[str, Any]) -> None:
-    """Write ``image`` as OME-TIFF (``ome=True``) or an ImageJ hyperstack, voxel size included."""
+    """Write ``image`` as OME-TIFF (``ome=True``), an ImageJ hyperstack, or a plain TIFF.
+
+    Pixel types ImageJ cannot hold (int32, float64, ...) go to a plain TIFF whose resolution tags
+    (centimetre) carry x/y and whose JSON description carries z and the provenance, so they
+    round-trip without loss.
+    """
     import tifffile
 
     vz, vy, vx = image.voxel_size_um
-    data = image.data
+    data, axes = image.data, image.axes
     if ome:
         md = {
-            "axes": image.axes,
-            "PhysicalSizeX": vx, "PhysicalSizeXUnit": "µm",
-            "PhysicalSizeY": vy, "PhysicalSizeYUnit": "µm",
-            "PhysicalSizeZ": vz, "PhysicalSizeZUnit": "µm",
+            "axes": axes,
+            "PhysicalSizeX": vx,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": vy,
+            "PhysicalSizeYUnit": "µm",
+            "PhysicalSizeZ": vz,
+            "PhysicalSizeZUnit": "µm",
         }
         if extra:
             md["Description"] = json.dumps({"neurodecon": extra})
         tifffile.imwrite(path, data, ome=True, metadata=md, photometric="minisblack")
-    else:
-        if data.dtype == np.float64:
-            data = data.astype(np.float32)
-        md = {"spacing": vz, "unit": "um", "axes": image.axes}
+    elif data.dtype in IMAGEJ_DTYPES and set(axes) <= set("TZCYX"):
+        data, ij_axes = _imagej_order(data, axes)
+        md = {"spacing": vz, "unit": "um", "axes": ij_axes}
         if extra:
             md["neurodecon"] = json.dumps(extra)
-        tifffile.imwrite(path, data, imagej=True, resolution=(1.0 / vx, 1.0 / vy), metadata=md,
-                         photometric="minisblack")
+        tifffile.imwrite(
+            path,
+            data,
+            imagej=True,
+            resolution=(1.0 / vx, 1.0 / vy),
+            metadata=md,
+            photometric="minisblack",
+        )
+    else:
+        md = {"axes": axes, "neurodecon": {**extra, "voxel_size_um": [vz, vy, vx]}}
+        tifffile.imwrite(
+            path,
+            data,
+            resolution=(1e4 / vx, 1e4 / vy),
+            resolutionunit="CENTIMETER",
+            metadata=md,
+            photometric="minisblack",
+        )

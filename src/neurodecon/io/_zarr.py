@@ -1,0 +1,224 @@
+"""OME-Zarr (OME-NGFF) reading and writing with scale metadata, via zarr.
+
+Writing produces NGFF 0.5 (zarr v3): one resolution level ``0`` whose ``scale`` transform holds the
+voxel size in micrometres, the axes named ``t``/``c``/``z``/``y``/``x`` with types and units, and the
+NeuroDecon provenance under the group attribute ``neurodecon``. Reading accepts NGFF 0.4 (zarr v2,
+``multiscales`` at the top level) and 0.5 (under ``ome``), converts units (nm, mm, ...) to µm and
+combines dataset- and multiscale-level scales. Only the first (full-resolution) level is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import user_error
+from ._image import Image
+from ._units import canonical_axes, default_axes, unit_to_um
+
+__all__ = ["read_ome_zarr", "write_ome_zarr"]
+
+log = logging.getLogger("neurodecon")
+
+_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
+_LETTER_OF_TYPE = {"time": "T", "channel": "C"}
+
+
+def _open_group(path: Path):
+    import zarr
+
+    try:
+        return zarr.open_group(str(path), mode="r")
+    # zarr raises several exception types for "not a group"; report them all the same way
+    except Exception as exc:
+        try:
+            return zarr.open_array(str(path), mode="r")
+        except Exception:
+            raise user_error(
+                f"not a readable Zarr store ({type(exc).__name__}: {exc})",
+                path=path,
+                fix="give an OME-Zarr folder (with zarr.json or .zattrs/.zgroup)",
+            ) from None
+
+
+def read_ome_zarr(path: str | Path) -> Image:
+    """Read the full-resolution level of an OME-Zarr image into an :class:`Image`."""
+    import zarr
+
+    path = Path(path)
+    node = _open_group(path)
+    if isinstance(node, zarr.Array):  # a bare array: no NGFF metadata at all
+        data = np.asarray(node[...])
+        axes = default_axes(data.ndim) or ""
+        return Image(
+            data=data,
+            axes=axes,
+            voxel_size_assumed=True,
+            metadata={
+                "reader": "zarr",
+                "source": str(path),
+                "format": "zarr",
+                "voxel_size_from_file": [None, None, None],
+            },
+        )
+    attrs = node.attrs.asdict()
+    ome = attrs.get("ome", attrs)
+    multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
+    if not multiscales:
+        raise user_error(
+            "Zarr group without OME-NGFF 'multiscales' metadata",
+            path=path,
+            fix="write it as OME-Zarr (e.g. neurodecon convert IN OUT.ome.zarr)",
+        )
+    ms = multiscales[0]
+    datasets = ms.get("datasets") or []
+    if not datasets or datasets[0].get("path") not in node:
+        raise user_error(
+            "OME-Zarr metadata names no readable dataset",
+            path=path,
+            fix="check that the store was copied completely",
+        )
+    data = np.asarray(node[datasets[0]["path"]][...])
+    axes, units = _ngff_axes(ms.get("axes"), data.ndim, path)
+    scale = _ngff_scale(datasets[0], ms, data.ndim)
+    meta: dict[str, Any] = {
+        "reader": "ome-zarr",
+        "source": str(path),
+        "format": "ome-zarr",
+        "ngff_version": ome.get("version", ms.get("version")),
+        "voxel_size_source": "OME-NGFF scale transform",
+    }
+    if "neurodecon" in attrs:
+        meta["provenance"] = attrs["neurodecon"]
+        if isinstance(attrs["neurodecon"], dict) and "scaling" in attrs["neurodecon"]:
+            meta["scaling"] = attrs["neurodecon"]["scaling"]
+    sizes = _spatial_sizes(axes, units, scale, path, meta)
+    data, axes = canonical_axes(data, axes)
+    meta["voxel_size_from_file"] = sizes
+    return Image(
+        data=data,
+        axes=axes,
+        metadata=meta,
+        voxel_size_um=tuple(s or 1.0 for s in sizes),
+        voxel_size_assumed=any(s is None for s in sizes),
+    )
+
+
+def _ngff_axes(axes_md: Any, ndim: int, path: Path) -> tuple[str, list[str | None]]:
+    if not axes_md:  # NGFF 0.1/0.2: always TCZYX
+        letters = default_axes(ndim)
+        if letters is None:
+            raise user_error(
+                f"{ndim}D OME-Zarr without axis names",
+                path=path,
+                fix="store at most 5 axes (T, C, Z, Y, X)",
+            )
+        return letters, [None] * ndim
+    letters, units = "", []
+    for ax in axes_md:
+        name, typ, unit = (
+            (ax, None, None)
+            if isinstance(ax, str)
+            else (ax.get("name", ""), ax.get("type"), ax.get("unit"))
+        )
+        letter = str(name).upper() if str(name).upper() in _TYPES else _LETTER_OF_TYPE.get(typ)
+        if letter is None or letter in letters:
+            raise user_error(
+                f"unsupported OME-Zarr axis {name!r}", path=path, fix="use axes named t, c, z, y, x"
+            )
+        letters += letter
+        units.append(unit)
+    if len(letters) != ndim:
+        raise user_error(
+            f"metadata lists {len(letters)} axes but the array has {ndim}",
+            path=path,
+            fix="repair the multiscales 'axes' metadata",
+        )
+    return letters, units
+
+
+def _scale_of(transforms: Any) -> list[float] | None:
+    for t in transforms or []:
+        if t.get("type") == "scale" and isinstance(t.get("scale"), list):
+            return [float(v) for v in t["scale"]]
+    return None
+
+
+def _ngff_scale(dataset: dict, ms: dict, ndim: int) -> list[float | None]:
+    level = _scale_of(dataset.get("coordinateTransformations"))
+    outer = _scale_of(ms.get("coordinateTransformations"))
+    if level is None and outer is None:
+        return [None] * ndim
+    level = level or [1.0] * ndim
+    outer = outer or [1.0] * ndim
+    return [a * b for a, b in zip(level, outer, strict=True)]
+
+
+def _spatial_sizes(
+    axes: str, units: list, scale: list, path: Path, meta: dict
+) -> list[float | None]:
+    sizes: list[float | None] = [None, None, None]
+    for i, letter in enumerate("ZYX"):
+        if letter not in axes or scale[axes.index(letter)] is None:
+            continue
+        k = axes.index(letter)
+        factor = unit_to_um(units[k]) if units[k] is not None else None
+        if units[k] is None:
+            msg = f"{path}: axis {letter.lower()} has no unit in the OME-Zarr metadata; assuming micrometer"
+            log.warning(msg)
+            meta.setdefault("warnings", []).append(msg)
+            factor = 1.0
+        if factor is None:
+            raise user_error(
+                f"unknown unit {units[k]!r} on axis {letter.lower()}",
+                path=path,
+                fix="use an OME-NGFF length unit such as micrometer or nanometer",
+            )
+        sizes[i] = scale[k] * factor
+    return sizes
+
+
+def write_ome_zarr(path: str | Path, image: Image, *, extra: dict[str, Any] | None = None) -> None:
+    """Write ``image`` as a single-level OME-Zarr (NGFF 0.5) folder at ``path``.
+
+    ``path`` is the temporary location given by the caller; it is created here.
+    """
+    import zarr
+
+    data, axes = image.data, image.axes
+    vz, vy, vx = image.voxel_size_um
+    spatial = {"Z": vz, "Y": vy, "X": vx}
+    ngff_axes = []
+    for a in axes:
+        entry = {"name": a.lower(), "type": _TYPES.get(a, "custom")}
+        if a in spatial:
+            entry["unit"] = "micrometer"
+        ngff_axes.append(entry)
+    scale = [float(spatial.get(a, 1.0)) for a in axes]
+    root = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    arr = root.create_array("0", shape=data.shape, dtype=data.dtype, chunks=_chunks(data))
+    arr[...] = data
+    multiscale = {
+        "name": "image",
+        "axes": ngff_axes,
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        ],
+    }
+    attrs: dict[str, Any] = {"ome": {"version": "0.5", "multiscales": [multiscale]}}
+    if extra:
+        attrs["neurodecon"] = extra
+    root.attrs.update(attrs)
+
+
+def _chunks(data: np.ndarray, target_bytes: int = 8 << 20) -> tuple[int, ...]:
+    """Chunks of whole XY planes, as many z-planes as fit in ``target_bytes`` (about 8 MB)."""
+    shape = data.shape
+    if data.ndim < 3:
+        return tuple(max(1, s) for s in shape)
+    plane = int(np.prod(shape[-2:])) * data.dtype.itemsize
+    nz = int(max(1, min(shape[-3], target_bytes // max(plane, 1))))
+    return (*([1] * (data.ndim - 3)), nz, max(1, shape[-2]), max(1, shape[-1]))
