@@ -1,0 +1,151 @@
+"""Method specifications for ``compare``: parse ``"rl"`` / ``"model:DIR"`` / ``"model:default"``
+and run one method, timed, turning a failure into a one-line reason instead of a crash."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._progress import Cancelled, ProgressFn
+from ..errors import user_error
+
+__all__ = ["MethodSpec", "MethodResult", "parse_methods", "run_method", "DEFAULT_METHODS",
+           "ITERATIVE"]
+
+log = logging.getLogger("neurodecon")
+
+#: Methods compared when none are named: the three classical work-horses and the shipped model.
+DEFAULT_METHODS: tuple[str, ...] = ("wiener", "rl", "rltv", "model:default")
+
+#: Classical methods that take an iteration count (the others are closed-form filters).
+ITERATIVE = frozenset({"landweber", "landweber+", "rl", "rltv", "tm", "ictm", "rl-accel"})
+
+
+@dataclass
+class MethodSpec:
+    """One method to run: ``kind`` is ``"classical"`` or ``"model"``."""
+
+    spec: str
+    kind: str
+    name: str
+    label: str
+    model_path: Path | None = None
+
+
+@dataclass
+class MethodResult:
+    """Outcome of one method: the array (or ``None`` when it failed), its timing and parameters."""
+
+    spec: MethodSpec
+    data: np.ndarray | None
+    seconds: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "method"
+
+
+def parse_methods(methods: str | list[str] | tuple[str, ...]) -> list[MethodSpec]:
+    """Turn ``"rl,rltv,model:DIR"`` (or a list) into specs; unknown names are a user error."""
+    from ..classical import METHODS
+
+    items = methods.split(",") if isinstance(methods, str) else list(methods)
+    specs: list[MethodSpec] = []
+    for raw in (s.strip() for s in items):
+        if not raw:
+            continue
+        if raw.lower().startswith("model:"):
+            target = raw[len("model:"):]
+            if target in ("", "default"):
+                specs.append(MethodSpec(raw, "model", "neurodecon", "NeuroDecon (shipped model)"))
+            else:
+                path = Path(target)
+                specs.append(MethodSpec(raw, "model", _safe_name(f"model_{path.name}"),
+                                        f"NeuroDecon model {path.name}", model_path=path))
+            continue
+        name = raw.lower()
+        if name not in METHODS:
+            raise user_error(f"unknown method {raw!r}",
+                             fix="use one of " + ", ".join(METHODS) + ", model:default or model:DIR")
+        specs.append(MethodSpec(raw, "classical", name, name.upper() if len(name) <= 5 else name))
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise user_error(f"method listed twice: {', '.join(dupes)}", fix="name each method once")
+    if not specs:
+        raise user_error("no methods to compare", fix="pass --methods, e.g. rl,rltv,wiener")
+    return specs
+
+
+def _default_model_path() -> Path:
+    from ..learn import default_model_path
+
+    path = Path(default_model_path())
+    if not path.exists():
+        raise user_error("no shipped default model in this installation", path=path,
+                         fix="train one with `neurodecon train` and pass model:DIR")
+    return path
+
+
+def _run_classical(spec: MethodSpec, image: np.ndarray, psf: np.ndarray | None,
+                   options: dict[str, Any], progress: ProgressFn | None) -> tuple[np.ndarray, dict]:
+    from ..classical import deconvolve
+
+    if psf is None:
+        raise user_error(f"{spec.name} needs a PSF", fix="pass --psf, --beads or a PSF model")
+    kwargs = {k: v for k, v in options.items() if v is not None}
+    if spec.name not in ITERATIVE:
+        kwargs.pop("iterations", None)
+    out = deconvolve(image, psf, method=spec.name, progress=progress, **kwargs)
+    return out, {"method": spec.name, **kwargs}
+
+
+def _run_model(spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str,
+               progress: ProgressFn | None) -> tuple[np.ndarray, dict]:
+    from ..learn import load_model, predict
+
+    path = spec.model_path if spec.model_path is not None else _default_model_path()
+    model = load_model(path)
+    out = predict(model, image, voxel_size_um=voxel_size_um, device=device, progress=progress)
+    params = {"model": str(path), "device": device}
+    trained = getattr(model, "voxel_size_um", None)
+    if trained is not None:
+        params["model_voxel_size_um"] = [float(v) for v in trained]
+    return out, params
+
+
+def run_method(spec: MethodSpec, image: np.ndarray, *, psf: np.ndarray | None, voxel_size_um,
+               options: dict[str, Any], device: str = "auto",
+               progress: ProgressFn | None = None) -> MethodResult:
+    """Run one method and time it. Any exception except a cancellation becomes
+    ``MethodResult(error="one line")`` so that one broken method does not stop the report."""
+    t0 = time.perf_counter()
+    try:
+        if spec.kind == "model":
+            out, params = _run_model(spec, image, voxel_size_um, device, progress)
+        else:
+            out, params = _run_classical(spec, image, psf, {**options, "device": device}, progress)
+        out = np.asarray(out, dtype=np.float32)
+        if out.shape != image.shape:
+            raise RuntimeError(f"output shape {out.shape} differs from the input {image.shape}")
+        if not np.isfinite(out).all():
+            raise RuntimeError("output contains NaN/Inf values")
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # reported in the table, with the traceback in the debug log
+        log.debug("method %s failed", spec.spec, exc_info=True)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return MethodResult(spec, None, time.perf_counter() - t0, {}, f"{type(exc).__name__}: {reason}")
+    return MethodResult(spec, out, time.perf_counter() - t0, params)

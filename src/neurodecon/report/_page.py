@@ -1,0 +1,118 @@
+"""The HTML page of a comparison report, built from the ``metrics.json`` summary."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from . import _html
+
+__all__ = ["render"]
+
+_MAIN = ("psnr", "ssim", "nrmse", "pearson")
+
+
+def _main_columns(summary: dict) -> list[str]:
+    keys = sorted({k for r in summary["methods"].values() for k in r["metrics"]})
+    truthy = [k for k in keys if k.lower() in _MAIN]
+    used = [k for k in summary["ranking"]["metrics"] if k not in truthy]
+    fwhm = [k for k in ("objects_fwhm_x_um", "objects_fwhm_z_um") if k in keys]
+    return truthy + used + fwhm
+
+
+def _ranking_table(summary: dict) -> str:
+    cols = _main_columns(summary)
+    rows, classes = [], []
+    order = summary["ranking"]["order"]
+    names = order + [n for n in summary["methods"] if n not in order]
+    for name in names:
+        r = summary["methods"][name]
+        cells = [r["rank"] if r["rank"] else "–", name, r["label"], r["status"],
+                 r["time_s"] if r["time_s"] is not None else None]
+        cells += [r["metrics"].get(k) for k in cols]
+        cells.append(r["error"] or "")
+        rows.append(cells)
+        classes.append("failed" if r["status"] == "failed" else ("best" if r["rank"] == 1 else ""))
+    header = ["rank", "method", "description", "status", "time (s)", *cols, "error"]
+    return _html.table_block("table-ranking", header, rows, row_classes=classes,
+                             caption="Methods ranked by " + summary["ranking"]["criterion"])
+
+
+def _metrics_table(summary: dict) -> str:
+    names = list(summary["methods"])
+    keys = sorted({k for r in summary["methods"].values() for k in r["metrics"]})
+    rows = [[k, *[summary["methods"][n]["metrics"].get(k) for n in names]] for k in keys]
+    return _html.table_block("table-metrics", ["metric", *names], rows,
+                             caption="Every metric (neurodecon.metrics.evaluate and FWHM), per volume")
+
+
+def _files_table(summary: dict) -> str:
+    rows = []
+    for name, r in summary["methods"].items():
+        if r["spec"] is None:
+            continue
+        params = {k: v for k, v in r["parameters"].items() if k != "output"}
+        rows.append([name, r["spec"], json.dumps(params, default=str), r["output"] or "(failed)"])
+    if summary["psf"]["file"]:
+        rows.append(["psf", "–", summary["psf"]["source"], summary["psf"]["file"]])
+    return _html.table_block("table-files", ["method", "spec", "parameters", "file"], rows,
+                             caption="Parameters of each method and the file it wrote (float32 TIFF)")
+
+
+def _summary_block(summary: dict) -> str:
+    inp = summary["input"]
+    best = summary["ranking"]["order"][0] if summary["ranking"]["order"] else "–"
+    vs = " × ".join(f"{v:g}" for v in summary["voxel_size_um"])
+    pairs = [
+        ("input", inp.get("input")), ("shape (z, y, x)", " × ".join(map(str, inp.get("shape", [])))),
+        ("voxel size (z, y, x)", f"{vs} µm" + (" (assumed: not in the file)"
+                                               if inp.get("voxel_size_assumed") else "")),
+        ("ground truth", inp.get("truth") or "none"),
+        ("PSF", summary["psf"]["source"]),
+        ("PSF FWHM (z, y, x)", " / ".join(f"{v:.3g}" for v in summary["psf"]["fwhm_um"]) + " µm"
+         if summary["psf"]["fwhm_um"] else "–"),
+        ("methods", ", ".join(r["spec"] for r in summary["methods"].values() if r["spec"])),
+        ("best", f"{best} ({summary['ranking']['criterion']})"),
+        ("classical options", json.dumps(inp.get("options", {}))),
+        ("device", inp.get("device")),
+        ("neurodecon", summary["neurodecon_version"]), ("python", summary["python"]),
+        ("created", summary["created"]),
+    ]
+    return _html.key_values(pairs)
+
+
+def _contents(items: list[tuple[str, str]]) -> str:
+    links = "".join(f'<li><a href="#{html.escape(i)}">{html.escape(t)}</a></li>' for i, t in items)
+    return f'<nav id="contents"><ul>{links}</ul></nav>'
+
+
+def render(summary: dict[str, Any], out: Path, figures: dict[str, tuple[str, str]]) -> str:
+    """The report page: summary, ranking table, figures, PSF, all metrics, files."""
+    figs = summary["figures"]
+
+    def fig(fid: str) -> str:
+        if fid not in figs:
+            return ""
+        return _html.figure_block(out / figs[fid], figures[fid][1], page_dir=out, fig_id=fid)
+
+    failed = [n for n, r in summary["methods"].items() if r["status"] == "failed"]
+    toc = [("table-ranking", "Ranking table"), *[(f, figures[f][0]) for f in figs],
+           ("table-metrics", "All metrics"), ("table-files", "Parameters and files")]
+    sections = [
+        _html.section("Summary", _summary_block(summary), _contents(toc)),
+        _html.section("Ranking", _ranking_table(summary),
+                      note=("Failed: " + ", ".join(failed) + " (reason in the table).") if failed else ""),
+        _html.section("Orthogonal views", fig("fig-orthoviews")),
+        _html.section("Line profiles and object size", fig("fig-profiles"), fig("fig-fwhm")),
+        _html.section("Fourier spectra", fig("fig-spectra"), fig("fig-fourier")),
+        _html.section("Metrics", fig("fig-metrics"), _metrics_table(summary)),
+        _html.section("PSF", fig("fig-psf"), fig("fig-beads")),
+        _html.section("Parameters and files", _files_table(summary),
+                      *(f'<p class="note">{html.escape(n)}</p>' for n in summary["input"].get("notes", []))),
+    ]
+    title = summary["input"].get("title") or "NeuroDecon comparison report"
+    sub = (f"neurodecon {summary['neurodecon_version']} · {summary['created']} · "
+           "metrics.json and metrics.csv hold the same numbers")
+    return _html.render_page(title, sub, sections)
