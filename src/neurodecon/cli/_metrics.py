@@ -1,9 +1,66 @@
-"""Sub-commands of this concept (filled in by its owner)."""
+"""``neurodecon evaluate``: every quality and resolution metric of a result, as a table or JSON."""
 
 from __future__ import annotations
 
 import argparse
+import math
+
+from ._common import add_voxel_size, print_json
 
 
 def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersAction) -> None:
-    """Add this module's sub-commands to the main parser (``sub``) and to ``neurodecon psf``."""
+    """Add ``evaluate`` to the main parser."""
+    p = sub.add_parser(
+        "evaluate", help="quality and resolution metrics of a result (with or without ground truth)",
+        description="Scores PRED: PSNR, SSIM, NRMSE, RMSE, Pearson and FSC resolution against "
+                    "--truth when given; decorrelation resolution and SNR per plane (XY, XZ, YZ), "
+                    "Shannon entropy and GLCM texture always.")
+    p.add_argument("pred", metavar="PRED", help="image to score (3D stack)")
+    p.add_argument("--truth", metavar="GT", help="ground-truth stack of the same shape")
+    p.add_argument("--normalization", choices=("affine", "percentile", "none"), default="affine",
+                   help="intensity matching before PSNR/SSIM/NRMSE/Pearson: affine = least-squares "
+                        "gain+offset of PRED to the percentile-normalised GT (default); percentile = "
+                        "each to its 1st–99.8th percentiles; none")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_voxel_size(p)
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..io import read
+    from ..metrics import evaluate
+
+    pred = read(args.pred, voxel_size_um=args.voxel_size)
+    truth = read(args.truth, voxel_size_um=args.voxel_size) if args.truth else None
+    voxel = tuple(args.voxel_size) if args.voxel_size else pred.voxel_size_um
+    if truth is not None and truth.shape != pred.shape:
+        from ..errors import user_error
+
+        raise user_error(f"shape {truth.shape} differs from the prediction's {pred.shape}",
+                         path=args.truth, fix="give the ground truth of the same stack")
+    metrics = evaluate(pred.data, truth.data if truth is not None else None,
+                       voxel_size_um=voxel, normalization=args.normalization)
+    if args.json:
+        print_json({"pred": str(args.pred), "truth": args.truth, "voxel_size_um": list(voxel),
+                    "normalization": args.normalization,
+                    "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}})
+    else:
+        _table(args, voxel, metrics)
+    return 0
+
+
+def _table(args: argparse.Namespace, voxel: tuple[float, ...], metrics: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..metrics import METRIC_KEYS
+
+    title = f"{args.pred}" + (f" vs {args.truth} ({args.normalization})" if args.truth else "")
+    table = Table(title=title, caption=f"voxel (z, y, x) = {tuple(round(v, 4) for v in voxel)} µm")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("meaning")
+    for key, value in metrics.items():
+        shown = "n/a" if math.isnan(value) else f"{value:.4g}"
+        table.add_row(key, shown, METRIC_KEYS.get(key, ""))
+    Console(width=120).print(table)

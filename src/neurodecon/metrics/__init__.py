@@ -1,0 +1,27 @@
+"""Image quality and resolution metrics: with a ground truth (PSNR, SSIM, NRMSE, Pearson, FSC) and
+without one (decorrelation resolution/SNR, bead FWHM, GLCM texture, entropy)."""
+
+from ._decorrelation import DecorrelationResult, decorrelation, decorrelation_curve
+from ._evaluate import METRIC_KEYS, evaluate
+from ._fidelity import (
+    NORMALIZATIONS,
+    data_range_of,
+    normalize_pair,
+    nrmse,
+    pearson,
+    psnr,
+    rmse,
+    ssim,
+)
+from ._fourier import FourierCorrelation, frc_resolution, fsc, threshold_curve
+from ._fwhm import FWHM_PER_SIGMA, bead_fwhm, line_profile_fwhm
+from ._texture import glcm_features, shannon_entropy
+
+__all__ = [
+    "evaluate", "METRIC_KEYS",
+    "normalize_pair", "NORMALIZATIONS", "data_range_of", "psnr", "ssim", "nrmse", "rmse", "pearson",
+    "fsc", "frc_resolution", "threshold_curve", "FourierCorrelation",
+    "decorrelation", "decorrelation_curve", "DecorrelationResult",
+    "bead_fwhm", "line_profile_fwhm", "FWHM_PER_SIGMA",
+    "glcm_features", "shannon_entropy",
+]
