@@ -79,6 +79,7 @@ def read(
             path=path,
             fix="make the file readable (chmod) or copy it somewhere you can read",
         ) from None
+    _restore_recorded_shape(image)
     if voxel_size_um is not None:
         image.voxel_size_um = _valid_voxel_size(voxel_size_um, path)
         image.voxel_size_assumed = False
@@ -92,6 +93,23 @@ def read(
     if check:
         check_image(image, path)
     return image
+
+
+def _restore_recorded_shape(image: Image) -> None:
+    """Put back length-1 axes (e.g. a single z-plane) that a TIFF reader squeezed away.
+
+    Only for files whose NeuroDecon provenance records the written ``shape`` and ``axes``, and only
+    when the data differ from that shape by length-1 axes alone.
+    """
+    prov = image.metadata.get("provenance")
+    if not isinstance(prov, dict) or "shape" not in prov or "axes" not in prov:
+        return
+    shape, axes = tuple(int(s) for s in prov["shape"]), str(prov["axes"])
+    if shape == image.data.shape or len(shape) != len(axes):
+        return
+    if [n for n in shape if n != 1] == [n for n in image.data.shape if n != 1]:
+        image.data = image.data.reshape(shape)
+        image.axes = axes
 
 
 def _assume_voxel_size(image: Image, path: Any) -> None:
@@ -355,6 +373,8 @@ def write(
         "version": __version__,
         "command": " ".join(sys.argv) if sys.argv else "",
         "voxel_size_um": list(image.voxel_size_um),
+        "axes": image.axes,
+        "shape": list(image.data.shape),
         "dtype": str(data.dtype),
         **({"scaling": scaling} if scaling else {}),
         **(provenance or {}),

@@ -199,7 +199,13 @@ def write_ome_zarr(path: str | Path, image: Image, *, extra: dict[str, Any] | No
         ngff_axes.append(entry)
     scale = [float(spatial.get(a, 1.0)) for a in axes]
     root = zarr.open_group(str(path), mode="w-", zarr_format=3)
-    arr = root.create_array("0", shape=data.shape, dtype=data.dtype, chunks=_chunks(data))
+    arr = root.create_array(
+        "0",
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=_chunks(data),
+        dimension_names=[a.lower() for a in axes],
+    )
     arr[...] = data
     multiscale = {
         "name": "image",
