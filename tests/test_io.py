@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -11,6 +12,24 @@ import tifffile
 from neurodecon.errors import NeuroDeconError
 from neurodecon.io import Image, check_image, format_of, read, write
 from neurodecon.io._units import canonical_axes, unit_to_um
+
+
+@pytest.fixture
+def messages():
+    """Messages logged by the ``neurodecon`` logger during the test (INFO and above)."""
+    records: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger, handler = logging.getLogger("neurodecon"), _Collect(level=logging.INFO)
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
 
 
 def _stack(shape=(4, 6, 5), dtype=np.uint16, seed=0):
@@ -37,13 +56,13 @@ def test_keep_round_trip_is_bit_exact_with_voxel_size(tmp_path, name, dtype):
     assert back.metadata["provenance"]["version"]
 
 
-def test_npy_round_trip_keeps_data_and_warns_voxel_size_lost(tmp_path, caplog):
+def test_npy_round_trip_keeps_data_and_warns_voxel_size_lost(tmp_path, messages):
     data = _stack(dtype=np.float32)
     write(tmp_path / "a.npy", data, dtype="keep")
     back = read(tmp_path / "a.npy")
     assert back.data.tobytes() == data.tobytes()
     assert back.voxel_size_assumed
-    assert any("no voxel size" in r.getMessage() for r in caplog.records)
+    assert any("no voxel size" in m for m in messages)
 
 
 def test_default_write_is_float32(tmp_path):
@@ -146,12 +165,12 @@ def test_imagej_escaped_micro_sign_unit(tmp_path):
     np.testing.assert_allclose(read(p).voxel_size_um, (0.3, 0.1, 0.1), rtol=1e-7)
 
 
-def test_imagej_uncalibrated_pixel_unit_is_assumed_with_warning(tmp_path, caplog):
+def test_imagej_uncalibrated_pixel_unit_is_assumed_with_warning(tmp_path, messages):
     p = tmp_path / "px.tif"
     tifffile.imwrite(p, _stack(), imagej=True, metadata={"unit": "pixel", "axes": "ZYX"})
     img = read(p)
     assert img.voxel_size_assumed and img.voxel_size_um == (1.0, 1.0, 1.0)
-    msg = " ".join(r.getMessage() for r in caplog.records)
+    msg = " ".join(messages)
     assert "assuming (z, y, x) = (1, 1, 1)" in msg and "--voxel-size" in msg
 
 
