@@ -12,10 +12,11 @@ Pearson correlation of ``I`` with ``In`` low-passed at radius ``r`` is::
 Where the spectrum is signal-dominated ``|I|`` is large and ``d`` rises; where only white noise is
 left, adding coefficients lowers it, so ``d(r)`` peaks near the highest frequency that still
 carries signal. The peak position of the unfiltered curve is ``r0`` and its height ``A0``
-(ImDecorr reports ``A0`` as its SNR estimate). Repeating the curve on Gaussian high-passed copies
-``I · (1 − exp(−r² / 2σ²))`` for a geometric sweep of ``σ`` (then a finer sweep between the
-neighbours of the best ``σ``) moves the peak to higher frequencies; the cut-off ``k_c`` is the
-largest peak position found, and the resolution is ``2 · voxel / k_c``.
+(ImDecorr reports ``A0`` as its SNR estimate). Repeating the curve on high-passed copies (the image
+minus its Gaussian blur, for blur widths from ``2 / r0`` down to 0.15 pixel, geometric; then a
+second, finer sweep between the filters that gave the highest peak position and the best
+``sqrt(k · A)``) moves the peak to higher frequencies. Peaks lower than 0.05 are ignored; the
+cut-off ``k_c`` is the largest peak position left, and the resolution is ``2 · voxel / k_c``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ __all__ = ["DecorrelationResult", "decorrelation", "decorrelation_curve"]
 
 #: A peak must stand this far above the lowest point of the curve to its right.
 MIN_PEAK_DROP = 1e-3
-#: Sweep of high-pass widths (fraction of Nyquist) for the first pass.
-SIGMA_RANGE = (0.005, 0.5)
+#: Peaks lower than this are not physical (noise-only curves) and are ignored.
+MIN_PEAK_HEIGHT = 0.05
+#: Narrowest real-space Gaussian (pixels) of the high-pass sweep, ``image − blur_σ(image)``.
+MIN_BLUR_PX = 0.15
 
 
 @dataclass(frozen=True)
@@ -111,14 +114,23 @@ def _peak(d: np.ndarray) -> tuple[int, float] | None:
     return None
 
 
-def _best(spec: _Spectrum, sigmas: np.ndarray) -> tuple[float, int]:
-    """Largest peak radius over the high-pass sweep ``sigmas`` and the index of its sigma."""
-    best, where = float("nan"), -1
+def _sweep(spec: _Spectrum, sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Peak radius and height of the high-passed curve for every ``sigma`` (0, 0 when no peak)."""
+    kc, amp = np.zeros(sigmas.size), np.zeros(sigmas.size)
     for n, s in enumerate(sigmas):
         pk = _peak(spec.curve(float(s)))
-        if pk is not None and not spec.radii[pk[0]] <= best:
-            best, where = float(spec.radii[pk[0]]), n
-    return best, where
+        if pk is not None and pk[1] >= MIN_PEAK_HEIGHT:
+            kc[n], amp[n] = spec.radii[pk[0]], pk[1]
+    return kc, amp
+
+
+def _refined_sigmas(sigmas: np.ndarray, kc: np.ndarray, amp: np.ndarray) -> np.ndarray:
+    """Second sweep between the filters giving the highest ``kc`` and the best ``sqrt(kc · A)``."""
+    i1, i2 = sorted((int(np.argmax(np.sqrt(kc * amp))), int(np.argmax(kc))))
+    if i1 == 0:
+        i2 = 0
+    i2 = min(i2, sigmas.size - 2)
+    return np.geomspace(sigmas[i1], sigmas[i2 + 1], sigmas.size)
 
 
 def decorrelation_curve(image: np.ndarray, *, n_radii: int = 100, edges: str = "periodic",
@@ -183,12 +195,14 @@ def decorrelation(image: np.ndarray, *, voxel_size_um: Sequence[float] | float =
     spec = _Spectrum(planes, edges, n_radii)
     d0 = spec.curve(None)
     pk0 = _peak(d0)
-    kc = float(spec.radii[pk0[0]]) if pk0 else float("nan")
-    sigmas = np.geomspace(SIGMA_RANGE[1], SIGMA_RANGE[0], n_filters)
-    k1, n = _best(spec, sigmas)
-    if n >= 0:
-        lo, hi = sigmas[min(n + 1, n_filters - 1)], sigmas[max(n - 1, 0)]
-        k2, _ = _best(spec, np.geomspace(hi, lo, n_filters))
-        kc = float(np.nanmax([kc, k1, k2]))
+    r0, a0 = (float(spec.radii[pk0[0]]), pk0[1]) if pk0 else (0.0, 0.0)
+    # high-pass = image minus its Gaussian blur of σ_g pixels, i.e. 1 − exp(−r² / 2s²) with
+    # s = 1 / (π σ_g); σ_g runs geometrically from 2 / r0 (the d0 peak) down to 0.15 pixel
+    blur_max = 2.0 / r0 if r0 > 0 else max(planes.shape[1:]) / 2.0
+    sigmas = 1.0 / (np.pi * np.geomspace(blur_max, MIN_BLUR_PX, n_filters))
+    kc1, amp1 = _sweep(spec, sigmas)
+    kc2, amp2 = _sweep(spec, _refined_sigmas(sigmas, kc1, amp1))
+    kcs = np.concatenate([kc1, kc2, [r0 if a0 >= MIN_PEAK_HEIGHT else 0.0]])
+    kc = float(kcs.max()) if kcs.max() > 0 else float("nan")
     res = tuple(2.0 * v[a] / kc for a in axes) if kc == kc else (float("nan"),) * 2
-    return DecorrelationResult(kc, pk0[1] if pk0 else 0.0, res, spec.radii, d0, plane)
+    return DecorrelationResult(kc, a0, res, spec.radii, d0, plane)
