@@ -53,6 +53,16 @@ def test_not_an_image_text_named_tif(run_cli, tmp_path):
     assert_one_line_error(*run_cli("info", p), p, "not a TIFF")
 
 
+def test_truncated_tiff_is_refused_not_read_partially(run_cli, tmp_path):
+    """An OME-TIFF cut in half: tifffile alone would return only the first plane."""
+    full, cut = tmp_path / "full.ome.tif", tmp_path / "cut.ome.tif"
+    tifffile.imwrite(
+        full, (np.arange(4 * 64 * 64) % 251).astype(np.uint16).reshape(4, 64, 64), ome=True
+    )
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert_one_line_error(*run_cli("info", cut), cut, "damaged or truncated", "copy it again")
+
+
 def test_not_an_image_text_named_npy_and_unknown_extension(run_cli, tmp_path):
     p = tmp_path / "a.npy"
     p.write_text("hello")

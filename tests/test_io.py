@@ -355,3 +355,13 @@ def test_writer_json_is_valid_for_imagej_readers(tmp_path):
     with tifffile.TiffFile(p) as tif:
         assert tif.is_imagej
         assert json.loads(tif.imagej_metadata["neurodecon"])["parameters"] == {"a": 1}
+
+
+def test_extra_series_are_named_in_a_warning(tmp_path):
+    p = tmp_path / "two.tif"
+    with tifffile.TiffWriter(p) as w:
+        w.write(_stack(), photometric="minisblack")
+        w.write(_stack(shape=(5, 5))[None], photometric="minisblack")
+    img = read(p)
+    assert img.shape == (4, 6, 5)
+    assert "2 image series" in img.metadata["warnings"][0]

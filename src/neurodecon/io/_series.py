@@ -73,12 +73,20 @@ def _read_plane(path: Path) -> tuple[np.ndarray, str, bool]:
     import tifffile
 
     from ._api import guard_tiff
+    from ._tiff import tifffile_messages
 
     def _read(p: Path):
-        with tifffile.TiffFile(p) as tif:
+        with tifffile_messages() as notes, tifffile.TiffFile(p) as tif:
             series = tif.series[0]
             rgb = tif.pages.first.photometric == tifffile.PHOTOMETRIC.RGB
-            return series.asarray(), series.axes.upper(), rgb
+            data = series.asarray()
+        if any("invalid page offset" in n or "invalid value offset" in n for n in notes):
+            raise user_error(
+                "the file is damaged or truncated",
+                path=p,
+                fix="copy it again from the source; only part of it could be read",
+            )
+        return data, series.axes.upper(), rgb
 
     data, axes, rgb = guard_tiff(_read, path)
     if set(axes) - set("YXS") or data.ndim > 3:

@@ -13,6 +13,7 @@ Voxel-size rules when reading (first match per axis wins):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import xml.etree.ElementTree as ET
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import user_error
 from ._image import Image
 from ._rgb import pick_data_channel
 from ._units import canonical_axes, unit_to_um
@@ -146,11 +148,35 @@ def _shaped_provenance(tif) -> Any:
     return None
 
 
+@contextlib.contextmanager
+def tifffile_messages():
+    """Collect what tifffile logs (damaged-file notices) instead of letting it print raw lines."""
+    records: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger, handler = logging.getLogger("tifffile"), _Collect(level=logging.WARNING)
+    old_propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = old_propagate
+
+
 def read_tiff(path: Path) -> Image:
-    """Read a TIFF into an :class:`Image` (axes from the file's series, voxel size from metadata)."""
+    """Read a TIFF into an :class:`Image` (axes from the file's series, voxel size from metadata).
+
+    A truncated file (tifffile reports invalid page or value offsets) is refused rather than read
+    partially. Only the first image series is read; others are named in a warning.
+    """
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with tifffile_messages() as notes, tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         data = series.asarray()
         axes = series.axes.upper()
@@ -159,6 +185,22 @@ def read_tiff(path: Path) -> Image:
         sizes, source, provenance = tiff_voxel_size(tif)
         fmt = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
         compression = str(getattr(page.compression, "name", page.compression)).lower()
+        others = [tuple(s.shape) for s in tif.series[1:]]
+    damaged = [n for n in notes if "invalid page offset" in n or "invalid value offset" in n]
+    if damaged:
+        raise user_error(
+            f"the file is damaged or truncated ({damaged[0]})",
+            path=path,
+            fix="copy it again from the source; only part of it could be read",
+        )
+    warnings = [f"{path}: tifffile: {n}" for n in notes]
+    if others:
+        warnings.append(
+            f"{path}: the file holds {len(others) + 1} image series; read the first "
+            f"{tuple(data.shape)} and ignored {', '.join(map(str, others))}"
+        )
+    for w in warnings:
+        log.warning(w)
     meta: dict[str, Any] = {
         "reader": "tiff",
         "source": str(path),
@@ -166,6 +208,8 @@ def read_tiff(path: Path) -> Image:
         "compression": compression,
         "voxel_size_source": source,
     }
+    if warnings:
+        meta["warnings"] = warnings
     if provenance is not None:
         meta["provenance"] = provenance
         if isinstance(provenance, dict) and "scaling" in provenance:
