@@ -38,11 +38,15 @@ def focal_shift_um(*, na: float, wavelength_um: float, immersion_index: float, s
     if depth_um <= 0:
         return 0.0
     reach = depth_um * abs(sample_index / immersion_index - 1.0) + depth_um * 0.2 + 3.0 * wavelength_um
-    fine = max(step_um / 8.0, 0.005)
-    zv = depth_um + np.arange(-reach, reach + fine, fine)
-    prof = psfmodels.make_psf(zv, 1, dxy=0.05, pz=depth_um, wvl=wavelength_um, normalize=False,
-                              **_params(na, immersion_index, sample_index))[:, 0, 0]
-    return float(zv[int(np.argmax(prof))])
+    params = _params(na, immersion_index, sample_index)
+    centre = depth_um
+    for step in (max(step_um / 2, 0.05), max(step_um / 16, 0.005)):  # coarse scan, then refine
+        zv = centre + np.arange(-reach, reach + step / 2, step)
+        prof = psfmodels.make_psf(zv, 1, dxy=0.05, pz=depth_um, wvl=wavelength_um, normalize=False,
+                                  **params)[:, 0, 0]
+        centre = float(zv[int(np.argmax(prof))])
+        reach = 2 * step
+    return centre
 
 
 def gibson_lanni_psf(shape: tuple[int, int, int], voxel_size_um: tuple[float, float, float], *,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from ..errors import user_error
 
-__all__ = ["prepare_psf", "resample_psf", "psf_info", "center_crop", "fit_fwhm"]
+__all__ = ["prepare_psf", "resample_psf", "psf_info", "center_crop"]
 
 log = logging.getLogger("neurodecon")
 
@@ -92,71 +91,11 @@ def resample_psf(psf: np.ndarray, from_voxel_size_um: Sequence[float],
 
 
 # ---------------------------------------------------------------------------------------------
-# FWHM by Gaussian fit
-def _half_max_width(profile: np.ndarray, spacing: float) -> float:
-    p = profile / profile.max()
-    c = int(np.argmax(p))
-    right = c
-    while right + 1 < p.size and p[right + 1] > 0.5:
-        right += 1
-    left = c
-    while left - 1 >= 0 and p[left - 1] > 0.5:
-        left -= 1
-    r = right + ((p[right] - 0.5) / (p[right] - p[right + 1]) if right + 1 < p.size else 0.5)
-    l_ = left - ((p[left] - 0.5) / (p[left] - p[left - 1]) if left - 1 >= 0 else 0.5)
-    return float((r - l_) * spacing)
-
-
-def fit_fwhm(profile: np.ndarray, spacing_um: float) -> float:
-    """FWHM (µm) of a 1-D peak from a Gaussian-plus-offset least-squares fit of its central lobe.
-
-    The fit uses the contiguous samples above 10 % of the maximum around the peak (plus one on
-    each side). Falls back to the interpolated half-maximum width when the lobe spans fewer than
-    four samples or the fit fails.
-    """
-    from scipy.optimize import OptimizeWarning, curve_fit
-
-    p = np.asarray(profile, dtype=np.float64)
-    if p.size < 3 or not p.max() > 0:
-        return float("nan")
-    c = int(np.argmax(p))
-    lo, hi = c, c
-    while lo > 0 and p[lo - 1] > 0.1 * p[c]:
-        lo -= 1
-    while hi < p.size - 1 and p[hi + 1] > 0.1 * p[c]:
-        hi += 1
-    lo, hi = max(lo - 1, 0), min(hi + 1, p.size - 1)
-    x = np.arange(lo, hi + 1, dtype=np.float64)
-    y = p[lo: hi + 1]
-    guess = _half_max_width(p, 1.0) / 2.3548
-    if x.size < 4:
-        return _half_max_width(p, spacing_um)
-
-    def model(t, a, b, mu, s):
-        return a + b * np.exp(-0.5 * ((t - mu) / s) ** 2)
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            popt, _ = curve_fit(model, x, y, p0=(0.0, p[c], float(c), max(guess, 0.3)), maxfev=2000)
-    except (RuntimeError, ValueError):
-        return _half_max_width(p, spacing_um)
-    sigma = abs(float(popt[3]))
-    if not np.isfinite(sigma) or sigma > p.size:
-        return _half_max_width(p, spacing_um)
-    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * sigma * spacing_um)
-
-
 def _fwhm_3d(psf: np.ndarray, voxel_size_um: Sequence[float], peak: Sequence[int]) -> tuple[float, ...]:
-    try:  # the metrics package's bead FWHM, when it exists, is the one measure we share
-        from ..metrics import bead_fwhm  # type: ignore[attr-defined]
-    except ImportError:
-        bead_fwhm = None
-    if bead_fwhm is not None:
-        return tuple(float(v) for v in bead_fwhm(psf, voxel_size_um, center=tuple(peak)))
-    z, y, x = peak
-    lines = (psf[:, y, x], psf[z, :, x], psf[z, y, :])
-    return tuple(fit_fwhm(line, float(v)) for line, v in zip(lines, voxel_size_um, strict=True))
+    """FWHM (z, y, x) in µm through ``peak``: the metrics package's bead FWHM (Gaussian fits)."""
+    from ..metrics import bead_fwhm
+
+    return tuple(float(v) for v in bead_fwhm(psf, voxel_size_um, center=tuple(float(p) for p in peak)))
 
 
 def psf_info(psf: np.ndarray, voxel_size_um: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, Any]:
@@ -248,8 +187,7 @@ def _warn_axis_order(arr: np.ndarray, vox: Sequence[float], path: Any) -> None:
     if min(arr.shape) < 5:
         return
     peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(arr)), arr.shape))
-    fz, fy, fx = (fit_fwhm(line, v) for line, v in zip(
-        (arr[:, peak[1], peak[2]], arr[peak[0], :, peak[2]], arr[peak[0], peak[1], :]), vox, strict=True))
+    fz, fy, fx = _fwhm_3d(arr, vox, peak)
     if np.isfinite([fz, fy, fx]).all() and fz < 0.7 * max(fy, fx) and max(fy, fx) > 2 * min(vox[1:]):
         log.warning(f"{path or 'PSF'}: the PSF is narrower along z ({fz:.3g} µm) than along y/x "
                     f"({fy:.3g}/{fx:.3g} µm); check that its axes are (Z, Y, X) and its voxel size")
