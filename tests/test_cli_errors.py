@@ -72,6 +72,18 @@ def test_not_an_image_text_named_npy_and_unknown_extension(run_cli, tmp_path):
     assert_one_line_error(*run_cli("info", q), q, "unrecognised file type", ".ome.tif")
 
 
+def test_not_an_image_zarr_folders(run_cli, tmp_path):
+    import zarr
+
+    junk = tmp_path / "junk.ome.zarr"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("x")
+    assert_one_line_error(*run_cli("info", junk), junk, "not a readable Zarr store")
+    plain = tmp_path / "plain.zarr"
+    zarr.open_group(str(plain), mode="w").attrs["a"] = 1
+    assert_one_line_error(*run_cli("info", plain), plain, "multiscales")
+
+
 def test_folder_without_tiffs(run_cli, tmp_path):
     (tmp_path / "readme.txt").write_text("x")
     assert_one_line_error(*run_cli("info", tmp_path), tmp_path, "no TIFF files")
