@@ -136,10 +136,10 @@ def _filaments(vol, vox, u, rng, density, radius_um=None, length_density=6e-3, t
                branch_probability=0.08):
     ext = [float(n * v) for n, v in zip(vol.shape, vox, strict=True)]
     r_lo, r_hi = _range(radius_um, u, (0.8, 2.0))
-    n_trees = _count(density * length_density / u**2 * _volume_um3(vol.shape, vox)
-                     / (tree_length * u), rng)
+    per_tree = min(tree_length * u, 3.0 * float(np.cbrt(_volume_um3(vol.shape, vox))))
+    n_trees = _count(density * length_density / u**2 * _volume_um3(vol.shape, vox) / per_tree, rng)
     step = 4.0 * u
-    n_steps = int(tree_length * u / step)
+    n_steps = max(1, int(per_tree / step))
     starts, ends, radii, values = [], [], [], []
     for root in _uniform_points(n_trees, vol.shape, vox, rng):
         val = float(rng.uniform(0.4, 1.0))
