@@ -186,3 +186,15 @@ def test_cli_evaluate_shape_mismatch_is_one_line_error(run_cli, pollen):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "differs" in lines[0]
+
+
+def test_docs_python_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "docs/metrics.md", "exec"), {})
+    assert "(0.8" in capsys.readouterr().out  # the Gaussian PSF's FWHM, as the doc says

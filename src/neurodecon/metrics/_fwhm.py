@@ -120,4 +120,4 @@ def bead_fwhm(volume: np.ndarray, voxel_size_um: Sequence[float], center: Sequen
         coords[ax] = np.arange(vol.shape[ax])
         prof = ndi.map_coordinates(vol, coords, order=1, mode="nearest")
         out.append(line_profile_fwhm(prof, v[ax]))
-    return tuple(out)  # type: ignore[return-value]
+    return (float(out[0]), float(out[1]), float(out[2]))
