@@ -197,4 +197,4 @@ def test_docs_python_example_runs(capsys):
     assert blocks
     for code in blocks:
         exec(compile(code, "docs/metrics.md", "exec"), {})
-    assert "(0.8" in capsys.readouterr().out  # the Gaussian PSF's FWHM, as the doc says
+    assert "[0.8, 0.3, 0.3]" in capsys.readouterr().out  # the Gaussian PSF's FWHM, as the doc says
