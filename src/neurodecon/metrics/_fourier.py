@@ -85,7 +85,8 @@ def fsc(a: np.ndarray, b: np.ndarray, voxel_size_um: Sequence[float] | float = 1
     plane : {"xy", "xz", "yz"}, optional
         For a 3D stack: 2D FRC in every plane of this orientation, with the shell sums pooled.
     n_bins : int, optional
-        Number of shells between 0 and Nyquist (default ``min(64, max(shape) // 2)``).
+        Number of shells between 0 and Nyquist (default ``max(shape) // 2``: one pixel step along
+        the longest axis).
     edges : {"periodic", "tukey", "none"}
         Border treatment before the FFT (after subtracting the mean): ``"periodic"`` (default)
         keeps Moisan's periodic component, which removes the border cross without blurring the
@@ -119,7 +120,7 @@ def fsc(a: np.ndarray, b: np.ndarray, voxel_size_um: Sequence[float] | float = 1
     else:
         stack = 1
     r = radius_rfft(spatial)
-    nb = n_bins or max(4, min(64, max(spatial) // 2))
+    nb = n_bins or max(4, max(spatial) // 2)
     idx = np.minimum((r * nb).astype(np.int64), nb)  # r >= 1 (corners) -> overflow bin nb
     idx.flat[0] = nb  # the DC term (zero after mean subtraction) is left out
     sums = [np.bincount(idx.ravel(), weights=x.ravel().astype(np.float64), minlength=nb + 1)[:nb]
