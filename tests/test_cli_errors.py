@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -142,6 +143,16 @@ def test_wrong_dimensionality_6d(run_cli, tmp_path):
     p = tmp_path / "six.npy"
     np.save(p, np.ones((2, 2, 2, 2, 2, 2)))
     assert_one_line_error(*run_cli("convert", p, tmp_path / "o.ome.tif"), p, "6D", "T, C, Z, Y, X")
+
+
+def test_wrong_dimensionality_5d_where_3d_is_needed(run_cli, tmp_path):
+    """A TCZYX OME-TIFF is read fine (info), but a command needing one (Z, Y, X) stack refuses it."""
+    p = tmp_path / "five.ome.tif"
+    data = (np.arange(2 * 2 * 3 * 8 * 8) % 97).astype(np.uint16).reshape(2, 2, 3, 8, 8)
+    tifffile.imwrite(p, data, ome=True, metadata={"axes": "TCZYX"})
+    code, out, err = run_cli("info", p, "--json")
+    assert code == 0 and json.loads(out)["axes"] == "TCZYX"
+    assert_one_line_error(*run_cli("psf", "info", p), p, "expected", "(Z, Y, X)")
 
 
 def test_nan_and_inf_values(run_cli, tmp_path):
