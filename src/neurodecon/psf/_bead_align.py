@@ -1,0 +1,192 @@
+"""Sub-voxel localisation, shift-alignment, per-bead features, averaging and bead-size removal."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy import optimize, signal
+
+__all__ = ["fit_gaussian_3d", "aligned_crop", "support_mask", "bead_features", "weighted_average",
+           "frame_background", "remove_bead", "ncc"]
+
+def _window(volume: np.ndarray, centre: np.ndarray, half: np.ndarray):
+    sl = tuple(slice(max(0, int(c) - int(h)), min(n, int(c) + int(h) + 1))
+               for c, h, n in zip(centre, half, volume.shape, strict=True))
+    return volume[sl].astype(np.float64), np.array([s.start for s in sl], dtype=float)
+
+
+def fit_gaussian_3d(volume: np.ndarray, centre: np.ndarray, half: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """Least-squares fit of ``bg + A·exp(-Σ (x_i-c_i)²/2σ_i²)`` in a window around ``centre``.
+
+    Returns ``(centre_zyx, sigma_zyx, amplitude, background)`` in voxels, or ``None`` when the fit
+    fails or lands outside the window. Starts from the intensity-weighted centroid.
+    """
+    data, origin = _window(volume, centre, half)
+    grids = np.meshgrid(*[np.arange(n, dtype=float) for n in data.shape], indexing="ij")
+    bg0 = float(np.percentile(data, 10))
+    w = np.clip(data - bg0, 0, None)
+    if w.sum() <= 0:
+        return None
+    c0 = [float((g * w).sum() / w.sum()) for g in grids]
+    s0 = [max(0.6, float(np.sqrt((((g - c) ** 2) * w).sum() / w.sum()))) for g, c in
+          zip(grids, c0, strict=True)]
+    p0 = np.array([float(data.max()) - bg0, bg0, *c0, *s0])
+    flat = data.ravel()
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        a, b, cz, cy, cx, sz, sy, sx = p
+        e = ((grids[0] - cz) / sz) ** 2 + ((grids[1] - cy) / sy) ** 2 + ((grids[2] - cx) / sx) ** 2
+        return (b + a * np.exp(-0.5 * e)).ravel() - flat
+
+    try:
+        res = optimize.least_squares(resid, p0, method="lm", max_nfev=400)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    a, b, *rest = res.x
+    c, s = np.array(rest[:3]), np.abs(np.array(rest[3:]))
+    inside = np.all((c >= 0) & (c <= np.array(data.shape) - 1))
+    if not res.success or a <= 0 or not inside or np.any(s > 2 * np.array(data.shape)):
+        return None
+    return c + origin, s, float(a), float(b)
+
+
+def aligned_crop(volume: np.ndarray, centre: np.ndarray, shape: tuple[int, int, int]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Crop of ``shape`` whose index ``n//2`` sits on the sub-voxel ``centre`` (spline shift).
+
+    Returns ``(crop, valid)``; ``valid`` is False where the window ran past the stack (those
+    voxels are never filled by wrap-around, they are excluded from the average).
+    """
+    shape_a = np.asarray(shape)
+    margin = 3
+    base = np.floor(centre).astype(int)
+    frac = centre - base
+    start = base - shape_a // 2 - margin
+    stop = start + shape_a + 2 * margin
+    src = tuple(slice(max(0, a), min(n, b)) for a, b, n in zip(start, stop, volume.shape, strict=True))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start, strict=True))
+    big = np.zeros(tuple(shape_a + 2 * margin), np.float32)
+    valid = np.zeros(big.shape, np.float32)
+    big[dst] = volume[src]
+    valid[dst] = 1.0
+    # fill outside with the nearest edge value so the spline does not ring at the stack end
+    if not valid.all():
+        idx = ndi.distance_transform_edt(valid == 0, return_distances=False, return_indices=True)
+        big = big[tuple(idx)]
+    core = tuple(slice(margin, margin + n) for n in shape_a)
+    shifted = ndi.shift(big, -frac, order=3, mode="nearest")[core]
+    if valid.all():
+        return shifted, np.ones(shifted.shape, bool)
+    vshift = ndi.shift(valid, -frac, order=1, mode="constant", cval=0.0)
+    return shifted, vshift[core] > 0.999
+
+
+def frame_background(crop: np.ndarray, valid: np.ndarray | None = None, width: int = 2) -> float:
+    """Median of the outer lateral frame (``width`` voxels, all planes) of a crop."""
+    mask = np.ones(crop.shape, bool)
+    mask[:, width:-width, width:-width] = False
+    if valid is not None:
+        mask &= valid
+    vals = crop[mask]
+    return float(np.median(vals)) if vals.size else 0.0
+
+
+def support_mask(avg: np.ndarray, k: float) -> np.ndarray:
+    """Voxels connected to the centre where the σ=1-smoothed average exceeds ``k`` × its noise.
+
+    The noise is the standard deviation of the smoothed average in the outer lateral frame;
+    the mask is dilated by 2 voxels so that the PSF's edge is not cut sharply.
+    """
+    sm = ndi.gaussian_filter(avg, 1.0, mode="constant")
+    frame = np.ones(avg.shape, bool)
+    frame[:, 2:-2, 2:-2] = False
+    noise = float(np.std(sm[frame]))
+    labels, _ = ndi.label(sm > k * noise)
+    centre = labels[tuple(np.array(avg.shape) // 2)]
+    if centre == 0:
+        return np.ones(avg.shape, bool)
+    return ndi.binary_dilation(labels == centre, iterations=2)
+
+
+def bead_features(crop: np.ndarray, core_half: np.ndarray) -> dict[str, float | np.ndarray]:
+    """Core integrated intensity and second-moment widths (σ, voxels) of a background-free crop."""
+    c = np.array(crop.shape) // 2
+    sl = tuple(slice(int(ci - h), int(ci + h + 1)) for ci, h in zip(c, core_half, strict=True))
+    core = crop[sl]
+    w = np.clip(core, 0, None)
+    total = float(w.sum())
+    grids = np.meshgrid(*[np.arange(n, dtype=float) - n // 2 for n in core.shape], indexing="ij")
+    if total <= 0:
+        return {"integral": float(core.sum()), "sigma": np.full(3, np.nan)}
+    mean = [float((g * w).sum() / total) for g in grids]
+    sig = np.array([np.sqrt(max(float(((g - m) ** 2 * w).sum() / total), 0.0))
+                    for g, m in zip(grids, mean, strict=True)])
+    return {"integral": float(core.sum()), "sigma": sig}
+
+
+def weighted_average(crops: list[np.ndarray], valids: list[np.ndarray], weights: np.ndarray,
+                     *, method: str = "mean") -> np.ndarray:
+    """Average of unit-brightness crops: brightness-weighted mean, or per-voxel median."""
+    stack = np.stack(crops).astype(np.float32)
+    mask = np.stack(valids)
+    if method == "median":
+        masked = np.where(mask, stack, np.nan)
+        with np.errstate(all="ignore"):
+            out = np.nanmedian(masked, axis=0) if mask.any(axis=0).all() else _nanmedian_safe(masked)
+        return np.nan_to_num(out, nan=0.0).astype(np.float32)
+    w = weights.reshape(-1, 1, 1, 1).astype(np.float32) * mask
+    den = w.sum(axis=0)
+    num = (stack * w).sum(axis=0)
+    return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0).astype(np.float32)
+
+
+def _nanmedian_safe(masked: np.ndarray) -> np.ndarray:
+    out = np.zeros(masked.shape[1:], np.float32)
+    ok = np.isfinite(masked).any(axis=0)
+    out[ok] = np.nanmedian(masked[:, ok], axis=0)
+    return out
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation (Pearson) of two same-shape arrays."""
+    a = np.asarray(a, np.float64).ravel() - np.mean(a)
+    b = np.asarray(b, np.float64).ravel() - np.mean(b)
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def remove_bead(blurred: np.ndarray, ideal: np.ndarray, *, iterations: int = 30) -> np.ndarray:
+    """PSF ``p`` with ``blurred ≈ ideal ⊛ p``, by Richardson–Lucy iterations started from ``blurred``.
+
+    Linear (zero-padded) convolution, so nothing wraps around; ``ideal`` is cropped to an odd box
+    around its centre first. Non-negative, sum 1. RL is self-regularising: few iterations on a
+    small kernel remove the bead's size without amplifying the average's residual noise.
+    """
+    k = _compact_odd(ideal)
+    if k.size == 1 or iterations <= 0:
+        return _unit_sum(blurred)
+    k_flip = k[::-1, ::-1, ::-1]
+    obs = np.clip(blurred, 0, None).astype(np.float64)
+    est = obs.copy()
+    eps = 1e-12 * obs.max()
+    for _ in range(iterations):
+        model = signal.fftconvolve(est, k, mode="same")
+        ratio = obs / np.maximum(model, eps)
+        est *= np.clip(signal.fftconvolve(ratio, k_flip, mode="same"), 0, None)
+    return _unit_sum(est)
+
+
+def _compact_odd(kernel: np.ndarray) -> np.ndarray:
+    c = np.array(kernel.shape) // 2
+    nz = np.argwhere(kernel > kernel.max() * 1e-6)
+    r = np.max(np.abs(nz - c), axis=0) if len(nz) else np.zeros(3, int)
+    sl = tuple(slice(int(ci - ri), int(ci + ri + 1)) for ci, ri in zip(c, r, strict=True))
+    k = kernel[sl].astype(np.float64)
+    return k / k.sum()
+
+
+def _unit_sum(a: np.ndarray) -> np.ndarray:
+    a = np.clip(np.asarray(a, np.float64), 0, None)
+    s = a.sum()
+    return (a / s if s > 0 else a).astype(np.float32)
