@@ -198,3 +198,14 @@ def test_docs_python_example_runs(capsys):
     for code in blocks:
         exec(compile(code, "docs/metrics.md", "exec"), {})
     assert "[0.8, 0.3, 0.3]" in capsys.readouterr().out  # the Gaussian PSF's FWHM, as the doc says
+
+
+def test_cli_evaluate_rejects_multichannel_stack(run_cli, tmp_path):
+    import tifffile
+
+    path = tmp_path / "two_channels.tif"
+    data = np.random.default_rng(0).random((4, 2, 16, 16)).astype(np.float32)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "ZCYX"})
+    code, _, err = run_cli("evaluate", path, "--voxel-size", "1", "1", "1")
+    assert code == 2
+    assert err.strip().startswith(f"error: {path}") and "3D" in err and len(err.strip().splitlines()) == 1

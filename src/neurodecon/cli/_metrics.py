@@ -27,15 +27,18 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from ..errors import user_error
     from ..io import read
     from ..metrics import evaluate
 
     pred = read(args.pred, voxel_size_um=args.voxel_size)
     truth = read(args.truth, voxel_size_um=args.voxel_size) if args.truth else None
     voxel = tuple(args.voxel_size) if args.voxel_size else pred.voxel_size_um
+    for path, img in ((args.pred, pred), (args.truth, truth)):
+        if img is not None and img.data.ndim != 3:
+            raise user_error(f"evaluate needs one 3D (Z, Y, X) stack, got axes {img.axes} {img.shape}",
+                             path=path, fix="save one channel and time point as its own stack")
     if truth is not None and truth.shape != pred.shape:
-        from ..errors import user_error
-
         raise user_error(f"shape {truth.shape} differs from the prediction's {pred.shape}",
                          path=args.truth, fix="give the ground truth of the same stack")
     metrics = evaluate(pred.data, truth.data if truth is not None else None,

@@ -140,6 +140,8 @@ def ssim(pred: np.ndarray, truth: np.ndarray, *, data_range: float | None = None
 
     pred, truth = check_pair(pred, truth)
     dr = _range(truth, data_range)
+    if min(pred.shape[-2:]) < 3:
+        raise user_error(f"SSIM needs at least 3 pixels along Y and X, got shape {pred.shape}")
     if pred.ndim == 3 and pred.shape[0] < 3:
         return float(np.mean([ssim(p, t, data_range=dr) for p, t in zip(pred, truth, strict=True)]))
     win = _ssim_window(pred.shape)
