@@ -12,7 +12,7 @@ from neurodecon.errors import NeuroDeconError
 
 def gaussian_psf(shape=(9, 11, 11), sigma=(2.0, 1.3, 1.3)):
     grids = np.meshgrid(*[np.arange(n) - n // 2 for n in shape], indexing="ij")
-    p = np.exp(-sum(g**2 / (2 * s**2) for g, s in zip(grids, sigma)))
+    p = np.exp(-sum(g**2 / (2 * s**2) for g, s in zip(grids, sigma, strict=True)))
     return (p / p.sum()).astype(np.float32)
 
 
@@ -63,7 +63,7 @@ def rl_unknown_reference(y, psf, b, iterations, floor=1e-3):
     for _ in range(iterations):
         x = x * adj(y / (fwd(x) + b)) * w
     lo = [m - 1 - m // 2 for m in psf.shape]
-    return x[tuple(slice(o, o + n) for o, n in zip(lo, y.shape))]
+    return x[tuple(slice(o, o + n) for o, n in zip(lo, y.shape, strict=True))]
 
 
 # -- agreement ----------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_deconvolver_reuses_buffers_for_a_time_series():
     otf = dec.op.otf
     outs = [dec(f, iterations=10, background=5.0) for f in frames]
     assert dec.op.otf is otf
-    for f, o in zip(frames, outs):
+    for f, o in zip(frames, outs, strict=True):
         np.testing.assert_allclose(o, deconvolve(f, psf, "rl-accel", iterations=10,
                                                  background=5.0, device="cpu"), rtol=1e-5, atol=1e-4)
 

@@ -94,9 +94,9 @@ def _trim_psf(psf: np.ndarray, rel: float = 1e-6) -> np.ndarray:
 def _fit_psf(psf: np.ndarray, image_shape: tuple[int, ...], boundary: str) -> np.ndarray:
     """Trim negligible borders; with periodic boundaries crop to the image (centred)."""
     psf = _trim_psf(psf)
-    if boundary == "periodic" and any(m > n for m, n in zip(psf.shape, image_shape)):
+    if boundary == "periodic" and any(m > n for m, n in zip(psf.shape, image_shape, strict=True)):
         index = tuple(slice(m // 2 - n // 2, m // 2 - n // 2 + n) if m > n else slice(None)
-                      for m, n in zip(psf.shape, image_shape))
+                      for m, n in zip(psf.shape, image_shape, strict=True))
         psf = psf[index]
         psf = (psf / psf.sum(dtype=np.float64)).astype(np.float32)
     return np.ascontiguousarray(psf, dtype=np.float32)
@@ -223,7 +223,7 @@ class Deconvolver:
     def _observed_data(self, image: np.ndarray) -> torch.Tensor:
         """The data on the observed region of the grid (mirrored into the padding for reflect)."""
         if self.geometry.boundary == "reflect":
-            widths = [(sl.start, p - sl.stop) for sl, p in zip(self.geometry.crop, self.geometry.padded_shape)]
+            widths = [(sl.start, p - sl.stop) for sl, p in zip(self.geometry.crop, self.geometry.padded_shape, strict=True)]
             image = np.pad(image, widths, mode="symmetric")
         return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)
 
@@ -410,7 +410,7 @@ def deconvolve(image: Any, psf: Any, method: str = "rl", *, iterations: int | st
                    callback=callback)
     psfs = _channel_psfs(psf, arr.shape[0], arr.ndim - 1)
     out = np.empty(arr.shape, dtype=np.float32)
-    for c, (frame, p) in enumerate(zip(arr, psfs)):
+    for c, (frame, p) in enumerate(zip(arr, psfs, strict=True)):
         def channel_progress(done: int, total: int, msg: str = "", _c: int = c) -> bool | None:
             return None if progress is None else progress(
                 _c * max(total, 1) + done, arr.shape[0] * max(total, 1), f"channel {_c}: {msg}")

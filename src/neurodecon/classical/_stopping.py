@@ -60,7 +60,7 @@ def estimate_gain(image: np.ndarray) -> float:
     scale = 1.0 + 1.0 / (2 * img.ndim)
     edges = np.quantile(local, np.linspace(0.02, 0.98, 21))
     means, variances = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (local >= lo) & (local < hi)
         if sel.sum() < 50:
             continue
