@@ -27,8 +27,22 @@ _TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 _LETTER_OF_TYPE = {"time": "T", "channel": "C"}
 
 
-def _open_group(path: Path):
+def _zarr(path: Any):
+    """The zarr module, refusing zarr 2 (this code uses the zarr 3 API and writes zarr v3 stores)."""
     import zarr
+
+    major = int(str(zarr.__version__).split(".")[0])
+    if major < 3:
+        raise user_error(
+            f"OME-Zarr support needs zarr>=3 (installed: zarr {zarr.__version__})",
+            path=path,
+            fix="pip install 'zarr>=3' (Python 3.11 or newer), or use .ome.tif",
+        )
+    return zarr
+
+
+def _open_group(path: Path):
+    zarr = _zarr(path)
 
     try:
         return zarr.open_group(str(path), mode="r")
@@ -46,9 +60,8 @@ def _open_group(path: Path):
 
 def read_ome_zarr(path: str | Path) -> Image:
     """Read the full-resolution level of an OME-Zarr image into an :class:`Image`."""
-    import zarr
-
     path = Path(path)
+    zarr = _zarr(path)
     node = _open_group(path)
     if isinstance(node, zarr.Array):  # a bare array: no NGFF metadata at all
         data = np.asarray(node[...])
@@ -186,7 +199,7 @@ def write_ome_zarr(path: str | Path, image: Image, *, extra: dict[str, Any] | No
 
     ``path`` is the temporary location given by the caller; it is created here.
     """
-    import zarr
+    zarr = _zarr(path)
 
     data, axes = image.data, image.axes
     vz, vy, vx = image.voxel_size_um
