@@ -102,9 +102,9 @@ def evaluate(pred: Any, truth: Any = None, *, voxel_size_um: Sequence[float] | N
     dict
         Keys of :data:`METRIC_KEYS`: with a truth ``psnr, ssim, nrmse, rmse, pearson,
         fsc_resolution_{z,y,x}_um``; always ``decorr_{xy,xz,yz}_{resolution_um,kc,snr}``,
-        ``entropy_bits``, ``glcm_asm``, ``glcm_idm``. Values are Python floats; NaN where a
-        resolution could not be found (no decorrelation peak, FSC never below 1/7), ``inf`` PSNR
-        for a perfect match.
+        ``entropy_bits``, ``glcm_asm``, ``glcm_idm``. Values are Python floats; NaN where no
+        decorrelation peak was found; ``inf`` PSNR for a perfect match; an FSC that never drops
+        below 1/7 gives the Nyquist limit ``2 · voxel``.
     """
     if normalization not in NORMALIZATIONS:
         raise user_error(f"unknown normalization {normalization!r}",

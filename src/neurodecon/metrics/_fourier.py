@@ -150,13 +150,14 @@ def threshold_curve(curve: FourierCorrelation, threshold: str | float = "1/7") -
 
 
 def _crossing(curve: FourierCorrelation, thr: np.ndarray) -> float:
-    """First frequency (fraction of Nyquist) where the curve falls below ``thr``, interpolated."""
+    """First frequency (fraction of Nyquist) where the curve falls below ``thr``, interpolated;
+    1 (Nyquist) when it never does."""
     c, f = curve.correlation, curve.frequency
     ok = np.nonzero(curve.n_points > 0)[0]
     c, f, thr = c[ok], f[ok], thr[ok]
     below = np.nonzero(c[1:] < thr[1:])[0]
-    if below.size == 0:
-        return float("nan")
+    if below.size == 0:  # correlated up to the last shell: the sampling limits the resolution
+        return 1.0
     i = int(below[0]) + 1
     d0, d1 = c[i - 1] - thr[i - 1], c[i] - thr[i]
     t = d0 / (d0 - d1) if d0 != d1 else 0.0
@@ -181,7 +182,8 @@ def frc_resolution(a: np.ndarray | FourierCorrelation, b: np.ndarray | None = No
     tuple of float
         ``2 · voxel_i / k_c`` for every analysed axis ``i`` (``(z, y, x)`` for a 3D FSC, the two
         in-plane axes for ``plane``), where ``k_c`` is the first crossing as a fraction of Nyquist.
-        NaN when the curve never drops below the threshold (correlated up to Nyquist).
+        When the curve never drops below the threshold (correlated up to Nyquist), ``k_c = 1``:
+        the Nyquist limit ``2 · voxel_i`` is returned, a bound set by the sampling.
     """
     if not isinstance(a, FourierCorrelation) and b is None:
         raise TypeError("frc_resolution needs two images, or one FourierCorrelation")
