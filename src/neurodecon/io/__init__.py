@@ -1,6 +1,7 @@
 """Image I/O that keeps voxel sizes: TIFF / OME-TIFF, OME-Zarr, .npy and z-series folders."""
 
-from ._api import check_image, format_of, read, write
+from ._api import check_image, format_of, read
 from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._write import write
 
 __all__ = ["Image", "DEFAULT_VOXEL_SIZE_UM", "read", "write", "check_image", "format_of"]

@@ -72,8 +72,7 @@ def series_files(path: str | Path) -> list[Path]:
 def _read_plane(path: Path) -> tuple[np.ndarray, str, bool]:
     import tifffile
 
-    from ._api import guard_tiff
-    from ._tiff import tifffile_messages
+    from ._tiff import guard_tiff, tifffile_messages
 
     def _read(p: Path):
         with tifffile_messages() as notes, tifffile.TiffFile(p) as tif:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from ._image import Image
 from ._rgb import pick_data_channel
 from ._units import canonical_axes, unit_to_um
 
-__all__ = ["read_tiff", "write_tiff", "tiff_voxel_size"]
+__all__ = ["read_tiff", "write_tiff", "tiff_voxel_size", "guard_tiff", "tifffile_messages"]
 
 log = logging.getLogger("neurodecon")
 
@@ -146,6 +147,72 @@ def _shaped_provenance(tif) -> Any:
         if isinstance(parsed, dict):
             return _maybe_json(parsed.get("neurodecon", parsed))
     return None
+
+
+def _compression_name(p: Path) -> str:
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            return str(getattr(tif.pages.first.compression, "name", tif.pages.first.compression))
+    except Exception:  # best effort, only for the message
+        return "unknown"
+
+
+def guard_tiff(reader: Callable[[Path], Any], p: Path) -> Any:
+    """Run ``reader(p)``; turn tifffile/imagecodecs failures on broken files into one-line user errors."""
+    import tifffile
+
+    try:
+        return reader(p)
+    except (PermissionError, FileNotFoundError):
+        raise
+    except tifffile.TiffFileError as exc:
+        raise user_error(
+            f"not a TIFF image ({exc})",
+            path=p,
+            fix="check that this is the right file and that it was copied completely",
+        ) from None
+    except ValueError as exc:
+        text = str(exc)
+        if "imagecodecs" in text:
+            raise user_error(
+                f"cannot decode the {_compression_name(p)} compression: the "
+                "imagecodecs package is missing",
+                path=p,
+                fix="pip install imagecodecs, or re-save the file uncompressed",
+            ) from None
+        if "COMPRESSION" in text:
+            raise user_error(
+                f"unsupported TIFF compression ({text})",
+                path=p,
+                fix="re-save the file uncompressed or with LZW/Deflate (e.g. in Fiji: "
+                "File > Save As > Tiff)",
+            ) from None
+        raise user_error(
+            f"not a readable TIFF ({text})",
+            path=p,
+            fix="check that the file is a complete TIFF image",
+        ) from None
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] == "imagecodecs":
+            raise user_error(
+                f"the {_compression_name(p)}-compressed data cannot be decoded "
+                f"({type(exc).__name__}: {exc})",
+                path=p,
+                fix="the file is damaged or uses a codec variant imagecodecs cannot read; "
+                "re-export it uncompressed",
+            ) from None
+        if (
+            isinstance(exc, (OSError, EOFError, IndexError, KeyError))
+            or type(exc).__name__ == "error"
+        ):
+            raise user_error(
+                f"not a readable TIFF ({type(exc).__name__}: {exc})",
+                path=p,
+                fix="check that the file is a complete TIFF image",
+            ) from None
+        raise
 
 
 @contextlib.contextmanager

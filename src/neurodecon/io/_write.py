@@ -1,0 +1,190 @@
+"""Writing with the output policy every command shares: dtype, provenance, atomic rename, no overwrite."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import user_error
+from ._api import format_of
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._units import default_axes
+
+__all__ = ["write"]
+
+log = logging.getLogger("neurodecon")
+
+
+def write(
+    path: str | os.PathLike,
+    image: Image | np.ndarray,
+    *,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+    provenance: dict[str, Any] | None = None,
+    voxel_size_um: Sequence[float] | None = None,
+) -> Path:
+    """Write an image with the output policy every command shares.
+
+    * ``dtype="float32"`` (default) stores values as float32; ``dtype="uint16"`` stores integer
+      data already in ``0..65535`` unchanged and otherwise scales linearly to ``0..65535``; either
+      way it records ``scale``/``offset`` so that ``value = stored * scale + offset``
+      (``read(..., unscale=True)`` applies it); ``dtype="keep"`` writes the pixel type as it is
+      (a faithful copy, used by ``convert``).
+    * voxel size and provenance (package version, command line, parameters) go into the file
+      (not for ``.npy``, which has no metadata);
+    * the file is written to a temporary name and renamed (atomic);
+    * an input is never overwritten; an existing output only with ``overwrite=True``.
+    """
+    out = Path(path)
+    if isinstance(image, np.ndarray):
+        axes = default_axes(image.ndim)
+        if axes is None:
+            raise user_error(
+                f"cannot write a {image.ndim}D array",
+                path=out,
+                fix="give at most 5 axes (T, C, Z, Y, X)",
+            )
+        image = Image(data=image, axes=axes, voxel_size_um=voxel_size_um or DEFAULT_VOXEL_SIZE_UM)
+    elif voxel_size_um is not None:
+        image = image.with_data(image.data, voxel_size_um=tuple(voxel_size_um))
+    fmt = format_of(out)
+    if fmt in ("unknown", "series"):
+        raise user_error(
+            "unrecognised output type",
+            path=out,
+            fix="end the output name with .tif, .ome.tif, .ome.zarr or .npy",
+        )
+    _check_output_path(out, inputs, overwrite)
+    data, scaling = _apply_dtype(image.data, dtype, out)
+    if dtype == "keep" and isinstance(image.metadata.get("scaling"), dict):
+        scaling = image.metadata[
+            "scaling"
+        ]  # a faithful copy keeps the meaning of the stored values
+    extra = {
+        "software": "neurodecon",
+        "version": __version__,
+        "command": " ".join(sys.argv) if sys.argv else "",
+        "voxel_size_um": list(image.voxel_size_um),
+        "axes": image.axes,
+        "shape": list(image.data.shape),
+        "dtype": str(data.dtype),
+        **({"scaling": scaling} if scaling else {}),
+        **(provenance or {}),
+    }
+    if fmt == "npy":
+        log.warning(
+            f"{out}: .npy keeps no voxel size or provenance; use .ome.tif or .ome.zarr to keep them"
+        )
+    to_write = image.with_data(data)
+    _atomic(out, lambda tmp: _dispatch_write(tmp, to_write, fmt, extra), overwrite)
+    return out
+
+
+def _check_output_path(out: Path, inputs: Sequence[Any], overwrite: bool) -> None:
+    resolved = out.resolve()
+    for inp in inputs:
+        if inp is not None and Path(inp).resolve() == resolved:
+            raise user_error(
+                "refusing to overwrite an input file",
+                path=out,
+                fix="choose a different output name",
+            )
+    if out.exists() and not overwrite:
+        raise user_error(
+            "output already exists", path=out, fix="choose another name or pass --overwrite"
+        )
+    parent = resolved.parent
+    if not parent.exists():
+        raise user_error("output folder does not exist", path=out, fix=f"create {parent} first")
+    if not os.access(parent, os.W_OK):
+        raise user_error(
+            "permission denied for the output folder",
+            path=out,
+            fix="choose a folder you can write to",
+        )
+
+
+def _apply_dtype(data: np.ndarray, dtype: str, out: Path) -> tuple[np.ndarray, dict | None]:
+    if dtype == "keep":
+        return (data.astype(np.uint8) if data.dtype == bool else data), None
+    if dtype in ("float32", "float"):
+        arr = np.asarray(data, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise RuntimeError(f"{out}: refusing to write NaN/Inf values (this is a bug)")
+        return arr, None
+    if dtype == "uint16":
+        return _to_uint16(data, out)
+    raise user_error(
+        f"unsupported output dtype {dtype!r}", path=out, fix="use float32, uint16 or keep"
+    )
+
+
+def _to_uint16(data: np.ndarray, out: Path) -> tuple[np.ndarray, dict]:
+    meaning = "value = stored * scale + offset"
+    if data.dtype == bool or np.issubdtype(data.dtype, np.integer):
+        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        if lo >= 0 and hi <= 65535:
+            return data.astype(np.uint16), {
+                "dtype": "uint16",
+                "scale": 1.0,
+                "offset": 0.0,
+                "meaning": meaning,
+            }
+    arr = np.asarray(data, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise RuntimeError(f"{out}: refusing to write NaN/Inf values (this is a bug)")
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    scale = (hi - lo) / 65535.0 if hi > lo else 1.0
+    stored = np.rint((arr - lo) / scale).astype(np.uint16)
+    return stored, {"dtype": "uint16", "scale": scale, "offset": lo, "meaning": meaning}
+
+
+def _dispatch_write(tmp: Path, image: Image, fmt: str, extra: dict) -> None:
+    if fmt in ("tiff", "ome-tiff"):
+        from ._tiff import write_tiff
+
+        write_tiff(tmp, image, ome=(fmt == "ome-tiff"), extra=extra)
+    elif fmt == "npy":
+        with open(tmp, "wb") as fh:
+            np.save(fh, image.data, allow_pickle=False)
+    elif fmt == "ome-zarr":
+        from ._zarr import write_ome_zarr
+
+        write_ome_zarr(tmp, image, extra=extra)
+
+
+def _atomic(out: Path, writer: Callable[[Path], None], overwrite: bool) -> None:
+    """Write to a temporary sibling, then rename over ``out``."""
+    import shutil
+
+    suffix = "".join(out.suffixes) or ".tmp"
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{out.name}.", suffix=f".partial{suffix}", dir=out.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    try:
+        writer(tmp)
+        if out.exists() and overwrite:
+            if out.is_dir():
+                shutil.rmtree(out)
+            else:
+                out.unlink()
+        os.replace(tmp, out)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
