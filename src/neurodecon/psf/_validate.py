@@ -104,8 +104,8 @@ def psf_info(psf: np.ndarray, voxel_size_um: Sequence[float] = (1.0, 1.0, 1.0)) 
     Returns
     -------
     dict
-        ``shape``, ``voxel_size_um``, ``sum``, ``min``, ``peak`` (index of the maximum),
-        ``expected_centre`` (``n // 2``), ``centred`` (peak at the expected centre),
+        ``shape``, ``voxel_size_um``, ``sum``, ``min``, ``peak`` and ``centre`` (index of the
+        maximum), ``expected_centre`` (``n // 2``), ``centred`` (peak at the expected centre),
         ``fwhm_um`` (``{"z", "y", "x"}``, Gaussian fit of the lines through the peak), and
         ``axial_asymmetry`` = (E_after − E_before) / (E_after + E_before) with E the energy in
         the planes after/before the peak plane (0 for a symmetric PSF).
@@ -125,6 +125,7 @@ def psf_info(psf: np.ndarray, voxel_size_um: Sequence[float] = (1.0, 1.0, 1.0)) 
         "sum": float(arr.sum()),
         "min": float(arr.min()),
         "peak": list(peak),
+        "centre": list(peak),
         "expected_centre": list(centre),
         "centred": peak == centre,
         "fwhm_um": {"z": fz, "y": fy, "x": fx},
