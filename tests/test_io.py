@@ -220,6 +220,21 @@ def test_plain_tiff_resolution_tags(tmp_path):
     assert img.voxel_size_assumed and img.voxel_size_um == (1.0, 1.0, 1.0)
 
 
+def test_imagej_without_unit_falls_back_to_resolution_unit(tmp_path):
+    p = tmp_path / "ijcm.tif"
+    tifffile.imwrite(
+        p,
+        _stack(),
+        imagej=True,
+        resolution=(1e4 / 0.25, 1e4 / 0.25),
+        resolutionunit="CENTIMETER",
+        metadata={"axes": "ZYX", "spacing": 0.5},
+    )
+    img = read(p)
+    assert img.voxel_size_um[1:] == pytest.approx((0.25, 0.25), rel=1e-7)
+    assert img.voxel_size_assumed  # 'spacing' without a unit is not trusted for z
+
+
 def test_override_voxel_size_and_reject_bad_values(tmp_path):
     p = tmp_path / "a.tif"
     tifffile.imwrite(p, _stack(), photometric="minisblack")

@@ -124,6 +124,12 @@ def tiff_voxel_size(tif) -> tuple[Sizes, str, Any]:
         provenance = _ome_provenance(image_el)
     elif tif.is_imagej:
         sizes, source = _imagej_voxel_size(tif), "ImageJ calibration (resolution, spacing, unit)"
+        if (
+            sizes[1] is None and sizes[2] is None
+        ):  # no ImageJ unit: the TIFF resolution unit may say
+            tags = _tag_voxel_size(tif.pages.first)
+            if tags[1] is not None:
+                sizes[1:], source = tags[1:], f"{source} + TIFF resolution tags"
         ij = tif.imagej_metadata or {}
         if "neurodecon" in ij:
             provenance = _maybe_json(ij["neurodecon"])
