@@ -58,7 +58,7 @@ def _subsample(volume: np.ndarray, max_values: int = 2_000_000) -> np.ndarray:
 
 
 def detect_candidates(volume: np.ndarray, *, smooth_sigma: float = 1.0,
-                      threshold_sigma: float = 6.0, min_relative: float = 0.04,
+                      threshold_sigma: float = 8.0, min_relative: float = 0.04,
                       footprint: int = 5) -> tuple[Candidates, np.ndarray]:
     """Local maxima of the Gaussian-smoothed stack above ``bg + max(k·noise, f·(max − bg))``.
 
@@ -141,7 +141,8 @@ def estimate_fwhm_vox(smooth: np.ndarray, positions: np.ndarray, *, smooth_sigma
             w.append(_half_max_width(smooth[tuple(idx)].ravel(), int(p[ax] - lo)))
         widths.append(w)
     arr = np.asarray(widths, dtype=float).reshape(-1, 3)
-    med = np.nanmedian(arr, axis=0) if np.isfinite(arr).any() else np.full(3, np.nan)
+    med = np.array([np.median(col[np.isfinite(col)]) if np.isfinite(col).any() else np.nan
+                    for col in arr.T])
     blur = 2.3548 * smooth_sigma
     med = np.sqrt(np.clip(med**2 - blur**2, 1.0, None))
     return np.where(np.isfinite(med), med, 3.0)

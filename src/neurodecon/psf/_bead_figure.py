@@ -2,8 +2,151 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
 __all__ = ["bead_qc_figure"]
 
+_CODES = {"saturated": "S", "border": "B", "close": "C", "fit": "F", "bright": "D",
+          "dim": "d", "shape": "W", "mismatch": "M"}
 
-def bead_qc_figure(result, beads, path, *, log_scale: bool = False):
-    raise NotImplementedError
+
+def bead_qc_figure(result: Any, beads: Any, path: str | os.PathLike, *,
+                   log_scale: bool = False, dpi: int = 110) -> Path:
+    """Write a PNG/PDF/SVG with orthogonal views, line profiles and a map of the beads.
+
+    Parameters
+    ----------
+    result : BeadPSF
+        Output of :func:`extract_psf`.
+    beads : (Z, Y, X) ndarray, Image, path or None
+        The bead stack: its maximum projection is drawn with used beads (green circles) and
+        rejected beads (red crosses with a reason code: S saturated, B border, C close, F fit,
+        D bright/doublet, d dim, W width/shape, M mismatch). ``None`` leaves the map out.
+    path : path-like
+        Output file; the format follows the extension.
+    log_scale : bool
+        Show the kernels on a logarithmic colour scale (three decades), to see the tails.
+
+    Returns
+    -------
+    Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(17, 9.5), layout="constrained")
+    grid = fig.add_gridspec(3, 5, width_ratios=[1.3, 1.3, 1, 1, 1])
+    stack = _as_stack(beads, result)
+    if stack is not None:
+        _bead_map(fig.add_subplot(grid[:, :2]), stack, result)
+    views = ((result.blurred_bead, "averaged bead o*"), (result.psf, "PSF, bead removed"))
+    for row, (vol, label) in enumerate(views):
+        _ortho(fig, [fig.add_subplot(grid[row, c]) for c in range(2, 5)], vol,
+               result.voxel_size_um, label, log_scale)
+    _profiles([fig.add_subplot(grid[2, c]) for c in range(2, 5)], result)
+    fig.suptitle(_title(result), fontsize=11)
+    out = Path(path)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def _as_stack(beads: Any, result: Any) -> np.ndarray | None:
+    if beads is None:
+        return None
+    from ._beads import _load
+
+    data, _, _ = _load(beads, result.voxel_size_um, result.info.get("channel"))
+    return data
+
+
+def _title(result: Any) -> str:
+    counts = ", ".join(f"{n} {r}" for r, n in sorted(result.rejection_counts.items(),
+                                                      key=lambda kv: -kv[1])) or "none"
+    f, s = result.fwhm_um, result.fwhm_spread_um
+    fwhm = " / ".join(f"{a:.3f} ± {b:.3f}" for a, b in zip(f, s, strict=True))
+    p = " / ".join(f"{a:.3f}" for a in result.psf_fwhm_um)
+    return (f"{result.n_used} beads used of {result.info.get('n_detected', '?')} detected "
+            f"(rejected: {counts})\nFWHM z / y / x of o*: {fwhm} µm (± = s.d. across beads);"
+            f" PSF with the {result.info.get('bead_diameter_um', '?')} µm bead removed: {p} µm")
+
+
+def _bead_map(ax, stack: np.ndarray, result: Any) -> None:
+    mip = stack.max(axis=0).astype(np.float32)
+    lo, hi = np.percentile(mip, [1, 99.9])
+    shown = np.clip((mip - lo) / max(hi - lo, 1e-12), 0, 1) ** 0.5
+    ax.imshow(shown, cmap="gray", interpolation="nearest")
+    radius = max(result.blurred_bead.shape[1:]) / 2
+    for _z, y, x in result.positions:
+        ax.add_patch(_circle((x, y), radius, "lime"))
+    for (_z, y, x), reason in result.rejected:
+        ax.plot(x, y, marker="x", color="red", ms=7, mew=1.5)
+        ax.text(x + radius * 0.5, y - radius * 0.5, _CODES.get(reason, "?"), color="red",
+                fontsize=9, fontweight="bold",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "red", "alpha": 0.8})
+    legend = "  ".join(f"{c}={r}" for r, c in _CODES.items())
+    ax.set_title(f"max projection: green = used ({result.n_used}), red = rejected\n{legend}",
+                 fontsize=9)
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+
+
+def _circle(xy, radius, color):
+    from matplotlib.patches import Circle
+
+    return Circle(xy, radius, fill=False, color=color, lw=1.0)
+
+
+def _ortho(fig, axes, vol: np.ndarray, vox, label: str, log_scale: bool) -> None:
+    from matplotlib.colors import LogNorm, Normalize
+
+    c = np.array(vol.shape) // 2
+    vz, vy, vx = vox
+    nz, ny, nx = vol.shape
+    planes = (
+        (vol[c[0]], (-(nx // 2) * vx, (nx - 1 - nx // 2) * vx, (ny - 1 - ny // 2) * vy, -(ny // 2) * vy),
+         "XY", "x (µm)", "y (µm)"),
+        (vol[:, c[1], :], (-(nx // 2) * vx, (nx - 1 - nx // 2) * vx, (nz - 1 - nz // 2) * vz, -(nz // 2) * vz),
+         "XZ", "x (µm)", "z (µm)"),
+        (vol[:, :, c[2]], (-(ny // 2) * vy, (ny - 1 - ny // 2) * vy, (nz - 1 - nz // 2) * vz, -(nz // 2) * vz),
+         "YZ", "y (µm)", "z (µm)"),
+    )
+    vmax = float(vol.max())
+    norm = LogNorm(vmin=vmax * 1e-3, vmax=vmax) if log_scale else Normalize(0, vmax)
+    for ax, (img, ext, name, xl, yl) in zip(axes, planes, strict=True):
+        shown = np.clip(img, vmax * 1e-3, None) if log_scale else img
+        im = ax.imshow(shown, cmap="magma", norm=norm, extent=ext, interpolation="nearest",
+                       aspect="equal")
+        ax.set_title(f"{label}: {name}", fontsize=9)
+        ax.set_xlabel(xl, fontsize=8)
+        ax.set_ylabel(yl, fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.colorbar(im, ax=axes[-1], shrink=0.8, label="fraction of total" + (" (log)" if log_scale else ""))
+
+
+def _profiles(axes, result: Any) -> None:
+    names = ("z", "y", "x")
+    for ax_i, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        for vol, label, style, fwhm in (
+            (result.blurred_bead, "o*", "-", result.fwhm_um[ax_i]),
+            (result.psf, "PSF", "--", result.psf_fwhm_um[ax_i]),
+            (result.ideal_bead, "i*", ":", None),
+        ):
+            c = np.array(vol.shape) // 2
+            idx = list(c)
+            idx[ax_i] = slice(None)
+            prof = vol[tuple(idx)]
+            n = vol.shape[ax_i]
+            pos = (np.arange(n) - n // 2) * result.voxel_size_um[ax_i]
+            tag = f"{label} (FWHM {fwhm:.3f} µm)" if fwhm is not None else label
+            ax.plot(pos, prof / max(float(prof.max()), 1e-12), style, label=tag)
+        ax.axhline(0.5, color="0.7", lw=0.7)
+        ax.set_title(f"profile along {name} through the centre", fontsize=9)
+        ax.set_xlabel(f"{name} (µm)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="upper right")

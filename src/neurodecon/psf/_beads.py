@@ -36,7 +36,7 @@ __all__ = ["BeadPSF", "extract_psf", "render_ideal_bead", "bead_qc_figure"]
 log = logging.getLogger("neurodecon")
 
 _DEFAULTS: dict[str, Any] = {
-    "threshold_sigma": 6.0,  # detection threshold in noise standard deviations
+    "threshold_sigma": 8.0,  # detection threshold in noise standard deviations
     "min_relative": 0.04,  # ... and at least this fraction of the brightest peak
     "window_fwhm": 2.5,  # automatic crop half-size, in FWHM per axis
     "saturation_level": None,  # raw value counting as saturated (None: automatic)
@@ -273,7 +273,7 @@ def _detect(volume, dtype, size, opt, path):
                                           min_relative=opt["min_relative"])
     if len(cands.positions) == 0:
         raise user_error("no beads found (no local maximum rises above the noise threshold)",
-                         path=path, fix="check the channel and that the stack shows beads, or lower threshold_sigma")
+                         path=path, fix="check the channel and that the stack shows beads, or lower the detection threshold (--threshold)")
     cands = _merge_same_bead(cands, np.full(3, 2.0))  # plateau voxels of one saturated top
     sat = det.saturation_level(volume, dtype, opt["saturation_level"])
     clean = cands.positions if sat is None else cands.positions[cands.raw_peaks < sat]
@@ -370,11 +370,18 @@ def _average(used: list[dict[str, Any]], opt) -> np.ndarray:
     return (avg / avg.sum()).astype(np.float32)
 
 
+_HINTS = {
+    "close": "the beads are too dense for the crop: give a smaller --size or a sparser bead field",
+    "border": "move the beads away from the stack border (a larger field or z range) or give a smaller --size",
+    "saturated": "re-acquire with lower laser power or gain, or set the saturation level",
+}
+
+
 def _no_beads_error(cands, reasons, path):
     counts = Counter(r for r in reasons if r)
     parts = ", ".join(f"{n} {r}" for r, n in counts.most_common())
-    hint = "use a smaller --size" if counts.get("close") or counts.get("border") else \
-        "check the channel, saturation and bead density"
+    top = counts.most_common(1)[0][0] if counts else ""
+    hint = _HINTS.get(top, "check the channel, the saturation and that the stack shows isolated beads")
     return user_error(f"no usable beads: {len(reasons)} detected, all rejected ({parts})",
                       path=path, fix=hint)
 
@@ -399,6 +406,7 @@ def _assemble(psf, blurred, ideal, vox, used, cands, reasons, sat, opt, diameter
         "detection_threshold": cands.threshold,
         "saturation_level": sat,
         "bead_diameter_um": diameter,
+        "channel": opt["channel"],
         "average": opt["average"],
         "bead_removal": f"Richardson-Lucy, {int(opt['bead_removal_iterations'])} iterations, linear convolution",
         "fwhm_method": "neurodecon.metrics.bead_fwhm (Gaussian fits to line profiles)",
