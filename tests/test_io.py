@@ -391,3 +391,21 @@ def test_zarr_2_is_refused_with_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(NeuroDeconError, match=r"needs zarr>=3 \(installed: zarr 2\.18\.3\)"):
         write(tmp_path / "a.ome.zarr", _stack(dtype=np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_convert_uint16_records_scaling_and_info_shows_it(tmp_path, run_cli):
+    src = tmp_path / "f.tif"
+    data = np.linspace(-0.5, 2.0, 4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)
+    write(src, Image(data=data, voxel_size_um=(0.3, 0.1, 0.1)))
+    code, out, err = run_cli("convert", src, tmp_path / "u.ome.tif", "--dtype", "uint16")
+    assert code == 0, err
+    code, out, err = run_cli("info", tmp_path / "u.ome.tif", "--json")
+    info = json.loads(out)
+    assert info["dtype"] == "uint16" and (info["min"], info["max"]) == (0, 65535)
+    assert info["scaling"]["offset"] == pytest.approx(-0.5)
+    assert info["scaling"]["scale"] == pytest.approx(2.5 / 65535)
+    assert info["voxel_size_um"] == pytest.approx([0.3, 0.1, 0.1])
+    back = read(tmp_path / "u.ome.tif", unscale=True).data
+    np.testing.assert_allclose(back, data, atol=2.5 / 65535)
+    code, out, _ = run_cli("info", tmp_path / "u.ome.tif")
+    assert "scaling     value = stored * 3.81476e-05 + -0.5" in out
