@@ -130,3 +130,28 @@ def test_method_colours_are_distinct_and_fixed_for_raw_and_truth():
     c = _figures.method_colours(["raw", "rl", "rltv", "wiener", "neurodecon", "truth"])
     assert c["raw"] == "#888888" and c["truth"] == "#000000"
     assert len(set(c.values())) == 6
+
+
+def test_rank_with_truth_uses_psnr_and_ssim_ties_to_ssim_nan_last():
+    from neurodecon.report._measure import rank
+
+    table = {"raw": {"psnr": 20.0, "ssim": 0.4, "nrmse": 0.1},
+             "a": {"psnr": 25.0, "ssim": 0.6, "nrmse": 0.0},   # psnr 1st, ssim 2nd
+             "b": {"psnr": 24.0, "ssim": 0.8, "nrmse": 0.5},   # psnr 2nd, ssim 1st -> tie, b wins
+             "c": {"psnr": float("nan"), "ssim": float("nan")}}
+    order, criterion, used = rank(table, use_truth=True)
+    assert order == ["b", "a", "raw", "c"] and used == ["psnr", "ssim"]
+    assert "SSIM" in criterion
+
+
+def test_rank_without_truth_prefers_finer_resolution_and_higher_snr():
+    from neurodecon.report._measure import rank
+
+    def row(res, snr):
+        return {f"decorr_{p}_resolution_um": res for p in ("xy", "xz", "yz")} | \
+            {f"decorr_{p}_snr": snr for p in ("xy", "xz", "yz")} | {"entropy_bits": 1.0}
+
+    table = {"raw": row(0.5, 0.5), "sharp": row(0.2, 0.6), "noisy": row(0.2, 0.1)}
+    order, _, used = rank(table, use_truth=False)
+    assert order == ["sharp", "noisy", "raw"]
+    assert len(used) == 6 and "entropy_bits" not in used

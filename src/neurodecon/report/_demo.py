@@ -29,11 +29,12 @@ DEMO_MICROSCOPE: dict[str, Any] = {
 
 #: Sizes (z, y, x) in voxels, and noise: full demo vs ``quick`` (test suite).
 _SIZES = {
-    False: {"sample": (40, 160, 160), "beads": (40, 160, 160), "psf": (33, 49, 49), "n_beads": 25},
-    True: {"sample": (24, 64, 64), "beads": (32, 96, 96), "psf": (21, 31, 31), "n_beads": 10},
+    False: {"sample": (40, 160, 160), "beads": (40, 192, 192), "psf": (33, 49, 49)},
+    True: {"sample": (24, 64, 64), "beads": (32, 128, 128), "psf": (21, 31, 31)},
 }
 _PHOTONS, _BACKGROUND, _READ_NOISE = 300.0, 5.0, 1.0
 _BEAD_DIAMETER_UM = 0.1
+_BEAD_SPACING_UM = 2.4  # mean distance between beads (well separated for the extraction)
 _PHANTOMS = ["filaments", "puncta", "ellipsoids"]
 
 
@@ -82,7 +83,8 @@ def demo_data(*, quick: bool = False, seed: int = 0) -> dict[str, Any]:
     sample = forward_model(truth, psf, photons=_PHOTONS, background=_BACKGROUND,
                            read_noise=_READ_NOISE, seed=seed + 1)
     bead_truth = phantom("beads", shape=sizes["beads"], voxel_size_um=vs, seed=seed + 2,
-                         n_beads=sizes["n_beads"], diameter_um=_BEAD_DIAMETER_UM)
+                         feature_um=vs[2], beads_diameter_um=_BEAD_DIAMETER_UM,
+                         beads_spacing=_BEAD_SPACING_UM / vs[2])
     beads = forward_model(bead_truth, psf, photons=4 * _PHOTONS, background=_BACKGROUND,
                           read_noise=_READ_NOISE, seed=seed + 3)
     return {"sample": sample, "truth": np.asarray(truth, dtype=np.float32), "beads": beads,

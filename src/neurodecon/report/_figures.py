@@ -23,11 +23,11 @@ RAW, TRUTH = "raw", "truth"
 _CMAP = "magma"
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, *, layout: str | None = "constrained"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=110, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -58,8 +58,9 @@ def method_colours(names: Sequence[str]) -> dict[str, str]:
 
 
 def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
-    cols = min(n, max_cols)
-    return (n + cols - 1) // cols, cols
+    """Balanced rows x cols for ``n`` panels, at most ``max_cols`` wide."""
+    rows = max(1, -(-n // max_cols))
+    return rows, -(-n // rows)
 
 
 def _scale_bar(ax, length_px: float, label: str, shape: tuple[int, int]) -> None:
@@ -95,8 +96,11 @@ def orthoview_figure(volumes: Mapping[str, np.ndarray], point: Sequence[int],
     rows, cols = _grid(len(names))
     first, _ = _views.orthoview_composite(next(iter(volumes.values())), point, voxel_size_um)
     aspect = first.shape[0] / first.shape[1]
-    fig = _figure(3.1 * cols, 3.1 * aspect * rows + 0.35 * rows)
+    panel_h = 3.1 * aspect + 0.3
+    fig = _figure(3.1 * cols, panel_h * rows + 0.4, layout=None)
     axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.4 / (panel_h * rows + 0.4),
+                        wspace=0.03, hspace=0.3 / panel_h)
     vz, vy, vx = (float(v) for v in voxel_size_um)
     z, y, x = (int(p) for p in point)
     for ax in axes.ravel():
@@ -179,7 +183,7 @@ def spectra_figure(spectra: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarr
         ax.set_ylabel("relative power")
         ax.set_title(f"Fourier spectrum, {key} (radial average)", fontsize=10)
         ax.legend(fontsize=7, frameon=False)
-        ax.grid(alpha=0.25, which="both")
+        ax.grid(alpha=0.25)
     return _save(fig, path)
 
 
@@ -193,23 +197,28 @@ def fourier_figure(volumes: Mapping[str, np.ndarray], voxel_size_um: Sequence[fl
     allv = np.concatenate([np.ravel(a) for pair in specs.values() for a in pair])
     lo, hi = np.percentile(allv, [5, 99.9])
     vz, vy, vx = (float(v) for v in voxel_size_um)
-    fig = _figure(1.9 * len(names) + 0.6, 4.2)
-    axes = fig.subplots(2, len(names), squeeze=False)
+    width = 1.9 * len(names) + 1.3
+    fig = _figure(width, 4.3, layout=None)
+    axes = fig.subplots(2, len(names), squeeze=False, sharex=True, sharey="row")
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.95 / width, bottom=0.12, top=0.86,
+                        wspace=0.08, hspace=0.12)
+    fy, fx, fz = 0.5 / vy, 0.5 / vx, 0.5 / vz
     for j, name in enumerate(names):
         xy, xz = specs[name]
-        fy, fx, fz = 0.5 / vy, 0.5 / vx, 0.5 / vz
         im = axes[0, j].imshow(xy, cmap="viridis", vmin=lo, vmax=hi, extent=(-fx, fx, -fy, fy),
-                               interpolation="nearest")
+                               interpolation="nearest", aspect="auto")
         axes[1, j].imshow(xz, cmap="viridis", vmin=lo, vmax=hi, extent=(-fx, fx, -fz, fz),
                           interpolation="nearest", aspect="auto")
         axes[0, j].set_title(name, fontsize=9)
-        for i, lab in ((0, "k_y"), (1, "k_z")):
-            axes[i, j].tick_params(labelsize=6)
-            if j == 0:
-                axes[i, j].set_ylabel(f"{lab} (1/µm)", fontsize=7)
         axes[1, j].set_xlabel("k_x (1/µm)", fontsize=7)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="log10 amplitude")
-    fig.suptitle("Fourier spectra: XY planes (top, mean over z) and XZ planes (bottom, mean over y)",
+        for i in (0, 1):
+            axes[i, j].tick_params(labelsize=6)
+    axes[0, 0].set_ylabel("k_y (1/µm)", fontsize=7)
+    axes[1, 0].set_ylabel("k_z (1/µm)", fontsize=7)
+    cax = fig.add_axes((1 - 0.8 / width, 0.2, 0.12 / width, 0.6))
+    fig.colorbar(im, cax=cax).set_label("log10 amplitude", fontsize=7)
+    cax.tick_params(labelsize=6)
+    fig.suptitle("Fourier spectra: XY planes (top, mean over z), XZ planes (bottom, mean over y)",
                  fontsize=10)
     return _save(fig, path)
 
@@ -250,20 +259,23 @@ def metrics_figure(table: Mapping[str, Mapping[str, float]],
     names = list(table)
     colours = method_colours(names)
     cols = [c for c in columns if any(np.isfinite(table[n].get(c[0], np.nan)) for n in names)]
-    ncols = max(1, len(cols))
-    fig = _figure(min(2.6 * ncols, 14), 0.35 * len(names) + 1.4)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    for ax, (key, label, higher) in zip(axes, cols, strict=False):
+    ncols = min(4, max(1, len(cols)))
+    nrows = max(1, -(-len(cols) // ncols))
+    fig = _figure(2.7 * ncols + 0.6, (0.28 * len(names) + 0.9) * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.ravel()[len(cols):]:
+        ax.set_axis_off()
+    for k, (ax, (key, label, higher)) in enumerate(zip(axes.ravel(), cols, strict=False)):
         vals = [float(table[n].get(key, np.nan)) for n in names]
         ax.barh(range(len(names)), np.nan_to_num(vals), color=[colours[n] for n in names])
         for i, v in enumerate(vals):
-            if np.isfinite(v):
-                ax.text(v, i, f" {v:.3g}", va="center", fontsize=6)
-        ax.set_yticks(range(len(names)), names if ax is axes[0] else [""] * len(names), fontsize=7)
+            ax.text(v if np.isfinite(v) else 0, i, f" {v:.3g}" if np.isfinite(v) else " –",
+                    va="center", fontsize=6)
+        ax.set_yticks(range(len(names)), names if k % ncols == 0 else [""] * len(names), fontsize=7)
         ax.invert_yaxis()
         ax.set_title(f"{label} ({'↑' if higher else '↓'} better)", fontsize=8)
         ax.tick_params(axis="x", labelsize=6)
-        ax.margins(x=0.25)
+        ax.margins(x=0.3)
     return _save(fig, path)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from . import _views
 
 __all__ = ["volume_metrics", "objects_fwhm", "profile_fwhm", "rank", "metric_direction",
-           "TRUTH_METRICS"]
+           "TRUTH_METRICS", "reference_point"]
 
 log = logging.getLogger("neurodecon")
 
@@ -41,15 +41,23 @@ def volume_metrics(volume: np.ndarray, truth: np.ndarray | None, voxel_size_um) 
     return {str(k): float(v) for k, v in values.items() if np.isscalar(v) or np.ndim(v) == 0}
 
 
-def objects_fwhm(volume: np.ndarray, centres: np.ndarray, voxel_size_um) -> np.ndarray:
-    """FWHM ``(n, 3)`` in µm (z, y, x) of the objects at ``centres``; NaN where not measurable."""
+def objects_fwhm(volume: np.ndarray, centres: np.ndarray, voxel_size_um, *,
+                 half_size: tuple[int, int, int] = (6, 8, 8)) -> np.ndarray:
+    """FWHM ``(n, 3)`` in µm (z, y, x) of the objects at ``centres``; NaN where not measurable.
+
+    Each object is measured by :func:`neurodecon.metrics.bead_fwhm` on a crop of
+    ``±half_size`` voxels around it, so that neighbours do not enter the line fits.
+    """
     from ..metrics import bead_fwhm
 
     out = np.full((len(centres), 3), np.nan)
     for i, c in enumerate(centres):
+        lo = [max(0, int(ci) - h) for ci, h in zip(c, half_size, strict=True)]
+        hi = [min(n, int(ci) + h + 1) for ci, h, n in zip(c, half_size, volume.shape, strict=True)]
+        crop = volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        local = tuple(int(ci) - l0 for ci, l0 in zip(c, lo, strict=True))
         try:
-            out[i] = np.asarray(bead_fwhm(volume, tuple(voxel_size_um), center=tuple(int(v) for v in c)),
-                                dtype=float)
+            out[i] = np.asarray(bead_fwhm(crop, tuple(voxel_size_um), center=local), dtype=float)
         except (ValueError, RuntimeError, ArithmeticError) as exc:
             log.debug("FWHM not measurable at %s: %s", tuple(c), exc)
     out[~np.isfinite(out) | (out <= 0)] = np.nan
@@ -80,31 +88,37 @@ def _ranks(values: Sequence[float], direction: int) -> np.ndarray:
     return ranks
 
 
+#: No-reference metrics ranked without a truth: decorrelation resolution (↓) and SNR (↑).
+_NO_TRUTH = tuple(f"decorr_{p}_{m}" for m in ("resolution_um", "snr") for p in ("xy", "xz", "yz"))
+
+
 def rank(table: Mapping[str, Mapping[str, Any]], *, use_truth: bool) -> tuple[list[str], str, list[str]]:
     """Order the rows of ``table`` (name -> metrics) from best to worst.
 
-    With a ground truth the score is the mean rank over PSNR, SSIM, NRMSE and Pearson; without
-    one it is the mean rank over the no-reference metrics that have a direction (decorrelation
-    resolution per plane, lower is better; decorrelation SNR, higher is better).
-    Returns ``(order, criterion text, keys used)``.
+    With a ground truth the score is the mean of the ranks by PSNR and by SSIM (NRMSE and Pearson
+    are reported but not counted: NRMSE is PSNR in other units); ties go to the higher SSIM.
+    Without one it is the mean rank over decorrelation resolution (lower is better) and
+    decorrelation SNR (higher is better) in the XY, XZ and YZ planes; ties go to the finer XY
+    resolution. Returns ``(order, criterion text, keys used)``.
     """
     names = list(table)
-    keys = sorted({k for row in table.values() for k in row})
+    keys = {k for row in table.values() for k in row}
     if use_truth:
-        used = [k for k in keys if any(t == k.lower() or k.lower().startswith(t) for t in TRUTH_METRICS)]
-        criterion = "mean rank over PSNR, SSIM, NRMSE and Pearson against the ground truth"
+        used = [k for k in ("psnr", "ssim") if k in keys]
+        criterion = "mean of the ranks by PSNR and by SSIM against the ground truth"
     else:
-        used = [k for k in keys if metric_direction(k) is not None
-                and not any(t in k.lower() for t in TRUTH_METRICS)]
+        used = [k for k in _NO_TRUTH if k in keys]
         criterion = ("mean rank over decorrelation resolution (lower is better) and SNR "
-                     "(higher is better), XY/XZ/YZ planes; no ground truth")
+                     "(higher is better) in the XY, XZ and YZ planes; no ground truth")
     if not used or not names:
         return names, "not ranked (no comparable metric)", []
     score = np.zeros(len(names))
     for k in used:
         score += _ranks([table[n].get(k, np.nan) for n in names], metric_direction(k) or 1)
     score /= len(used)
-    order = [names[i] for i in np.argsort(score, kind="stable")]
+    tie = used[-1] if use_truth else used[0]
+    tie_rank = _ranks([table[n].get(tie, np.nan) for n in names], metric_direction(tie) or 1)
+    order = [names[i] for i in np.lexsort((tie_rank, score))]
     return order, criterion, used
 
 

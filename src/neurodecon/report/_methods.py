@@ -72,7 +72,7 @@ def parse_methods(methods: str | list[str] | tuple[str, ...]) -> list[MethodSpec
                 specs.append(MethodSpec(raw, "model", "neurodecon", "NeuroDecon (shipped model)"))
             else:
                 path = Path(target)
-                specs.append(MethodSpec(raw, "model", _safe_name(f"model_{path.name}"),
+                specs.append(MethodSpec(raw, "model", _safe_name(f"model_{path.name or 'dir'}"),
                                         f"NeuroDecon model {path.name}", model_path=path))
             continue
         name = raw.lower()

@@ -83,6 +83,18 @@ def _summary_block(summary: dict) -> str:
     return _html.key_values(pairs)
 
 
+def _ranking_note(summary: dict, failed: list[str]) -> str:
+    parts = []
+    if failed:
+        parts.append("Failed: " + ", ".join(failed) + " (reason in the table).")
+    if summary["input"].get("truth") is None:
+        parts.append("Without a ground truth no single number says which result is right: "
+                     "decorrelation analysis rewards detail and SNR, and a method that removes "
+                     "noise without sharpening can rank below the raw input. Judge with the "
+                     "orthogonal views, the line profiles and the spectra below.")
+    return " ".join(parts)
+
+
 def _contents(items: list[tuple[str, str]]) -> str:
     links = "".join(f'<li><a href="#{html.escape(i)}">{html.escape(t)}</a></li>' for i, t in items)
     return f'<nav id="contents"><ul>{links}</ul></nav>'
@@ -102,8 +114,7 @@ def render(summary: dict[str, Any], out: Path, figures: dict[str, tuple[str, str
            ("table-metrics", "All metrics"), ("table-files", "Parameters and files")]
     sections = [
         _html.section("Summary", _summary_block(summary), _contents(toc)),
-        _html.section("Ranking", _ranking_table(summary),
-                      note=("Failed: " + ", ".join(failed) + " (reason in the table).") if failed else ""),
+        _html.section("Ranking", _ranking_table(summary), note=_ranking_note(summary, failed)),
         _html.section("Orthogonal views", fig("fig-orthoviews")),
         _html.section("Line profiles and object size", fig("fig-profiles"), fig("fig-fwhm")),
         _html.section("Fourier spectra", fig("fig-spectra"), fig("fig-fourier")),

@@ -54,17 +54,18 @@ def find_small_objects(volume: np.ndarray, voxel_size_um: Voxel, *, scale_um: fl
     """Centres ``(n, 3)`` (int voxel indices) of the brightest small, isolated objects.
 
     Objects are maxima of a difference-of-Gaussians response at ``scale_um`` (default: 3 lateral
-    voxels), kept at least ``margin_um`` from the border and ``min_separation_um`` from a brighter
-    object, brightest first.
+    voxels), kept at least ``margin_um`` from the border (default: twice the scale and 10 % of
+    each axis) and ``min_separation_um`` from a brighter object, brightest first.
     """
     vs = np.asarray(voxel_size_um, dtype=float)
     scale = float(scale_um) if scale_um else 3.0 * float(vs[1:].min())
-    margin = float(margin_um) if margin_um is not None else 2.0 * scale
     sep = float(min_separation_um) if min_separation_um is not None else 3.0 * scale
     resp = _blob_response(volume, vs, scale)
     size = tuple(max(3, 2 * int(round(sep / v / 2)) + 1) for v in vs)
     peaks = (resp == ndimage.maximum_filter(resp, size=size, mode="nearest")) & (resp > 0)
-    m = [min(int(np.ceil(margin / v)), (n - 1) // 2) for v, n in zip(vs, resp.shape, strict=True)]
+    margins = [float(margin_um) / v if margin_um is not None else max(2.0 * scale / v, 0.1 * n)
+               for v, n in zip(vs, resp.shape, strict=True)]
+    m = [min(int(np.ceil(mg)), (n - 1) // 2) for mg, n in zip(margins, resp.shape, strict=True)]
     inner = np.zeros_like(peaks)
     inner[m[0]:resp.shape[0] - m[0], m[1]:resp.shape[1] - m[1], m[2]:resp.shape[2] - m[2]] = True
     idx = np.argwhere(peaks & inner)

@@ -109,17 +109,23 @@ def _figures_all(out: Path, vols, m, vs, point, psf, progress, step, n_steps) ->
     return {k: f"figures/{v}" for k, v in done.items()}
 
 
+#: Metrics drawn in metrics.png, in order, with their labels (those present are drawn, up to 8).
+_PLOTTED = (
+    ("psnr", "PSNR (dB)", True), ("ssim", "SSIM", True), ("nrmse", "NRMSE", False),
+    ("pearson", "Pearson r", True),
+    ("decorr_xy_resolution_um", "decorr. resolution XY (µm)", False),
+    ("decorr_xz_resolution_um", "decorr. resolution XZ (µm)", False),
+    ("decorr_yz_resolution_um", "decorr. resolution YZ (µm)", False),
+    ("decorr_xy_snr", "decorr. SNR XY", True), ("decorr_xz_snr", "decorr. SNR XZ", True),
+    ("decorr_yz_snr", "decorr. SNR YZ", True),
+    ("objects_fwhm_x_um", "object FWHM x (µm)", False),
+    ("objects_fwhm_z_um", "object FWHM z (µm)", False),
+)
+
+
 def _metric_columns(table) -> list[tuple[str, str, bool]]:
-    keys = sorted({k for row in table.values() for k in row})
-    cols = []
-    for k in keys:
-        d = _measure.metric_direction(k)
-        if d is not None:
-            cols.append((k, k, d > 0))
-    for k in ("objects_fwhm_x_um", "objects_fwhm_z_um"):
-        if k in keys:
-            cols.append((k, k, False))
-    return cols[:8]
+    keys = {k for row in table.values() for k in row}
+    return [c for c in _PLOTTED if c[0] in keys][:8]
 
 
 def _json_ready(obj: Any) -> Any:
