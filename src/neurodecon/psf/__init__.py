@@ -9,4 +9,3 @@ __all__ = [
     "center_crop", "prepare_psf", "psf_info", "resample_psf",
     "BeadPSF", "bead_qc_figure", "extract_psf", "render_ideal_bead",
 ]
-# bead-based PSF extraction (beads helper) is re-exported below

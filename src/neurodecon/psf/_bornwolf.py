@@ -61,12 +61,21 @@ def born_wolf_psf(shape: tuple[int, int, int], voxel_size_um: tuple[float, float
     r_grid = np.arange(0.0, r_max + 2 * dr, dr)
     prof = radial_profile(r_grid, z, na=na, wavelength_um=wavelength_um,
                           immersion_index=immersion_index)  # (Z, R)
-    out = np.zeros((nz, ny, nx))
+    # pixel-area integration as one sparse (pixels × radii) matrix of interpolation weights
+    from scipy import sparse
+
+    rows, cols, vals = [], [], []
+    pix = np.arange(ny * nx)
     for sy in sub:
         for sx in sub:
             rr = np.hypot((y + sy * dy)[:, None], (x + sx * dx)[None, :]).ravel()
             idx = rr / dr
             i0 = np.minimum(idx.astype(np.int64), r_grid.size - 2)
             f = idx - i0
-            out += (prof[:, i0] * (1 - f) + prof[:, i0 + 1] * f).reshape(nz, ny, nx)
-    return out / oversample**2
+            rows += [pix, pix]
+            cols += [i0, i0 + 1]
+            vals += [1.0 - f, f]
+    weights = sparse.csr_matrix((np.concatenate(vals) / oversample**2,
+                                 (np.concatenate(rows), np.concatenate(cols))),
+                                shape=(ny * nx, r_grid.size))
+    return np.asarray(weights @ prof.T).T.reshape(nz, ny, nx)
