@@ -15,7 +15,9 @@ Families (combine several with a comma list; they are merged by maximum):
 ``filaments``
     Tree-like branching filaments (persistent random walks that branch and taper), neurite-like.
 ``sponge``
-    A porous sponge-like solid: the super-level set of a random field (about a third filled).
+    A sponge-like network: one multiply connected thin wall between two interpenetrating channel
+    systems (the "sponge phase" of membranes; the zero level set of a random field with a short
+    correlation length), about a fifth of the volume.
 ``puncta``
     Small spheres of varying size and brightness (vesicles, synaptic puncta), partial-volume edges.
 ``beads``
@@ -180,11 +182,14 @@ def _sheets(vol, vox, u, rng, density, correlation_um=None, thickness_um=None):
     np.maximum(vol, shell * _modulation(vol.shape, vox, u, rng, 0.4, 1.0), out=vol)
 
 
-def _sponge(vol, vox, u, rng, density, correlation_um=None, level=0.4):
-    corr = correlation_um if correlation_um is not None else 5 * u / max(density, 1e-3) ** (1 / 3)
-    dist = soft_level_set(random_field(vol.shape, vox, corr, rng), vox, level)
-    solid = np.clip(0.5 + dist / u, 0.0, 1.0)
-    np.maximum(vol, solid * _modulation(vol.shape, vox, u, rng, 0.5, 1.0), out=vol)
+def _sponge(vol, vox, u, rng, density, correlation_um=None, thickness_um=None):
+    # the "sponge phase" of membranes: one multiply connected random wall separating two
+    # interpenetrating channel systems (the zero level set of a random field, short correlation)
+    corr = correlation_um if correlation_um is not None else 6 * u / max(density, 1e-3) ** (1 / 3)
+    half = (thickness_um if thickness_um is not None else 1.5 * u) / 2
+    dist = np.abs(soft_level_set(random_field(vol.shape, vox, corr, rng), vox, 0.0))
+    wall = np.clip(0.5 + (half - dist) / u, 0.0, 1.0)
+    np.maximum(vol, wall * _modulation(vol.shape, vox, u, rng, 0.5, 1.0), out=vol)
 
 
 def _puncta(vol, vox, u, rng, density, radius_um=None, intensity=(0.2, 1.0), spacing=12.0):
@@ -267,7 +272,7 @@ def phantom(names: str | Sequence[str], *, shape: Sequence[int], voxel_size_um: 
         ``ellipsoids_levels``, ``ellipsoids_fill``, ``tubes_radius_um``, ``tubes_intensity``,
         ``tubes_length_density``, ``filaments_radius_um``, ``filaments_branch_probability``,
         ``sheets_correlation_um``, ``sheets_thickness_um``, ``sponge_correlation_um``,
-        ``sponge_level``, ``puncta_radius_um``, ``puncta_spacing``, ``beads_diameter_um``,
+        ``sponge_thickness_um``, ``puncta_radius_um``, ``puncta_spacing``, ``beads_diameter_um``,
         ``beads_spacing`` (see the family functions).
 
     Returns
