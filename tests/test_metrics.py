@@ -120,8 +120,9 @@ def test_evaluate_reads_voxel_size_from_image_and_reports_progress(volume):
     from neurodecon.io import Image
 
     calls = []
-    out = evaluate(Image(volume, (0.5, 0.2, 0.2)), progress=lambda d, t, m: calls.append((d, t)))
-    assert out["decorr_xy_resolution_um"] == pytest.approx(0.4 / out["decorr_xy_kc"])
+    out = evaluate(Image(volume, (0.5, 0.3, 0.2)), progress=lambda d, t, m: calls.append((d, t)))
+    assert out["decorr_xy_resolution_um"] == pytest.approx(0.4 / out["decorr_xy_kc"])  # along x
+    assert out["decorr_yz_resolution_um"] == pytest.approx(1.0 / out["decorr_yz_kc"])  # along z
     assert calls[-1] == (4, 4)
 
 

@@ -51,7 +51,7 @@ METRIC_KEYS: dict[str, str] = {
 }
 
 #: Axis whose voxel size turns a plane's cut-off into µm: x for XY, z for XZ and YZ.
-_PLANE_AXIS = {"xy": 1, "xz": 0, "yz": 0}
+_PLANE_AXIS = {"xy": 2, "xz": 0, "yz": 0}
 
 
 def _as_volume(x: Any, name: str) -> tuple[np.ndarray, tuple[float, float, float] | None]:
