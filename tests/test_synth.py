@@ -71,6 +71,18 @@ def test_ellipsoids_follow_the_paper_discrete_intensities():
     assert set(np.unique(custom).tolist()) == {0.0, 0.5}
 
 
+def test_sponge_is_one_multiply_connected_wall():
+    from scipy import ndimage
+
+    vol = phantom("sponge", shape=(32, 96, 96), voxel_size_um=VOX, seed=0)
+    labels, n = ndimage.label(vol > 0.3)
+    sizes = np.bincount(labels.ravel())[1:]
+    assert sizes.max() > 0.95 * sizes.sum()  # the wall is one piece ...
+    pores, n_pores = ndimage.label(vol < 0.05)
+    pore_sizes = np.bincount(pores.ravel())[1:]
+    assert np.sort(pore_sizes)[-2] > 0.1 * pore_sizes.sum()  # ... between two big channel systems
+
+
 def test_density_scales_the_amount_of_structure():
     sparse = phantom("tubes", shape=(32, 64, 64), voxel_size_um=VOX, seed=0, density=0.3)
     dense = phantom("tubes", shape=(32, 64, 64), voxel_size_um=VOX, seed=0, density=3.0)
