@@ -30,7 +30,7 @@ DEMO_MICROSCOPE: dict[str, Any] = {
 #: Sizes (z, y, x) in voxels, and noise: full demo vs ``quick`` (test suite).
 _SIZES = {
     False: {"sample": (40, 160, 160), "beads": (40, 192, 192), "psf": (33, 49, 49)},
-    True: {"sample": (24, 64, 64), "beads": (32, 128, 128), "psf": (21, 31, 31)},
+    True: {"sample": (24, 64, 64), "beads": (32, 160, 160), "psf": (21, 31, 31)},
 }
 _PHOTONS, _BACKGROUND, _READ_NOISE = 300.0, 5.0, 1.0
 _BEAD_DIAMETER_UM = 0.1
