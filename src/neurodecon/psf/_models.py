@@ -145,6 +145,8 @@ def make_psf(model: str, *, shape: Sequence[int], voxel_size_um: Sequence[float]
               "depth_um": float(depth_um), "force_gl": model == "gibson-lanni" or mismatch}
     if model == "gaussian":
         return _finish(_gaussian(shape_t, vox, fwhm_um, na, wavelength_um, immersion_index))
+    if fwhm_um is not None:
+        log.warning(f"{model} PSF: fwhm_um is used only by the gaussian model; ignored")
     fwhm = textbook_fwhm_um(na, wavelength_um, immersion_index)
     if model in ("widefield", "gibson-lanni"):
         _warn_sampling(model, shape_t, vox, fwhm,
