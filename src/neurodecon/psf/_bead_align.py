@@ -7,7 +7,7 @@ from scipy import ndimage as ndi
 from scipy import optimize, signal
 
 __all__ = ["fit_gaussian_3d", "aligned_crop", "support_mask", "bead_features", "weighted_average",
-           "frame_background", "remove_bead", "ncc"]
+           "frame_background", "remove_bead", "ncc", "peak_offset", "recentre"]
 
 def _window(volume: np.ndarray, centre: np.ndarray, half: np.ndarray):
     sl = tuple(slice(max(0, int(c) - int(h)), min(n, int(c) + int(h) + 1))
@@ -175,6 +175,28 @@ def remove_bead(blurred: np.ndarray, ideal: np.ndarray, *, iterations: int = 30)
         ratio = obs / np.maximum(model, eps)
         est *= np.clip(signal.fftconvolve(ratio, k_flip, mode="same"), 0, None)
     return _unit_sum(est)
+
+
+def peak_offset(volume: np.ndarray) -> np.ndarray:
+    """Sub-voxel peak (σ=1 smoothed, parabola through the maximum's neighbours) minus ``n//2``."""
+    sm = ndi.gaussian_filter(np.asarray(volume, np.float64), 1.0, mode="constant")
+    idx = np.unravel_index(int(np.argmax(sm)), sm.shape)
+    pos = np.array(idx, dtype=float)
+    for ax, i in enumerate(idx):
+        if 0 < i < sm.shape[ax] - 1:
+            lo, mid, hi = (float(sm[idx[:ax] + (i + d,) + idx[ax + 1:]]) for d in (-1, 0, 1))
+            den = lo - 2 * mid + hi
+            if den < 0:
+                pos[ax] += 0.5 * (lo - hi) / den
+    return pos - np.array(sm.shape) // 2
+
+
+def recentre(kernel: np.ndarray, tolerance: float = 0.25) -> np.ndarray:
+    """Shift a kernel (cubic spline, zero outside) so that its sub-voxel peak sits at ``n//2``."""
+    offset = peak_offset(kernel)
+    if np.all(np.abs(offset) < tolerance):
+        return kernel
+    return _unit_sum(ndi.shift(kernel.astype(np.float64), -offset, order=3, mode="constant"))
 
 
 def _compact_odd(kernel: np.ndarray) -> np.ndarray:

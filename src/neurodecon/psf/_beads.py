@@ -259,10 +259,10 @@ def extract_psf(beads: Any, *, voxel_size_um: tuple[float, float, float] | None 
     used = [b for b in beads_ok if reasons[b["index"]] is None]
     if not used:
         raise _no_beads_error(cands, reasons, path)
-    blurred = _average(used, opt)
+    blurred = _recentre_on_peak(volume, used, _average(used, opt), opt)
     ideal = render_ideal_bead(blurred.shape, vox, bead_diameter_um)
     report(progress, 5, 6, "removing the bead size")
-    psf = al.remove_bead(blurred, ideal, iterations=int(opt["bead_removal_iterations"]))
+    psf = al.recentre(al.remove_bead(blurred, ideal, iterations=int(opt["bead_removal_iterations"])))
     result = _assemble(psf, blurred, ideal, vox, used, cands, reasons, sat, opt, bead_diameter_um)
     report(progress, 6, 6, f"{result.n_used} beads used")
     return result
@@ -375,6 +375,21 @@ _HINTS = {
     "border": "move the beads away from the stack border (a larger field or z range) or give a smaller --size",
     "saturated": "re-acquire with lower laser power or gain, or set the saturation level",
 }
+
+
+def _recentre_on_peak(volume, used, blurred, opt) -> np.ndarray:
+    """Put the average's sub-voxel peak (not the beads' Gaussian centre) at ``n//2``.
+
+    For asymmetric PSFs the two differ; the PSF convention (and ``prepare_psf``) is the peak.
+    The beads are re-cropped at the shifted centres, so the data are interpolated only once.
+    """
+    offset = al.peak_offset(blurred)
+    if np.all(np.abs(offset) < 0.25):
+        return blurred
+    for b in used:
+        crop, valid = al.aligned_crop(volume, b["centre"] + offset, blurred.shape)
+        b["crop"], b["valid"] = crop - al.frame_background(crop, valid), valid
+    return _average(used, opt)
 
 
 def _no_beads_error(cands, reasons, path):

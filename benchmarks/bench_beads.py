@@ -1,0 +1,86 @@
+"""Bead PSF extraction on the real bead stacks of ../shared/data: beads used, FWHM, time.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_beads.py [--data ../shared/data] [--out benchmarks/_out]
+                                                [--skip-frt]
+
+Prints a Markdown table. For the PSF-Extractor (Hoogenboom) stack it also measures the FWHM of
+that tool's own averaged PSF (``_output/psf_av.tif``, 5x upsampled, 21.6 x 21.6 x 60 nm voxels)
+with the same function (``neurodecon.metrics.bead_fwhm``) and prints the ratio. With ``--out``
+it writes a QC figure per stack there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import neurodecon as nd
+from neurodecon.metrics import bead_fwhm
+from neurodecon.psf import bead_qc_figure, extract_psf
+
+REPO = Path(__file__).resolve().parents[1]
+
+# name, path under the data folder, voxel size override, bead diameter (µm), note
+STACKS = [
+    ("hoogenboom (widefield, NA 0.95)", "psf_extractor_hoogenboom/sample_zstack", (0.3, 0.108, 0.108),
+     0.2, "200 nm beads (parameters.txt); z step not in the TIFFs"),
+    ("MPI-CBG confocal (4 beads)", "bioimage_analysis_notebooks/Bead_Image1_crop.tif", None,
+     0.1, "bead size undocumented: 0.1 µm assumed"),
+    ("FRT Leica confocal, NA 1.4 (RGB)", "FRT_simple_psf_extractor/tiff_series_project", None,
+     0.1, "bead size undocumented: 0.1 µm assumed"),
+]
+
+
+def _fmt(values, spread=None) -> str:
+    if spread is None:
+        return " / ".join(f"{v:.3f}" for v in values)
+    return " / ".join(f"{v:.3f}±{s:.3f}" for v, s in zip(values, spread, strict=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=None, help="folder for QC figures")
+    ap.add_argument("--skip-frt", action="store_true", help="skip the 71x1024x1024 Leica stack")
+    args = ap.parse_args()
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    print("| stack | detected | used | rejected (reason: n) | FWHM o* z/y/x µm (± s.d. across beads) "
+          "| FWHM PSF (bead removed) z/y/x µm | read s | extract s |")
+    print("|---|---|---|---|---|---|---|---|")
+    ratio_line = None
+    for name, rel, vox, diameter, note in STACKS:
+        if args.skip_frt and rel.startswith("FRT"):
+            continue
+        t0 = time.perf_counter()
+        image = nd.read(args.data / rel, voxel_size_um=vox)
+        t1 = time.perf_counter()
+        res = extract_psf(image, bead_diameter_um=diameter)
+        t2 = time.perf_counter()
+        rej = ", ".join(f"{r}: {n}" for r, n in sorted(res.rejection_counts.items(), key=lambda kv: -kv[1]))
+        print(f"| {name} ({note}) | {res.info['n_detected']} | {res.n_used} | {rej} | "
+              f"{_fmt(res.fwhm_um, res.fwhm_spread_um)} | {_fmt(res.psf_fwhm_um)} | "
+              f"{t1 - t0:.1f} | {t2 - t1:.1f} |")
+        if args.out:
+            stem = rel.split("/")[0]
+            bead_qc_figure(res, image, args.out / f"beads_qc_{stem}.png")
+        if rel.startswith("psf_extractor"):
+            import tifffile
+
+            ref = tifffile.imread(args.data / rel / "_output" / "psf_av.tif").astype(np.float32)
+            ref_fwhm = np.asarray(bead_fwhm(ref, (0.06, 0.0216, 0.0216)))
+            ratio = np.asarray(res.fwhm_um) / ref_fwhm
+            ratio_line = (f"PSF-Extractor psf_av.tif FWHM z/y/x = {_fmt(ref_fwhm)} µm; "
+                          f"ours (o*) / theirs = {_fmt(ratio)}")
+    if ratio_line:
+        print()
+        print(ratio_line)
+
+
+if __name__ == "__main__":
+    main()
