@@ -117,3 +117,12 @@ def test_simulate_without_a_psf_is_a_user_error(run_cli, tmp_path):
                            "--voxel-size", "0.2", "0.1", "0.1", "--model", "gaussian",
                            "-o", tmp_path / "s")
     assert code == 2 and "unknown phantom" in err
+
+
+def test_top_level_api_exposes_the_physics():
+    import neurodecon as nd
+    from neurodecon import psf, synth
+
+    assert nd.make_psf is psf.make_psf
+    assert nd.phantom is synth.phantom and nd.forward_model is synth.forward_model
+    assert nd.simulate is synth.simulate
