@@ -59,9 +59,9 @@ def bead_qc_figure(result: Any, beads: Any, path: str | os.PathLike, *,
 def _as_stack(beads: Any, result: Any) -> np.ndarray | None:
     if beads is None:
         return None
-    from ._beads import _load
+    from ._bead_input import load_beads
 
-    data, _, _ = _load(beads, result.voxel_size_um, result.info.get("channel"))
+    data, _, _ = load_beads(beads, result.voxel_size_um, result.info.get("channel"))
     return data
 
 

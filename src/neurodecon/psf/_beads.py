@@ -17,8 +17,6 @@ Pipeline of :func:`extract_psf` (paper §4.1.3–4.1.4, §4.2.2, automated):
 
 from __future__ import annotations
 
-import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +28,11 @@ from ..errors import user_error
 from . import _bead_align as al
 from . import _bead_detect as det
 from ._bead_figure import bead_qc_figure
+from ._bead_ideal import render_ideal_bead
+from ._bead_input import load_beads
 
 __all__ = ["BeadPSF", "extract_psf", "render_ideal_bead", "bead_qc_figure"]
 
-log = logging.getLogger("neurodecon")
 
 _DEFAULTS: dict[str, Any] = {
     "threshold_sigma": 8.0,  # detection threshold in noise standard deviations
@@ -113,107 +112,6 @@ class BeadPSF:
         }
 
 
-# ----------------------------------------------------------------------------- ideal bead
-def render_ideal_bead(shape: tuple[int, int, int], voxel_size_um: tuple[float, float, float],
-                      diameter_um: float, *, center: tuple[float, float, float] | None = None,
-                      supersample: int | None = None) -> np.ndarray:
-    """Sphere of ``diameter_um`` rendered on a (Z, Y, X) grid with partial-volume anti-aliasing.
-
-    Each voxel holds the fraction of its volume inside the sphere, estimated with ``s`` sub-samples
-    per axis (default: enough for ≥ 16 sub-samples across the diameter, 4..32). The sphere is
-    centred at ``center`` (voxel coordinates, default ``n//2``). Returns float32, sum 1; a sphere
-    smaller than one sub-sample becomes a single voxel.
-    """
-    vox = np.asarray(voxel_size_um, float)
-    if diameter_um <= 0 or np.any(vox <= 0):
-        raise user_error(f"invalid bead diameter {diameter_um} µm or voxel size {tuple(vox)}",
-                         fix="give positive values")
-    c = np.array(shape) // 2 if center is None else np.asarray(center, float)
-    radius = diameter_um / 2
-    out = np.zeros(shape, np.float64)
-    lo = np.maximum(np.floor(c - radius / vox - 1).astype(int), 0)
-    hi = np.minimum(np.ceil(c + radius / vox + 2).astype(int), shape)
-    if np.any(hi <= lo):
-        raise user_error("the bead lies outside the array", fix="give a larger shape")
-    s = supersample or np.clip(np.ceil(16 * vox / diameter_um), 4, 32).astype(int)
-    s = np.broadcast_to(np.asarray(s, int), (3,))
-    axes = []
-    for ax in range(3):
-        sub = (np.arange(s[ax]) + 0.5) / s[ax] - 0.5
-        coords = (np.arange(lo[ax], hi[ax])[:, None] + sub[None, :] - c[ax]) * vox[ax]
-        axes.append(coords.ravel() ** 2)
-    zz, yy, xx = axes
-    box = np.empty((hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]), np.float64)
-    yx = yy[:, None] + xx[None, :]
-    for i in range(box.shape[0]):
-        inside = (zz[i * s[0]:(i + 1) * s[0], None, None] + yx[None]) <= radius**2
-        blocks = inside.reshape(s[0], box.shape[1], s[1], box.shape[2], s[2])
-        box[i] = blocks.mean(axis=(0, 2, 4))
-    out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = box
-    if out.sum() <= 0:
-        out[tuple(np.clip(np.round(c).astype(int), 0, np.array(shape) - 1))] = 1.0
-    return (out / out.sum()).astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- input
-def _load(beads: Any, voxel_size_um, channel: int | None):
-    from ..io import Image, read
-
-    path = None
-    if isinstance(beads, (str, os.PathLike)):
-        path = beads
-        beads = read(beads, voxel_size_um=voxel_size_um)
-    if isinstance(beads, Image):
-        vox = tuple(voxel_size_um) if voxel_size_um is not None else beads.voxel_size_um
-        if voxel_size_um is None and beads.voxel_size_assumed:
-            log.warning("bead stack has no voxel size; the FWHM and the ideal bead assume %s µm",
-                        vox)
-        data, axes = beads.data, beads.axes
-    else:
-        data = np.asarray(beads)
-        axes = "ZYX"[-data.ndim:] if data.ndim <= 3 else None
-        if voxel_size_um is None:
-            raise user_error("the voxel size of the bead stack is unknown",
-                             fix="pass voxel_size_um=(z, y, x) in µm")
-        vox = tuple(float(v) for v in voxel_size_um)
-    data = _to_zyx(np.asarray(data), axes, channel, path)
-    if len(vox) != 3 or not all(np.isfinite(v) and v > 0 for v in vox):
-        raise user_error(f"invalid voxel size {vox}", path=path, fix="give three positive numbers (z, y, x) in µm")
-    return data, tuple(float(v) for v in vox), path
-
-
-def _to_zyx(data: np.ndarray, axes: str | None, channel: int | None, path) -> np.ndarray:
-    """Reduce channel/sample axes (RGB exports: the channel that holds the data) to (Z, Y, X)."""
-    if axes is not None:
-        for letter in "TCS":
-            if letter in axes and data.ndim > 3:
-                ax = axes.index(letter)
-                data = _pick(data, ax, channel, path)
-                axes = axes.replace(letter, "")
-    elif data.ndim == 4:  # (Z, Y, X, RGB) or (C, Z, Y, X)
-        data = _pick(data, 3 if data.shape[-1] in (3, 4) else 0, channel, path)
-    if data.ndim == 2:
-        raise user_error("the bead image is 2-D", path=path,
-                         fix="give a z-stack (Z, Y, X) of beads; a single plane has no axial PSF")
-    if data.ndim != 3:
-        raise user_error(f"expected a 3-D bead stack, got shape {data.shape}", path=path,
-                         fix="give a (Z, Y, X) stack, or choose a channel")
-    return data
-
-
-def _pick(data: np.ndarray, ax: int, channel: int | None, path) -> np.ndarray:
-    n = data.shape[ax]
-    if channel is None:
-        signal = [float(np.take(data, i, axis=ax).max()) - float(np.median(np.take(data, i, axis=ax)))
-                  for i in range(n)]
-        channel = int(np.argmax(signal))
-        log.info("bead stack has %d channels; using channel %d (the one with the most signal)", n, channel)
-    if not 0 <= channel < n:
-        raise user_error(f"channel {channel} does not exist (the stack has {n})", path=path,
-                         fix=f"choose a channel between 0 and {n - 1}")
-    return np.take(data, channel, axis=ax)
-
-
 # ----------------------------------------------------------------------------- pipeline
 def extract_psf(beads: Any, *, voxel_size_um: tuple[float, float, float] | None = None,
                 bead_diameter_um: float = 0.2, size: tuple[int, int, int] | None = None,
@@ -246,7 +144,7 @@ def extract_psf(beads: Any, *, voxel_size_um: tuple[float, float, float] | None 
     if unknown:
         raise TypeError(f"extract_psf() got unknown options {sorted(unknown)}")
     opt = {**_DEFAULTS, **options}
-    raw, vox, path = _load(beads, voxel_size_um, opt["channel"])
+    raw, vox, path = load_beads(beads, voxel_size_um, opt["channel"])
     volume = raw.astype(np.float32)
     report(progress, 0, 6, "detecting beads")
     cands, sat, half, core, fwhm0 = _detect(volume, raw.dtype, size, opt, path)
