@@ -3,12 +3,13 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_beads.py [--data ../shared/data] [--out benchmarks/_out]
-                                                [--skip-frt]
+                                                [--skip-frt] [--simulated]
 
 Prints a Markdown table. For the PSF-Extractor (Hoogenboom) stack it also measures the FWHM of
 that tool's own averaged PSF (``_output/psf_av.tif``, 5x upsampled, 21.6 x 21.6 x 60 nm voxels)
 with the same function (``neurodecon.metrics.bead_fwhm``) and prints the ratio. With ``--out``
-it writes a QC figure per stack there.
+it writes a QC figure per stack there. ``--simulated`` adds the simulated stacks of
+``tests/test_beads.py`` (known PSF) at several photon levels: NCC and FWHM error of the PSF.
 """
 
 from __future__ import annotations
@@ -42,12 +43,37 @@ def _fmt(values, spread=None) -> str:
     return " / ".join(f"{v:.3f}±{s:.3f}" for v, s in zip(values, spread, strict=True))
 
 
+def simulated_table() -> None:
+    """NCC / FWHM error of the extracted PSF on the test suite's simulated bead stacks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("test_beads", REPO / "tests" / "test_beads.py")
+    tb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tb)
+    print("| simulated stack (28 single beads, 4 doublets, 4 beads 10x brighter; clipped at 4095) | peak photons "
+          "| used | rejected | NCC(p, true) | FWHM error z/y/x (%) | NCC(o*, true) |")
+    print("|---|---|---|---|---|---|---|")
+    for seed, photons in ((0, 1500.0), (1, 200.0), (2, 60.0)):
+        stack, _, sigma = tb.simulate_beads(seed, photons=photons)
+        res = extract_psf(stack, voxel_size_um=tb.VOX, bead_diameter_um=0.2)
+        true = tb.gaussian_psf(res.psf.shape, tb.VOX, sigma)
+        err = 100 * (np.asarray(res.psf_fwhm_um) / np.asarray(bead_fwhm(true, tb.VOX)) - 1)
+        rej = ", ".join(f"{r}: {n}" for r, n in sorted(res.rejection_counts.items()))
+        print(f"| Gaussian PSF 0.8/0.3/0.3 µm, seed {seed} | {photons:.0f} | {res.n_used} | {rej} | "
+              f"{tb.ncc(res.psf, true):.4f} | {' / '.join(f'{e:+.1f}' for e in err)} | "
+              f"{tb.ncc(res.blurred_bead, true):.4f} |")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=None, help="folder for QC figures")
     ap.add_argument("--skip-frt", action="store_true", help="skip the 71x1024x1024 Leica stack")
+    ap.add_argument("--simulated", action="store_true", help="also the simulated stacks (known PSF)")
     args = ap.parse_args()
+    if args.simulated:
+        simulated_table()
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     print("| stack | detected | used | rejected (reason: n) | FWHM o* z/y/x µm (± s.d. across beads) "

@@ -104,3 +104,17 @@ def test_frt_leica_rgb_series_rejects_saturated_beads(shared_data):
         assert data[z - 1:z + 2, y - 1:y + 2, x - 1:x + 2].max() < 255
     # confocal NA 1.4: sub-300 nm lateral, sub-micron axial
     assert res.fwhm_um[0] < 1.0 and max(res.fwhm_um[1:]) < 0.35
+
+
+def test_docs_python_example_runs(shared_data, tmp_path, monkeypatch, capsys):
+    """The Python block of docs/beads.md runs as written (data path pointed at shared_data)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "beads.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("../shared/data", str(shared_data))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/beads.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "3 {'bright': 1}"
+    assert (tmp_path / "qc.png").exists()
