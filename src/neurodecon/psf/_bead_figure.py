@@ -81,29 +81,33 @@ def _bead_map(ax, stack: np.ndarray, result: Any) -> None:
     lo, hi = np.percentile(mip, [1, 99.9])
     shown = np.clip((mip - lo) / max(hi - lo, 1e-12), 0, 1) ** 0.5
     ax.imshow(shown, cmap="gray", interpolation="nearest")
-    radius = max(result.blurred_bead.shape[1:]) / 2
+    hy, hx = (n / 2 for n in result.blurred_bead.shape[1:])
     for _z, y, x in result.positions:
-        ax.add_patch(_circle((x, y), radius, "lime"))
+        ax.add_patch(_box((x - hx, y - hy), 2 * hx, 2 * hy, "lime"))
+    off = 0.012 * max(mip.shape)
     for (_z, y, x), reason in result.rejected:
         ax.plot(x, y, marker="x", color="red", ms=7, mew=1.5)
-        ax.text(x + radius * 0.5, y - radius * 0.5, _CODES.get(reason, "?"), color="red",
+        ax.text(x + off, y - off, _CODES.get(reason, "?"), color="red",
                 fontsize=9, fontweight="bold",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "red", "alpha": 0.8})
+    ax.set_xlim(-0.5, mip.shape[1] - 0.5)
+    ax.set_ylim(mip.shape[0] - 0.5, -0.5)
     legend = "  ".join(f"{c}={r}" for r, c in _CODES.items())
-    ax.set_title(f"max projection: green = used ({result.n_used}), red = rejected\n{legend}",
-                 fontsize=9)
+    ax.set_title(f"max projection: green = used ({result.n_used}, box = crop window), "
+                 f"red = rejected\n{legend}", fontsize=9)
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
 
 
-def _circle(xy, radius, color):
-    from matplotlib.patches import Circle
+def _box(xy, width, height, color):
+    from matplotlib.patches import Rectangle
 
-    return Circle(xy, radius, fill=False, color=color, lw=1.0)
+    return Rectangle(xy, width, height, fill=False, color=color, lw=1.0)
 
 
 def _ortho(fig, axes, vol: np.ndarray, vox, label: str, log_scale: bool) -> None:
     from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.ticker import MaxNLocator
 
     c = np.array(vol.shape) // 2
     vz, vy, vx = vox
@@ -126,6 +130,8 @@ def _ortho(fig, axes, vol: np.ndarray, vox, label: str, log_scale: bool) -> None
         ax.set_xlabel(xl, fontsize=8)
         ax.set_ylabel(yl, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
     fig.colorbar(im, ax=axes[-1], shrink=0.8, label="fraction of total" + (" (log)" if log_scale else ""))
 
 
