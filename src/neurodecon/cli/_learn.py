@@ -1,9 +1,131 @@
-"""Sub-commands of this concept (filled in by its owner)."""
+"""``neurodecon train``: train the NeuroDecon network from beads or a PSF."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+from ..errors import user_error
+from ._common import add_device, add_psf_model_options, add_voxel_size, has_psf_model, psf_from_args
+
+log = logging.getLogger("neurodecon")
+
+DEFAULT_PSF_SHAPE = (33, 49, 49)
 
 
 def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersAction) -> None:
-    """Add this module's sub-commands to the main parser (``sub``) and to ``neurodecon psf``."""
+    """Add ``train`` to the main parser."""
+    p = sub.add_parser(
+        "train", help="train a deconvolution network for your microscope (from beads or a PSF)",
+        description="Train the NeuroDecon residual 3D U-Net. Kernel source: a bead stack "
+                    "(--beads, with --bead-diameter), a PSF file (--psf), or a theoretical PSF "
+                    "(--model and its options). Sharp training volumes: --sharp DIR and/or "
+                    "synthetic --phantoms.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--beads", type=Path, help="bead stack (bead mode: X = i ⊛ o*, Y = i ⊛ i*)")
+    src.add_argument("--psf", type=Path, help="PSF stack (PSF mode: X = i ⊛ PSF, Y = i)")
+    p.add_argument("--bead-diameter", type=float, default=None, metavar="UM",
+                   help="bead diameter in µm (required with --beads)")
+    add_psf_model_options(p)
+    p.add_argument("--sharp", type=Path, action="append", default=None, metavar="DIR",
+                   help="folder (or file) of sharp stacks to train on; repeatable")
+    p.add_argument("--phantoms", default=None, metavar="NAME,...",
+                   help="synthetic phantom families (default ellipsoids,tubes; 'none' for no phantoms)")
+    p.add_argument("--n-phantoms", type=int, default=None, help="number of phantom volumes (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 1000)")
+    p.add_argument("--patch", nargs=3, type=int, metavar=("Z", "Y", "X"), default=None,
+                   help="training crop in voxels (default 32 64 64)")
+    p.add_argument("--pool-shape", nargs=3, type=int, metavar=("Z", "Y", "X"), default=None,
+                   help="size of each sharp pool volume in voxels (default 48 160 160)")
+    p.add_argument("--batch", type=int, default=None, help="crops per step (default 2)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 5e-4)")
+    p.add_argument("--base-channels", type=int, default=None, help="network width (default 16)")
+    p.add_argument("--depth", type=int, default=None, dest="net_depth",
+                   help="number of poolings (default 3)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    p.add_argument("--val-every", type=int, default=None, help="steps between validations")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in MODEL_DIR")
+    add_voxel_size(p)
+    add_device(p)
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL_DIR",
+                   help="model folder to write")
+    p.set_defaults(func=_train)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    names = {"steps": "steps", "batch": "batch", "lr": "lr", "seed": "seed", "threads": "threads",
+             "n_phantoms": "n_phantoms", "checkpoint_every": "checkpoint_every",
+             "val_every": "val_every"}
+    cfg = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
+    if args.patch:
+        cfg["patch"] = tuple(args.patch)
+    if args.pool_shape:
+        cfg["pool_shape"] = tuple(args.pool_shape)
+    if args.phantoms is not None:
+        fams = [] if args.phantoms.strip().lower() == "none" else \
+            [f.strip() for f in args.phantoms.split(",") if f.strip()]
+        cfg["phantoms"] = tuple(fams)
+    net = {}
+    if args.base_channels is not None:
+        net["base_channels"] = args.base_channels
+    if args.net_depth is not None:
+        net["depth"] = args.net_depth
+    if net:
+        cfg["net"] = net
+    cfg["device"] = args.device
+    return cfg
+
+
+def _kernel_source(args: argparse.Namespace, cfg: dict) -> dict:
+    from ..io import read
+
+    if args.beads is not None:
+        if args.bead_diameter is None:
+            raise user_error("--beads needs the bead diameter", fix="add --bead-diameter UM")
+        img = read(args.beads, voxel_size_um=args.voxel_size)
+        cfg["voxel_size_um"] = tuple(img.voxel_size_um)
+        return {"beads": img.data, "bead_diameter_um": args.bead_diameter,
+                "kernel_info": {"source": str(args.beads)}}
+    if args.psf is not None:
+        from ..psf import prepare_psf
+
+        img = read(args.psf)
+        vs = tuple(args.voxel_size) if args.voxel_size else tuple(img.voxel_size_um)
+        psf = prepare_psf(img.data, image_shape=tuple(cfg.get("pool_shape", (48, 160, 160))),
+                          psf_voxel_size_um=img.voxel_size_um, image_voxel_size_um=vs, path=args.psf)
+        cfg["voxel_size_um"] = vs
+        return {"psf": psf, "kernel_info": {"source": str(args.psf)}}
+    if has_psf_model(args):
+        from ._common import psf_params
+
+        vs = tuple(args.voxel_size) if args.voxel_size else (0.1, 0.05, 0.05)
+        cfg["voxel_size_um"] = vs
+        shape = tuple(args.psf_shape) if args.psf_shape else DEFAULT_PSF_SHAPE
+        psf = psf_from_args(args, shape=shape, voxel_size_um=vs)
+        return {"psf": psf, "kernel_info": {"psf_params": {"model": args.psf_model, **psf_params(args),
+                                                           "voxel_size_um": list(vs)}}}
+    raise user_error("no kernel source given",
+                     fix="pass --beads FILE --bead-diameter UM, --psf FILE, or --model MODEL")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .._progress import console_progress
+    from ..learn import load_model, train
+
+    cfg = _overrides(args)
+    kernel = _kernel_source(args, cfg)
+    sharp = [str(s) for s in args.sharp] if args.sharp else None
+    with console_progress("Training") as cb:
+        out = train(cfg, output_dir=args.output, sharp=sharp, resume=args.resume,
+                    overwrite=args.overwrite, progress=cb, **kernel)
+    model = load_model(out)
+    best = model.config["validation"]["best"] or {}
+    base = model.config["validation"]["input_baseline"]
+    print(f"wrote {out}: {model.config['steps_done']} steps in {model.config['training_time_s']:.0f} s; "
+          f"validation PSNR {best.get('psnr', float('nan')):.2f} dB, SSIM {best.get('ssim', float('nan')):.3f} "
+          f"(input {base.get('psnr', float('nan')):.2f} dB, {base.get('ssim', float('nan')):.3f})")
+    return 0

@@ -1,0 +1,72 @@
+"""Train the model shipped in ``src/neurodecon/models/default`` (reproducible: fixed seeds).
+
+Microscope (documented in docs/learn.md and recorded in the model's config.json): a theoretical
+confocal PSF, NA 1.4 oil (n 1.515), emission 0.52 µm, excitation 0.488 µm, pinhole 1 AU,
+voxel 0.1 × 0.05 × 0.05 µm (z, y, x) — the microscope `neurodecon demo` simulates.
+Training data: synthetic phantoms of six families, PSF mode (X = i ⊛ PSF + noise, Y = i).
+
+    .venv/bin/python scripts/train_default_model.py            # ~15–20 min on 1 busy CPU core
+    .venv/bin/python scripts/train_default_model.py --resume   # continue after an interruption
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+MICROSCOPE = {"model": "confocal", "na": 1.4, "wavelength_um": 0.52,
+              "excitation_wavelength_um": 0.488, "immersion_index": 1.515, "pinhole_au": 1.0}
+VOXEL_SIZE_UM = (0.1, 0.05, 0.05)
+PSF_SHAPE = (33, 49, 49)
+CONFIG = {
+    "voxel_size_um": VOXEL_SIZE_UM,
+    "phantoms": ("ellipsoids", "tubes", "filaments", "sponge", "sheets", "puncta"),
+    "n_phantoms": 12,
+    "pool_shape": (48, 128, 128),
+    "patch": (32, 64, 64),
+    "batch": 2,
+    "steps": 160,
+    "lr": 1e-3,
+    "warmup_steps": 20,
+    "hessian_alpha": 0.002,
+    "photons": (100.0, 300.0, 1000.0),
+    "read_noise": 1.0,
+    "val_every": 40,
+    "checkpoint_every": 20,
+    "seed": 0,
+    "net": {"base_channels": 8, "depth": 3},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--output", default=None, help="model folder (default: the package's)")
+    ap.add_argument("--steps", type=int, default=CONFIG["steps"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args()
+
+    from neurodecon._progress import console_progress
+    from neurodecon.learn import default_model_path, train
+    from neurodecon.psf import make_psf
+
+    out = Path(args.output) if args.output else default_model_path()
+    if out.exists() and not args.resume:
+        shutil.rmtree(out)
+    psf = make_psf(MICROSCOPE["model"], shape=PSF_SHAPE, voxel_size_um=VOXEL_SIZE_UM,
+                   **{k: v for k, v in MICROSCOPE.items() if k != "model"})
+    t0 = time.perf_counter()
+    with console_progress("Training default model", enabled=True) as cb:
+        train({**CONFIG, "steps": args.steps, "threads": args.threads}, output_dir=out, psf=psf,
+              resume=args.resume, keep_checkpoint=False,
+              kernel_info={"psf_params": {**MICROSCOPE, "voxel_size_um": list(VOXEL_SIZE_UM)},
+                           "psf_shape": list(PSF_SHAPE),
+                           "trained_by": "scripts/train_default_model.py"},
+              progress=cb)
+    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

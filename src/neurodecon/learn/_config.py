@@ -1,0 +1,88 @@
+"""Training configuration (saved in full into every model directory and checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import user_error
+from ._net import NetConfig
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run, besides the kernels and the sharp volumes.
+
+    Units: ``voxel_size_um`` in µm (z, y, x); ``patch`` and ``pool_shape`` in voxels (z, y, x);
+    ``photons`` are expected photon counts at the sharp volume's robust maximum (99.9th
+    percentile scaled to 1), ``read_noise`` is the Gaussian read-noise σ in counts.
+    """
+
+    voxel_size_um: tuple[float, float, float] = (0.1, 0.05, 0.05)
+    phantoms: tuple[str, ...] = ("ellipsoids", "tubes")
+    n_phantoms: int = 10
+    pool_shape: tuple[int, int, int] = (48, 160, 160)
+    patch: tuple[int, int, int] = (32, 64, 64)
+    batch: int = 2
+    steps: int = 1000
+    lr: float = 5e-4
+    warmup_steps: int = 50
+    min_lr_fraction: float = 0.05
+    weight_decay: float = 0.004
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-7
+    grad_clip: float = 1.0
+    loss: str = "mae"
+    hessian_alpha: float = 0.005
+    fourier_weight: float = 0.0
+    photons: tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0)
+    read_noise: float = 1.0
+    fg_fraction: float = 0.8
+    norm_percentiles: tuple[float, float] = (1.0, 99.8)
+    val_fraction: float = 0.2
+    val_every: int = 100
+    val_crops: int = 6
+    early_stopping_patience: int = 0
+    checkpoint_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    bf16: bool | None = None  # CPU bf16 autocast; None = only where the CPU has native bf16
+    net: NetConfig = field(default_factory=NetConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict | None = None, **overrides) -> TrainConfig:
+        d = {**(d or {}), **overrides}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise user_error(f"unknown training option(s) {', '.join(unknown)}",
+                             fix=f"use some of {', '.join(sorted(known))}")
+        net = d.pop("net", None)
+        cfg = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        if isinstance(net, dict):
+            cfg.net = NetConfig(**net)
+        elif isinstance(net, NetConfig):
+            cfg.net = net
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        m = 2**self.net.depth
+        if any(p % m for p in self.patch):
+            raise user_error(f"patch {tuple(self.patch)} is not a multiple of {m} on every axis",
+                             fix=f"choose patch sizes divisible by 2**depth = {m}")
+        if any(p > s for p, s in zip(self.patch, self.pool_shape, strict=True)):
+            raise user_error(f"patch {tuple(self.patch)} is larger than the pool volumes {tuple(self.pool_shape)}",
+                             fix="use a smaller --patch or larger pool_shape")
+        if self.steps < 1 or self.batch < 1:
+            raise user_error("steps and batch must be at least 1")
+        if self.loss not in ("mae", "mse"):
+            raise user_error(f"unknown loss {self.loss!r}", fix="use mae or mse")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    # options that may differ between an interrupted run and its resumption
+    RUNTIME_ONLY = ("device", "threads", "steps", "early_stopping_patience")

@@ -1,0 +1,203 @@
+"""Training pairs generated on the fly from a pool of sharp volumes (paper §4.2.2–4.2.3).
+
+A pool of large sharp volumes ``i`` is built once (the user's stacks and/or synthetic phantoms),
+each convolved once with the input kernel (``o*`` in bead mode, the PSF in PSF mode) and with the
+target kernel (``i*`` in bead mode, identity in PSF mode). Crops with enough foreground, flips
+that the kernels allow, and Poisson + read noise are drawn per step from a seeded generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from ._norm import Normalization, robust_range
+
+__all__ = ["Pool", "build_pool", "center_convolve", "allowed_flips", "scale_to_unit",
+           "sample_batch", "private_phantom"]
+
+
+def center_convolve(volume: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
+    """Same-shape linear convolution with the kernel centred at ``n // 2`` (zero outside)."""
+    if kernel is None:
+        return volume.astype(np.float32, copy=True)
+    kernel = _crop_kernel(kernel, volume.shape)
+    full = fftconvolve(volume.astype(np.float32), kernel.astype(np.float32), mode="full")
+    c = [k // 2 for k in kernel.shape]
+    out = full[c[0]:c[0] + volume.shape[0], c[1]:c[1] + volume.shape[1], c[2]:c[2] + volume.shape[2]]
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _crop_kernel(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Centred crop of a kernel that is larger than ``2·shape − 1`` (its tail cannot matter)."""
+    sl = []
+    for n, s in zip(kernel.shape, shape, strict=True):
+        keep = min(n, 2 * s - 1)
+        start = n // 2 - keep // 2
+        sl.append(slice(start, start + keep))
+    k = kernel[tuple(sl)]
+    return k / k.sum()
+
+
+def allowed_flips(*kernels: np.ndarray | None, tol: float = 0.05) -> list[int]:
+    """Axes along which flipping a training pair is valid: every kernel is mirror-symmetric there.
+
+    Flipping ``(X, Y)`` along an axis equals imaging the flipped object with the flipped kernel, so
+    it is only valid where the kernel equals its mirror image (relative L1 difference < ``tol``,
+    measured about the centre voxel ``n // 2``).
+    """
+    axes = []
+    for a in range(3):
+        ok = True
+        for k in kernels:
+            if k is None:
+                continue
+            n = k.shape[a]
+            c = n // 2
+            h = min(c, n - 1 - c)
+            kk = np.take(k, np.arange(c - h, c + h + 1), axis=a)
+            asym = np.abs(kk - np.flip(kk, axis=a)).sum() / max(np.abs(kk).sum(), 1e-12)
+            ok &= bool(asym < tol)
+        if ok:
+            axes.append(a)
+    return axes
+
+
+def scale_to_unit(volume: np.ndarray, percentile: float = 99.9) -> np.ndarray:
+    """Scale a sharp source volume so that its robust maximum (percentile) is 1, background ≥ 0."""
+    v = np.asarray(volume, dtype=np.float32)
+    v = v - float(np.percentile(v, 0.5))
+    np.maximum(v, 0, out=v)
+    top = float(np.percentile(v, percentile))
+    if top <= 0:
+        top = float(v.max()) or 1.0
+    return v / top
+
+
+@dataclass
+class Pool:
+    """Blurred inputs ``x``, targets ``y`` and per-(volume, photon level) normalisations."""
+
+    x: list[np.ndarray]
+    y: list[np.ndarray]
+    norms: list[list[Normalization]]
+    photons: tuple[float, ...]
+    read_noise: float
+    flips: list[int]
+    y_means: list[float] = field(default_factory=list)
+
+
+def build_pool(sources: list[np.ndarray], kernel_x: np.ndarray, kernel_y: np.ndarray | None, *,
+               photons: tuple[float, ...], read_noise: float, seed: int,
+               norm_percentiles: tuple[float, float]) -> Pool:
+    """Convolve each sharp source once and record the normalisation that inference will use."""
+    rng = np.random.default_rng(seed)
+    xs, ys, norms = [], [], []
+    for s in sources:
+        x = center_convolve(s, kernel_x)
+        y = center_convolve(s, kernel_y)
+        per_level = []
+        for p in photons:
+            noisy = add_noise(x, p, read_noise, rng)
+            per_level.append(robust_range(noisy, norm_percentiles))
+        xs.append(x)
+        ys.append(y)
+        norms.append(per_level)
+    return Pool(xs, ys, norms, tuple(photons), read_noise, allowed_flips(kernel_x, kernel_y),
+                [float(y.mean()) for y in ys])
+
+
+def add_noise(x: np.ndarray, photons: float, read_noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Poisson noise with ``photons`` expected counts at intensity 1, plus Gaussian read noise
+    (in counts); returned in the intensity units of ``x``."""
+    counts = rng.poisson(np.clip(x, 0, None) * photons).astype(np.float32)
+    if read_noise:
+        counts += rng.normal(0.0, read_noise, size=x.shape).astype(np.float32)
+    return counts / np.float32(photons)
+
+
+def _random_crop(pool: Pool, v: int, patch: tuple[int, int, int], rng: np.random.Generator,
+                 fg_fraction: float, tries: int = 20) -> tuple[slice, ...]:
+    """A crop whose target mean is ≥ ``fg_fraction`` × the volume's (RLN's rule); best of ``tries``."""
+    shape = pool.y[v].shape
+    best, best_mean = None, -1.0
+    for _ in range(tries):
+        start = [int(rng.integers(0, n - p + 1)) for n, p in zip(shape, patch, strict=True)]
+        sl = tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))
+        m = float(pool.y[v][sl].mean())
+        if m >= fg_fraction * pool.y_means[v]:
+            return sl
+        if m > best_mean:
+            best, best_mean = sl, m
+    return best
+
+
+def sample_batch(pool: Pool, indices: list[int], batch: int, patch: tuple[int, int, int],
+                 rng: np.random.Generator, *, fg_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """One normalised batch ``(B, 1, Z, Y, X)`` of inputs and targets, float32."""
+    xb = np.empty((batch, 1, *patch), np.float32)
+    yb = np.empty_like(xb)
+    for b in range(batch):
+        v = int(indices[int(rng.integers(len(indices)))])
+        level = int(rng.integers(len(pool.photons)))
+        sl = _random_crop(pool, v, patch, rng, fg_fraction)
+        x = add_noise(pool.x[v][sl], pool.photons[level], pool.read_noise, rng)
+        y = pool.y[v][sl]
+        for a in pool.flips:
+            if rng.random() < 0.5:
+                x, y = np.flip(x, a), np.flip(y, a)
+        norm = pool.norms[v][level]
+        xb[b, 0] = norm.apply(x)
+        yb[b, 0] = norm.apply(y)
+    return xb, yb
+
+
+# --------------------------------------------------------------------------------------------
+# Private fallback generator, used only when ``neurodecon.synth.phantom`` is not available.
+
+def private_phantom(names: list[str], shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
+    """Dense ellipsoids and/or tubes in ``[0, 1]`` (only these two families)."""
+    from scipy.ndimage import gaussian_filter
+
+    vol = np.zeros(shape, np.float32)
+    n_vox = float(np.prod(shape))
+    for name in names:
+        if name == "ellipsoids":
+            for _ in range(int(n_vox / 6000)):
+                _add_ellipsoid(vol, rng)
+        elif name == "tubes":
+            lines = np.zeros(shape, np.float32)
+            for _ in range(int(n_vox / 20000)):
+                _add_line(lines, rng)
+            vol += gaussian_filter(lines, 0.8) * 4
+        else:
+            raise ValueError(f"private phantom generator knows only ellipsoids and tubes, not {name!r}")
+    return np.clip(vol, 0, 1)
+
+
+def _add_ellipsoid(vol: np.ndarray, rng: np.random.Generator) -> None:
+    r = rng.uniform(1.5, 6.0, 3) * np.array([0.5, 1, 1])
+    c = rng.uniform(0, 1, 3) * np.array(vol.shape)
+    lo = np.maximum(np.floor(c - r).astype(int), 0)
+    hi = np.minimum(np.ceil(c + r).astype(int) + 1, vol.shape)
+    if np.any(hi <= lo):
+        return
+    zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    inside = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 <= 1
+    sub = vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    sub[inside] = np.maximum(sub[inside], rng.uniform(0.2, 1.0))
+
+
+def _add_line(vol: np.ndarray, rng: np.random.Generator) -> None:
+    p0 = rng.uniform(0, 1, 3) * np.array(vol.shape)
+    d = rng.normal(size=3)
+    d[0] *= 0.4
+    d /= np.linalg.norm(d)
+    length = rng.uniform(10, 80)
+    t = np.arange(0, length, 0.5)
+    pts = np.round(p0[None] + t[:, None] * d[None]).astype(int)
+    keep = np.all((pts >= 0) & (pts < np.array(vol.shape)), axis=1)
+    pts = pts[keep]
+    vol[pts[:, 0], pts[:, 1], pts[:, 2]] = rng.uniform(0.3, 1.0)

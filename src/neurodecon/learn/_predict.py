@@ -1,0 +1,144 @@
+"""Tiled inference with a halo and linear blending; any volume size; channels/time points looped."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._device import resolve_device
+from .._progress import ProgressFn, report
+from ..errors import user_error
+from ._model import Model, check_voxel_size, load_model
+from ._norm import robust_range
+
+__all__ = ["predict", "DEFAULT_TILE"]
+
+DEFAULT_TILE = (64, 192, 192)
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-int(n) // m) * m
+
+
+def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
+            tile_shape: tuple[int, int, int] | None = None, halo: int | None = None,
+            blend: int | None = None, device: str = "auto", precision: str = "auto",
+            progress: ProgressFn | None = None) -> np.ndarray:
+    """Deconvolve ``image`` (``(..., Z, Y, X)``) with a trained network; float32, same shape.
+
+    Parameters
+    ----------
+    model : Model or path
+        From :func:`load_model`, or a model directory.
+    image : (..., Z, Y, X) ndarray
+        One volume, or several (channels, time points) stacked in front; each is normalised on
+        its own, with the model's recorded whole-volume normalisation.
+    voxel_size_um : (z, y, x), optional
+        The image's voxel size; a mismatch with the model's logs a warning that says what to do.
+    tile_shape : (z, y, x), optional
+        Core size of a tile in voxels (rounded up to the network's multiple); default
+        ``(64, 192, 192)``, which bounds memory to roughly 1 GB on the CPU whatever the volume size.
+    halo : int, optional
+        Context read around every tile and discarded (default from the model, 16 voxels).
+    blend : int, optional
+        Width of the linear cross-fade between neighbouring tiles (default: the network multiple).
+    precision : "auto" | "fp32" | "bf16" | "fp16"
+        ``auto`` = fp16 autocast on CUDA, fp32 on the CPU.
+    progress : callable, optional
+        ``progress(done, total, message)``; return ``False`` to cancel.
+    """
+    model = load_model(model)
+    check_voxel_size(model, voxel_size_um)
+    arr = np.asarray(image)
+    if arr.ndim < 3:
+        raise user_error(f"the network needs a 3D stack, got shape {arr.shape}",
+                         fix="pass a (Z, Y, X) array, or (C, Z, Y, X) / (T, C, Z, Y, X)")
+    if not np.all(np.isfinite(arr)):
+        raise user_error("the image contains NaN or infinite values", fix="clean the image first")
+    vols = arr.reshape(-1, *arr.shape[-3:])
+    out = np.empty(vols.shape, np.float32)
+    dev = resolve_device(device)
+    net = model.net.to(dev).eval()
+    pcfg = model.predict_config
+    percentiles = tuple(pcfg["normalization"]["percentiles"])
+    m = pcfg["multiple"]
+    halo = _round_up(pcfg["halo"] if halo is None else halo, m)
+    blend = _round_up(m if blend is None else blend, m)
+    tile = tuple(_round_up(t, m) for t in (tile_shape or DEFAULT_TILE))
+    try:
+        for i, vol in enumerate(vols):
+            norm = robust_range(vol, percentiles)
+            def sub(d, t, msg, _i=i):
+                report(progress, d + _i * t, t * len(vols), msg)
+
+            y = _predict_volume(net, norm.apply(vol), tile=tile, halo=halo, blend=blend, m=m,
+                                device=dev, precision=precision, progress=sub if progress else None)
+            out[i] = norm.invert(y)
+    finally:
+        model.net.to("cpu")
+    return out.reshape(arr.shape)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is None:
+        raise user_error(f"unknown precision {precision!r}", fix="use auto, fp32, bf16 or fp16")
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _axis_tiles(n: int, core: int, blend: int, halo: int):
+    """Per axis: (write_start, write_stop, read_start, read_stop, ramp_lo, ramp_hi)."""
+    tiles = []
+    for s in range(0, n, core):
+        e = min(s + core, n)
+        lo = s > 0
+        hi = e < n
+        ws, we = (s - blend if lo else s), (e + blend if hi else e)
+        rs, re = max(ws - halo, 0), min(we + halo, n)
+        tiles.append((ws, we, rs, re, lo, hi))
+    return tiles
+
+
+def _ramp(ws: int, we: int, lo: bool, hi: bool, blend: int) -> np.ndarray:
+    t = np.arange(ws, we, dtype=np.float32) + 0.5
+    w = np.ones(we - ws, np.float32)
+    if lo and blend:
+        w = np.minimum(w, np.clip((t - ws) / (2 * blend), 0, 1))
+    if hi and blend:
+        w = np.minimum(w, np.clip((we - t) / (2 * blend), 0, 1))
+    return w
+
+
+def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, precision, progress):
+    shape = vol.shape
+    padded_shape = tuple(max(_round_up(n, m), m) for n in shape)
+    pad = [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
+    x = np.pad(vol, pad, mode="symmetric") if any(p[1] for p in pad) else vol
+    per_axis = [_axis_tiles(n, min(c, n), blend if c < n else 0, halo)
+                for n, c in zip(padded_shape, tile, strict=True)]
+    acc = np.zeros(padded_shape, np.float32)
+    wsum = np.zeros(padded_shape, np.float32)
+    combos = list(itertools.product(*per_axis))
+    for k, combo in enumerate(combos):
+        read = tuple(slice(t[2], t[3]) for t in combo)
+        with torch.no_grad(), _autocast(device, precision):
+            inp = torch.from_numpy(np.ascontiguousarray(x[read], np.float32))[None, None].to(device)
+            pred = net(inp).float()[0, 0].cpu().numpy()
+        inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
+        write = tuple(slice(t[0], t[1]) for t in combo)
+        w = (_ramp(*combo[0][:2], *combo[0][4:], blend)[:, None, None]
+             * _ramp(*combo[1][:2], *combo[1][4:], blend)[None, :, None]
+             * _ramp(*combo[2][:2], *combo[2][4:], blend)[None, None, :])
+        acc[write] += w * pred[inner]
+        wsum[write] += w
+        if progress:
+            progress(k + 1, len(combos), f"tile {k + 1}/{len(combos)}")
+    out = acc / np.maximum(wsum, 1e-12)
+    return out[tuple(slice(0, n) for n in shape)]

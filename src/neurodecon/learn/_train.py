@@ -1,0 +1,405 @@
+"""The training loop: pool → batches → AdamW with warm-up + cosine → validation → checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._device import resolve_device
+from .._progress import ProgressFn, report
+from .._version import __version__
+from ..errors import user_error
+from ._config import TrainConfig
+from ._data import Pool, build_pool, private_phantom, sample_batch, scale_to_unit
+from ._loss import neurodecon_loss
+from ._model import CONFIG_NAME, WEIGHTS_NAME, save_model
+from ._net import build_network, count_parameters
+
+__all__ = ["train", "CHECKPOINT_NAME"]
+
+log = logging.getLogger("neurodecon")
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
+          psf: np.ndarray | None = None, blurred_bead: np.ndarray | None = None,
+          ideal_bead: np.ndarray | None = None, beads: np.ndarray | None = None,
+          bead_diameter_um: float | None = None, sharp: Any = None,
+          kernel_info: dict | None = None, resume: bool = False, overwrite: bool = False,
+          max_steps: int | None = None, keep_checkpoint: bool = False, half_weights: bool = False,
+          progress: ProgressFn | None = None, **overrides: Any) -> Path:
+    """Train a NeuroDecon network and write a self-describing model directory.
+
+    Exactly one kernel source: ``psf`` (PSF mode: X = i ⊛ PSF, Y = i), ``blurred_bead`` and
+    ``ideal_bead`` (bead mode, o* and i*: X = i ⊛ o*, Y = i ⊛ i*), or a raw ``beads`` stack from
+    which :func:`neurodecon.psf.extract_psf` computes o* and i*. Kernels share the config's
+    ``voxel_size_um``.
+
+    Parameters
+    ----------
+    config : TrainConfig or dict, optional
+        Training options; keyword ``overrides`` replace single fields (``steps=200``).
+    output_dir : path
+        The model directory. ``checkpoint.pt`` is written there every ``checkpoint_every`` steps.
+    sharp : folder, file, array or list of those, optional
+        The user's sharp volumes; used together with ``config.phantoms`` (set ``phantoms=()``
+        to train on them alone).
+    resume : bool
+        Continue from ``output_dir/checkpoint.pt`` (same config required, except steps/device/threads).
+    max_steps : int, optional
+        Stop after this many steps without writing the final model (as if interrupted).
+    progress : callable, optional
+        ``progress(step, steps, message)``; returning ``False`` stops the run (checkpoints stay).
+
+    Returns
+    -------
+    Path of the model directory (``weights.pt`` + ``config.json``).
+    """
+    cfg = config if isinstance(config, TrainConfig) and not overrides else TrainConfig.from_dict(
+        config.to_dict() if isinstance(config, TrainConfig) else config, **overrides)
+    out = Path(output_dir)
+    _check_output(out, resume=resume, overwrite=overwrite)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    kx, ky, kinfo = _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progress)
+    kinfo.update(kernel_info or {})
+    t0 = time.perf_counter()
+    sources, data_desc = _sources(cfg, sharp)
+    pool = build_pool(sources, kx, ky, photons=cfg.photons, read_noise=cfg.read_noise,
+                      seed=cfg.seed + 1, norm_percentiles=cfg.norm_percentiles)
+    train_idx, val_idx = _split(len(sources), cfg.val_fraction)
+    data_desc.update(n_train=len(train_idx), n_val=len(val_idx), flips_allowed_axes=pool.flips,
+                     pool_build_s=round(time.perf_counter() - t0, 2))
+    state = _State.create(cfg)
+    ckpt = out / CHECKPOINT_NAME
+    if resume and ckpt.is_file():
+        state.load(ckpt, cfg)
+        log.info(f"resuming from step {state.step} ({ckpt})")
+    xv, yv = sample_batch(pool, val_idx or train_idx, cfg.val_crops, cfg.patch,
+                          np.random.default_rng(cfg.seed + 2), fg_fraction=cfg.fg_fraction)
+    if "input" not in state.val_baseline:
+        state.val_baseline = _metrics(xv, yv)
+    _loop(state, cfg, pool, train_idx, (xv, yv), ckpt, max_steps, progress)
+    if max_steps is not None and state.step < cfg.steps and not state.stopped_early:
+        return out
+    net = state.net
+    if state.best_state is not None:
+        net.load_state_dict(state.best_state)
+    config_json = _describe(cfg, state, kinfo, data_desc, kx, ky)
+    save_model(out, net.cpu(), config_json, half=half_weights)
+    if not keep_checkpoint and ckpt.exists():
+        ckpt.unlink()
+    return out
+
+
+def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise user_error("the model output exists and is not a folder", path=out,
+                         fix="choose a new -o MODEL_DIR")
+    has_model = (out / WEIGHTS_NAME).exists() or (out / CONFIG_NAME).exists()
+    if has_model and not (resume or overwrite):
+        raise user_error("the folder already holds a trained model", path=out,
+                         fix="choose another -o, or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progress):
+    given = [k for k, v in (("psf", psf), ("bead kernels", blurred_bead), ("beads", beads)) if v is not None]
+    if len(given) != 1:
+        raise user_error("training needs exactly one kernel source",
+                         fix="pass a PSF, a bead stack (with its bead diameter), or o*/i* bead kernels")
+    if psf is not None:
+        k = _unit(psf, "PSF")
+        return k, None, {"mode": "psf", "psf_shape": list(k.shape)}
+    if beads is not None:
+        from ..psf import extract_psf
+
+        res = extract_psf(np.asarray(beads, np.float32), voxel_size_um=cfg.voxel_size_um,
+                          bead_diameter_um=bead_diameter_um or 0.2, progress=progress)
+        blurred_bead, ideal_bead = res.blurred_bead, res.ideal_bead
+        info = {"mode": "beads", "bead_diameter_um": bead_diameter_um, "n_beads_used": int(res.n_used),
+                "n_beads_rejected": len(res.rejected),
+                "psf_fwhm_um": [float(v) for v in res.fwhm_um]}
+    else:
+        info = {"mode": "beads"}
+    if ideal_bead is None:
+        raise user_error("bead mode needs both the blurred bead o* and the ideal bead i*")
+    o, i = _unit(blurred_bead, "blurred bead"), _unit(ideal_bead, "ideal bead")
+    info.update(blurred_bead_shape=list(o.shape), ideal_bead_shape=list(i.shape))
+    return o, i, info
+
+
+def _unit(k, what: str) -> np.ndarray:
+    k = np.asarray(k, np.float32)
+    if k.ndim != 3 or not np.all(np.isfinite(k)) or k.sum() <= 0:
+        raise user_error(f"the {what} must be a finite 3D array with a positive sum")
+    return k / k.sum()
+
+
+def _sources(cfg: TrainConfig, sharp) -> tuple[list[np.ndarray], dict]:
+    vols: list[np.ndarray] = []
+    names: list[str] = []
+    for v, name in _sharp_volumes(sharp):
+        vols.append(_fit(scale_to_unit(v), cfg.pool_shape))
+        names.append(name)
+    fams = list(cfg.phantoms)
+    generator = "none"
+    if fams:
+        gen, generator = _phantom_generator()
+        for k in range(cfg.n_phantoms):
+            fam = fams[k % len(fams)]
+            vols.append(scale_to_unit(gen(fam, cfg, cfg.seed * 1000 + k)))
+            names.append(f"phantom:{fam}:{cfg.seed * 1000 + k}")
+    if not vols:
+        raise user_error("no sharp training volumes", fix="pass --sharp DIR and/or --phantoms NAMES")
+    # interleave so the 80/20 split takes validation volumes from every source kind
+    order = np.random.default_rng(cfg.seed).permutation(len(vols))
+    vols = [vols[i] for i in order]
+    names = [names[i] for i in order]
+    return vols, {"volumes": names, "phantom_generator": generator,
+                  "pool_shape": list(cfg.pool_shape), "scaling": "each sharp volume: 0.5th "
+                  "percentile → 0, 99.9th percentile → 1"}
+
+
+def _phantom_generator():
+    try:
+        from ..synth import phantom
+    except ImportError:
+        phantom = None
+    if phantom is not None:
+        def gen(fam, cfg, seed):
+            return np.asarray(phantom(fam, shape=cfg.pool_shape, voxel_size_um=cfg.voxel_size_um,
+                                      seed=seed), np.float32)
+        return gen, "neurodecon.synth.phantom"
+
+    def gen_private(fam, cfg, seed):
+        try:
+            return private_phantom([fam], cfg.pool_shape, np.random.default_rng(seed))
+        except ValueError as exc:
+            raise user_error(str(exc), fix="use --phantoms ellipsoids,tubes") from exc
+    return gen_private, "neurodecon.learn private (ellipsoids, tubes)"
+
+
+def _sharp_volumes(sharp):
+    if sharp is None:
+        return
+    items = sharp if isinstance(sharp, list | tuple) else [sharp]
+    from ..io import read
+
+    for item in items:
+        if isinstance(item, np.ndarray):
+            yield item, "array"
+            continue
+        p = Path(item)
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".npy")) \
+            if p.is_dir() else [p]
+        if not files:
+            raise user_error("no .tif/.tiff/.npy stacks in the folder", path=p,
+                             fix="put the sharp training stacks there")
+        for f in files:
+            data = np.asarray(read(f).data, np.float32)
+            while data.ndim > 3:
+                data = data[0]
+            if data.ndim != 3:
+                raise user_error("sharp training stacks must be 3D", path=f)
+            yield data, str(f)
+
+
+def _fit(v: np.ndarray, shape) -> np.ndarray:
+    """Pad (symmetric) a sharp volume that is smaller than the pool shape on some axis."""
+    pad = [(0, max(0, s - n)) for n, s in zip(v.shape, shape, strict=True)]
+    return np.pad(v, pad, mode="symmetric") if any(p[1] for p in pad) else v
+
+
+def _split(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
+    if n < 2:
+        return [0], []
+    n_val = min(n - 1, max(1, int(round(val_fraction * n))))
+    return list(range(n - n_val)), list(range(n - n_val, n))
+
+
+class _State:
+    """Network, optimiser, schedule, RNG and history: everything a checkpoint holds."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.net = build_network(cfg.net).to(self.device)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
+                                     eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self.rng = np.random.default_rng(cfg.seed + 3)
+        self.step = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.best_state: dict | None = None
+        self.val_baseline: dict = {}
+        self.bad_vals = 0
+        self.stopped_early = False
+        self.train_time_s = 0.0
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+
+    create = classmethod(lambda cls, cfg: cls(cfg))
+
+    def save(self, path: Path, cfg: TrainConfig) -> None:
+        blob = {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
+                "rng": self.rng.bit_generator.state, "history": self.history, "best": self.best,
+                "best_state": self.best_state, "val_baseline": self.val_baseline,
+                "bad_vals": self.bad_vals, "train_time_s": self.train_time_s,
+                "config": cfg.to_dict(), "torch_rng": torch.get_rng_state()}
+        tmp = path.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(path)
+
+    def load(self, path: Path, cfg: TrainConfig) -> None:
+        blob = torch.load(path, map_location=self.device, weights_only=False)
+        old = {k: v for k, v in blob["config"].items() if k not in TrainConfig.RUNTIME_ONLY}
+        new = {k: v for k, v in cfg.to_dict().items() if k not in TrainConfig.RUNTIME_ONLY}
+        if old != new:
+            diff = sorted(k for k in new if old.get(k) != new[k])
+            raise user_error(f"the checkpoint was made with different options ({', '.join(diff)})",
+                             path=path, fix="resume with the original options, or train into a new folder")
+        self.net.load_state_dict(blob["net"])
+        self.opt.load_state_dict(blob["opt"])
+        self.rng.bit_generator.state = blob["rng"]
+        torch.set_rng_state(blob["torch_rng"])
+        for k in ("step", "history", "best", "best_state", "val_baseline", "bad_vals", "train_time_s"):
+            setattr(self, k, blob[k])
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_fraction``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _autocast(device: torch.device, cfg: TrainConfig):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    enabled = cpu_has_fast_bf16() if cfg.bf16 is None else bool(cfg.bf16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 (AVX512-BF16 or AMX): there bf16 autocast is ~1.8×
+    faster; without it (e.g. AVX2-only CPUs) bf16 3D convolutions are over 100× slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _train_step(state: _State, cfg: TrainConfig, pool: Pool, idx: list[int]) -> float:
+    xb, yb = sample_batch(pool, idx, cfg.batch, cfg.patch, state.rng, fg_fraction=cfg.fg_fraction)
+    x = torch.from_numpy(xb).to(state.device)
+    y = torch.from_numpy(yb).to(state.device)
+    for g in state.opt.param_groups:
+        g["lr"] = cfg.lr * lr_factor(state.step, cfg)
+    state.net.train()
+    with _autocast(state.device, cfg):
+        pred = state.net(x)
+    loss = neurodecon_loss(pred, y, alpha=cfg.hessian_alpha, kind=cfg.loss,
+                           fourier_weight=cfg.fourier_weight)
+    if not torch.isfinite(loss):
+        raise user_error(f"training diverged (loss {loss.item()}) at step {state.step}",
+                         fix="lower the learning rate (lr) or raise warmup_steps")
+    state.opt.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    state.scaler.unscale_(state.opt)
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(state.net.parameters(), cfg.grad_clip)
+    state.scaler.step(state.opt)
+    state.scaler.update()
+    state.step += 1
+    return float(loss.item())
+
+
+def _loop(state, cfg, pool, train_idx, val, ckpt, max_steps, progress) -> None:
+    ema = None
+    stop_at = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+    while state.step < stop_at and not state.stopped_early:
+        t = time.perf_counter()
+        loss = _train_step(state, cfg, pool, train_idx)
+        state.train_time_s += time.perf_counter() - t
+        ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+        msg = f"loss {ema:.4f}"
+        if state.step % cfg.val_every == 0 or state.step == cfg.steps:
+            _validate(state, cfg, val, loss_ema=ema)
+            msg += f" val PSNR {state.history[-1]['psnr']:.2f}"
+        if state.step % cfg.checkpoint_every == 0:
+            state.save(ckpt, cfg)
+        report(progress, state.step, cfg.steps, msg)
+
+
+def _validate(state: _State, cfg: TrainConfig, val, *, loss_ema: float) -> None:
+    xv, yv = val
+    state.net.eval()
+    preds = []
+    with torch.no_grad(), _autocast(state.device, cfg):
+        for k in range(len(xv)):
+            preds.append(state.net(torch.from_numpy(xv[k:k + 1]).to(state.device)).float().cpu().numpy())
+    m = _metrics(np.concatenate(preds), yv)
+    entry = {"step": state.step, "loss_ema": round(loss_ema, 6), **m,
+             "lr": state.opt.param_groups[0]["lr"], "train_time_s": round(state.train_time_s, 1)}
+    state.history.append(entry)
+    if state.best is None or m["psnr"] > state.best["psnr"]:
+        state.best = entry
+        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in state.net.state_dict().items()})
+        state.bad_vals = 0
+    else:
+        state.bad_vals += 1
+        if cfg.early_stopping_patience and state.bad_vals >= cfg.early_stopping_patience:
+            log.info(f"early stopping at step {state.step}: no validation gain in "
+                     f"{state.bad_vals} evaluations")
+            state.stopped_early = True
+
+
+def _metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Mean PSNR/SSIM over validation crops, in the normalised units, range of each target."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    ps, ss = [], []
+    for p, t in zip(pred[:, 0], target[:, 0], strict=True):
+        rng = float(t.max() - t.min()) or 1.0
+        ps.append(peak_signal_noise_ratio(t, p.astype(np.float32), data_range=rng))
+        ss.append(structural_similarity(t, p.astype(np.float32), data_range=rng))
+    return {"psnr": round(float(np.mean(ps)), 4), "ssim": round(float(np.mean(ss)), 4)}
+
+
+def _describe(cfg, state, kinfo, data_desc, kx, ky) -> dict:
+    return {
+        "description": "NeuroDecon residual 3D U-Net (Kalinin et al., §4.2.1), trained on "
+                       + ("X = i ⊛ o*, Y = i ⊛ i* (bead mode)" if kinfo["mode"] == "beads"
+                          else "X = i ⊛ PSF, Y = i (PSF mode)"),
+        "package_version": __version__,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "voxel_size_um": list(cfg.voxel_size_um),
+        "network": cfg.net.to_dict(),
+        "n_parameters": count_parameters(state.net),
+        "normalization": {
+            "method": "percentile-affine", "percentiles": list(cfg.norm_percentiles),
+            "scope": "whole volume, each channel/time point separately; never per tile",
+            "output": "prediction mapped back with the inverse affine (input intensity units)"},
+        "kernel": kinfo,
+        "training_data": data_desc,
+        "noise": {"photons": list(cfg.photons), "read_noise_counts": cfg.read_noise,
+                  "model": "Poisson(x·photons) + N(0, read_noise), divided by photons"},
+        "training": cfg.to_dict(),
+        "steps_done": state.step,
+        "stopped_early": state.stopped_early,
+        "training_time_s": round(state.train_time_s, 1),
+        "device": str(state.device),
+        "validation": {"best": state.best, "input_baseline": state.val_baseline,
+                       "history": state.history},
+        "inference": {"halo": 16},
+    }

@@ -1,0 +1,272 @@
+"""Learned deconvolution: network structure, loss, normalisation, tiling, training, model dirs."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neurodecon.learn import Model, NetConfig, build_network, load_model, predict, train
+from neurodecon.learn._data import allowed_flips, build_pool, center_convolve, sample_batch
+from neurodecon.learn._loss import hessian_frobenius, neurodecon_loss
+from neurodecon.learn._model import save_model
+from neurodecon.learn._net import ResBlock
+from neurodecon.learn._norm import robust_range
+from neurodecon.learn._predict import _predict_volume
+
+VS = (0.1, 0.05, 0.05)
+
+
+def gaussian_kernel(sigma=(1.5, 1.0, 1.0), radius=(5, 4, 4)) -> np.ndarray:
+    z, y, x = np.mgrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1, -radius[2]:radius[2] + 1]
+    k = np.exp(-(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2)))
+    return (k / k.sum()).astype(np.float32)
+
+
+TINY = {"net": {"base_channels": 4, "depth": 1}, "patch": (8, 16, 16), "pool_shape": (16, 32, 32),
+        "n_phantoms": 3, "phantoms": ("ellipsoids",), "batch": 2, "val_crops": 2,
+        "photons": (1000.0,), "seed": 3, "device": "cpu", "bf16": False, "warmup_steps": 2}
+
+
+def _model(depth=1, base=4, scale=1.0, seed=0) -> Model:
+    torch.manual_seed(seed)
+    net = build_network(NetConfig(base_channels=base, depth=depth, res_scale_init=scale)).eval()
+    cfg = {"voxel_size_um": list(VS), "network": net.cfg.to_dict(),
+           "normalization": {"percentiles": [1.0, 99.8]}, "inference": {"halo": 16}}
+    return Model(net, cfg)
+
+
+# ---- network ------------------------------------------------------------------------------
+
+def test_network_shapes_and_width_doubling():
+    net = build_network(NetConfig(base_channels=16, depth=3))
+    x = torch.randn(1, 1, 16, 24, 32)
+    assert net(x).shape == x.shape
+    assert net.multiple == 8
+    assert [b.body[0].out_channels for b in net.down] == [16, 32, 64]
+    assert net.bottom.body[0].out_channels == 128
+    assert [b.body[0].out_channels for b in net.up] == [64, 32, 16]
+    assert net.head.kernel_size == (1, 1, 1) and net.tail.kernel_size == (1, 1, 1)
+    assert isinstance(net.upsample, nn.Upsample)
+    assert not any(isinstance(m, nn.ConvTranspose3d) for m in net.modules())
+    assert sum(isinstance(m, nn.MaxPool3d) for m in net.modules()) == 1 and net.cfg.depth == 3
+
+
+def test_residual_block_is_three_convs_with_leaky_relu_and_a_skip():
+    blk = ResBlock(4, 8)
+    convs = [m for m in blk.body if isinstance(m, nn.Conv3d)]
+    acts = [m for m in blk.body if isinstance(m, nn.LeakyReLU)]
+    assert len(convs) == 3 and all(c.kernel_size == (3, 3, 3) for c in convs)
+    assert len(acts) == 3 and all(a.negative_slope == 0.3 for a in acts)
+    assert isinstance(blk.skip, nn.Conv3d) and blk.skip.kernel_size == (1, 1, 1)
+    x = torch.randn(1, 4, 6, 6, 6)
+    with torch.no_grad():
+        blk.scale.fill_(0.0)
+        np.testing.assert_allclose(blk(x).numpy(), blk.skip(x).numpy(), atol=1e-6)
+        blk.scale.fill_(1.0)
+        np.testing.assert_allclose(blk(x).numpy(), (blk.skip(x) + blk.body(x)).numpy(), atol=1e-6)
+
+
+# ---- loss ---------------------------------------------------------------------------------
+
+def test_hessian_frobenius_of_a_quadratic_is_exact():
+    z, y, x = (torch.arange(n, dtype=torch.float64) for n in (7, 8, 9))
+    zz, yy, xx = torch.meshgrid(z, y, x, indexing="ij")
+    a, b, c, d, e, g = 0.5, -1.0, 2.0, 0.25, 1.5, -0.75
+    f = a * zz**2 + b * yy**2 + c * xx**2 + d * zz * yy + e * zz * xx + g * yy * xx
+    h = np.array([[2 * a, d, e], [d, 2 * b, g], [e, g, 2 * c]])
+    out = hessian_frobenius(f[None, None], eps=0.0)
+    assert out.shape == (1, 1, 5, 6, 7)
+    np.testing.assert_allclose(out.numpy(), np.linalg.norm(h), rtol=1e-10)
+    lin = 3 * zz - 2 * yy + xx
+    assert float(hessian_frobenius(lin[None, None], eps=0.0).abs().max()) < 1e-10
+
+
+def test_loss_is_mae_plus_alpha_hessian():
+    pred = torch.zeros(1, 1, 6, 6, 6)
+    target = torch.full_like(pred, 0.5)
+    assert float(neurodecon_loss(pred, target)) == pytest.approx(0.5)
+    assert float(neurodecon_loss(pred, target, kind="mse")) == pytest.approx(0.25)
+    zz = torch.arange(6.0)[:, None, None].expand(6, 6, 6)
+    quad = (zz**2)[None, None]  # Hessian norm 2 everywhere
+    mae = float((quad - target).abs().mean())
+    assert float(neurodecon_loss(quad, target, alpha=0.1)) == pytest.approx(mae + 0.2, rel=1e-4)
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def test_normalisation_round_trip_and_sparse_volume_scale():
+    rng = np.random.default_rng(0)
+    v = rng.gamma(2.0, 10.0, size=(8, 16, 16)).astype(np.float32)
+    n = robust_range(v)
+    np.testing.assert_allclose(n.invert(n.apply(v)), v, rtol=1e-5, atol=1e-4)
+    sparse = np.zeros((16, 32, 32), np.float32)
+    sparse[8, 16, 16] = 100.0
+    ns = robust_range(sparse)
+    assert ns.scale >= 5.0  # not blown up by a near-empty volume
+    assert float(ns.apply(sparse).max()) <= 20.0
+
+
+def test_center_convolve_keeps_centre_and_flux_of_a_point():
+    vol = np.zeros((21, 21, 21), np.float32)
+    vol[10, 10, 10] = 1
+    k = gaussian_kernel((2.0, 1.0, 1.5), (6, 4, 5))
+    out = center_convolve(vol, k)
+    assert np.unravel_index(out.argmax(), out.shape) == (10, 10, 10)
+    assert out.sum() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(out[4:17, 6:15, 5:16], k, atol=1e-6)
+
+
+def test_flips_respect_an_asymmetric_kernel():
+    k = gaussian_kernel()
+    assert allowed_flips(k) == [0, 1, 2]
+    skew = k * np.linspace(0.5, 1.5, k.shape[0])[:, None, None]  # axially asymmetric
+    assert allowed_flips(skew / skew.sum()) == [1, 2]
+    assert allowed_flips(k, None) == [0, 1, 2]
+
+
+def test_crops_have_enough_foreground():
+    rng = np.random.default_rng(1)
+    src = np.zeros((24, 64, 64), np.float32)
+    src[4:12, 40:60, 40:60] = rng.uniform(0.5, 1.0, (8, 20, 20))
+    pool = build_pool([src], gaussian_kernel(), None, photons=(1000.0,), read_noise=0.0, seed=0,
+                      norm_percentiles=(1.0, 99.8))
+    xb, yb = sample_batch(pool, [0], 8, (8, 16, 16), np.random.default_rng(2), fg_fraction=0.8)
+    norm = pool.norms[0][0]
+    vol_mean = float(norm.apply(pool.y[0]).mean())
+    assert xb.shape == yb.shape == (8, 1, 8, 16, 16)
+    assert np.all(yb.mean(axis=(1, 2, 3, 4)) >= 0.8 * vol_mean - 1e-6)
+
+
+# ---- inference ----------------------------------------------------------------------------
+
+def test_tiled_prediction_equals_untiled():
+    model = _model(depth=1, base=4, scale=1.0)
+    rng = np.random.default_rng(0)
+    vol = rng.uniform(0, 1, (21, 37, 45)).astype(np.float32)
+    whole = predict(model, vol, tile_shape=(64, 64, 64), device="cpu")
+    tiled = predict(model, vol, tile_shape=(8, 24, 24), halo=16, device="cpu")
+    assert whole.shape == vol.shape and whole.dtype == np.float32
+    assert float(np.abs(tiled - whole).max()) < 1e-4
+    # untiled path == the network on the (symmetrically padded) volume
+    norm = robust_range(vol)
+    padded = np.pad(norm.apply(vol), [(0, 1), (0, 1), (0, 1)], mode="symmetric")
+    with torch.no_grad():
+        direct = model.net(torch.from_numpy(padded)[None, None])[0, 0, :21, :37, :45].numpy()
+    np.testing.assert_allclose(norm.apply(whole), direct, atol=1e-4)
+
+
+def test_blending_weights_sum_to_one_and_channels_are_batched():
+    model = _model(depth=1, base=4)
+    ident = _predict_volume(lambda t: t, np.ones((16, 40, 40), np.float32), tile=(8, 8, 8), halo=0,
+                            blend=2, m=2, device=torch.device("cpu"), precision="fp32", progress=None)
+    np.testing.assert_allclose(ident, 1.0, atol=1e-6)
+    rng = np.random.default_rng(1)
+    stack = rng.uniform(0, 1, (2, 3, 10, 18, 18)).astype(np.float32)
+    out = predict(model, stack, device="cpu")
+    assert out.shape == stack.shape
+    np.testing.assert_allclose(out[1, 2], predict(model, stack[1, 2], device="cpu"), atol=1e-6)
+
+
+def test_voxel_size_mismatch_warns_with_a_fix(caplog):
+    model = _model()
+    log = logging.getLogger("neurodecon")
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="neurodecon"):
+            predict(model, np.ones((8, 8, 8), np.float32), voxel_size_um=(0.2, 0.1, 0.1), device="cpu")
+    finally:
+        log.removeHandler(caplog.handler)
+    assert any("Resample the image" in r.getMessage() for r in caplog.records)
+
+
+# ---- training -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_training_decreases_the_loss():
+    losses = []
+
+    def cb(step, total, msg):
+        losses.append(float(msg.split()[1]))
+
+    cfg = {**TINY, "net": {"base_channels": 8, "depth": 1}, "steps": 40, "lr": 3e-3,
+           "patch": (8, 16, 16), "batch": 4, "val_every": 20, "checkpoint_every": 100,
+           "hessian_alpha": 0.0}
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = train(cfg, output_dir=d, psf=gaussian_kernel(), progress=cb)
+        model = load_model(out)
+    assert losses[-1] < 0.8 * losses[4]
+    best = model.config["validation"]["best"]
+    assert best["psnr"] > model.config["validation"]["input_baseline"]["psnr"]
+
+
+def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
+    cfg = {**TINY, "steps": 6, "checkpoint_every": 2, "val_every": 3}
+    psf = gaussian_kernel()
+    full = train(cfg, output_dir=tmp_path / "full", psf=psf)
+
+    from neurodecon._progress import Cancelled
+
+    with pytest.raises(Cancelled):
+        train(cfg, output_dir=tmp_path / "cut", psf=psf, progress=lambda s, t, m: s < 5)
+    assert (tmp_path / "cut" / "checkpoint.pt").is_file()
+    seen = []
+    cut = train(cfg, output_dir=tmp_path / "cut", psf=psf, resume=True,
+                progress=lambda s, t, m: seen.append(s))
+    assert seen[0] == 5  # resumed from the step-4 checkpoint: one step lost (< interval 2)
+    a, b = load_model(full), load_model(cut)
+    assert b.config["steps_done"] == a.config["steps_done"] == 6
+    for (k, va), vb in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
+        torch.testing.assert_close(va, vb, msg=k)
+    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
+
+
+def test_max_steps_stops_early_and_refuses_to_overwrite(tmp_path):
+    from neurodecon.errors import NeuroDeconError
+
+    cfg = {**TINY, "steps": 4, "checkpoint_every": 2, "val_every": 2}
+    train(cfg, output_dir=tmp_path, psf=gaussian_kernel(), max_steps=2)
+    assert (tmp_path / "checkpoint.pt").is_file() and not (tmp_path / "weights.pt").exists()
+    train(cfg, output_dir=tmp_path, psf=gaussian_kernel(), resume=True)
+    with pytest.raises(NeuroDeconError, match="already holds a trained model"):
+        train(cfg, output_dir=tmp_path, psf=gaussian_kernel())
+    with pytest.raises(NeuroDeconError, match="different options"):
+        train({**cfg, "lr": 1e-2}, output_dir=tmp_path / "x", psf=gaussian_kernel(), max_steps=2)
+        train({**cfg, "lr": 1e-3}, output_dir=tmp_path / "x", psf=gaussian_kernel(), resume=True)
+
+
+def test_bead_mode_trains_from_blurred_and_ideal_bead(tmp_path):
+    ideal = gaussian_kernel((0.6, 0.6, 0.6), (2, 2, 2))
+    blurred = center_convolve(np.pad(ideal, [(5, 5), (4, 4), (4, 4)]), gaussian_kernel())
+    out = train({**TINY, "steps": 2, "val_every": 2}, output_dir=tmp_path, blurred_bead=blurred,
+                ideal_bead=ideal, kernel_info={"source": "test"})
+    cfg = load_model(out).config
+    assert cfg["kernel"]["mode"] == "beads" and cfg["kernel"]["source"] == "test"
+
+
+def test_model_directory_round_trip_explains_itself(tmp_path):
+    model = _model(depth=2, base=4, scale=0.5, seed=4)
+    cfg = {**model.config, "kernel": {"mode": "psf"}}
+    save_model(tmp_path / "m", model.net, cfg)
+    back = load_model(tmp_path / "m")
+    vol = np.random.default_rng(2).uniform(0, 1, (12, 20, 20)).astype(np.float32)
+    np.testing.assert_array_equal(predict(model, vol, device="cpu"), predict(back, vol, device="cpu"))
+    assert back.voxel_size_um == VS and back.config["format"] == "neurodecon-model"
+    half = load_model(save_model(tmp_path / "h", model.net, cfg, half=True))
+    np.testing.assert_allclose(predict(half, vol, device="cpu"), predict(model, vol, device="cpu"),
+                               atol=5e-3)
+
+
+def test_load_model_errors_are_one_line(tmp_path):
+    from neurodecon.errors import NeuroDeconError
+
+    with pytest.raises(NeuroDeconError, match="not a NeuroDecon model directory"):
+        load_model(tmp_path)
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(NeuroDeconError, match="not valid JSON"):
+        load_model(tmp_path)
