@@ -209,6 +209,20 @@ def test_array_without_voxel_size_and_unknown_options_are_refused():
         extract_psf(stack)
     with pytest.raises(TypeError, match="unknown options"):
         extract_psf(stack, voxel_size_um=VOX, treshold=3)
+    with pytest.raises(NeuroDeconError, match="2-D"):
+        extract_psf(stack[0], voxel_size_um=VOX)
+
+
+def test_path_input_keeps_the_file_voxel_size(tmp_path):
+    stack, _, sigma = simulate_beads(6, grid=4, n_doublets=0, n_saturated=0)
+    import neurodecon as nd
+
+    nd.write(tmp_path / "beads.tif", stack, dtype="uint16", voxel_size_um=VOX)
+    res = extract_psf(str(tmp_path / "beads.tif"))
+    assert res.voxel_size_um == pytest.approx(VOX)
+    # the rescaled uint16 file reaches 65535 by construction: that is not saturation
+    assert res.n_used == 16 and "saturated" not in res.rejection_counts
+    assert ncc(res.psf, gaussian_psf(res.psf.shape, VOX, sigma)) > 0.98
 
 
 def test_rgb_input_uses_the_channel_with_data():

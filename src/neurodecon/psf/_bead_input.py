@@ -16,6 +16,7 @@ log = logging.getLogger("neurodecon")
 
 
 def load_beads(beads: Any, voxel_size_um, channel: int | None):
+    """``(data (Z, Y, X), voxel_size_um, path or None)`` from an array, an Image or a path."""
     from ..io import Image, read
 
     path = None
@@ -28,6 +29,10 @@ def load_beads(beads: Any, voxel_size_um, channel: int | None):
             log.warning("bead stack has no voxel size; the FWHM and the ideal bead assume %s µm",
                         vox)
         data, axes = beads.data, beads.axes
+        scaling = beads.metadata.get("scaling")
+        if isinstance(scaling, dict) and "scale" in scaling:
+            # a rescaled uint16 file from neurodecon: 65535 is the scaling's top, not saturation
+            data = data.astype(np.float32) * np.float32(scaling["scale"]) + np.float32(scaling.get("offset", 0.0))
     else:
         data = np.asarray(beads)
         axes = "ZYX"[-data.ndim:] if data.ndim <= 3 else None
