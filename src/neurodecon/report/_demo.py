@@ -39,19 +39,22 @@ _PHANTOMS = ["filaments", "puncta", "ellipsoids"]
 
 
 def demo_microscope() -> dict[str, Any]:
-    """The demo's microscope: the shipped model's PSF description when it has one."""
+    """The demo's microscope: the shipped model's recorded PSF parameters when it has them
+    (``config.json`` → ``kernel.psf_params``), else :data:`DEMO_MICROSCOPE`."""
     micro = dict(DEMO_MICROSCOPE)
-    try:
-        from ..learn import default_model_path, load_model
+    from ..learn import default_model_path
 
-        if (Path(default_model_path()) / "config.json").is_file():
-            model = load_model(default_model_path())
-            micro["voxel_size_um"] = tuple(float(v) for v in model.voxel_size_um)
-            kernel = model.config.get("kernel", {})
-            params = kernel.get("psf_params") or kernel.get("microscope") or {}
-            micro.update({k: v for k, v in params.items() if k in DEMO_MICROSCOPE})
-    except ImportError:  # pragma: no cover - learn is part of the package
-        pass
+    cfg_file = Path(default_model_path()) / "config.json"
+    if cfg_file.is_file():
+        import json
+
+        config = json.loads(cfg_file.read_text())
+        kernel = config.get("kernel") or config.get("kernel_info") or {}
+        params = kernel.get("psf_params") or {}
+        micro.update({k: v for k, v in params.items() if k in DEMO_MICROSCOPE})
+        if "voxel_size_um" in config and "voxel_size_um" not in params:
+            micro["voxel_size_um"] = config["voxel_size_um"]
+    micro["voxel_size_um"] = tuple(float(v) for v in micro["voxel_size_um"])
     return micro
 
 

@@ -11,9 +11,22 @@ import numpy as np
 from . import _views
 
 __all__ = ["volume_metrics", "objects_fwhm", "profile_fwhm", "rank", "metric_direction",
-           "TRUTH_METRICS", "reference_point"]
+           "TRUTH_METRICS", "METRIC_LABELS", "reference_point"]
 
 log = logging.getLogger("neurodecon")
+
+#: Short labels of the metrics shown in tables and figures (others keep their key).
+METRIC_LABELS = {
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "nrmse": "NRMSE", "rmse": "RMSE", "pearson": "Pearson r",
+    "decorr_xy_resolution_um": "decorr. resolution XY (µm)",
+    "decorr_xz_resolution_um": "decorr. resolution XZ (µm)",
+    "decorr_yz_resolution_um": "decorr. resolution YZ (µm)",
+    "decorr_xy_snr": "decorr. SNR XY", "decorr_xz_snr": "decorr. SNR XZ",
+    "decorr_yz_snr": "decorr. SNR YZ",
+    "objects_fwhm_x_um": "object FWHM x (µm)", "objects_fwhm_y_um": "object FWHM y (µm)",
+    "objects_fwhm_z_um": "object FWHM z (µm)",
+    "profile_fwhm_x_um": "profile FWHM x (µm)", "profile_fwhm_z_um": "profile FWHM z (µm)",
+}
 
 #: Metrics against the ground truth (in ranking order of importance).
 TRUTH_METRICS = ("psnr", "ssim", "nrmse", "pearson")

@@ -8,6 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from . import _html
+from ._measure import METRIC_LABELS
+
+#: Titles of the figures in the contents list.
+_TITLES = {"fig-orthoviews": "Orthogonal views", "fig-profiles": "Line profiles",
+           "fig-spectra": "Fourier spectra (radial)", "fig-fourier": "Fourier spectra (images)",
+           "fig-fwhm": "FWHM of small objects", "fig-metrics": "Metrics chart",
+           "fig-psf": "PSF", "fig-beads": "Bead extraction QC"}
 
 __all__ = ["render"]
 
@@ -15,8 +22,8 @@ _MAIN = ("psnr", "ssim", "nrmse", "pearson")
 
 
 def _main_columns(summary: dict) -> list[str]:
-    keys = sorted({k for r in summary["methods"].values() for k in r["metrics"]})
-    truthy = [k for k in keys if k.lower() in _MAIN]
+    keys = {k for r in summary["methods"].values() for k in r["metrics"]}
+    truthy = [k for k in _MAIN if k in keys]
     used = [k for k in summary["ranking"]["metrics"] if k not in truthy]
     fwhm = [k for k in ("objects_fwhm_x_um", "objects_fwhm_z_um") if k in keys]
     return truthy + used + fwhm
@@ -35,7 +42,8 @@ def _ranking_table(summary: dict) -> str:
         cells.append(r["error"] or "")
         rows.append(cells)
         classes.append("failed" if r["status"] == "failed" else ("best" if r["rank"] == 1 else ""))
-    header = ["rank", "method", "description", "status", "time (s)", *cols, "error"]
+    header = ["rank", "method", "description", "status", "time (s)",
+              *[METRIC_LABELS.get(k, k) for k in cols], "error"]
     return _html.table_block("table-ranking", header, rows, row_classes=classes,
                              caption="Methods ranked by " + summary["ranking"]["criterion"])
 
@@ -43,8 +51,19 @@ def _ranking_table(summary: dict) -> str:
 def _metrics_table(summary: dict) -> str:
     names = list(summary["methods"])
     keys = sorted({k for r in summary["methods"].values() for k in r["metrics"]})
-    rows = [[k, *[summary["methods"][n]["metrics"].get(k) for n in names]] for k in keys]
-    return _html.table_block("table-metrics", ["metric", *names], rows,
+    try:
+        from ..metrics import METRIC_KEYS
+    except ImportError:  # pragma: no cover - metrics is part of the package
+        METRIC_KEYS = {}
+    meaning = {**METRIC_KEYS,
+               "objects_fwhm_x_um": "median FWHM of the small objects along x (µm)",
+               "objects_fwhm_y_um": "median FWHM of the small objects along y (µm)",
+               "objects_fwhm_z_um": "median FWHM of the small objects along z (µm)",
+               "profile_fwhm_x_um": "FWHM of the line profile along x (µm)",
+               "profile_fwhm_z_um": "FWHM of the line profile along z (µm)"}
+    rows = [[k, meaning.get(k, ""), *[summary["methods"][n]["metrics"].get(k) for n in names]]
+            for k in keys]
+    return _html.table_block("table-metrics", ["metric", "meaning", *names], rows,
                              caption="Every metric (neurodecon.metrics.evaluate and FWHM), per volume")
 
 
@@ -77,6 +96,7 @@ def _summary_block(summary: dict) -> str:
         ("best", f"{best} ({summary['ranking']['criterion']})"),
         ("classical options", json.dumps(inp.get("options", {}))),
         ("device", inp.get("device")),
+        ("total time", f"{summary['total_s']:.1f} s"),
         ("neurodecon", summary["neurodecon_version"]), ("python", summary["python"]),
         ("created", summary["created"]),
     ]
@@ -110,7 +130,7 @@ def render(summary: dict[str, Any], out: Path, figures: dict[str, tuple[str, str
         return _html.figure_block(out / figs[fid], figures[fid][1], page_dir=out, fig_id=fid)
 
     failed = [n for n, r in summary["methods"].items() if r["status"] == "failed"]
-    toc = [("table-ranking", "Ranking table"), *[(f, figures[f][0]) for f in figs],
+    toc = [("table-ranking", "Ranking table"), *[(f, _TITLES.get(f, f)) for f in figs],
            ("table-metrics", "All metrics"), ("table-files", "Parameters and files")]
     sections = [
         _html.section("Summary", _summary_block(summary), _contents(toc)),

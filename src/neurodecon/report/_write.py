@@ -7,6 +7,7 @@ import datetime as _dt
 import json
 import logging
 import platform
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ __all__ = ["write_report", "FIGURES"]
 
 log = logging.getLogger("neurodecon")
 
-#: figure id -> (file name, caption)
+#: figure id -> (file name, caption); the page's contents list uses the caption's first words.
 FIGURES: dict[str, tuple[str, str]] = {
     "fig-orthoviews": ("orthoviews.png", "Orthogonal views (XY, YZ, XZ) through the brightest small "
                        "structure of the input; each volume shown from its own 0.5th to 99.95th "
@@ -109,23 +110,16 @@ def _figures_all(out: Path, vols, m, vs, point, psf, progress, step, n_steps) ->
     return {k: f"figures/{v}" for k, v in done.items()}
 
 
-#: Metrics drawn in metrics.png, in order, with their labels (those present are drawn, up to 8).
-_PLOTTED = (
-    ("psnr", "PSNR (dB)", True), ("ssim", "SSIM", True), ("nrmse", "NRMSE", False),
-    ("pearson", "Pearson r", True),
-    ("decorr_xy_resolution_um", "decorr. resolution XY (µm)", False),
-    ("decorr_xz_resolution_um", "decorr. resolution XZ (µm)", False),
-    ("decorr_yz_resolution_um", "decorr. resolution YZ (µm)", False),
-    ("decorr_xy_snr", "decorr. SNR XY", True), ("decorr_xz_snr", "decorr. SNR XZ", True),
-    ("decorr_yz_snr", "decorr. SNR YZ", True),
-    ("objects_fwhm_x_um", "object FWHM x (µm)", False),
-    ("objects_fwhm_z_um", "object FWHM z (µm)", False),
-)
+#: Metrics drawn in metrics.png, in order (those present are drawn, up to 8).
+_PLOTTED = ("psnr", "ssim", "nrmse", "pearson", "decorr_xy_resolution_um",
+            "decorr_xz_resolution_um", "decorr_yz_resolution_um", "decorr_xy_snr",
+            "decorr_xz_snr", "decorr_yz_snr", "objects_fwhm_x_um", "objects_fwhm_z_um")
 
 
 def _metric_columns(table) -> list[tuple[str, str, bool]]:
     keys = {k for row in table.values() for k in row}
-    return [c for c in _PLOTTED if c[0] in keys][:8]
+    return [(k, _measure.METRIC_LABELS[k], (_measure.metric_direction(k) or -1) > 0)
+            for k in _PLOTTED if k in keys][:8]
 
 
 def _json_ready(obj: Any) -> Any:
@@ -191,6 +185,7 @@ def _summary(results, m, order, criterion, used, figures, psf, vs, context) -> d
                 "file": "results/psf.tif" if psf.psf is not None else None,
                 **({"n_beads_used": int(psf.bead_result.n_used)} if psf.bead_result is not None else {})},
         "ranking": {"criterion": criterion, "metrics": used, "order": order},
+        "total_s": time.time() - float(context.get("started", time.time())),
         "methods": rows, "figures": figures,
     }
 
