@@ -217,7 +217,7 @@ def test_path_input_keeps_the_file_voxel_size(tmp_path):
     stack, _, sigma = simulate_beads(6, grid=4, n_doublets=0, n_saturated=0)
     import neurodecon as nd
 
-    nd.write(tmp_path / "beads.tif", stack, dtype="uint16", voxel_size_um=VOX)
+    nd.write(tmp_path / "beads.tif", stack.astype(np.float32) * 0.37, dtype="uint16", voxel_size_um=VOX)
     res = extract_psf(str(tmp_path / "beads.tif"))
     assert res.voxel_size_um == pytest.approx(VOX)
     # the rescaled uint16 file reaches 65535 by construction: that is not saturation
