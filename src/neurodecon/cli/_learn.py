@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p.add_argument("--batch", type=int, default=None, help="crops per step (default 2)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 5e-4)")
     p.add_argument("--base-channels", type=int, default=None, help="network width (default 16)")
-    p.add_argument("--depth", type=int, default=None, dest="net_depth",
-                   help="number of poolings (default 3)")
+    p.add_argument("--net-depth", type=int, default=None, dest="net_depth",
+                   help="network depth: number of poolings (default 3)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--val-every", type=int, default=None, help="steps between validations")
