@@ -54,6 +54,8 @@ def test_cli_extract_writes_kernels_report_and_json(hoogenboom, run_cli, tmp_pat
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["n_used"] >= 30
+    assert len(summary["positions_used_zyx"]) == summary["n_used"]
+    assert len(summary["rejected"]) == summary["n_rejected"] == summary["n_detected"] - summary["n_used"]
     for name in ("psf.tif", "o.tif", "i.ome.tif"):
         img = nd.read(tmp_path / name)
         assert img.voxel_size_um == pytest.approx(HOOG_VOX, rel=1e-4)
@@ -72,6 +74,7 @@ def test_cli_extract_text_summary_on_confocal_beads(shared_data, run_cli, tmp_pa
                              tmp_path / "psf.tif", "--report", tmp_path / "qc.png", "--log-scale")
     assert code == 0, err
     assert "beads used:" in out and "FWHM o* (µm):" in out
+    assert "rejected (z, y, x) = (24, 82, 75): bright" in out  # 151 counts vs 70-87: 2x brighter
     res = extract_psf(nd.read(beads), bead_diameter_um=0.1)
     assert res.n_used >= 3
     # documented single-bead FWHM (PROVENANCE.md): about 0.57 µm axial, 0.23 µm y, 0.16 µm x
@@ -85,7 +88,7 @@ def test_cli_no_beads_one_line_error(run_cli, tmp_path):
     code, out, err = run_cli("psf", "extract", tmp_path / "noise.npy", "--voxel-size", "0.3", "0.1",
                              "0.1", "-o", tmp_path / "psf.tif")
     assert code == 2
-    assert err.startswith("error: ") and err.count("\n") == 1 and "no beads found" in err
+    assert err.startswith(f"error: {tmp_path / 'noise.npy'}: no beads found") and err.count("\n") == 1
     assert not (tmp_path / "psf.tif").exists()
 
 

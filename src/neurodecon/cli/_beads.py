@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..psf._bead_detect import REASONS
 from ._common import add_output_options, add_voxel_size, print_json
 
 __all__ = ["register"]
@@ -76,7 +77,7 @@ def _extract(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        _print_summary(result, outputs)
+        _print_summary(result, outputs, list_rejected=args.verbose or len(result.rejected) <= 12)
     return 0
 
 
@@ -95,7 +96,7 @@ def _check_outputs_first(args: argparse.Namespace, outputs: list[str]) -> None:
         raise user_error("two outputs have the same name", fix="give each output its own file name")
 
 
-def _print_summary(result, outputs: list[str]) -> None:
+def _print_summary(result, outputs: list[str], *, list_rejected: bool) -> None:
     counts = ", ".join(f"{n} {r}" for r, n in sorted(result.rejection_counts.items(),
                                                       key=lambda kv: -kv[1])) or "none"
     f, s, p = result.fwhm_um, result.fwhm_spread_um, result.psf_fwhm_um
@@ -107,4 +108,9 @@ def _print_summary(result, outputs: list[str]) -> None:
         f"{ax} {a:.3f} ± {b:.3f}" for ax, a, b in zip("zyx", f, s, strict=True)))
     print("FWHM PSF (µm):     " + "   ".join(f"{ax} {a:.3f}" for ax, a in zip("zyx", p, strict=True))
           + f"   (bead removed: {result.info['bead_removal']})")
+    if list_rejected:
+        for (z, y, x), reason in result.rejected:
+            print(f"  rejected (z, y, x) = ({z:g}, {y:g}, {x:g}): {reason}, {REASONS[reason]}")
+    elif result.rejected:
+        print("  (pass -v or --json to list every rejected bead with its reason)")
     print("wrote:             " + ", ".join(outputs))

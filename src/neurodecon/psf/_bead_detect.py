@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["Candidates", "detect_candidates", "estimate_fwhm_vox", "saturation_level",
+__all__ = ["REASONS", "Candidates", "detect_candidates", "estimate_fwhm_vox", "saturation_level",
            "mark_position_rejects", "robust_noise"]
 
 #: Reason codes written into :attr:`BeadPSF.rejected` and drawn in the QC figure.

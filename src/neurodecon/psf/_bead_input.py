@@ -24,6 +24,7 @@ def load_beads(beads: Any, voxel_size_um, channel: int | None):
         path = beads
         beads = read(beads, voxel_size_um=voxel_size_um)
     if isinstance(beads, Image):
+        path = path or beads.metadata.get("source")  # named in one-line errors
         vox = tuple(voxel_size_um) if voxel_size_um is not None else beads.voxel_size_um
         if voxel_size_um is None and beads.voxel_size_assumed:
             log.warning("bead stack has no voxel size; the FWHM and the ideal bead assume %s µm",

@@ -109,6 +109,9 @@ class BeadPSF:
             "fwhm_spread_um": [round(v, 4) for v in self.fwhm_spread_um],
             "psf_fwhm_um": [round(v, 4) for v in self.psf_fwhm_um],
             **{k: v for k, v in self.info.items() if k != "per_bead_fwhm_um"},
+            "positions_used_zyx": [[round(float(v), 3) for v in p] for p in self.positions],
+            "rejected": [{"position_zyx": [float(v) for v in p], "reason": r}
+                         for p, r in self.rejected],
         }
 
 
