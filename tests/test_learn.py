@@ -270,3 +270,13 @@ def test_load_model_errors_are_one_line(tmp_path):
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(NeuroDeconError, match="not valid JSON"):
         load_model(tmp_path)
+
+
+def test_docs_python_example_runs(tmp_path, capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "learn.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("/tmp/nd_doc_model", str(tmp_path / "m"))
+    exec(compile(code, "docs/learn.md", "exec"), {})
+    assert "(12, 40, 40) float32" in capsys.readouterr().out
