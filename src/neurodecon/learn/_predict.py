@@ -33,7 +33,7 @@ def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
     ----------
     model : Model or path
         From :func:`load_model`, or a model directory.
-    image : (..., Z, Y, X) ndarray
+    image : (..., Z, Y, X) ndarray or Image
         One volume, or several (channels, time points) stacked in front; each is normalised on
         its own, with the model's recorded whole-volume normalisation.
     voxel_size_um : (z, y, x), optional
@@ -51,6 +51,9 @@ def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
         ``progress(done, total, message)``; return ``False`` to cancel.
     """
     model = load_model(model)
+    if hasattr(image, "data") and hasattr(image, "voxel_size_um"):  # a neurodecon.io.Image
+        voxel_size_um = image.voxel_size_um if voxel_size_um is None else voxel_size_um
+        image = image.data
     check_voxel_size(model, voxel_size_um)
     arr = np.asarray(image)
     if arr.ndim < 3:

@@ -63,8 +63,8 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
     -------
     Path of the model directory (``weights.pt`` + ``config.json``).
     """
-    cfg = config if isinstance(config, TrainConfig) and not overrides else TrainConfig.from_dict(
-        config.to_dict() if isinstance(config, TrainConfig) else config, **overrides)
+    cfg = TrainConfig.from_dict(config.to_dict() if isinstance(config, TrainConfig) else config,
+                                **overrides)
     out = Path(output_dir)
     _check_output(out, resume=resume, overwrite=overwrite)
     if cfg.threads:
@@ -78,7 +78,7 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
     train_idx, val_idx = _split(len(sources), cfg.val_fraction)
     data_desc.update(n_train=len(train_idx), n_val=len(val_idx), flips_allowed_axes=pool.flips,
                      pool_build_s=round(time.perf_counter() - t0, 2))
-    state = _State.create(cfg)
+    state = _State(cfg)
     ckpt = out / CHECKPOINT_NAME
     if resume and ckpt.is_file():
         state.load(ckpt, cfg)
@@ -245,8 +245,6 @@ class _State:
         self.stopped_early = False
         self.train_time_s = 0.0
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
-
-    create = classmethod(lambda cls, cfg: cls(cfg))
 
     def save(self, path: Path, cfg: TrainConfig) -> None:
         blob = {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
