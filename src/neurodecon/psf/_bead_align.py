@@ -156,7 +156,7 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
-def remove_bead(blurred: np.ndarray, ideal: np.ndarray, *, iterations: int = 30) -> np.ndarray:
+def remove_bead(blurred: np.ndarray, ideal: np.ndarray, *, iterations: int = 10) -> np.ndarray:
     """PSF ``p`` with ``blurred ≈ ideal ⊛ p``, by Richardson–Lucy iterations started from ``blurred``.
 
     Linear (zero-padded) convolution, so nothing wraps around; ``ideal`` is cropped to an odd box

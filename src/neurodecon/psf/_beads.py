@@ -45,7 +45,7 @@ _DEFAULTS: dict[str, Any] = {
     "min_correlation_drop": 0.1,  # reject when NCC < median NCC − max(this, 4·MAD-σ)
     "tail_mask_sigma": 3.0,  # zero the average where its smoothed value is below k·noise (0: off)
     "average": "mean",  # "mean" (brightness-weighted) or "median"
-    "bead_removal_iterations": 30,  # RL iterations for p from o* = i* ⊛ p
+    "bead_removal_iterations": 10,  # RL iterations for p from o* = i* ⊛ p (early stop regularises)
     "channel": None,  # channel index for multi-channel/RGB input (None: the brightest)
     "max_beads": 500,  # localise at most this many candidates (brightest first)
 }
