@@ -35,7 +35,7 @@ _SIZES = {
 _PHOTONS, _BACKGROUND, _READ_NOISE = 300.0, 5.0, 1.0
 _BEAD_DIAMETER_UM = 0.1
 _BEAD_SPACING_UM = 2.4  # mean distance between beads (well separated for the extraction)
-_PHANTOMS = ["filaments", "puncta", "ellipsoids"]
+_PHANTOMS = ["sponge", "puncta"]  # an ER-like membrane network and vesicles
 
 
 def demo_microscope() -> dict[str, Any]:

@@ -125,7 +125,7 @@ def orthoview_figure(volumes: Mapping[str, np.ndarray], point: Sequence[int],
             ax.text(cb + 2, rb + 2, key.upper(), color="white", fontsize=7, va="top")
         bar_um = _nice_length(0.25 * nc * vx)
         _scale_bar(ax, bar_um / vx, f"{bar_um:g} µm", (nr, nc))
-        ax.set_title((titles or {}).get(name, name), fontsize=9)
+        ax.set_title((titles or {}).get(name, name), fontsize=9, loc="left")
     fig.suptitle(f"Orthogonal views through z={z}, y={y}, x={x} (voxel {vz:g}×{vy:g}×{vx:g} µm)",
                  fontsize=10)
     return _save(fig, path)
@@ -287,8 +287,8 @@ def psf_figure(psf: np.ndarray, voxel_size_um: Sequence[float], path: str | Path
     comp, boxes = _views.orthoview_composite(np.sqrt(np.clip(psf / psf.max(), 0, None)), centre,
                                              voxel_size_um, fill=np.nan)
     vz, _, vx = (float(v) for v in voxel_size_um)
-    fig = _figure(9, 3.6)
-    ax0, ax1 = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    fig = _figure(9, 3.8)
+    ax0, ax1 = fig.subplots(1, 2, width_ratios=[1.2, 1])
     ax0.imshow(np.ma.masked_invalid(comp), cmap=_CMAP, interpolation="nearest")
     ax0.set_axis_off()
     for key, (rb, cb, _, _) in boxes.items():

@@ -11,7 +11,7 @@ import numpy as np
 from . import _views
 
 __all__ = ["volume_metrics", "objects_fwhm", "profile_fwhm", "rank", "metric_direction",
-           "TRUTH_METRICS", "METRIC_LABELS", "reference_point"]
+           "TRUTH_METRICS", "METRIC_LABELS", "reference_point", "small_objects"]
 
 log = logging.getLogger("neurodecon")
 
@@ -135,6 +135,45 @@ def rank(table: Mapping[str, Mapping[str, Any]], *, use_truth: bool) -> tuple[li
     return order, criterion, used
 
 
-def reference_point(raw: np.ndarray, voxel_size_um) -> tuple[int, int, int]:
-    """Where figures look: the brightest small structure of the raw input."""
+def small_objects(raw: np.ndarray, voxel_size_um, *, psf_fwhm_um=None,
+                  max_objects: int = 20) -> np.ndarray:
+    """Centres ``(n, 3)`` of small, isolated, bright objects of the input, brightest first.
+
+    Candidates are difference-of-Gaussians maxima (:func:`_views.find_small_objects`, at the
+    scale of the PSF's lateral FWHM when known); an object is *small* when the FWHM of its
+    profile along x is below 1.5 × the PSF's lateral FWHM (without a PSF: below the median of
+    the candidates), i.e. close to a point seen through the microscope. When none is, the
+    candidates are returned narrowest first.
+    """
+    from ..metrics import line_profile_fwhm
+
+    vs = tuple(float(v) for v in voxel_size_um)
+    scale = float(psf_fwhm_um[2]) if psf_fwhm_um is not None else None
+    cands = _views.find_small_objects(raw, vs, scale_um=scale, max_objects=3 * max_objects)
+    if len(cands) == 0:
+        return cands
+    half = max(4, int(round(3 * (scale or 3 * vs[2]) / vs[2])))
+    widths = []
+    for z, y, x in cands:
+        line = raw[z, y, max(0, x - half):x + half + 1]
+        try:
+            widths.append(float(line_profile_fwhm(line, vs[2])))
+        except (ValueError, RuntimeError, ArithmeticError):
+            widths.append(float("nan"))
+    widths = np.asarray(widths)
+    ok = np.isfinite(widths)
+    if not ok.any():
+        return cands[:max_objects]
+    limit = 1.5 * scale if scale else float(np.median(widths[ok]))
+    keep = ok & (widths <= limit)
+    if not keep.any():  # nothing near a point: the narrowest structures first
+        return cands[np.argsort(np.where(ok, widths, np.inf), kind="stable")][:max_objects]
+    return cands[keep][:max_objects]
+
+
+def reference_point(raw: np.ndarray, voxel_size_um, objects: np.ndarray | None = None
+                    ) -> tuple[int, int, int]:
+    """Where figures look: the brightest small object, else the brightest small structure."""
+    if objects is not None and len(objects):
+        return tuple(int(v) for v in objects[0])  # type: ignore[return-value]
     return _views.brightest_small_structure(raw, voxel_size_um)

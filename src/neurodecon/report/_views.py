@@ -48,14 +48,35 @@ def _blob_response(volume: np.ndarray, voxel_size_um: Voxel, scale_um: float) ->
     return fine - coarse
 
 
+def _noise_sigma(volume: np.ndarray) -> float:
+    """Noise standard deviation of a volume from its voxel-to-neighbours differences (robust MAD;
+    structure larger than a voxel barely enters)."""
+    v = np.asarray(volume, dtype=np.float32)
+    k = np.zeros((3, 3, 3), np.float32)
+    k[1, 1, 1] = 1.0
+    for i in ((0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)):
+        k[i] = -1.0 / 6.0
+    r = ndimage.convolve(v, k, mode="nearest")
+    return float(1.4826 * np.median(np.abs(r - np.median(r))) / np.sqrt(1.0 + 1.0 / 6.0))
+
+
+def _response_noise(volume: np.ndarray, voxel_size_um, scale_um: float) -> float:
+    """Standard deviation of the difference-of-Gaussians response to the volume's noise alone."""
+    delta = np.zeros(tuple(min(n, 33) for n in volume.shape), np.float32)
+    delta[tuple(n // 2 for n in delta.shape)] = 1.0
+    gain = float(np.sqrt((_blob_response(delta, voxel_size_um, scale_um) ** 2).sum()))
+    return _noise_sigma(volume) * gain + 1e-12
+
+
 def find_small_objects(volume: np.ndarray, voxel_size_um: Voxel, *, scale_um: float | None = None,
                        max_objects: int = 20, margin_um: float | None = None,
                        min_separation_um: float | None = None) -> np.ndarray:
     """Centres ``(n, 3)`` (int voxel indices) of the brightest small, isolated objects.
 
     Objects are maxima of a difference-of-Gaussians response at ``scale_um`` (default: 3 lateral
-    voxels), kept at least ``margin_um`` from the border (default: twice the scale and 10 % of
-    each axis) and ``min_separation_um`` from a brighter object, brightest first.
+    voxels) standing 8 noise standard deviations above the response to the noise alone, kept at
+    least ``margin_um`` from the border (default: twice the scale and 10 % of each axis) and
+    ``min_separation_um`` from a brighter object, brightest first.
     """
     vs = np.asarray(voxel_size_um, dtype=float)
     scale = float(scale_um) if scale_um else 3.0 * float(vs[1:].min())
@@ -72,8 +93,7 @@ def find_small_objects(volume: np.ndarray, voxel_size_um: Voxel, *, scale_um: fl
     if len(idx) == 0:
         return np.zeros((0, 3), dtype=int)
     strength = resp[tuple(idx.T)]
-    noise = 1.4826 * np.median(np.abs(resp - np.median(resp))) + 1e-12
-    keep = strength > 5.0 * noise
+    keep = strength > 8.0 * _response_noise(volume, vs, scale)
     idx, strength = idx[keep], strength[keep]
     order = np.argsort(strength)[::-1][:max_objects]
     return idx[order]

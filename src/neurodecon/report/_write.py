@@ -25,7 +25,7 @@ log = logging.getLogger("neurodecon")
 #: figure id -> (file name, caption); the page's contents list uses the caption's first words.
 FIGURES: dict[str, tuple[str, str]] = {
     "fig-orthoviews": ("orthoviews.png", "Orthogonal views (XY, YZ, XZ) through the brightest small "
-                       "structure of the input; each volume shown from its own 0.5th to 99.95th "
+                       "object of the input; each volume shown from its own 0.5th to 99.95th "
                        "percentile, z drawn to scale."),
     "fig-profiles": ("line_profiles.png", "Intensity profiles along x and z through the same point, "
                      "each scaled from its volume's background to its peak; FWHM in the legend."),
@@ -34,8 +34,8 @@ FIGURES: dict[str, tuple[str, str]] = {
                     "detail, or more noise; compare with the ground truth when there is one."),
     "fig-fourier": ("fourier.png", "log amplitude spectra of the XY and XZ planes, common colour "
                     "range (Fig. 2B of the NeuroDecon paper)."),
-    "fig-fwhm": ("fwhm.png", "FWHM of the small objects detected in the input, measured at the "
-                 "same places in every volume (median and quartiles)."),
+    "fig-fwhm": ("fwhm.png", "FWHM of the small objects of the input (lateral FWHM below 1.5 × "
+                 "the PSF's), measured at the same places in every volume (median and quartiles)."),
     "fig-metrics": ("metrics.png", "The main metrics per method."),
     "fig-psf": ("psf.png", "The PSF given to the classical methods, at the image's voxel size."),
     "fig-beads": ("beads_qc.png", "Bead extraction: the averaged bead and the beads used/rejected."),
@@ -198,8 +198,8 @@ def write_report(out: Path, *, raw: np.ndarray, truth: np.ndarray | None, result
 
     vs = tuple(voxel_size_um)
     vols = _volumes(raw, truth, results)
-    point = _measure.reference_point(raw, vs)
-    centres = _views.find_small_objects(raw, vs, max_objects=20)
+    centres = _measure.small_objects(raw, vs, psf_fwhm_um=psf.fwhm_um, max_objects=20)
+    point = _measure.reference_point(raw, vs, centres)
     m = _measure_all(vols, truth, vs, point, centres, progress, step, n_steps)
     rankable = {k: v for k, v in m["table"].items() if k != "truth"}
     order, criterion, used = _measure.rank(rankable, use_truth=truth is not None)
