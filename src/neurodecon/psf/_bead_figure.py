@@ -23,7 +23,7 @@ def bead_qc_figure(result: Any, beads: Any, path: str | os.PathLike, *,
     result : BeadPSF
         Output of :func:`extract_psf`.
     beads : (Z, Y, X) ndarray, Image, path or None
-        The bead stack: its maximum projection is drawn with used beads (green circles) and
+        The bead stack: its maximum projection is drawn with used beads (green crop boxes) and
         rejected beads (red crosses with a reason code: S saturated, B border, C close, F fit,
         D bright/doublet, d dim, W width/shape, M mismatch). ``None`` leaves the map out.
     path : path-like
