@@ -88,7 +88,7 @@ def _bead_map(ax, stack: np.ndarray, result: Any) -> None:
     for (_z, y, x), reason in result.rejected:
         ax.plot(x, y, marker="x", color="red", ms=7, mew=1.5)
         ax.text(x + off, y - off, _CODES.get(reason, "?"), color="red",
-                fontsize=9, fontweight="bold",
+                fontsize=9, fontweight="bold", clip_on=True,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "red", "alpha": 0.8})
     ax.set_xlim(-0.5, mip.shape[1] - 0.5)
     ax.set_ylim(mip.shape[0] - 0.5, -0.5)
