@@ -356,3 +356,46 @@ def test_overflow_never_leaves_nan():
     y = np.full((8, 16, 16), 3e38, np.float32)  # sums overflow float32 inside the FFT
     with pytest.raises(NeuroDeconError, match="non-finite"):
         deconvolve(y, psf, "tikhonov", regularization=1e-3, device="cpu")
+
+
+@pytest.mark.slow
+def test_iterations_auto_lands_near_the_oracle():
+    """Cross-validation on thinned counts vs the best iteration chosen with the ground truth."""
+    from neurodecon.metrics import psnr
+
+    psf = gaussian_psf((11, 11, 11), (2.5, 1.5, 1.5))
+    rng = np.random.default_rng(7)
+    truth = np.zeros((24, 48, 48), np.float32)
+    for _ in range(60):
+        c = [rng.integers(2, s - 2) for s in truth.shape]
+        truth[tuple(slice(ci - 1, ci + 1) for ci in c)] += rng.uniform(50, 400)
+    y = poisson_image(truth, psf, background=5.0, seed=8)
+    for method in ("rl", "rl-accel"):
+        curve = []
+        deconvolve(y, psf, method, iterations=150, background=5.0, device="cpu",
+                   callback=lambda k, x, c=curve: c.append(psnr(x, truth)))
+        auto = deconvolve(y, psf, method, iterations="auto", background=5.0, device="cpu")
+        assert psnr(auto, truth) >= max(curve) - 0.5, (method, psnr(auto, truth), max(curve))
+
+
+def test_gain_estimate_recovers_a_camera_gain():
+    from neurodecon.classical._stopping import estimate_gain
+
+    psf = gaussian_psf()
+    y = poisson_image(blobs((24, 48, 48), n=80), psf, background=20.0, seed=3)
+    assert estimate_gain(y) == pytest.approx(1.0, rel=0.15)
+    assert estimate_gain(3.5 * y + 100.0) == pytest.approx(3.5, rel=0.15)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    psf = gaussian_psf()
+    y = poisson_image(blobs((16, 32, 32)), psf)
+    for method in ("rl", "rl-accel", "rltv", "wiener"):
+        cpu = deconvolve(y, psf, method, iterations=20, background=5.0, device="cpu")
+        gpu = deconvolve(y, psf, method, iterations=20, background=5.0, device="cuda")
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4 * float(np.abs(cpu).max()))

@@ -256,8 +256,8 @@ class Deconvolver:
                              f"{self.image_shape}", fix="make one Deconvolver per frame shape")
         b = self._background(img, background)
         iterations = _check_iterations(iterations)
-        if self.method in POISSON_METHODS:
-            np.clip(img, 0.0, None, out=img)
+        if self.method in POISSON_METHODS and img.min() < 0:
+            img = np.clip(img, 0.0, None)  # a copy: the caller's array is never modified
         if self.method in DIRECT_METHODS:
             return self._direct(img, b, progress)
         if iterations == "auto":
@@ -395,8 +395,15 @@ def deconvolve(image: Any, psf: Any, method: str = "rl", *, iterations: int | st
     """
     method = _check_method(method)
     arr = np.asarray(image)
+    if arr.ndim > 4 and not isinstance(psf, (list, tuple)) and np.ndim(psf) == 3:
+        # (T, C, Z, Y, X) and the like with one PSF: every 3-D frame in turn, sharing the buffers
+        flat = arr.reshape(-1, *arr.shape[-3:])
+        return deconvolve(flat, psf, method, iterations=iterations, regularization=regularization,
+                          background=background, boundary=boundary, device=device,
+                          progress=progress, callback=callback).reshape(arr.shape)
     if arr.ndim not in (1, 2, 3, 4):
-        raise user_error(f"the image has {arr.ndim} dimensions", fix="give a (Z, Y, X) or (C, Z, Y, X) stack")
+        raise user_error(f"the image has {arr.ndim} dimensions",
+                         fix="give a (Z, Y, X) or (C, Z, Y, X) stack, or one 3-D PSF for more axes")
     if isinstance(psf, (list, tuple)) and psf and all(isinstance(p, np.ndarray) for p in psf):
         psf_ndim = psf[0].ndim  # a list of per-channel PSFs
     else:
@@ -410,15 +417,17 @@ def deconvolve(image: Any, psf: Any, method: str = "rl", *, iterations: int | st
                    callback=callback)
     psfs = _channel_psfs(psf, arr.shape[0], arr.ndim - 1)
     out = np.empty(arr.shape, dtype=np.float32)
+    dec = None
     for c, (frame, p) in enumerate(zip(arr, psfs, strict=True)):
         def channel_progress(done: int, total: int, msg: str = "", _c: int = c) -> bool | None:
             return None if progress is None else progress(
                 _c * max(total, 1) + done, arr.shape[0] * max(total, 1), f"channel {_c}: {msg}")
 
-        dec = Deconvolver(p, frame.shape, method=method, regularization=regularization,
-                          boundary=boundary, device=device)
+        if dec is None or p is not psfs[c - 1]:  # frames sharing a PSF share the OTF and buffers
+            dec = None
+            dec = Deconvolver(p, frame.shape, method=method, regularization=regularization,
+                              boundary=boundary, device=device)
         out[c] = dec(frame, iterations=iterations, background=background,
                      progress=channel_progress if progress is not None else None,
                      callback=callback)
-        del dec
     return out

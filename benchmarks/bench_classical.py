@@ -1,0 +1,371 @@
+"""Classical deconvolution benchmark: speed, memory, iterations=auto and quality.
+
+Usage (each part can run alone; ``--quick`` shrinks the anchor volume for a smoke run)::
+
+    python benchmarks/bench_classical.py --speed            # anchor case: FFT floor, RL, rl-accel, skimage
+    python benchmarks/bench_classical.py --memory           # peak memory of rl / rl-accel (subprocesses)
+    python benchmarks/bench_classical.py --auto             # iterations=auto vs the oracle on phantoms
+    python benchmarks/bench_classical.py --quality          # PSNR/SSIM per method on ground-truth sets
+    python benchmarks/bench_classical.py --all --out benchmarks/_out
+
+The anchor case (issue 4 §5): 64×256×256 beads + tubes, generated 16 px larger per side and
+cropped (light from outside enters the stack), Gaussian PSF σ = 1.5/1.5/4 px (x/y/z) in 33³,
+background 5 photons/voxel, Poisson noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(os.environ.get("NEURODECON_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+VOXEL_UM = (0.2, 0.1, 0.1)
+PHOTONS = 1000.0
+BACKGROUND = 5.0
+
+
+# -- anchor case --------------------------------------------------------------------------------
+def gaussian_psf(shape=(33, 33, 33), sigma=(4.0, 1.5, 1.5)) -> np.ndarray:
+    grids = np.meshgrid(*[np.arange(n) - n // 2 for n in shape], indexing="ij")
+    p = np.exp(-sum(g.astype(np.float64) ** 2 / (2 * s * s) for g, s in zip(grids, sigma, strict=True)))
+    return (p / p.sum()).astype(np.float32)
+
+
+def anchor_case(shape=(64, 256, 256), margin=16, seed=0, photons=PHOTONS):
+    """(truth in photon units, noisy image, psf) of the anchor case."""
+    from neurodecon.synth import forward_model, phantom
+
+    big_shape = tuple(n + 2 * margin for n in shape)
+    truth = phantom(["beads", "tubes"], shape=big_shape, voxel_size_um=VOXEL_UM, seed=seed)
+    psf = gaussian_psf()
+    image = forward_model(truth, psf, photons=photons, background=BACKGROUND, seed=seed + 1)
+    crop = tuple(slice(margin, margin + n) for n in shape)
+    truth = truth.astype(np.float32) * np.float32(photons / float(truth.max()))
+    return np.ascontiguousarray(truth[crop]), np.ascontiguousarray(image[crop]), psf
+
+
+def psnr(pred, truth) -> float:
+    from neurodecon.metrics import psnr as _psnr
+
+    return _psnr(pred, truth)
+
+
+def ssim(pred, truth) -> float:
+    from neurodecon.metrics import ssim as _ssim
+
+    return _ssim(pred, truth)
+
+
+def _best(times):
+    return float(np.min(times)), float(np.median(times))
+
+
+def time_it(fn, repeat=5):
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return _best(ts)
+
+
+# -- speed --------------------------------------------------------------------------------------
+def fft_floor(padded_shape):
+    """Time of one rfftn + irfftn pair on the padded grid, for each available library."""
+    import scipy.fft
+    import torch
+
+    x = np.random.default_rng(0).random(padded_shape, dtype=np.float32)
+    out = {}
+    out["scipy.fft (workers=2)"] = time_it(
+        lambda: scipy.fft.irfftn(scipy.fft.rfftn(x, workers=2), s=padded_shape, workers=2))
+    xt = torch.from_numpy(x)
+    spec = torch.fft.rfftn(xt)
+    res = torch.empty_like(xt)
+    out["torch (MKL, out= buffers)"] = time_it(
+        lambda: (torch.fft.rfftn(xt, out=spec), torch.fft.irfftn(spec, s=padded_shape, out=res)))
+    try:
+        import pyfftw  # noqa: F401  (optional, not a dependency)
+    except ImportError:
+        pass
+    return out
+
+
+def speed(args):
+    import torch
+
+    from neurodecon.classical import Deconvolver
+
+    shape = (32, 128, 128) if args.quick else (64, 256, 256)
+    truth, image, psf = anchor_case(shape)
+    print(f"## Speed: anchor case {shape}, torch threads {torch.get_num_threads()}")
+    dec = Deconvolver(psf, image.shape, method="rl", device="cpu")
+    padded = dec.op.shape
+    floors = fft_floor(padded)
+    for name, (best, med) in floors.items():
+        print(f"FFT pair {padded}: {name}: best {best * 1e3:.1f} ms, median {med * 1e3:.1f} ms")
+    floor = 2 * min(b for b, _ in floors.values())  # an RL iteration needs two pairs
+    n = 10
+    t_rl = time_it(lambda: dec(image, iterations=n, background=BACKGROUND), repeat=3)
+    per_it = t_rl[0] / n
+    print(f"RL (unknown boundary) per iteration: {per_it * 1e3:.1f} ms "
+          f"= {per_it / floor:.2f} × floor (2 FFT pairs, fastest library, {floor * 1e3:.1f} ms)")
+
+    # plain RL quality after 200 iterations, the accelerated method's path
+    rl_curve = []
+    t0 = time.perf_counter()
+    dec(image, iterations=200, background=BACKGROUND,
+        callback=lambda k, x: rl_curve.append(psnr(x, truth)) if k % 10 == 0 or k == 200 else None)
+    t_rl200 = time.perf_counter() - t0
+    target = rl_curve[-1]
+    print(f"plain RL@200: PSNR {target:.2f} dB (best along the path {max(rl_curve):.2f}), "
+          f"{t_rl200:.1f} s including PSNR evaluations")
+    acc = Deconvolver(psf, image.shape, method="rl-accel", device="cpu")
+    curve = []
+    acc(image, iterations=args.accel_iterations, background=BACKGROUND,
+        callback=lambda k, x: curve.append((k, psnr(x, truth))))
+    hit = next((k for k, p in curve if p >= target), None)
+    best_k, best_p = max(curve, key=lambda kp: kp[1])
+    if hit is not None:
+        t_hit = time_it(lambda: acc(image, iterations=hit, background=BACKGROUND), repeat=2)[0]
+        print(f"rl-accel reaches plain-RL@200 PSNR after {hit} iterations in {t_hit:.2f} s")
+    else:
+        print("rl-accel does not reach plain-RL@200 PSNR")
+    print(f"rl-accel best PSNR {best_p:.2f} dB at iteration {best_k}")
+    # scikit-image side by side (its default clip=True clips to [-1, 1]: pass clip=False)
+    from skimage.restoration import richardson_lucy
+
+    img64 = image - BACKGROUND
+    k = 3
+    t_sk = time_it(lambda: richardson_lucy(np.clip(img64, 0, None), psf, num_iter=k, clip=False), repeat=1)
+    print(f"scikit-image richardson_lucy per iteration: {t_sk[0] / k * 1e3:.0f} ms "
+          f"({t_sk[0] / k / per_it:.1f}× ours)")
+    return dict(shape=shape, padded=padded, floors={k: v[0] for k, v in floors.items()},
+                rl_iter_s=per_it, floor_s=floor, ratio=per_it / floor, rl200_psnr=target,
+                accel_hit_iter=hit, accel_hit_s=t_hit if hit else None, accel_best_psnr=best_p,
+                accel_best_iter=best_k, skimage_iter_s=t_sk[0] / k)
+
+
+# -- memory -------------------------------------------------------------------------------------
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def memory_child(method: str, quick: bool) -> None:
+    """Runs in a fresh process: peak RSS growth during one deconvolution, in padded volumes."""
+    import torch
+
+    from neurodecon.classical import Deconvolver
+    from neurodecon.classical._operator import plan_geometry
+
+    shape = (32, 128, 128) if quick else (64, 256, 256)
+    truth, image, psf = anchor_case(shape)
+    del truth
+    torch.fft.irfftn(torch.fft.rfftn(torch.zeros(8, 8, 8)))  # load MKL before the baseline
+    geo = plan_geometry(image.shape, psf.shape, "unknown")
+    volume = int(np.prod(geo.padded_shape)) * 4
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter
+    base = _rss_kib("VmRSS:")
+    dec = Deconvolver(psf, image.shape, method=method, device="cpu")
+    dec(image, iterations=5, background=BACKGROUND)
+    peak = _rss_kib("VmHWM:")
+    print(json.dumps({"method": method, "peak_growth_bytes": (peak - base) * 1024,
+                      "padded_volume_bytes": volume, "volumes": (peak - base) * 1024 / volume,
+                      "output_volumes": image.nbytes / volume}))
+
+
+def memory(args):
+    print("## Memory: peak RSS growth of one deconvolution (fresh process), in padded float32 volumes")
+    rows = []
+    for method in ("rl", "rl-accel"):
+        cmd = [sys.executable, __file__, "--memory-child", method] + (["--quick"] if args.quick else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        row = json.loads(res.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"{method}: {row['peak_growth_bytes'] / 2**20:.0f} MiB = {row['volumes']:.2f} padded volumes "
+              f"(of which the returned result {row['output_volumes']:.2f})")
+    return rows
+
+
+# -- iterations=auto ------------------------------------------------------------------------------
+def auto(args):
+    from neurodecon.classical import Deconvolver
+    from neurodecon.classical._stopping import auto_iterations
+
+    print("## iterations=auto vs the oracle-best iteration (PSNR, photon units)")
+    cases = []
+    shape = (32, 96, 96)
+    for seed, names, photons in [(0, ["beads", "tubes"], 1000.0), (1, ["ellipsoids", "filaments"], 300.0),
+                                 (2, ["sponge"], 100.0), (3, ["puncta", "sheets"], 2000.0)]:
+        from neurodecon.synth import forward_model, phantom
+
+        big = phantom(names, shape=tuple(n + 32 for n in shape), voxel_size_um=VOXEL_UM, seed=seed)
+        psf = gaussian_psf((25, 17, 17), (3.0, 1.5, 1.5))
+        img = forward_model(big, psf, photons=photons, background=BACKGROUND, seed=seed + 10)
+        crop = tuple(slice(16, 16 + n) for n in shape)
+        truth = (big * (photons / float(big.max())))[crop].astype(np.float32)
+        cases.append((f"{'+'.join(names)} {photons:g} ph", truth, np.ascontiguousarray(img[crop]), psf))
+    rows = []
+    for method in ("rl", "rl-accel"):
+        for name, truth, img, psf in cases:
+            dec = Deconvolver(psf, img.shape, method=method, device="cpu")
+            curve = []
+            cap = 800 if method == "rl" else 200
+            dec(img, iterations=cap, background=BACKGROUND,
+                callback=lambda k, x, c=curve, t=truth: c.append(psnr(x, t)))
+            k_oracle = int(np.argmax(curve)) + 1
+            k_auto, k_half, _ = auto_iterations(dec, img, BACKGROUND, return_curve=True)
+            p_auto = curve[min(k_auto, cap) - 1]
+            rows.append(dict(method=method, case=name, oracle_iter=k_oracle, oracle_psnr=max(curve),
+                             auto_iter=k_auto, half_iter=k_half, auto_psnr=p_auto,
+                             loss_db=max(curve) - p_auto))
+            print(f"{method:8s} {name:28s} oracle {k_oracle:4d} it {max(curve):6.2f} dB | auto "
+                  f"{k_auto:4d} it (half-data best {k_half:3d}) {p_auto:6.2f} dB | loss {max(curve) - p_auto:.2f} dB")
+    return rows
+
+
+# -- quality --------------------------------------------------------------------------------------
+def quality_sets(quick: bool):
+    import tifffile
+
+    sets = []
+    d = DATA / "flowdec" / "bars-25pct"
+    if d.is_dir():
+        sets.append(("flowdec bars-25pct", tifffile.imread(d / "data.tif"), tifffile.imread(d / "kernel.tif"),
+                     tifffile.imread(d / "actual.tif"), 0.0))
+    d = DATA / "sdeconv"
+    if d.is_dir():
+        img = tifffile.imread(d / "pollen_poisson_noise_blurred.tif")
+        psf = tifffile.imread(d / "pollen_psf.tif")
+        gt = tifffile.imread(d / "pollen.tif").astype(np.float32)
+        sets.append(("sdeconv pollen", img, psf, gt, 0.0))
+    d = DATA / "redlionfish"
+    if d.is_dir():
+        img = tifffile.imread(d / "gendata_psfconv_poiss.tif").astype(np.float32)
+        psf = tifffile.imread(d / "PSF_RFI_8bit.tif").astype(np.float32)
+        psf = np.clip(psf - np.median(psf), 0, None)  # the 8-bit PSF has an offset of about 13
+        gt = np.zeros(img.shape, np.float32)
+        for z in (5, 72, 139):
+            for y in (5, 72, 139):
+                for x in (5, 72, 139):
+                    gt[z:z + 2, y:y + 2, x:x + 2] = 1.0
+        sets.append(("redlionfish cubes", img, psf, gt, "auto"))
+    truth, img, psf = anchor_case((32, 128, 128), seed=3)
+    sets.append(("phantom beads+tubes 32×128×128", img, psf, truth, BACKGROUND))
+    return sets
+
+
+GRID = {
+    "nif": [1e-3, 1e-2, 3e-2, 1e-1],
+    "wiener": [0.3, 1.0, 3.0, 10.0],
+    "tikhonov": [None, 1e-3, 1e-2, 1e-1],
+    "rif": [None, 1e-4, 1e-3, 1e-2],
+    "landweber": [None], "landweber+": [None], "rl": [None], "rl-accel": [None],
+    "tm": [1e-4, 1e-3, 1e-2], "ictm": [1e-4, 1e-3, 1e-2], "rltv": [1e-3, 2e-3, 5e-3],
+}
+MAX_IT = {"landweber": 200, "landweber+": 200, "tm": 200, "ictm": 200, "rl": 300, "rltv": 200, "rl-accel": 80}
+
+
+def _score(pred, truth):
+    from neurodecon.metrics import normalize_pair
+
+    p, t = normalize_pair(pred, truth, "affine")
+    return psnr(p, t), p, t
+
+
+def quality(args):
+    from neurodecon.classical import METHODS, Deconvolver
+    from neurodecon.metrics import normalize_pair
+
+    print("## Quality: PSNR/SSIM (affine-normalised to the truth, as metrics.evaluate) per method")
+    print("best = best regularisation and iteration count against the truth (oracle); "
+          "auto = defaults with iterations='auto'")
+    rows = []
+    for name, img, psf, truth, bg in quality_sets(args.quick):
+        img = img.astype(np.float32)
+        p_raw, _, _ = _score(img, truth)
+        print(f"\n### {name} {img.shape}: raw data PSNR {p_raw:.2f} dB")
+        for method in METHODS:
+            best = (-np.inf, None, None, None)
+            t0 = time.perf_counter()
+            for reg in GRID[method]:
+                dec = Deconvolver(psf, img.shape, method=method, regularization=reg, device="cpu")
+                if method in MAX_IT:
+                    curve = []
+                    dec(img, iterations=MAX_IT[method], background=bg,
+                        callback=lambda k, x, c=curve, t=truth: c.append((_score(x, t)[0], k, x)) if k % 5 == 0 else None)
+                    p, k, x = max(curve, key=lambda c: c[0])
+                else:
+                    x = dec(img, background=bg)
+                    p, k = _score(x, truth)[0], 0
+                if p > best[0]:
+                    best = (p, reg, k, x)
+            elapsed = time.perf_counter() - t0
+            pb, tb = normalize_pair(best[3], truth, "affine")
+            s_best = ssim(pb, tb)
+            row = dict(set=name, method=method, best_psnr=best[0], best_ssim=s_best,
+                       best_reg=best[1], best_iter=best[2])
+            if method in MAX_IT:
+                dec = Deconvolver(psf, img.shape, method=method, device="cpu")
+                from neurodecon.classical._stopping import auto_iterations
+
+                b = bg if bg != "auto" else __import__("neurodecon.classical", fromlist=["x"]).estimate_background(img)
+                k_auto = auto_iterations(dec, img, b)
+                xa = dec(img, iterations=k_auto, background=b)
+                pa, pn, tn = _score(xa, truth)
+                row.update(auto_psnr=pa, auto_ssim=ssim(pn, tn), auto_iter=k_auto)
+            else:
+                xa = Deconvolver(psf, img.shape, method=method, device="cpu")(img, background=bg)
+                pa, pn, tn = _score(xa, truth)
+                row.update(auto_psnr=pa, auto_ssim=ssim(pn, tn), auto_iter=None)
+            rows.append(row)
+            reg = "default" if best[1] is None else f"{best[1]:g}"
+            it = f", {best[2]} it" if method in MAX_IT else ""
+            auto_it = f" ({row['auto_iter']} it)" if row["auto_iter"] else " (default λ)"
+            print(f"{method:11s} best {best[0]:6.2f} dB SSIM {s_best:.3f} [λ {reg}{it}] | "
+                  f"auto {row['auto_psnr']:6.2f} dB SSIM {row['auto_ssim']:.3f}{auto_it} | {elapsed:.0f} s")
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--auto", action="store_true")
+    ap.add_argument("--quality", action="store_true")
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="smaller anchor volume (smoke run)")
+    ap.add_argument("--accel-iterations", type=int, default=120)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--out", type=Path, default=None, help="write results as JSON here")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.quick)
+        return
+    results = {}
+    for part, fn in (("speed", speed), ("memory", memory), ("auto", auto), ("quality", quality)):
+        if args.all or getattr(args, part):
+            results[part] = fn(args)
+            print(flush=True)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench_classical.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
