@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--base-channels", type=int, default=8)
     ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--res-scale", type=float, default=0.1, help="initial residual-branch scale")
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--iterations", type=int, default=60, help="max RL / RL-TV iterations")
     ap.add_argument("--test-shape", nargs=3, type=int, default=(40, 128, 128))
     ap.add_argument("--out", type=Path, default=None, help="folder for learn.json and the model")
@@ -87,11 +89,12 @@ def main() -> None:
     model_dir = out / "bench_model"
     cfg = {"voxel_size_um": VS, "phantoms": TRAIN_FAMILIES, "n_phantoms": 9,
            "pool_shape": (48, 128, 128), "patch": (32, 64, 64), "batch": 2, "steps": args.steps,
-           "lr": 1e-3, "warmup_steps": 20, "hessian_alpha": 0.002,
+           "lr": args.lr, "warmup_steps": 20, "hessian_alpha": 0.002,
            "photons": (100.0, 300.0, 1000.0), "read_noise": READ_NOISE,
            "val_every": max(1, args.steps // 5), "checkpoint_every": 50, "seed": 1,
            "threads": args.threads, "device": "cpu",
-           "net": {"base_channels": args.base_channels, "depth": args.depth}}
+           "net": {"base_channels": args.base_channels, "depth": args.depth,
+                   "res_scale_init": args.res_scale}}
     wall0, cpu0 = time.perf_counter(), time.process_time()
     train(cfg, output_dir=model_dir, blurred_bead=bp.blurred_bead, ideal_bead=bp.ideal_bead,
           overwrite=True, kernel_info={"source": "simulated beads (bench_learn.py)"})
@@ -117,7 +120,8 @@ def main() -> None:
         print(json.dumps(row, default=float), flush=True)
 
     print(f"\ntraining: {model.config['steps_done']} steps, wall {train_wall:.0f} s, CPU {train_cpu:.0f} s "
-          f"({args.threads} threads, base {args.base_channels}, depth {args.depth}); "
+          f"({args.threads} threads, base {args.base_channels}, depth {args.depth}, "
+          f"residual scale {args.res_scale}, lr {args.lr}); "
           f"validation PSNR {model.config['validation']['best']['psnr']:.2f} dB "
           f"(input {model.config['validation']['input_baseline']['psnr']:.2f} dB)\n")
     print("| test family | input PSNR / SSIM | RL best | RL-TV best | network | network voxels/s |")
