@@ -269,3 +269,28 @@ def test_compare_on_real_widefield_nucleus_with_model_psf(shared_data, tmp_path,
         assert np.corrcoef(out_img.data.ravel(), raw.ravel())[0, 1] > 0.5
     assert nd.read(out / m["rl"]["output"]).data.min() >= 0
     assert s["psf"]["fwhm_um"][0] > s["psf"]["fwhm_um"][2] > 0.13  # widefield: axial > lateral
+
+
+@pytest.mark.slow
+def test_compare_runs_a_trained_model_beside_classical_methods(tiny, tmp_path):
+    """model:DIR goes through neurodecon.learn (a tiny network trained for a few steps here)."""
+    from neurodecon.learn import train
+    from neurodecon.report import compare
+
+    psf = nd.read(tiny / "psf.tif").data
+    model_dir = train({"voxel_size_um": VS, "phantoms": ("puncta", "filaments"), "n_phantoms": 2,
+                       "pool_shape": (24, 48, 48), "patch": (16, 32, 32), "batch": 1, "steps": 3,
+                       "val_every": 3, "val_crops": 1, "checkpoint_every": 3, "warmup_steps": 1,
+                       "threads": 1, "net": {"base_channels": 4, "depth": 2}},
+                      output_dir=tmp_path / "net", psf=psf)
+    out = tmp_path / "rep"
+    s = compare(tiny / "raw.tif", psf=tiny / "psf.tif", truth=tiny / "truth.tif",
+                methods=["rl", f"model:{model_dir}"], iterations=5, output_dir=out, device="cpu")
+    check_report(out)
+    row = s["methods"]["model_net"]
+    assert row["status"] == "ok", row["error"]
+    assert row["parameters"]["model"] == str(model_dir)
+    assert np.isfinite(row["metrics"]["psnr"]) and np.isfinite(row["metrics"]["ssim"])
+    pred = nd.read(out / row["output"]).data
+    assert pred.shape == nd.read(tiny / "raw.tif").data.shape and np.isfinite(pred).all()
+    assert row["rank"] in (1, 2, 3)
