@@ -14,7 +14,6 @@ from .._progress import ProgressFn, report
 from ..errors import user_error
 from ._direct import DIRECT_METHODS, direct_filter
 from ._iterative import (
-    TINY,
     landweber,
     richardson_lucy,
     rl_accelerated,
@@ -320,12 +319,6 @@ class Deconvolver:
         if self.method in NON_NEGATIVE:
             np.clip(out, 0.0, None, out=out)
         return out
-
-    def log_likelihood(self, x: torch.Tensor, y: torch.Tensor, b: float) -> float:
-        """Poisson log-likelihood ``Σ_obs y log(Hx + b) − (Hx + b)`` of a padded estimate."""
-        t = self.op.forward(x, self.op.tmp)
-        v = self.op.observed(t).add_(b).clamp_(min=TINY)
-        return float(torch.sum(y * torch.log(v)) - torch.sum(v))
 
 
 # -- convenience ---------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ iteration ``k`` the Poisson log-likelihood of the held-out ``y₂`` under the pr
 have twice the counts and tolerate more iterations: RL's implicit regularisation weakens roughly
 as ``1/k`` while the optimal regularisation weight of a Poisson problem scales as ``1/counts``, so
 the full run uses ``FULL_DATA_FACTOR · k½`` with ``FULL_DATA_FACTOR = 2`` (checked against the
-oracle on phantoms by ``benchmarks/bench_classical.py --auto``). The cross-validation run stops
+oracle on phantoms by ``benchmarks/bench_classical.py --auto``). The accelerated method's ``k``
+iterations act like about ``k²`` plain ones, so it gets ``√2 · k½``. The cross-validation run stops
 ``k½/2 + 10`` iterations after the maximum, or when the held-out likelihood has flattened, or at
 ``MAX_AUTO_ITERATIONS``.
 
@@ -34,8 +35,9 @@ __all__ = ["auto_iterations", "estimate_gain", "to_counts", "FULL_DATA_FACTOR"]
 
 log = logging.getLogger("neurodecon")
 
-#: k_full = FULL_DATA_FACTOR · k_half (see module docstring).
-FULL_DATA_FACTOR = 2.0
+#: k_full = FULL_DATA_FACTOR · k_half (see module docstring); √2 for the accelerated method, whose
+#: k iterations act like about k² plain ones.
+FULL_DATA_FACTOR = {"default": 2.0, "rl-accel": 2.0**0.5}
 #: Hard cap on the cross-validation run.
 MAX_AUTO_ITERATIONS = 1000
 #: A held-out likelihood that gained less than this fraction of its total gain over the second
@@ -140,7 +142,8 @@ def auto_iterations(dec, image: np.ndarray, background: float, *,
     x = dec._initial_estimate(t1, b_half)
     dec._iterate(t1, b_half, x, MAX_AUTO_ITERATIONS, hooks)
     k_half = max(hooks.best_k, 1)
-    k = int(round(FULL_DATA_FACTOR * k_half))
+    factor = FULL_DATA_FACTOR.get(dec.method, FULL_DATA_FACTOR["default"])
+    k = int(round(factor * k_half))
     if return_curve:
         return k, k_half, hooks.curve
     return k
