@@ -38,11 +38,12 @@ def _rl_correction(op: FFTOperator, x: torch.Tensor, y: torch.Tensor, b: float,
     if b:
         v.add_(b)
     hooks.prediction(k, v)
-    v.clamp_(min=TINY)
+    if b <= 1e-3:  # with a background Hx + b > 0 already (Hx ≥ −roundoff, far below 1e-3)
+        v.clamp_(min=TINY)
     torch.div(y, v, out=v)
     op.zero_unobserved_(t)
     op.adjoint(t, t)
-    t.clamp_(min=0.0)
+    t.clamp_(min=0.0)  # FFT round-off dust; x must stay ≥ 0 or y / Hx blows up later
     if op.weights is not None:
         t.mul_(op.weights)
     return t

@@ -126,6 +126,8 @@ class FFTOperator:
         kernel = torch.from_numpy(place_psf(psf, self.shape)).to(device)
         self.otf = torch.fft.rfftn(kernel, dim=self.dims)
         del kernel
+        # a point-symmetric PSF has a real OTF: then Hᵀ = H and the adjoint skips two passes
+        self.symmetric = bool(self.otf.imag.abs().max() <= 1e-6 * self.otf.abs().max())
         self.spec = torch.empty_like(self.otf)
         self.tmp = torch.empty(self.shape, dtype=torch.float32, device=device)
         self.weights = self._bertero_weights() if geometry.masked else None
@@ -140,7 +142,10 @@ class FFTOperator:
     def adjoint(self, r: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out = Hᵀ r`` (correlation with the PSF; ``out`` may be ``r``)."""
         torch.fft.rfftn(r, dim=self.dims, out=self.spec)
-        self.spec.conj_physical_().mul_(self.otf).conj_physical_()
+        if self.symmetric:
+            self.spec.mul_(self.otf)
+        else:
+            self.spec.conj_physical_().mul_(self.otf).conj_physical_()
         return torch.fft.irfftn(self.spec, s=self.shape, dim=self.dims, out=out)
 
     # -- data region ----------------------------------------------------------------------------
