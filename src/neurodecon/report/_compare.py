@@ -143,6 +143,7 @@ def compare(image: ImageLike, *, psf: ImageLike = None, beads: ImageLike = None,
             output_dir: str | os.PathLike, overwrite: bool = False,
             iterations: int | str = "auto", regularization: float | None = None,
             background: float | str | None = None, device: str = "auto",
+            method_options: dict[str, dict[str, Any]] | None = None,
             psf_voxel_size_um: Sequence[float] | None = None,
             bead_options: dict[str, Any] | None = None, title: str | None = None,
             notes: Sequence[str] = (), progress: ProgressFn | None = None) -> dict[str, Any]:
@@ -165,6 +166,8 @@ def compare(image: ImageLike, *, psf: ImageLike = None, beads: ImageLike = None,
         Report folder: ``report.html``, ``metrics.json``, ``metrics.csv``, ``figures/``, ``results/``.
     iterations, regularization, background, device
         Passed to every classical method (``iterations`` only to iterative ones).
+    method_options : dict, optional
+        Per-method overrides, e.g. ``{"rl": {"iterations": 50}, "rltv": {"regularization": 1e-3}}``.
     progress : callable, optional
         ``progress(step, n_steps, message)``; returning False cancels.
 
@@ -203,7 +206,8 @@ def compare(image: ImageLike, *, psf: ImageLike = None, beads: ImageLike = None,
     results: list[MethodResult] = []
     for i, spec in enumerate(specs, start=1):
         report(progress, i, n_steps, f"{spec.spec}: running")
-        res = run_method(spec, raw, psf=rec.psf, voxel_size_um=vs, options=options, device=device,
+        opts = {**options, **(method_options or {}).get(spec.name, {})}
+        res = run_method(spec, raw, psf=rec.psf, voxel_size_um=vs, options=opts, device=device,
                          progress=_sub(progress, i, n_steps, spec.spec))
         if res.ok:
             res.parameters["output"] = _write_result(out, spec.name, res.data, vs, inputs,

@@ -108,8 +108,18 @@ def _run_classical(spec: MethodSpec, image: np.ndarray, psf: np.ndarray | None,
     kwargs = {k: v for k, v in options.items() if v is not None}
     if spec.name not in ITERATIVE:
         kwargs.pop("iterations", None)
-    out = deconvolve(image, psf, method=spec.name, progress=progress, **kwargs)
-    return out, {"method": spec.name, **kwargs}
+    seen: dict[str, int] = {}
+
+    def watch(done: int, total: int, message: str = "") -> bool | None:
+        if message == spec.name:  # the final run (not the cross-validation of "auto")
+            seen["iterations"] = total
+        return progress(done, total, message) if progress is not None else None
+
+    out = deconvolve(image, psf, method=spec.name, progress=watch, **kwargs)
+    params = {"method": spec.name, **kwargs}
+    if spec.name in ITERATIVE and "iterations" in seen:
+        params["iterations_used"] = seen["iterations"]
+    return out, params
 
 
 def _run_model(spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str,

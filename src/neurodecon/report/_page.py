@@ -37,12 +37,12 @@ def _ranking_table(summary: dict) -> str:
     for name in names:
         r = summary["methods"][name]
         cells = [r["rank"] if r["rank"] else "–", name, r["label"], r["status"],
-                 r["time_s"] if r["time_s"] is not None else None]
+                 r["time_s"] if r["time_s"] is not None else None, r.get("iterations")]
         cells += [r["metrics"].get(k) for k in cols]
         cells.append(r["error"] or "")
         rows.append(cells)
         classes.append("failed" if r["status"] == "failed" else ("best" if r["rank"] == 1 else ""))
-    header = ["rank", "method", "description", "status", "time (s)",
+    header = ["rank", "method", "description", "status", "time (s)", "iterations",
               *[METRIC_LABELS.get(k, k) for k in cols], "error"]
     return _html.table_block("table-ranking", header, rows, row_classes=classes,
                              caption="Methods ranked by " + summary["ranking"]["criterion"])

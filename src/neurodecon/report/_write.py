@@ -146,10 +146,11 @@ def _write_tables(out: Path, summary: dict) -> None:
     keys = sorted({k for r in rows.values() for k in r.get("metrics", {})})
     with open(out / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["method", "status", "rank", "time_s", *keys, "output", "error"])
+        w.writerow(["method", "status", "rank", "time_s", "iterations", *keys, "output", "error"])
         for name, r in rows.items():
             mets = r.get("metrics", {})
             w.writerow([name, r["status"], r.get("rank") or "", _cell(r.get("time_s")),
+                        _cell(r.get("iterations")),
                         *[_cell(mets.get(k)) for k in keys], r.get("output") or "",
                         r.get("error") or ""])
 
@@ -170,6 +171,8 @@ def _summary(results, m, order, criterion, used, figures, psf, vs, context) -> d
             "spec": r.spec.spec if r else None,
             "status": "ok" if (r is None or r.ok) else "failed",
             "time_s": r.seconds if r else None, "error": r.error if r else None,
+            "iterations": (r.parameters.get("iterations_used", r.parameters.get("iterations"))
+                           if r else None),
             "parameters": r.parameters if r else {}, "output": (r.parameters.get("output") if r else None),
             "metrics": m["table"].get(name, {}),
             "rank": (order.index(name) + 1) if name in order else None,
