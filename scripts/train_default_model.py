@@ -36,7 +36,7 @@ CONFIG = {
     "val_every": 40,
     "checkpoint_every": 20,
     "seed": 0,
-    "net": {"base_channels": 8, "depth": 3},
+    "net": {"base_channels": 8, "depth": 3, "res_scale_init": 1.0},
 }
 
 

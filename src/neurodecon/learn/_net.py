@@ -5,9 +5,11 @@ its input (through a 1×1×1 projection when the channel count changes). 1×1×1
 the image to the base width at the input and back to one channel at the output. Widths double
 after each 3D max-pooling and halve after each (non-learned) upsampling.
 
-Stability: without normalisation layers this network diverged at lr 1e-3 here. Each residual
-branch is therefore multiplied by a learnable scalar that starts small (``res_scale_init``), so
-the untrained network is close to identity-plus-skip and gradients stay bounded.
+Stability: without normalisation layers this network diverged at lr 1e-3 in an earlier trial
+here. Each residual branch is multiplied by a learnable scalar (``res_scale_init``); training
+uses warm-up and gradient clipping. Measured (bench_learn.py, base 8, lr 1e-3, warm-up 20,
+clip 1.0): init 1.0 was stable for 200–300 steps and learned ~3× faster than init 0.1; use a
+small init (0.1) if a wider network or higher rate diverges.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class NetConfig:
     convs_per_block: int = 3
     negative_slope: float = 0.3
     upsample: str = "nearest"
-    res_scale_init: float = 0.1
+    res_scale_init: float = 1.0
     global_residual: bool = True
     in_channels: int = 1
 
@@ -41,7 +43,7 @@ class ResBlock(nn.Module):
     """``out = skip(x) + γ · f(x)`` with ``f`` = (conv3³ → LeakyReLU) × ``n_convs``."""
 
     def __init__(self, c_in: int, c_out: int, *, n_convs: int = 3, slope: float = 0.3,
-                 res_scale_init: float = 0.1) -> None:
+                 res_scale_init: float = 1.0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(n_convs):
