@@ -287,8 +287,8 @@ def psf_figure(psf: np.ndarray, voxel_size_um: Sequence[float], path: str | Path
     comp, boxes = _views.orthoview_composite(np.sqrt(np.clip(psf / psf.max(), 0, None)), centre,
                                              voxel_size_um, fill=np.nan)
     vz, _, vx = (float(v) for v in voxel_size_um)
-    fig = _figure(9, 3.8)
-    ax0, ax1 = fig.subplots(1, 2, width_ratios=[1.2, 1])
+    fig = _figure(9, 4.4)
+    ax0, ax1 = fig.subplots(1, 2, width_ratios=[1.5, 1])
     ax0.imshow(np.ma.masked_invalid(comp), cmap=_CMAP, interpolation="nearest")
     ax0.set_axis_off()
     for key, (rb, cb, _, _) in boxes.items():
