@@ -126,7 +126,7 @@ def orthoview_figure(volumes: Mapping[str, np.ndarray], point: Sequence[int],
         bar_um = _nice_length(0.25 * nc * vx)
         _scale_bar(ax, bar_um / vx, f"{bar_um:g} µm", (nr, nc))
         ax.set_title((titles or {}).get(name, name), fontsize=9, loc="left")
-    fig.suptitle(f"Orthogonal views through z={z}, y={y}, x={x} (voxel {vz:g}×{vy:g}×{vx:g} µm)",
+    fig.suptitle(f"Orthogonal views through z={z}, y={y}, x={x} (voxel {vz:.3g}×{vy:.3g}×{vx:.3g} µm)",
                  fontsize=10)
     return _save(fig, path)
 
