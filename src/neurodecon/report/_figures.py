@@ -155,7 +155,7 @@ def profile_figure(profiles: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndar
         ax.set_xlabel(f"position along {axis} (µm)")
         ax.set_ylabel("normalised intensity")
         ax.set_title(f"Line profile, {label}", fontsize=10)
-        ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=6.5, framealpha=0.85, edgecolor="none")
         ax.grid(alpha=0.25)
     return _save(fig, path)
 
