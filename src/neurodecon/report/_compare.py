@@ -221,7 +221,8 @@ def compare(image: ImageLike, *, psf: ImageLike = None, beads: ImageLike = None,
                                     "truth": str(truth) if isinstance(truth, (str, os.PathLike))
                                     else ("array" if gt is not None else None),
                                     "shape": list(raw.shape), "device": device,
-                                    "options": options, "title": title, "notes": list(notes),
+                                    "options": options, "method_options": method_options or {},
+                                    "title": title, "notes": list(notes),
                                     "voxel_size_assumed": bool(img.voxel_size_assumed),
                                     "started": started},
                            progress=progress, step=len(specs) + 1, n_steps=n_steps)

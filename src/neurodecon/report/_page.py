@@ -94,7 +94,8 @@ def _summary_block(summary: dict) -> str:
          if summary["psf"]["fwhm_um"] else "–"),
         ("methods", ", ".join(r["spec"] for r in summary["methods"].values() if r["spec"])),
         ("best", f"{best} ({summary['ranking']['criterion']})"),
-        ("classical options", json.dumps(inp.get("options", {}))),
+        ("classical options", json.dumps(inp.get("options", {}))
+         + (f"; per method: {json.dumps(inp['method_options'])}" if inp.get("method_options") else "")),
         ("device", inp.get("device")),
         ("total time", f"{summary['total_s']:.1f} s"),
         ("neurodecon", summary["neurodecon_version"]), ("python", summary["python"]),
