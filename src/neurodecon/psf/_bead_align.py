@@ -7,7 +7,8 @@ from scipy import ndimage as ndi
 from scipy import optimize, signal
 
 __all__ = ["fit_gaussian_3d", "aligned_crop", "support_mask", "bead_features", "weighted_average",
-           "frame_background", "remove_bead", "ncc", "peak_offset", "recentre"]
+           "frame_background", "remove_bead", "ncc", "peak_offset", "recentre", "noise_power",
+           "spectral_filter", "apply_gain", "unit_sum"]
 
 def _window(volume: np.ndarray, centre: np.ndarray, half: np.ndarray):
     sl = tuple(slice(max(0, int(c) - int(h)), min(n, int(c) + int(h) + 1))
@@ -165,7 +166,7 @@ def remove_bead(blurred: np.ndarray, ideal: np.ndarray, *, iterations: int = 10)
     """
     k = _compact_odd(ideal)
     if k.size == 1 or iterations <= 0:
-        return _unit_sum(blurred)
+        return unit_sum(blurred)
     k_flip = k[::-1, ::-1, ::-1]
     obs = np.clip(blurred, 0, None).astype(np.float64)
     est = obs.copy()
@@ -174,7 +175,7 @@ def remove_bead(blurred: np.ndarray, ideal: np.ndarray, *, iterations: int = 10)
         model = signal.fftconvolve(est, k, mode="same")
         ratio = obs / np.maximum(model, eps)
         est *= np.clip(signal.fftconvolve(ratio, k_flip, mode="same"), 0, None)
-    return _unit_sum(est)
+    return unit_sum(est)
 
 
 def peak_offset(volume: np.ndarray) -> np.ndarray:
@@ -196,7 +197,7 @@ def recentre(kernel: np.ndarray, tolerance: float = 0.25) -> np.ndarray:
     offset = peak_offset(kernel)
     if np.all(np.abs(offset) < tolerance):
         return kernel
-    return _unit_sum(ndi.shift(kernel.astype(np.float64), -offset, order=3, mode="constant"))
+    return unit_sum(ndi.shift(kernel.astype(np.float64), -offset, order=3, mode="constant"))
 
 
 def _compact_odd(kernel: np.ndarray) -> np.ndarray:
@@ -208,7 +209,67 @@ def _compact_odd(kernel: np.ndarray) -> np.ndarray:
     return k / k.sum()
 
 
-def _unit_sum(a: np.ndarray) -> np.ndarray:
+def unit_sum(a: np.ndarray) -> np.ndarray:
     a = np.clip(np.asarray(a, np.float64), 0, None)
     s = a.sum()
     return (a / s if s > 0 else a).astype(np.float32)
+
+
+def noise_power(crops: list[np.ndarray], valids: list[np.ndarray], weights: np.ndarray,
+                average: np.ndarray) -> float:
+    """Expected ``|FFT(average)(k)|²`` of the average's noise (white: the same at every k).
+
+    From the bead-to-bead scatter: the variance of the weighted mean at each voxel is
+    ``Σ w_i² r_i² / (Σ w_i)² · n/(n-1)`` with ``r_i`` the residual of bead ``i``; a white field's
+    unnormalised DFT has power ``Σ_voxels variance`` at every frequency. Misalignment and
+    bead-to-bead differences count as noise too (they are not reproducible signal).
+    Returns 0 for fewer than 2 beads.
+    """
+    n = len(crops)
+    if n < 2:
+        return 0.0
+    stack = np.stack(crops).astype(np.float64)
+    mask = np.stack(valids).astype(np.float64)
+    w = np.asarray(weights, np.float64).reshape(-1, 1, 1, 1) * mask
+    den = w.sum(axis=0)
+    cnt = mask.sum(axis=0)
+    r2 = (stack - average[None].astype(np.float64)) ** 2
+    var = np.where(cnt > 1, (w**2 * r2).sum(axis=0) / np.where(den > 0, den, 1) ** 2
+                   * cnt / np.maximum(cnt - 1, 1), 0.0)
+    return float(var.sum())
+
+
+def spectral_filter(average: np.ndarray, noise: float, *, significance: float = 3.0) -> np.ndarray:
+    """OTF support of the average: 1 on the (|k_z|, k_r) shells whose power beats the noise, else 0.
+
+    A microscope's PSF is laterally rotation-symmetric and band-limited: its power falls to zero
+    at the edge of the OTF support, while the noise of the average is white (power ``noise`` at
+    every frequency). ``S̄`` is the power averaged over the ring of lateral radius ``k_r`` (in
+    cycles/µm-equivalent units of the crop) at ``±k_z``; rings whose mean does not exceed the
+    noise by ``significance`` standard errors (``N·significance/√m``, m samples) get gain 0, the
+    others gain 1 (unbiased inside the support: a shrinking Wiener gain widened the PSF by ~7 %
+    on the demo's beads). The support is estimated from the data; beyond it the PSF is zero.
+    Returns the gain array (same shape, unshifted FFT layout).
+    """
+    shape = average.shape
+    power = np.abs(np.fft.fftn(np.asarray(average, np.float64))) ** 2
+    if noise <= 0:
+        return np.ones(shape)
+    kz = np.abs(np.fft.fftfreq(shape[0]) * shape[0]).round().astype(int)
+    ky = np.fft.fftfreq(shape[1])
+    kx = np.fft.fftfreq(shape[2])
+    n_lat = max(shape[1], shape[2])
+    kr = np.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2) * n_lat
+    ring = np.rint(kr).astype(int)
+    nr = int(ring.max()) + 1
+    labels = (kz[:, None, None] * nr + ring[None]).ravel()
+    nbin = (int(kz.max()) + 1) * nr
+    count = np.bincount(labels, minlength=nbin)
+    mean = np.bincount(labels, weights=power.ravel(), minlength=nbin) / np.maximum(count, 1)
+    significant = mean > noise * (1 + significance / np.sqrt(np.maximum(count, 1)))
+    return significant[labels].reshape(shape).astype(np.float64)
+
+
+def apply_gain(volume: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Filter ``volume`` by a real, symmetric frequency ``gain`` (FFT layout); real float32 out."""
+    return np.fft.ifftn(np.fft.fftn(np.asarray(volume, np.float64)) * gain).real.astype(np.float32)

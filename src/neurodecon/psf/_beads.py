@@ -45,6 +45,7 @@ _DEFAULTS: dict[str, Any] = {
     "min_correlation_drop": 0.1,  # reject when NCC < median NCC − max(this, 4·MAD-σ)
     "tail_mask_sigma": 3.0,  # zero the average where its smoothed value is below k·noise (0: off)
     "average": "mean",  # "mean" (brightness-weighted) or "median"
+    "spectral_filter": True,  # zero o*'s (and p's) spectrum where it is not above the noise floor
     "bead_removal_iterations": 10,  # RL iterations for p from o* = i* ⊛ p (early stop regularises)
     "channel": None,  # channel index for multi-channel/RGB input (None: the brightest)
     "max_beads": 500,  # localise at most this many candidates (brightest first)
@@ -160,10 +161,13 @@ def extract_psf(beads: Any, *, voxel_size_um: tuple[float, float, float] | None 
     used = [b for b in beads_ok if reasons[b["index"]] is None]
     if not used:
         raise _no_beads_error(cands, reasons, path)
-    blurred = _recentre_on_peak(volume, used, _average(used, opt), opt)
+    blurred, gain = _recentre_on_peak(volume, used, _average(used, opt), opt)
     ideal = render_ideal_bead(blurred.shape, vox, bead_diameter_um)
     report(progress, 5, 6, "removing the bead size")
-    psf = al.recentre(al.remove_bead(blurred, ideal, iterations=int(opt["bead_removal_iterations"])))
+    psf = al.remove_bead(blurred, ideal, iterations=int(opt["bead_removal_iterations"]))
+    if gain is not None:  # p has no frequency that o* = i* ⊛ p lacks: same OTF support
+        psf = al.unit_sum(al.apply_gain(psf, gain))
+    psf = al.recentre(psf)
     result = _assemble(psf, blurred, ideal, vox, used, cands, reasons, sat, opt, bead_diameter_um)
     report(progress, 6, 6, f"{result.n_used} beads used")
     return result
@@ -257,10 +261,19 @@ def _reject_outliers(beads: list[dict[str, Any]], reasons: list[str | None], fwh
             reasons[b["index"]] = "mismatch"
 
 
-def _average(used: list[dict[str, Any]], opt) -> np.ndarray:
+def _average(used: list[dict[str, Any]], opt) -> tuple[np.ndarray, np.ndarray | None]:
+    """Averaged bead o* (sum 1) and the spectral gain applied to it (None when off)."""
     integ = np.array([max(b["integral"], 1e-12) for b in used])
-    avg = al.weighted_average([b["crop"] / w for b, w in zip(used, integ, strict=True)],
-                              [b["valid"] for b in used], integ, method=opt["average"])
+    crops = [b["crop"] / w for b, w in zip(used, integ, strict=True)]
+    valids = [b["valid"] for b in used]
+    avg = al.weighted_average(crops, valids, integ, method=opt["average"])
+    gain = None
+    if opt["spectral_filter"] and len(used) >= 2:
+        noise = al.noise_power(crops, valids, integ, avg)
+        if opt["average"] == "median":
+            noise *= np.pi / 2  # variance of a median of Gaussian samples vs the mean's
+        gain = al.spectral_filter(avg - al.frame_background(avg), noise)
+        avg = al.apply_gain(avg, gain)
     avg = avg - al.frame_background(avg)
     if opt["tail_mask_sigma"]:
         avg = avg * al.support_mask(avg, float(opt["tail_mask_sigma"]))
@@ -268,7 +281,7 @@ def _average(used: list[dict[str, Any]], opt) -> np.ndarray:
     if avg.sum() <= 0:
         raise user_error("the averaged bead is empty after background subtraction",
                          fix="check the bead stack and the --size")
-    return (avg / avg.sum()).astype(np.float32)
+    return (avg / avg.sum()).astype(np.float32), gain
 
 
 _HINTS = {
@@ -278,17 +291,17 @@ _HINTS = {
 }
 
 
-def _recentre_on_peak(volume, used, blurred, opt) -> np.ndarray:
+def _recentre_on_peak(volume, used, averaged, opt) -> tuple[np.ndarray, np.ndarray | None]:
     """Put the average's sub-voxel peak (not the beads' Gaussian centre) at ``n//2``.
 
     For asymmetric PSFs the two differ; the PSF convention (and ``prepare_psf``) is the peak.
     The beads are re-cropped at the shifted centres, so the data are interpolated only once.
     """
-    offset = al.peak_offset(blurred)
+    offset = al.peak_offset(averaged[0])
     if np.all(np.abs(offset) < 0.25):
-        return blurred
+        return averaged
     for b in used:
-        crop, valid = al.aligned_crop(volume, b["centre"] + offset, blurred.shape)
+        crop, valid = al.aligned_crop(volume, b["centre"] + offset, averaged[0].shape)
         b["crop"], b["valid"] = crop - al.frame_background(crop, valid), valid
     return _average(used, opt)
 
