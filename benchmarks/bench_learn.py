@@ -8,6 +8,8 @@ an upper bound on what a user can pick). Metrics: ``neurodecon.metrics`` PSNR/SS
 affine intensity fit to the truth. Also: training wall/CPU time, inference throughput.
 
     .venv/bin/python benchmarks/bench_learn.py --steps 300 --threads 2 --out benchmarks/_out
+    # physics-aware variant: input [raw, RL_K(raw)], residual on RL_K (RL_K scored on its own too)
+    .venv/bin/python benchmarks/bench_learn.py --physics rl --physics-method rl-accel --physics-iterations 10
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--iterations", type=int, default=60, help="max RL / RL-TV iterations")
     ap.add_argument("--test-shape", nargs=3, type=int, default=(40, 128, 128))
+    ap.add_argument("--physics", choices=("none", "rl"), default="none",
+                    help="physics-aware variant: RL_K of the input as a second channel")
+    ap.add_argument("--physics-method", choices=("rl", "rl-accel"), default="rl-accel")
+    ap.add_argument("--physics-iterations", type=int, default=10)
     ap.add_argument("--out", type=Path, default=None, help="folder for learn.json and the model")
     args = ap.parse_args()
 
@@ -92,12 +98,13 @@ def main() -> None:
            "lr": args.lr, "warmup_steps": 20, "hessian_alpha": 0.002,
            "photons": (100.0, 300.0, 1000.0), "read_noise": READ_NOISE,
            "val_every": max(1, args.steps // 5), "checkpoint_every": 50, "seed": 1,
-           "threads": args.threads, "device": "cpu",
+           "threads": args.threads, "device": "cpu", "physics": args.physics,
+           "physics_method": args.physics_method, "physics_iterations": args.physics_iterations,
            "net": {"base_channels": args.base_channels, "depth": args.depth,
                    "res_scale_init": args.res_scale}}
     wall0, cpu0 = time.perf_counter(), time.process_time()
     train(cfg, output_dir=model_dir, blurred_bead=bp.blurred_bead, ideal_bead=bp.ideal_bead,
-          overwrite=True, kernel_info={"source": "simulated beads (bench_learn.py)"})
+          overwrite=True, physics_psf=bp.psf if args.physics != "none" else None, kernel_info={"source": "simulated beads (bench_learn.py)"})
     train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     model = load_model(model_dir)
 
@@ -111,6 +118,11 @@ def main() -> None:
         t_net = time.perf_counter() - t0
         row = {"family": fam, "input": score(sample, truth), "network": score(net_out, truth),
                "net_voxels_per_s": sample.size / t_net}
+        if args.physics != "none":
+            from neurodecon.learn._physics import physics_channel
+
+            row["rl_k"] = score(physics_channel(sample, bp.psf, method=args.physics_method,
+                                                iterations=args.physics_iterations), truth)
         for method in ("rl", "rltv"):
             best, secs = best_iteration(sample, bp.psf, truth, method, args.iterations, 5)
             row[method] = (best["psnr"][0], best["ssim"][0])
@@ -124,15 +136,20 @@ def main() -> None:
           f"residual scale {args.res_scale}, lr {args.lr}); "
           f"validation PSNR {model.config['validation']['best']['psnr']:.2f} dB "
           f"(input {model.config['validation']['input_baseline']['psnr']:.2f} dB)\n")
-    print("| test family | input PSNR / SSIM | RL best | RL-TV best | network | network voxels/s |")
+    net_name = "network" if args.physics == "none" else \
+        f"network + {args.physics_method} {args.physics_iterations} input (RL_K alone)"
+    print(f"| test family | input PSNR / SSIM | RL best | RL-TV best | {net_name} | network voxels/s |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         f = lambda v: f"{v[0]:.2f} / {v[1]:.3f}"  # noqa: E731
         print(f"| {r['family']} | {f(r['input'])} | {f(r['rl'])} (it {r['rl_iters'][0]}/{r['rl_iters'][1]}) | "
-              f"{f(r['rltv'])} (it {r['rltv_iters'][0]}/{r['rltv_iters'][1]}) | {f(r['network'])} | "
+              f"{f(r['rltv'])} (it {r['rltv_iters'][0]}/{r['rltv_iters'][1]}) | {f(r['network'])}"
+              + (f" ({f(r['rl_k'])})" if 'rl_k' in r else "") + " | "
               f"{r['net_voxels_per_s']:.3g} |")
-    mean = {k: tuple(np.mean([r[k][i] for r in rows]) for i in range(2)) for k in ("input", "rl", "rltv", "network")}
-    print("| **mean** | " + " | ".join(f"{mean[k][0]:.2f} / {mean[k][1]:.3f}" for k in ("input", "rl", "rltv", "network")) + " | |")
+    keys = ("input", "rl", "rltv", "network") + (("rl_k",) if "rl_k" in rows[0] else ())
+    mean = {k: tuple(np.mean([r[k][i] for r in rows]) for i in range(2)) for k in keys}
+    print("| **mean** | " + " | ".join(f"{mean[k][0]:.2f} / {mean[k][1]:.3f}" for k in ("input", "rl", "rltv", "network"))
+          + (f" ({mean['rl_k'][0]:.2f} / {mean['rl_k'][1]:.3f})" if "rl_k" in mean else "") + " | |")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "learn.json").write_text(json.dumps(

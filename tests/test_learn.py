@@ -161,7 +161,7 @@ def test_tiled_prediction_equals_untiled():
 
 def test_blending_weights_sum_to_one_and_channels_are_batched():
     model = _model(depth=1, base=4)
-    ident = _predict_volume(lambda t: t, np.ones((16, 40, 40), np.float32), tile=(8, 8, 8), halo=0,
+    ident = _predict_volume(lambda t: t, np.ones((1, 16, 40, 40), np.float32), tile=(8, 8, 8), halo=0,
                             blend=2, m=2, device=torch.device("cpu"), precision="fp32", progress=None)
     np.testing.assert_allclose(ident, 1.0, atol=1e-6)
     rng = np.random.default_rng(1)

@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p.add_argument("--base-channels", type=int, default=None, help="network width (default 16)")
     p.add_argument("--net-depth", type=int, default=None, dest="net_depth",
                    help="network depth: number of poolings (default 3)")
+    p.add_argument("--physics-input", choices=("none", "rl"), default=None, dest="physics",
+                   help="physics-aware variant: feed RL_K(raw) as a second input channel and learn a "
+                        "residual on top of it (default none)")
+    p.add_argument("--physics-iterations", type=int, default=None, metavar="K",
+                   help="RL iterations of the physics input (default 10)")
+    p.add_argument("--physics-method", choices=("rl", "rl-accel"), default=None,
+                   help="RL flavour of the physics input (default rl)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--val-every", type=int, default=None, help="steps between validations")
@@ -59,7 +66,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
 def _overrides(args: argparse.Namespace) -> dict:
     names = {"steps": "steps", "batch": "batch", "lr": "lr", "seed": "seed", "threads": "threads",
              "n_phantoms": "n_phantoms", "checkpoint_every": "checkpoint_every",
-             "val_every": "val_every"}
+             "val_every": "val_every", "physics": "physics",
+             "physics_iterations": "physics_iterations", "physics_method": "physics_method"}
     cfg = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
     if args.patch:
         cfg["patch"] = tuple(args.patch)

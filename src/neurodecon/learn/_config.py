@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import user_error
 from ._net import NetConfig
@@ -49,6 +49,11 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     bf16: bool | None = None  # CPU bf16 autocast; None = only where the CPU has native bf16
+    # physics-aware variant: input channels [raw, RL_K(raw)], residual on the RL_K channel
+    physics: str = "none"  # "none" | "rl"
+    physics_method: str = "rl"  # "rl" | "rl-accel" (neurodecon.classical.deconvolve)
+    physics_iterations: int = 10
+    physics_draws: int = 2  # precomputed noisy realisations (and their RL_K) per photon level
     net: NetConfig = field(default_factory=NetConfig)
 
     @classmethod
@@ -65,6 +70,8 @@ class TrainConfig:
             cfg.net = NetConfig(**net)
         elif isinstance(net, NetConfig):
             cfg.net = net
+        if cfg.physics == "rl":
+            cfg.net = replace(cfg.net, in_channels=2, residual_channel=1, zero_init_tail=True)
         cfg.validate()
         return cfg
 
@@ -78,6 +85,12 @@ class TrainConfig:
                              fix="use a smaller --patch or larger pool_shape")
         if self.steps < 1 or self.batch < 1:
             raise user_error("steps and batch must be at least 1")
+        if self.physics not in ("none", "rl"):
+            raise user_error(f"unknown physics input {self.physics!r}", fix="use none or rl")
+        if self.physics_method not in ("rl", "rl-accel"):
+            raise user_error(f"unknown physics method {self.physics_method!r}", fix="use rl or rl-accel")
+        if self.physics_iterations < 1 or self.physics_draws < 1:
+            raise user_error("physics_iterations and physics_draws must be at least 1")
         if self.loss not in ("mae", "mse"):
             raise user_error(f"unknown loss {self.loss!r}", fix="use mae or mse")
 

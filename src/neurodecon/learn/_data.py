@@ -8,6 +8,7 @@ that the kernels allow, and Poisson + read noise are drawn per step from a seede
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,26 +88,57 @@ class Pool:
     read_noise: float
     flips: list[int]
     y_means: list[float] = field(default_factory=list)
+    # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and norms
+    noisy: list[list[np.ndarray]] | None = None
+    rl: list[list[np.ndarray]] | None = None
+    real_norms: list[list[Normalization]] | None = None
+    real_levels: list[int] | None = None
+
+
+PhysicsFn = Callable[[np.ndarray], np.ndarray]
 
 
 def build_pool(sources: list[np.ndarray], kernel_x: np.ndarray, kernel_y: np.ndarray | None, *,
                photons: tuple[float, ...], read_noise: float, seed: int,
-               norm_percentiles: tuple[float, float]) -> Pool:
-    """Convolve each sharp source once and record the normalisation that inference will use."""
+               norm_percentiles: tuple[float, float], physics: PhysicsFn | None = None,
+               physics_draws: int = 2, progress: Callable[[int, int], None] | None = None) -> Pool:
+    """Convolve each sharp source once and record the normalisation that inference will use.
+
+    With ``physics`` (the RL_K function), ``physics_draws`` noisy realisations per photon level
+    of every whole volume are drawn once and ``physics`` is applied to each (RL on the whole
+    volume, as at inference); crops are then drawn from these fixed realisations.
+    """
     rng = np.random.default_rng(seed)
     xs, ys, norms = [], [], []
-    for s in sources:
+    noisy_all, rl_all, rnorm_all = [], [], []
+    levels = [lv for lv in range(len(photons)) for _ in range(physics_draws)]
+    for n, s in enumerate(sources):
         x = center_convolve(s, kernel_x)
         y = center_convolve(s, kernel_y)
         per_level = []
         for p in photons:
             noisy = add_noise(x, p, read_noise, rng)
             per_level.append(robust_range(noisy, norm_percentiles))
+        if physics is not None:
+            nv, rv, nn = [], [], []
+            for lv in levels:
+                noisy = add_noise(x, photons[lv], read_noise, rng)
+                nv.append(noisy)
+                rv.append(physics(noisy))
+                nn.append(robust_range(noisy, norm_percentiles))
+            noisy_all.append(nv)
+            rl_all.append(rv)
+            rnorm_all.append(nn)
         xs.append(x)
         ys.append(y)
         norms.append(per_level)
-    return Pool(xs, ys, norms, tuple(photons), read_noise, allowed_flips(kernel_x, kernel_y),
+        if progress:
+            progress(n + 1, len(sources))
+    pool = Pool(xs, ys, norms, tuple(photons), read_noise, allowed_flips(kernel_x, kernel_y),
                 [float(y.mean()) for y in ys])
+    if physics is not None:
+        pool.noisy, pool.rl, pool.real_norms, pool.real_levels = noisy_all, rl_all, rnorm_all, levels
+    return pool
 
 
 def add_noise(x: np.ndarray, photons: float, read_noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -136,20 +168,31 @@ def _random_crop(pool: Pool, v: int, patch: tuple[int, int, int], rng: np.random
 
 def sample_batch(pool: Pool, indices: list[int], batch: int, patch: tuple[int, int, int],
                  rng: np.random.Generator, *, fg_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-    """One normalised batch ``(B, 1, Z, Y, X)`` of inputs and targets, float32."""
-    xb = np.empty((batch, 1, *patch), np.float32)
-    yb = np.empty_like(xb)
+    """One normalised batch of inputs ``(B, C, Z, Y, X)`` and targets ``(B, 1, Z, Y, X)``, float32.
+
+    C = 1 (the noisy input), or 2 (noisy input, its RL_K) for the physics-aware variant.
+    """
+    phys = pool.rl is not None
+    xb = np.empty((batch, 2 if phys else 1, *patch), np.float32)
+    yb = np.empty((batch, 1, *patch), np.float32)
     for b in range(batch):
         v = int(indices[int(rng.integers(len(indices)))])
-        level = int(rng.integers(len(pool.photons)))
-        sl = _random_crop(pool, v, patch, rng, fg_fraction)
-        x = add_noise(pool.x[v][sl], pool.photons[level], pool.read_noise, rng)
+        if phys:
+            r = int(rng.integers(len(pool.real_levels)))
+            sl = _random_crop(pool, v, patch, rng, fg_fraction)
+            chans = [pool.noisy[v][r][sl], pool.rl[v][r][sl]]
+            norm = pool.real_norms[v][r]
+        else:
+            level = int(rng.integers(len(pool.photons)))
+            sl = _random_crop(pool, v, patch, rng, fg_fraction)
+            chans = [add_noise(pool.x[v][sl], pool.photons[level], pool.read_noise, rng)]
+            norm = pool.norms[v][level]
         y = pool.y[v][sl]
         for a in pool.flips:
             if rng.random() < 0.5:
-                x, y = np.flip(x, a), np.flip(y, a)
-        norm = pool.norms[v][level]
-        xb[b, 0] = norm.apply(x)
+                chans, y = [np.flip(c, a) for c in chans], np.flip(y, a)
+        for c, arr in enumerate(chans):
+            xb[b, c] = norm.apply(arr)
         yb[b, 0] = norm.apply(y)
     return xb, yb
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import user_error
@@ -28,6 +29,12 @@ class Model:
     net: ResUNet
     config: dict[str, Any]
     path: Path | None = None
+    physics_psf: np.ndarray | None = None  # PSF of the RL_K input channel (physics-aware variant)
+
+    @property
+    def physics(self) -> dict | None:
+        """``config["physics"]`` (method, iterations, …) for the physics-aware variant, else None."""
+        return self.config.get("physics")
 
     @property
     def voxel_size_um(self) -> tuple[float, float, float]:
@@ -49,10 +56,14 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / "default"
 
 
-def save_model(path: Path, net: ResUNet, config: dict[str, Any], *, half: bool = False) -> Path:
-    """Write ``weights.pt`` (state dict; fp16 when ``half``) and ``config.json`` into ``path``."""
+def save_model(path: Path, net: ResUNet, config: dict[str, Any], *, half: bool = False,
+               physics_psf: np.ndarray | None = None) -> Path:
+    """Write ``weights.pt`` (state dict; fp16 when ``half``) and ``config.json`` into ``path``
+    (plus the RL_K PSF, float32 ``.npy``, for the physics-aware variant)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    if physics_psf is not None:
+        np.save(path / config["physics"]["psf_file"], np.asarray(physics_psf, np.float32))
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
              for k, v in net.state_dict().items()}
     config = {**config, "format": FORMAT, "format_version": 1, "weights": WEIGHTS_NAME,
@@ -100,7 +111,14 @@ def load_model(path: str | Path | Model | None = None) -> Model:
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     net.eval()
-    return Model(net, config, path)
+    physics_psf = None
+    if config.get("physics"):
+        pfile = path / config["physics"]["psf_file"]
+        if not pfile.is_file():
+            raise user_error(f"the physics-aware model's PSF {pfile.name} is missing", path=path,
+                             fix="re-train or restore the model directory")
+        physics_psf = np.load(pfile).astype(np.float32)
+    return Model(net, config, path, physics_psf)
 
 
 def check_voxel_size(model: Model, voxel_size_um, *, rtol: float = 0.1) -> None:

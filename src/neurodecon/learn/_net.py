@@ -34,6 +34,8 @@ class NetConfig:
     res_scale_init: float = 1.0
     global_residual: bool = True
     in_channels: int = 1
+    residual_channel: int = 0  # the input channel added to the output (global residual)
+    zero_init_tail: bool = False  # output projection starts at zero: prediction = that channel
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +81,9 @@ class ResUNet(nn.Module):
             self.up.append(ResBlock(c * 2 ** (level + 1), c * 2**level, **block))
         self.upsample = nn.Upsample(scale_factor=2, mode=cfg.upsample)
         self.tail = nn.Conv3d(c, 1, 1)
+        if cfg.zero_init_tail:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     @property
     def multiple(self) -> int:
@@ -98,7 +103,8 @@ class ResUNet(nn.Module):
             h = block(torch.cat([h, skip], dim=1))
         out = self.tail(h)
         if self.cfg.global_residual:
-            out = out + x[:, :1]
+            r = self.cfg.residual_channel
+            out = out + x[:, r:r + 1]
         return out
 
 

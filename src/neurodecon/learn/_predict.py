@@ -77,7 +77,14 @@ def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
             def sub(d, t, msg, _i=i):
                 report(progress, d + _i * t, t * len(vols), msg)
 
-            y = _predict_volume(net, norm.apply(vol), tile=tile, halo=halo, blend=blend, m=m,
+            inp = norm.apply(vol)[None]
+            if model.physics:
+                from ._physics import physics_channel
+
+                rl = physics_channel(vol, model.physics_psf, method=model.physics["method"],
+                                     iterations=model.physics["iterations"], device=str(dev))
+                inp = np.concatenate([inp, norm.apply(rl)[None]])
+            y = _predict_volume(net, inp, tile=tile, halo=halo, blend=blend, m=m,
                                 device=dev, precision=precision, progress=sub if progress else None)
             out[i] = norm.invert(y)
     finally:
@@ -120,9 +127,10 @@ def _ramp(ws: int, we: int, lo: bool, hi: bool, blend: int) -> np.ndarray:
 
 
 def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, precision, progress):
-    shape = vol.shape
+    """``vol``: normalised input channels ``(C, Z, Y, X)``; returns ``(Z, Y, X)``."""
+    shape = vol.shape[1:]
     padded_shape = tuple(max(_round_up(n, m), m) for n in shape)
-    pad = [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
+    pad = [(0, 0)] + [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
     x = np.pad(vol, pad, mode="symmetric") if any(p[1] for p in pad) else vol
     per_axis = [_axis_tiles(n, min(c, n), blend if c < n else 0, halo)
                 for n, c in zip(padded_shape, tile, strict=True)]
@@ -132,7 +140,7 @@ def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, preci
     for k, combo in enumerate(combos):
         read = tuple(slice(t[2], t[3]) for t in combo)
         with torch.no_grad(), _autocast(device, precision):
-            inp = torch.from_numpy(np.ascontiguousarray(x[read], np.float32))[None, None].to(device)
+            inp = torch.from_numpy(np.ascontiguousarray(x[(slice(None), *read)], np.float32))[None].to(device)
             pred = net(inp).float()[0, 0].cpu().numpy()
         inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
         write = tuple(slice(t[0], t[1]) for t in combo)

@@ -33,6 +33,7 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
           psf: np.ndarray | None = None, blurred_bead: np.ndarray | None = None,
           ideal_bead: np.ndarray | None = None, beads: np.ndarray | None = None,
           bead_diameter_um: float | None = None, sharp: Any = None,
+          physics_psf: np.ndarray | None = None,
           kernel_info: dict | None = None, resume: bool = False, overwrite: bool = False,
           max_steps: int | None = None, keep_checkpoint: bool = False, half_weights: bool = False,
           progress: ProgressFn | None = None, **overrides: Any) -> Path:
@@ -54,6 +55,9 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
         to train on them alone).
     resume : bool
         Continue from ``output_dir/checkpoint.pt`` (same config required, except steps/device/threads).
+    physics_psf : ndarray, optional
+        The PSF for the physics-aware variant's RL_K channel (``physics="rl"``) when the kernels
+        are given as o*/i* arrays; taken from ``psf`` or from ``extract_psf`` otherwise.
     max_steps : int, optional
         Stop after this many steps without writing the final model (as if interrupted).
     progress : callable, optional
@@ -71,10 +75,17 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
         torch.set_num_threads(int(cfg.threads))
     kx, ky, kinfo = _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progress)
     kinfo.update(kernel_info or {})
+    ppsf, physics_fn = _physics(cfg, psf, physics_psf, kinfo)
     t0 = time.perf_counter()
     sources, data_desc = _sources(cfg, sharp)
+
+    def pool_progress(done, total):
+        report(progress, 0, cfg.steps, f"RL_{cfg.physics_iterations} of the pool: volume {done}/{total}")
+
     pool = build_pool(sources, kx, ky, photons=cfg.photons, read_noise=cfg.read_noise,
-                      seed=cfg.seed + 1, norm_percentiles=cfg.norm_percentiles)
+                      seed=cfg.seed + 1, norm_percentiles=cfg.norm_percentiles,
+                      physics=physics_fn, physics_draws=cfg.physics_draws,
+                      progress=pool_progress if (physics_fn and progress) else None)
     train_idx, val_idx = _split(len(sources), cfg.val_fraction)
     data_desc.update(n_train=len(train_idx), n_val=len(val_idx), flips_allowed_axes=pool.flips,
                      pool_build_s=round(time.perf_counter() - t0, 2))
@@ -86,7 +97,9 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
     xv, yv = sample_batch(pool, val_idx or train_idx, cfg.val_crops, cfg.patch,
                           np.random.default_rng(cfg.seed + 2), fg_fraction=cfg.fg_fraction)
     if "input" not in state.val_baseline:
-        state.val_baseline = _metrics(xv, yv)
+        state.val_baseline = _metrics(xv[:, :1], yv)
+        if physics_fn is not None:
+            state.val_baseline[f"rl_{cfg.physics_iterations}"] = _metrics(xv[:, 1:2], yv)
     _loop(state, cfg, pool, train_idx, (xv, yv), ckpt, max_steps, progress)
     if max_steps is not None and state.step < cfg.steps and not state.stopped_early:
         return out
@@ -94,7 +107,7 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
     if state.best_state is not None:
         net.load_state_dict(state.best_state)
     config_json = _describe(cfg, state, kinfo, data_desc, kx, ky)
-    save_model(out, net.cpu(), config_json, half=half_weights)
+    save_model(out, net.cpu(), config_json, half=half_weights, physics_psf=ppsf)
     if not keep_checkpoint and ckpt.exists():
         ckpt.unlink()
     return out
@@ -128,6 +141,8 @@ def _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progre
         info = {"mode": "beads", "bead_diameter_um": bead_diameter_um, "n_beads_used": int(res.n_used),
                 "n_beads_rejected": len(res.rejected),
                 "psf_fwhm_um": [float(v) for v in res.fwhm_um]}
+        if cfg.physics != "none":
+            info["_extracted_psf"] = np.asarray(res.psf, np.float32)
     else:
         info = {"mode": "beads"}
     if ideal_bead is None:
@@ -135,6 +150,28 @@ def _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progre
     o, i = _unit(blurred_bead, "blurred bead"), _unit(ideal_bead, "ideal bead")
     info.update(blurred_bead_shape=list(o.shape), ideal_bead_shape=list(i.shape))
     return o, i, info
+
+
+def _physics(cfg: TrainConfig, psf, physics_psf, kinfo: dict):
+    """The RL_K PSF and function of the physics-aware variant (``None, None`` without it)."""
+    if cfg.physics == "none":
+        return None, None
+    from ._physics import physics_channel
+
+    k = physics_psf if physics_psf is not None else psf
+    if k is None:
+        k = kinfo.pop("_extracted_psf", None)
+    if k is None:
+        raise user_error("the physics-aware variant needs the PSF for its RL channel",
+                         fix="pass physics_psf=PSF with the o*/i* bead kernels, or train from beads or a PSF")
+    k = _unit(k, "physics PSF")
+    kinfo.pop("_extracted_psf", None)
+    dev = str(resolve_device(cfg.device))
+
+    def fn(vol):
+        return physics_channel(vol, k, method=cfg.physics_method, iterations=cfg.physics_iterations,
+                               device=dev)
+    return k, fn
 
 
 def _unit(k, what: str) -> np.ndarray:
@@ -406,4 +443,15 @@ def _describe(cfg, state, kinfo, data_desc, kx, ky) -> dict:
                        "best": state.best, "input_baseline": state.val_baseline,
                        "history": state.history},
         "inference": {"halo": 16},
+        **({"physics": physics_description(cfg)} if cfg.physics != "none" else {}),
     }
+
+
+def physics_description(cfg: TrainConfig) -> dict:
+    from ._physics import PSF_FILE
+
+    return {"input": cfg.physics, "method": cfg.physics_method, "iterations": cfg.physics_iterations,
+            "background": 0.0, "psf_file": PSF_FILE, "channels": ["raw", f"rl_{cfg.physics_iterations}"],
+            "residual": f"the network adds its output to the normalised rl_{cfg.physics_iterations} channel",
+            "computed_on": "the whole volume (each channel/time point), before tiling",
+            "training_realisations": f"{cfg.physics_draws} noisy draws per photon level per pool volume"}

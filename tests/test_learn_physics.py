@@ -1,0 +1,149 @@
+"""Physics-aware variant of the NeuroDecon network: input [raw, RL_K(raw)], residual on RL_K."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurodecon.learn import load_model, predict, train
+from neurodecon.learn._data import build_pool, center_convolve, sample_batch
+from neurodecon.learn._norm import robust_range
+from neurodecon.learn._physics import PSF_FILE, physics_channel
+
+VS = (0.1, 0.05, 0.05)
+
+
+def gaussian_kernel(sigma=(1.5, 1.0, 1.0), radius=(4, 4, 4)) -> np.ndarray:
+    z, y, x = np.mgrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1, -radius[2]:radius[2] + 1]
+    k = np.exp(-(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2)))
+    return (k / k.sum()).astype(np.float32)
+
+
+TINY = {"net": {"base_channels": 4, "depth": 1}, "patch": (8, 16, 16), "pool_shape": (16, 32, 32),
+        "n_phantoms": 2, "phantoms": ("ellipsoids",), "batch": 2, "val_crops": 2,
+        "photons": (1000.0,), "seed": 3, "device": "cpu", "bf16": False, "warmup_steps": 1,
+        "physics": "rl", "physics_iterations": 3, "physics_draws": 1, "voxel_size_um": VS}
+
+
+@pytest.fixture(scope="module")
+def phys_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("phys") / "model"
+    train({**TINY, "steps": 2, "val_every": 2}, output_dir=out, psf=gaussian_kernel())
+    return out
+
+
+def _blurred(seed=0, shape=(12, 40, 40)):
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(shape, np.float32)
+    truth[tuple(rng.integers(0, n, 40) for n in shape)] = rng.uniform(50, 200, 40)
+    return rng.poisson(center_convolve(truth, gaussian_kernel()) + 2.0).astype(np.float32)
+
+
+def test_untrained_variant_reproduces_rl_k(tmp_path):
+    """Output projection starts at zero: before any update the prediction is RL_K itself."""
+    out = train({**TINY, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
+                output_dir=tmp_path / "m", psf=gaussian_kernel())
+    model = load_model(out)
+    assert model.net.cfg.in_channels == 2 and model.net.cfg.residual_channel == 1
+    assert float(model.net.tail.weight.detach().abs().max()) == 0.0
+    img = _blurred()
+    rl = physics_channel(img, gaussian_kernel(), method="rl", iterations=3)
+    assert not np.allclose(rl, img, atol=1.0)  # RL_K is not the identity on this image
+    pred = predict(model, img, voxel_size_um=VS, device="cpu")
+    np.testing.assert_allclose(pred, rl, atol=1e-4 * float(rl.max()))
+
+
+def test_rl_channel_is_richardson_lucy():
+    """The physics channel agrees with a direct numpy Richardson–Lucy (same K, same PSF)."""
+    img = _blurred(1, (16, 24, 24))
+    k = gaussian_kernel()
+    est = np.full_like(img, img.mean())
+    for _ in range(3):
+        ratio = img / np.maximum(center_convolve(est, k), 1e-12)
+        est = est * center_convolve(ratio, k[::-1, ::-1, ::-1].copy())
+    got = physics_channel(img, k, method="rl", iterations=3)
+    inner = (slice(5, -5), slice(5, -5), slice(5, -5))  # boundary handling may differ
+    rel = np.abs(got[inner] - est[inner]).max() / est[inner].max()
+    assert rel < 0.05, rel
+
+
+def test_model_dir_keeps_the_rl_kernel_and_settings(phys_model):
+    cfg = json.loads((phys_model / "config.json").read_text())
+    assert cfg["physics"]["method"] == "rl" and cfg["physics"]["iterations"] == 3
+    assert cfg["physics"]["psf_file"] == PSF_FILE
+    assert "rl_3" in cfg["validation"]["input_baseline"]
+    model = load_model(phys_model)
+    k = gaussian_kernel()
+    np.testing.assert_allclose(model.physics_psf, k / k.sum(), rtol=1e-6)
+    (phys_model / PSF_FILE).rename(phys_model / "moved.npy")
+    try:
+        from neurodecon.errors import NeuroDeconError
+
+        with pytest.raises(NeuroDeconError, match="missing"):
+            load_model(phys_model)
+    finally:
+        (phys_model / "moved.npy").rename(phys_model / PSF_FILE)
+
+
+def test_tiled_equals_untiled(phys_model):
+    model = load_model(phys_model)
+    with torch.no_grad():  # make the network non-trivial so tiles could show seams
+        model.net.tail.weight.normal_(0, 0.5)
+    img = _blurred(2, (12, 40, 40))
+    whole = predict(model, img, voxel_size_um=VS, tile_shape=(16, 48, 48), device="cpu")
+    tiled = predict(model, img, voxel_size_um=VS, tile_shape=(8, 16, 16), halo=16, device="cpu")
+    np.testing.assert_allclose(tiled, whole, atol=1e-4 * float(np.abs(whole).max()))
+
+
+def test_pool_realisations_pair_raw_with_its_rl():
+    k = gaussian_kernel()
+    src = [np.random.default_rng(s).uniform(0, 1, (16, 32, 32)).astype(np.float32) for s in (0, 1)]
+    calls = []
+
+    def fn(v):
+        calls.append(v.shape)
+        return physics_channel(v, k, method="rl", iterations=2)
+
+    pool = build_pool(src, k, None, photons=(100.0, 1000.0), read_noise=1.0, seed=0,
+                      norm_percentiles=(1.0, 99.8), physics=fn, physics_draws=2)
+    assert len(calls) == 2 * 2 * 2 and all(c == (16, 32, 32) for c in calls)  # whole volumes
+    assert pool.real_levels == [0, 0, 1, 1]
+    np.testing.assert_allclose(pool.rl[1][3], fn(pool.noisy[1][3]), rtol=1e-5)
+    assert robust_range(pool.noisy[0][0]) == pool.real_norms[0][0]
+    xb, yb = sample_batch(pool, [0, 1], 3, (8, 16, 16), np.random.default_rng(0))
+    assert xb.shape == (3, 2, 8, 16, 16) and yb.shape == (3, 1, 8, 16, 16)
+
+
+def test_bead_kernels_without_psf_is_a_user_error(tmp_path):
+    from neurodecon.errors import NeuroDeconError
+
+    k = gaussian_kernel()
+    with pytest.raises(NeuroDeconError, match="needs the PSF"):
+        train({**TINY, "steps": 1}, output_dir=tmp_path / "m", blurred_bead=k, ideal_bead=k)
+
+
+def test_cli_train_physics_then_deconvolve(tmp_path, run_cli):
+    from neurodecon.io import read, write
+
+    model_dir = tmp_path / "model"
+    code, out, err = run_cli(
+        "train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15", "--voxel-size", "0.1",
+        "0.05", "0.05", "--psf-shape", "9", "9", "9", "--phantoms", "ellipsoids", "--n-phantoms",
+        "2", "--pool-shape", "16", "32", "32", "--patch", "8", "16", "16", "--steps", "2",
+        "--val-every", "2", "--base-channels", "4", "--net-depth", "1", "--threads", "1",
+        "--device", "cpu", "--physics-input", "rl", "--physics-iterations", "2",
+        "--physics-method", "rl-accel", "-o", model_dir)
+    assert code == 0, err
+    cfg = json.loads((model_dir / "config.json").read_text())
+    assert cfg["physics"]["method"] == "rl-accel" and cfg["physics"]["iterations"] == 2
+    assert (model_dir / PSF_FILE).is_file()
+    img = _blurred(3, (12, 20, 20))
+    write(tmp_path / "in.tif", img, voxel_size_um=VS)
+    code, out, err = run_cli("deconvolve", tmp_path / "in.tif", "--model", model_dir,
+                             "-o", tmp_path / "out.tif", "--device", "cpu")
+    assert code == 0, err
+    res = read(tmp_path / "out.tif").data
+    assert res.shape == img.shape and np.all(np.isfinite(res))
