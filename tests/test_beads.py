@@ -270,10 +270,10 @@ def _x_nyquist_fraction(psf):
 
 
 def test_no_energy_beyond_the_optical_band_on_demo_like_beads():
-    """Confocal NA 1.4, 0.1 µm beads, 12-ish beads with Poisson noise (like ``neurodecon demo``):
-    the true PSF has ~1e-10 of its x-power at Nyquist; the noise of a few averaged beads, amplified
-    by the bead removal, put ~3e-3 there (Wiener then made stripes). The spectral support filter
-    must bring it to the order of the true PSF's band edge, without widening the PSF."""
+    """Confocal NA 1.4, 0.1 µm beads, 5-12 beads with Poisson noise (like ``neurodecon demo``):
+    the true PSF has ~1e-10 of its x-power at Nyquist; the white noise of a few averaged beads,
+    tripled by the RL bead removal, put ~3e-3 there (measured: 2.7e-3 without the filter). The
+    spectral support filter must remove it (3e-5 measured) without widening the PSF."""
     from neurodecon.psf import make_psf
     from neurodecon.synth import forward_model, phantom
 
