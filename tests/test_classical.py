@@ -124,10 +124,13 @@ def test_wiener_equals_closed_form_with_its_noise_estimate():
                      torch.from_numpy(H[half].astype(np.complex64)))
     # the white-noise power estimate is right: N σ² per coefficient
     assert sn == pytest.approx(y.size * sigma**2, rel=0.15)
-    # S̄y: |Ŷ|² averaged over the 3×3×3 neighbourhood (on the rfft half grid, wrapping)
+    # S̄y: |Ŷ|² averaged over the 3×3×3 neighbourhood on the rfft half grid: wrapping on the two
+    # full axes, edge-replicated on the half axis (Nyquist is no neighbour of DC there)
     power = np.abs(Y[half]) ** 2
-    for axis in range(3):
+    for axis in range(2):
         power = (np.roll(power, 1, axis) + power + np.roll(power, -1, axis)) / 3
+    padded = np.pad(power, ((0, 0), (0, 0), (1, 1)), mode="edge")
+    power = (padded[..., :-2] + padded[..., 1:-1] + padded[..., 2:]) / 3
     sy = np.maximum(power, sn)
     Hh = H[half]
     F = np.conj(Hh) / (np.abs(Hh) ** 2 + sn / sy)
@@ -376,8 +379,10 @@ def test_iterations_auto_lands_near_the_oracle():
                    callback=lambda k, x, c=curve: c.append(psnr(x, truth)))
         auto = deconvolve(y, psf, method, iterations="auto", background=5.0, device="cpu")
         # rl-accel has a sharper optimum: its auto choice is allowed 1 dB (measured 0.77 here,
-        # <= 0.3 dB on the benchmark phantoms; see BENCHMARKS.md)
-        tolerance = 0.5 if method == "rl" else 1.0
+        # <= 0.3 dB on the benchmark phantoms; see BENCHMARKS.md). RL: the cap against a
+        # mismatched PSF (3 x the 99 %-gain iteration) stops this sparse, bright, true-PSF case a
+        # little early (measured 0.59 dB; 0.06 dB without the cap): allowed 0.75 dB.
+        tolerance = 0.75 if method == "rl" else 1.0
         assert psnr(auto, truth) >= max(curve) - tolerance, (method, psnr(auto, truth), max(curve))
 
 
@@ -402,3 +407,16 @@ def test_cuda_matches_cpu():
         cpu = deconvolve(y, psf, method, iterations=20, background=5.0, device="cpu")
         gpu = deconvolve(y, psf, method, iterations=20, background=5.0, device="cuda")
         np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4 * float(np.abs(cpu).max()))
+
+
+def test_gain_fraction_iteration_finds_the_knee_of_a_rising_curve():
+    from neurodecon.classical._stopping import gain_fraction_iteration
+
+    k = np.arange(1, 1001, dtype=np.float64)
+    curve = 1000.0 * (1.0 - np.exp(-k / 50.0))  # still rising at the end: no maximum inside
+    # 99 % of the gain 1000·(1 − e^(−20)) is reached where e^(−k/50) ≈ 0.01: k = 50 ln 100 ≈ 230
+    assert abs(gain_fraction_iteration(curve, 0.01) - 50 * np.log(100)) <= 1.5
+    assert gain_fraction_iteration(curve, 0.1) < gain_fraction_iteration(curve, 0.01)
+    peaked = -((k - 300.0) ** 2)  # a curve with a maximum: the knee comes before it
+    assert gain_fraction_iteration(peaked, 0.01) < 300
+    assert gain_fraction_iteration([], 0.01) == 1

@@ -41,7 +41,12 @@ _LAZY = {
 __all__ = ["__version__", "NeuroDeconError", *_LAZY]
 
 
+_SUBPACKAGES = ("io", "psf", "synth", "classical", "learn", "metrics", "report", "cli")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -50,4 +55,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted([*__all__, *_SUBPACKAGES])

@@ -60,11 +60,21 @@ def noise_power(spectrum: torch.Tensor, otf: torch.Tensor) -> float:
     return float(torch.median(sample)) / float(torch.log(torch.tensor(2.0)))
 
 
-def smoothed_power(spectrum: torch.Tensor) -> torch.Tensor:
-    """``|Ŷ|²`` averaged over the 3×…×3 neighbourhood of each frequency (periodogram variance ÷ ~27)."""
+def smoothed_power(spectrum: torch.Tensor, dims: tuple[int, ...] = (-3, -2, -1)) -> torch.Tensor:
+    """``|Ŷ|²`` averaged over the 3×…×3 neighbourhood of each frequency (periodogram variance ÷ ~27).
+
+    ``spectrum`` is an ``rfftn`` over ``dims``: the full axes are periodic in frequency (wrap),
+    but the last, half-spectrum axis is not — wrapping it would put the DC power next to the
+    Nyquist frequency and make Wiener amplify noise there (stripes), so its ends are replicated.
+    """
     power = spectrum.abs().square_()
-    for axis in range(power.ndim):
+    *full, half = dims
+    for axis in full:
         power = (torch.roll(power, 1, axis) + power + torch.roll(power, -1, axis)) / 3.0
+    if power.shape[half] > 1:
+        lo = torch.cat([power.narrow(half, 0, 1), power.narrow(half, 0, power.shape[half] - 1)], dim=half)
+        hi = torch.cat([power.narrow(half, 1, power.shape[half] - 1), power.narrow(half, -1, 1)], dim=half)
+        power = (lo + power + hi) / 3.0
     return power
 
 
@@ -96,7 +106,7 @@ def direct_filter(op: FFTOperator, y: torch.Tensor, method: str, reg: float | No
     elif method == "wiener":
         # |H|² + λ S_n / S̄_y: the data power spectrum, smoothed, never below the noise
         sn = noise_power(spec, op.otf)
-        sy = smoothed_power(spec).clamp_(min=sn)
+        sy = smoothed_power(spec, op.dims).clamp_(min=sn)
         denom = h2.add_(torch.reciprocal_(sy).mul_(reg * sn))
     else:  # pragma: no cover - guarded by the engine
         raise ValueError(method)
