@@ -5,6 +5,7 @@ Usage (each part can run alone; ``--quick`` shrinks the anchor volume for a smok
     python benchmarks/bench_classical.py --speed            # anchor case: FFT floor, RL, rl-accel, skimage
     python benchmarks/bench_classical.py --memory           # peak memory of rl / rl-accel (subprocesses)
     python benchmarks/bench_classical.py --auto             # iterations=auto vs the oracle on phantoms
+    python benchmarks/bench_classical.py --auto-study       # auto vs oracle: 3 phantoms x 3 photon levels x true/mismatched PSF
     python benchmarks/bench_classical.py --quality          # PSNR/SSIM per method on ground-truth sets
     python benchmarks/bench_classical.py --all --out benchmarks/_out
 
@@ -256,6 +257,58 @@ def auto(args):
     return rows
 
 
+def auto_study(args):
+    """iterations=auto across phantoms, photon levels and a true vs a mismatched PSF.
+
+    The data are blurred with a Gaussian PSF σ = 1.5/1.5/3 px; *mismatched* deconvolves them with
+    σ × 1.2 on every axis (a bead PSF a little too wide). For each case: the oracle-best iteration
+    (affine-normalised PSNR against the truth) and the PSNR at ``f · k½`` for several factors f.
+    """
+    from neurodecon.classical import Deconvolver
+    from neurodecon.classical._stopping import auto_iterations
+    from neurodecon.synth import forward_model, phantom
+
+    factors = (0.5, 1.0, 2.0**0.5, 2.0)
+    shape = (24, 64, 64)
+    cap = {"rl": 600, "rl-accel": 150}
+    print("## iterations=auto study: oracle vs f·k½ (rows: method, phantom, photons, PSF)")
+    print("| method | phantom | photons | PSF | oracle it | oracle PSNR | k½ | chosen | auto PSNR | "
+          + " | ".join(f"loss f={f:.2g}" for f in factors) + " |")
+    print("| --- " * (9 + len(factors)) + "|")
+    rows = []
+    for method in args.auto_methods:
+        for seed, names in enumerate((["sponge"], ["ellipsoids", "filaments"], ["beads", "tubes"])):
+            big = phantom(names, shape=tuple(n + 24 for n in shape), voxel_size_um=VOXEL_UM, seed=seed)
+            crop = tuple(slice(12, 12 + n) for n in shape)
+            truth = np.ascontiguousarray(big[crop], dtype=np.float32)
+            for photons in (20.0, 100.0, 1000.0):
+                psf = gaussian_psf((25, 17, 17), (3.0, 1.5, 1.5))
+                img = np.ascontiguousarray(forward_model(big, psf, photons=photons, background=BACKGROUND,
+                                                         seed=seed + 10)[crop])
+                for label, dpsf in (("true", psf), ("σ×1.2", gaussian_psf((25, 17, 17), (3.6, 1.8, 1.8)))):
+                    dec = Deconvolver(dpsf, img.shape, method=method, device="cpu")
+                    curve = []
+                    dec(img, iterations=cap[method], background=BACKGROUND,
+                        callback=lambda k, x, c=curve, t=truth: c.append(_score(x, t)[0]))
+                    k_auto, k_half, ll = auto_iterations(dec, img, BACKGROUND, return_curve=True)
+                    ll = np.asarray(ll, np.float64)
+                    rel = {e: int(np.argmax(ll >= ll.max() - e * (ll.max() - ll[0]))) + 1 for e in (1e-4, 3e-4, 1e-3, 3e-3)}
+                    best = max(curve)
+                    def at(k, c=curve, n=cap[method]):
+                        return c[min(max(int(round(k)), 1), n) - 1]
+
+                    losses = [best - at(f * k_half) for f in factors]
+                    row = dict(method=method, phantom="+".join(names), photons=photons, psf=label,
+                               oracle_iter=int(np.argmax(curve)) + 1, oracle_psnr=best, half_iter=k_half,
+                               auto_iter=k_auto, auto_psnr=at(k_auto), losses=dict(zip(factors, losses, strict=True)),
+                               k_rel=rel, curve=curve, ll=ll.tolist())
+                    rows.append(row)
+                    print(f"| {method} | {row['phantom']} | {photons:g} | {label} | {row['oracle_iter']} | "
+                          f"{best:.2f} | {k_half} | {k_auto} | {at(k_auto):.2f} | "
+                          + " | ".join(f"{v:.2f}" for v in losses) + " |", rel, flush=True)
+    return rows
+
+
 # -- quality --------------------------------------------------------------------------------------
 def quality_sets(quick: bool):
     import tifffile
@@ -382,6 +435,8 @@ def main(argv=None):
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--auto", action="store_true")
     ap.add_argument("--quality", action="store_true")
+    ap.add_argument("--auto-study", action="store_true",
+                    help="auto vs oracle across phantoms, photon levels, true/mismatched PSF")
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smaller anchor volume (smoke run)")
     ap.add_argument("--accel-iterations", type=int, default=120)
@@ -400,7 +455,7 @@ def main(argv=None):
         memory_child(args.memory_child, args.quick)
         return
     results = {}
-    for part, fn in (("speed", speed), ("memory", memory), ("auto", auto), ("quality", quality)):
+    for part, fn in (("speed", speed), ("memory", memory), ("auto", auto), ("auto_study", auto_study), ("quality", quality)):
         if args.all or getattr(args, part):
             results[part] = fn(args)
             print(flush=True)

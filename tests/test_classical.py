@@ -414,8 +414,8 @@ def test_gain_fraction_iteration_finds_the_knee_of_a_rising_curve():
 
     k = np.arange(1, 1001, dtype=np.float64)
     curve = 1000.0 * (1.0 - np.exp(-k / 50.0))  # still rising at the end: no maximum inside
-    # 99 % of the gain 1000·(1 − e^(−20)) is reached where e^(−k/50) ≈ 0.01: k = 50 ln 100 ≈ 230
-    assert abs(gain_fraction_iteration(curve, 0.01) - 50 * np.log(100)) <= 1.5
+    # within 1 % of the gain c_max − c_1 ≈ 980 where e^(−k/50) ≤ 0.0098: k = ⌈−50 ln 0.0098⌉ = 232
+    assert gain_fraction_iteration(curve, 0.01) == int(np.ceil(-50 * np.log(0.01 * (curve[-1] - curve[0]) / 1000)))
     assert gain_fraction_iteration(curve, 0.1) < gain_fraction_iteration(curve, 0.01)
     peaked = -((k - 300.0) ** 2)  # a curve with a maximum: the knee comes before it
     assert gain_fraction_iteration(peaked, 0.01) < 300
