@@ -16,10 +16,10 @@ iterations act like about ``k²`` plain ones, so it gets ``√2 · k½``. The cr
 
 A PSF that does not quite match the data (too wide, truncated: typical of a bead PSF) makes the
 held-out likelihood creep up long after the image has started to degrade (measured: a PSF 20 %
-too wide keeps it rising past 1000 iterations while the oracle-best count is 40–80). Hence a cap,
-except for the accelerated method: ``k ≤ 3 · k_gain``, ``k_gain`` the first half-data iteration
-that reached 99 % of the held-out likelihood's total gain; a warning when the likelihood never
-turned within ``MAX_AUTO_ITERATIONS``.
+too wide keeps it rising past 1000 iterations while the oracle-best count is 40–80). When the
+likelihood never turned within ``MAX_AUTO_ITERATIONS`` a warning is logged and, except for the
+accelerated method, the count is capped at ``3 · k_gain``, ``k_gain`` the first half-data
+iteration that reached 99 % of the held-out likelihood's total gain.
 
 Thinning needs photon counts. Non-negative integer data are taken as counts (gain 1). Other data
 (floating point, or rescaled) are converted with a gain estimated from the noise: the variance of
@@ -52,10 +52,10 @@ MAX_AUTO_ITERATIONS = 1000
 PLATEAU = 1e-5
 #: Cap ``k ≤ GAIN_CAP_FACTOR · k_gain``, ``k_gain`` the first half-data iteration whose held-out
 #: log-likelihood is within ``GAIN_FRACTION`` of its total gain (``ℓ_k ≥ ℓ_max − f (ℓ_max − ℓ_0)``).
-#: Guards against a PSF that does not match the data (a bead PSF a little too wide or truncated):
-#: the held-out likelihood then keeps creeping up for hundreds of iterations while the image
-#: degrades. Chosen from ``benchmarks/bench_classical.py --auto-study`` (18 phantom cases and the
-#: demo's data): mean loss to the oracle 0.32 dB (0.55 without the cap), worst 1.69 dB (3.11).
+#: Applied only when the held-out likelihood never turned within ``MAX_AUTO_ITERATIONS`` (a PSF
+#: that does not match the data, e.g. 20 % too wide, keeps it creeping up while the image
+#: degrades). Applied always, it also stops bright true-PSF cases far too early (measured up to
+#: 4 dB lost, ``benchmarks/bench_classical.py --auto``), so it is not.
 GAIN_FRACTION = 0.01
 GAIN_CAP_FACTOR = 3
 #: Methods the cap is not applied to (its factor was not measured for them).
@@ -170,11 +170,12 @@ def auto_iterations(dec, image: np.ndarray, background: float, *,
     k_half = max(hooks.best_k, 1)
     factor = FULL_DATA_FACTOR.get(dec.method, FULL_DATA_FACTOR["default"])
     k = int(round(factor * k_half))
-    if len(hooks.curve) >= MAX_AUTO_ITERATIONS and k_half >= 0.95 * len(hooks.curve):
+    never_turned = len(hooks.curve) >= MAX_AUTO_ITERATIONS and k_half >= 0.95 * len(hooks.curve)
+    if never_turned:
         log.warning("iterations=auto: the held-out likelihood still rises after %d iterations: the "
                     "PSF may be wider than the data's, or the noise not Poisson-like; the count is "
                     "capped (check the PSF, or choose the iterations yourself)", len(hooks.curve))
-    if dec.method not in GAIN_CAP_EXEMPT:
+    if never_turned and dec.method not in GAIN_CAP_EXEMPT:
         k_gain = gain_fraction_iteration(hooks.curve, GAIN_FRACTION)
         if GAIN_CAP_FACTOR * k_gain < k:
             log.info("iterations=auto: %d → %d (held-out gain within %.0f%% of its total after %d "
