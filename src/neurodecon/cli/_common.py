@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._json import json_default as _json_default
 from ..errors import user_error
 
 __all__ = [
@@ -98,15 +99,3 @@ def write_output(args: argparse.Namespace, path: str | Path, image, *, inputs=()
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._json import json_default as _json_default
 from ..errors import user_error
 from ._net import ResUNet, build_network
 
@@ -73,20 +74,6 @@ def save_model(path: Path, net: ResUNet, config: dict[str, Any], *, half: bool =
     tmp.replace(path / WEIGHTS_NAME)
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
     return path
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def load_model(path: str | Path | Model | None = None) -> Model:
     """Load a model directory (``None`` or ``"default"``: the model shipped with the package)."""
     if isinstance(path, Model):
