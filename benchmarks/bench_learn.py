@@ -72,8 +72,12 @@ def main() -> None:
                     help="physics-aware variant: RL_K of the input as a second channel")
     ap.add_argument("--physics-method", choices=("rl", "rl-accel"), default="rl-accel")
     ap.add_argument("--physics-iterations", type=int, default=10)
+    ap.add_argument("--physics-background", default="auto",
+                    help="background of the RL_K input: a number of counts or auto (default auto)")
     ap.add_argument("--out", type=Path, default=None, help="folder for learn.json and the model")
     args = ap.parse_args()
+    if args.physics_background != "auto":
+        args.physics_background = float(args.physics_background)
 
     import torch
 
@@ -100,6 +104,7 @@ def main() -> None:
            "val_every": max(1, args.steps // 5), "checkpoint_every": 50, "seed": 1,
            "threads": args.threads, "device": "cpu", "physics": args.physics,
            "physics_method": args.physics_method, "physics_iterations": args.physics_iterations,
+           "physics_background": args.physics_background,
            "net": {"base_channels": args.base_channels, "depth": args.depth,
                    "res_scale_init": args.res_scale}}
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -122,7 +127,8 @@ def main() -> None:
             from neurodecon.learn._physics import physics_channel
 
             row["rl_k"] = score(physics_channel(sample, bp.psf, method=args.physics_method,
-                                                iterations=args.physics_iterations), truth)
+                                                iterations=args.physics_iterations,
+                                                background=args.physics_background), truth)
         for method in ("rl", "rltv"):
             best, secs = best_iteration(sample, bp.psf, truth, method, args.iterations, 5)
             row[method] = (best["psnr"][0], best["ssim"][0])

@@ -42,18 +42,49 @@ def _blurred(seed=0, shape=(12, 40, 40)):
     return rng.poisson(center_convolve(truth, gaussian_kernel()) + 2.0).astype(np.float32)
 
 
-def test_untrained_variant_reproduces_rl_k(tmp_path):
-    """Output projection starts at zero: before any update the prediction is RL_K itself."""
-    out = train({**TINY, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
+@pytest.mark.parametrize("background", [None, 2.0])
+def test_untrained_variant_reproduces_rl_k(tmp_path, background):
+    """Output projection starts at zero: before any update the prediction is RL_K itself,
+    computed with the model's background (default "auto", else the number given)."""
+    extra = {} if background is None else {"physics_background": background}
+    out = train({**TINY, **extra, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
                 output_dir=tmp_path / "m", psf=gaussian_kernel())
     model = load_model(out)
     assert model.net.cfg.in_channels == 2 and model.net.cfg.residual_channel == 1
     assert float(model.net.tail.weight.detach().abs().max()) == 0.0
+    bg = "auto" if background is None else background
+    assert model.physics["background"] == bg
     img = _blurred()
-    rl = physics_channel(img, gaussian_kernel(), method="rl", iterations=3)
+    rl = physics_channel(img, gaussian_kernel(), method="rl", iterations=3, background=bg)
+    rl0 = physics_channel(img, gaussian_kernel(), method="rl", iterations=3, background=0.0)
     assert not np.allclose(rl, img, atol=1.0)  # RL_K is not the identity on this image
+    assert not np.allclose(rl, rl0, atol=1e-3 * float(rl.max()))  # the background matters here
     pred = predict(model, img, voxel_size_um=VS, device="cpu")
     np.testing.assert_allclose(pred, rl, atol=1e-4 * float(rl.max()))
+
+
+def test_model_without_background_key_uses_zero(tmp_path):
+    """Model folders written before ``physics_background`` existed keep RL_K with background 0."""
+    out = train({**TINY, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
+                output_dir=tmp_path / "m", psf=gaussian_kernel())
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["physics"]["background"]
+    cfg["training"].pop("physics_background", None)
+    (out / "config.json").write_text(json.dumps(cfg))
+    model = load_model(out)
+    img = _blurred(4)
+    rl0 = physics_channel(img, gaussian_kernel(), method="rl", iterations=3, background=0.0)
+    pred = predict(model, img, voxel_size_um=VS, device="cpu")
+    np.testing.assert_allclose(pred, rl0, atol=1e-4 * float(rl0.max()))
+
+
+@pytest.mark.parametrize("bad", ["dark", -1.0, float("nan"), True])
+def test_bad_physics_background_is_a_user_error(bad):
+    from neurodecon.errors import NeuroDeconError
+    from neurodecon.learn._config import TrainConfig
+
+    with pytest.raises(NeuroDeconError, match="physics_background"):
+        TrainConfig.from_dict(TINY, physics_background=bad)
 
 
 def test_rl_channel_is_richardson_lucy():
@@ -73,6 +104,7 @@ def test_rl_channel_is_richardson_lucy():
 def test_model_dir_keeps_the_rl_kernel_and_settings(phys_model):
     cfg = json.loads((phys_model / "config.json").read_text())
     assert cfg["physics"]["method"] == "rl" and cfg["physics"]["iterations"] == 3
+    assert cfg["physics"]["background"] == cfg["physics"]["training_background"] == "auto"
     assert cfg["physics"]["psf_file"] == PSF_FILE
     assert "rl_3" in cfg["validation"]["input_baseline"]
     model = load_model(phys_model)
@@ -135,10 +167,12 @@ def test_cli_train_physics_then_deconvolve(tmp_path, run_cli):
         "2", "--pool-shape", "16", "32", "32", "--patch", "8", "16", "16", "--steps", "2",
         "--val-every", "2", "--base-channels", "4", "--net-depth", "1", "--threads", "1",
         "--device", "cpu", "--physics-input", "rl", "--physics-iterations", "2",
-        "--physics-method", "rl-accel", "-o", model_dir)
+        "--physics-method", "rl-accel", "--physics-background", "1.5", "-o", model_dir)
     assert code == 0, err
     cfg = json.loads((model_dir / "config.json").read_text())
     assert cfg["physics"]["method"] == "rl-accel" and cfg["physics"]["iterations"] == 2
+    # 1.5 describes the data to deconvolve; the simulated pool has background 0 and uses it
+    assert cfg["physics"]["background"] == 1.5 and cfg["physics"]["training_background"] == 0.0
     assert (model_dir / PSF_FILE).is_file()
     img = _blurred(3, (12, 20, 20))
     write(tmp_path / "in.tif", img, voxel_size_um=VS)

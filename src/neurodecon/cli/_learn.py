@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
                    help="RL iterations of the physics input (default 10)")
     p.add_argument("--physics-method", choices=("rl", "rl-accel"), default=None,
                    help="RL flavour of the physics input (default rl)")
+    p.add_argument("--physics-background", type=_background, default=None, metavar="B|auto",
+                   help="background (counts) the physics input's RL assumes, or auto: estimated "
+                        "from each volume (default auto)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--val-every", type=int, default=None, help="steps between validations")
@@ -63,11 +66,21 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p.set_defaults(func=_train)
 
 
+def _background(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     names = {"steps": "steps", "batch": "batch", "lr": "lr", "seed": "seed", "threads": "threads",
              "n_phantoms": "n_phantoms", "checkpoint_every": "checkpoint_every",
              "val_every": "val_every", "physics": "physics",
-             "physics_iterations": "physics_iterations", "physics_method": "physics_method"}
+             "physics_iterations": "physics_iterations", "physics_method": "physics_method",
+             "physics_background": "physics_background"}
     cfg = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
     if args.patch:
         cfg["patch"] = tuple(args.patch)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+import numpy as np
+
 from ..errors import user_error
 from ._net import NetConfig
 
@@ -53,6 +55,7 @@ class TrainConfig:
     physics: str = "none"  # "none" | "rl"
     physics_method: str = "rl"  # "rl" | "rl-accel" (neurodecon.classical.deconvolve)
     physics_iterations: int = 10
+    physics_background: float | str = "auto"  # background (counts) of RL_K, or "auto" (estimated)
     physics_draws: int = 2  # precomputed noisy realisations (and their RL_K) per photon level
     net: NetConfig = field(default_factory=NetConfig)
 
@@ -91,6 +94,11 @@ class TrainConfig:
             raise user_error(f"unknown physics method {self.physics_method!r}", fix="use rl or rl-accel")
         if self.physics_iterations < 1 or self.physics_draws < 1:
             raise user_error("physics_iterations and physics_draws must be at least 1")
+        b = self.physics_background
+        if not (b == "auto" or (isinstance(b, (int, float)) and not isinstance(b, bool)
+                                and np.isfinite(b) and b >= 0)):
+            raise user_error(f"physics_background {b!r} is neither 'auto' nor a number >= 0",
+                             fix="use auto or a background in counts, e.g. 5")
         if self.loss not in ("mae", "mse"):
             raise user_error(f"unknown loss {self.loss!r}", fix="use mae or mse")
 

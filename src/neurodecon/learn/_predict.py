@@ -82,7 +82,9 @@ def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
                 from ._physics import physics_channel
 
                 rl = physics_channel(vol, model.physics_psf, method=model.physics["method"],
-                                     iterations=model.physics["iterations"], device=str(dev))
+                                     iterations=model.physics["iterations"],
+                                     background=model.physics.get("background", 0.0),
+                                     device=str(dev))
                 inp = np.concatenate([inp, norm.apply(rl)[None]])
             y = _predict_volume(net, inp, tile=tile, halo=halo, blend=blend, m=m,
                                 device=dev, precision=precision, progress=sub if progress else None)

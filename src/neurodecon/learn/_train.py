@@ -167,10 +167,14 @@ def _physics(cfg: TrainConfig, psf, physics_psf, kinfo: dict):
     k = _unit(k, "physics PSF")
     kinfo.pop("_extracted_psf", None)
     dev = str(resolve_device(cfg.device))
+    # the simulated pool has no background (Poisson + read noise only, in units of 1/photons):
+    # "auto" estimates it on every realisation as it will on the user's data; a number describes
+    # the user's data in counts, so the pool's own, known background 0 is used for it here
+    bg = cfg.physics_background if cfg.physics_background == "auto" else 0.0
 
     def fn(vol):
         return physics_channel(vol, k, method=cfg.physics_method, iterations=cfg.physics_iterations,
-                               device=dev)
+                               background=bg, device=dev)
     return k, fn
 
 
@@ -451,7 +455,9 @@ def physics_description(cfg: TrainConfig) -> dict:
     from ._physics import PSF_FILE
 
     return {"input": cfg.physics, "method": cfg.physics_method, "iterations": cfg.physics_iterations,
-            "background": 0.0, "psf_file": PSF_FILE, "channels": ["raw", f"rl_{cfg.physics_iterations}"],
+            "background": cfg.physics_background,
+            "training_background": cfg.physics_background if cfg.physics_background == "auto" else 0.0,
+            "psf_file": PSF_FILE, "channels": ["raw", f"rl_{cfg.physics_iterations}"],
             "residual": f"the network adds its output to the normalised rl_{cfg.physics_iterations} channel",
             "computed_on": "the whole volume (each channel/time point), before tiling",
             "training_realisations": f"{cfg.physics_draws} noisy draws per photon level per pool volume"}
