@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 import tifffile
 
 from neurodecon.errors import NeuroDeconError
 from neurodecon.io import read
-
-
-@pytest.fixture
-def messages():
-    """Messages logged by the ``neurodecon`` logger during the test (INFO and above)."""
-    records: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    logger, handler = logging.getLogger("neurodecon"), _Collect(level=logging.INFO)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def _planes(folder, n=12, name="img_{i}.tif", shape=(6, 7), dtype=np.uint16):

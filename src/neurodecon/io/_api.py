@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image, unlabelled_image
 from ._units import default_axes
 
 __all__ = ["read", "check_image", "format_of"]
@@ -168,17 +168,7 @@ def _read_npy(p: Path) -> Image:
             path=p,
             fix="save at most 5 axes in the order T, C, Z, Y, X",
         )
-    return Image(
-        data=data,
-        axes=axes,
-        voxel_size_assumed=True,
-        metadata={
-            "reader": "npy",
-            "source": str(p),
-            "format": "npy",
-            "voxel_size_from_file": [None, None, None],
-        },
-    )
+    return unlabelled_image(data, reader="npy", source=str(p), fmt="npy")
 
 
 def _valid_voxel_size(values: Sequence[float], path: Any = None) -> tuple[float, float, float]:

@@ -59,3 +59,20 @@ class Image:
     def with_data(self, data: np.ndarray, **changes: Any) -> Image:
         """A copy with new pixel data (same voxel size, axes and metadata unless changed)."""
         return replace(self, data=data, metadata=dict(self.metadata), **changes)
+
+
+def unlabelled_image(data: np.ndarray, *, reader: str, source: str, fmt: str) -> Image:
+    """An :class:`Image` from a file that carries no axes or voxel size (``.npy``, bare zarr).
+
+    Axes follow the default order for the number of dimensions (``default_axes``); the voxel size
+    is marked as assumed so that :func:`neurodecon.io.read` warns and names the assumption.
+    """
+    from ._units import default_axes
+
+    return Image(
+        data=data,
+        axes=default_axes(data.ndim) or "",
+        voxel_size_assumed=True,
+        metadata={"reader": reader, "source": source, "format": fmt,
+                  "voxel_size_from_file": [None, None, None]},
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import Image
+from ._image import Image, unlabelled_image
 from ._units import canonical_axes, default_axes, unit_to_um
 
 __all__ = ["read_ome_zarr", "write_ome_zarr"]
@@ -64,19 +64,7 @@ def read_ome_zarr(path: str | Path) -> Image:
     zarr = _zarr(path)
     node = _open_group(path)
     if isinstance(node, zarr.Array):  # a bare array: no NGFF metadata at all
-        data = np.asarray(node[...])
-        axes = default_axes(data.ndim) or ""
-        return Image(
-            data=data,
-            axes=axes,
-            voxel_size_assumed=True,
-            metadata={
-                "reader": "zarr",
-                "source": str(path),
-                "format": "zarr",
-                "voxel_size_from_file": [None, None, None],
-            },
-        )
+        return unlabelled_image(np.asarray(node[...]), reader="zarr", source=str(path), fmt="zarr")
     attrs = node.attrs.asdict()
     ome = attrs.get("ome", attrs)
     multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
