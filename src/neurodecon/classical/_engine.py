@@ -257,6 +257,12 @@ class Deconvolver:
         iterations = _check_iterations(iterations)
         if self.method in POISSON_METHODS and img.min() < 0:
             img = np.clip(img, 0.0, None)  # a copy: the caller's array is never modified
+        if self.method in POISSON_METHODS and b < 0:
+            # a negative background (an estimate on offset-free data with read noise) would make
+            # the Poisson model H x + b vanish in dark regions, where y / (H x + b) then explodes
+            # (seen: rl-accel diverged to NaN on such data); the clipped data's background is 0
+            log.info("background %.4g < 0 set to 0 for %s (Poisson model)", b, self.method)
+            b = 0.0
         if self.method in DIRECT_METHODS:
             return self._direct(img, b, progress)
         if iterations == "auto":
