@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from neurodecon.learn import Model, NetConfig, build_network, load_model, predict, train
-from neurodecon.learn._data import allowed_flips, build_pool, center_convolve, sample_batch
+from neurodecon.learn._data import add_noise, allowed_flips, build_pool, center_convolve, sample_batch
 from neurodecon.learn._loss import hessian_frobenius, neurodecon_loss
 from neurodecon.learn._model import save_model
 from neurodecon.learn._net import ResBlock
@@ -140,6 +140,20 @@ def test_crops_have_enough_foreground():
     assert xb.shape == yb.shape == (8, 1, 8, 16, 16)
     assert np.all(yb.mean(axis=(1, 2, 3, 4)) >= 0.8 * vol_mean - 1e-6)
 
+
+
+def test_training_noise_keeps_the_background_in_the_input_only():
+    src = np.full((8, 32, 32), 0.5, np.float32)
+    pool = build_pool([src], None, None, photons=(100.0, 1000.0), read_noise=0.0, seed=0,
+                      norm_percentiles=(1.0, 99.8), backgrounds=(0.0, 20.0))
+    assert pool.conditions == [(100.0, 0.0), (100.0, 20.0), (1000.0, 0.0), (1000.0, 20.0)]
+    assert len(pool.norms[0]) == 4
+    # the normalisation of a condition with background starts higher (background / photons)
+    assert pool.norms[0][1].low - pool.norms[0][0].low == pytest.approx(0.2, abs=0.05)
+    rng = np.random.default_rng(1)
+    noisy = add_noise(src, 100.0, 0.0, rng, background=20.0)
+    assert noisy.mean() == pytest.approx(0.5 + 0.2, rel=0.01)  # 50 + 20 counts / 100 photons
+    assert noisy.var() == pytest.approx(70 / 100**2, rel=0.1)  # Poisson: variance = mean counts
 
 # ---- inference ----------------------------------------------------------------------------
 
@@ -280,3 +294,62 @@ def test_docs_python_example_runs(tmp_path, capsys):
     code = code.replace("/tmp/nd_doc_model", str(tmp_path / "m"))
     exec(compile(code, "docs/learn.md", "exec"), {})
     assert "(12, 40, 40) float32" in capsys.readouterr().out
+
+
+def test_validation_split_covers_every_family_and_keeps_training_data():
+    from neurodecon.learn._train import _split
+
+    names = [f"phantom:{f}:{i}" for i, f in enumerate(["tubes", "sponge", "ellipsoids"] * 3)]
+    names += ["/data/a.tif", "/data/b.tif", "/data/c.tif", "/data/d.tif", "/data/e.tif"]
+    train_idx, val_idx = _split(names, 0.2)
+    assert sorted(train_idx + val_idx) == list(range(len(names)))
+    assert not set(train_idx) & set(val_idx)
+    val_kinds = {names[i].split(":")[1] if names[i].startswith("phantom:") else "sharp" for i in val_idx}
+    assert val_kinds == {"tubes", "sponge", "ellipsoids", "sharp"}
+    assert len(val_idx) == 4  # one per family, round(0.2 · 5) = 1 of the user's stacks
+    assert _split(["phantom:tubes:0", "phantom:sponge:1"], 0.2) == ([0], [1])
+    assert _split(["phantom:tubes:0"], 0.2) == ([0], [])
+
+
+def test_weight_average_follows_the_weights_at_the_configured_rate():
+    from neurodecon.learn._config import TrainConfig
+    from neurodecon.learn._train import _State
+
+    cfg = TrainConfig.from_dict({**TINY, "ema_decay": 0.99})
+    state = _State(cfg)
+    before = [p.detach().clone() for p in state.ema.parameters()]
+    with torch.no_grad():
+        for p in state.net.parameters():
+            p.add_(1.0)
+    state.step = 1000  # past the start-up, d = 0.99
+    state.update_ema()
+    for b, pe in zip(before, state.ema.parameters(), strict=True):
+        torch.testing.assert_close(pe, b + 0.01, rtol=0, atol=1e-5)
+    assert state.model is state.ema
+    assert _State(TrainConfig.from_dict({**TINY, "ema_decay": 0.0})).ema is None
+
+
+def test_time_limit_stops_training_and_still_writes_the_model(tmp_path):
+    import json
+    import time
+
+    t0 = time.perf_counter()
+    out = train({**TINY, "steps": 100_000, "val_every": 50, "time_limit_min": 0.05},
+                output_dir=tmp_path / "m", psf=gaussian_kernel())
+    wall = time.perf_counter() - t0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["stopped_at_time_limit"] is True
+    assert 0 < cfg["steps_done"] < 100_000
+    assert wall < 3.0 + 10.0  # the 3 s budget plus the final validation and writing
+    assert cfg["validation"]["history"][-1]["step"] == cfg["steps_done"]
+    assert load_model(out).net is not None
+
+
+def test_time_fraction_stretches_the_schedule():
+    from neurodecon.learn._config import TrainConfig
+    from neurodecon.learn._train import lr_factor
+
+    cfg = TrainConfig.from_dict({**TINY, "steps": 1000, "warmup_steps": 10, "min_lr_fraction": 0.05})
+    assert lr_factor(100, cfg) > 0.9
+    assert lr_factor(100, cfg, time_fraction=1.0) == pytest.approx(0.05)
+    assert lr_factor(100, cfg, time_fraction=0.5) == pytest.approx(0.525)

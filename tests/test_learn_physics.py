@@ -135,15 +135,20 @@ def test_pool_realisations_pair_raw_with_its_rl():
     src = [np.random.default_rng(s).uniform(0, 1, (16, 32, 32)).astype(np.float32) for s in (0, 1)]
     calls = []
 
-    def fn(v):
-        calls.append(v.shape)
-        return physics_channel(v, k, method="rl", iterations=2)
+    def fn(v, bg):
+        calls.append((v.shape, bg))
+        return physics_channel(v, k, method="rl", iterations=2, background=bg)
 
     pool = build_pool(src, k, None, photons=(100.0, 1000.0), read_noise=1.0, seed=0,
-                      norm_percentiles=(1.0, 99.8), physics=fn, physics_draws=2)
-    assert len(calls) == 2 * 2 * 2 and all(c == (16, 32, 32) for c in calls)  # whole volumes
+                      norm_percentiles=(1.0, 99.8), backgrounds=(0.0, 5.0), physics=fn,
+                      physics_draws=2)
+    assert len(calls) == 2 * 2 * 2 and all(c[0] == (16, 32, 32) for c in calls)  # whole volumes
+    # backgrounds are taken in turn and handed over in intensity units (counts / photons)
+    assert [c[1] for c in calls[:4]] == [0.0, 5.0 / 100, 0.0, 5.0 / 1000]
     assert pool.real_levels == [0, 0, 1, 1]
-    np.testing.assert_allclose(pool.rl[1][3], fn(pool.noisy[1][3]), rtol=1e-5)
+    np.testing.assert_allclose(pool.rl[1][3], fn(pool.noisy[1][3], 5.0 / 1000), rtol=1e-5)
+    # the background stays in the input: the realisation with 5 counts is brighter on average
+    assert pool.noisy[0][1].mean() - pool.noisy[0][0].mean() == pytest.approx(5.0 / 100, abs=0.01)
     assert robust_range(pool.noisy[0][0]) == pool.real_norms[0][0]
     xb, yb = sample_batch(pool, [0, 1], 3, (8, 16, 16), np.random.default_rng(0))
     assert xb.shape == (3, 2, 8, 16, 16) and yb.shape == (3, 1, 8, 16, 16)
@@ -172,7 +177,7 @@ def test_cli_train_physics_then_deconvolve(tmp_path, run_cli):
     cfg = json.loads((model_dir / "config.json").read_text())
     assert cfg["physics"]["method"] == "rl-accel" and cfg["physics"]["iterations"] == 2
     # 1.5 describes the data to deconvolve; the simulated pool has background 0 and uses it
-    assert cfg["physics"]["background"] == 1.5 and cfg["physics"]["training_background"] == 0.0
+    assert cfg["physics"]["background"] == 1.5 and cfg["physics"]["training_background"].startswith("the known")
     assert (model_dir / PSF_FILE).is_file()
     img = _blurred(3, (12, 20, 20))
     write(tmp_path / "in.tif", img, voxel_size_um=VS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 from ..errors import user_error
@@ -53,6 +54,17 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p.add_argument("--physics-background", type=_background, default=None, metavar="B|auto",
                    help="background (counts) the physics input's RL assumes, or auto: estimated "
                         "from each volume (default auto)")
+    p.add_argument("--photons", type=_numbers, default=None, metavar="P,...",
+                   help="training noise: expected photon counts at the sharp volume's robust "
+                        "maximum, one drawn per crop (default 30,100,300,1000)")
+    p.add_argument("--backgrounds", type=_numbers, default=None, metavar="B,...",
+                   help="training noise: background counts per voxel left in the input, one drawn "
+                        "per crop; match your microscope's (default 0,2,5,10)")
+    p.add_argument("--loss", choices=("mae", "mse"), default=None,
+                   help="data term of the loss (default mae, the paper's)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MIN", dest="time_limit_min",
+                   help="wall-clock budget in minutes for the whole run (data pool included): the "
+                        "learning-rate schedule is fitted to it and training stops when it is spent")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--val-every", type=int, default=None, help="steps between validations")
@@ -75,12 +87,23 @@ def _background(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
 
 
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not vals or any(not math.isfinite(v) or v < 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more numbers >= 0, e.g. 0,5,10")
+    return vals
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     names = {"steps": "steps", "batch": "batch", "lr": "lr", "seed": "seed", "threads": "threads",
              "n_phantoms": "n_phantoms", "checkpoint_every": "checkpoint_every",
              "val_every": "val_every", "physics": "physics",
              "physics_iterations": "physics_iterations", "physics_method": "physics_method",
-             "physics_background": "physics_background"}
+             "physics_background": "physics_background", "photons": "photons",
+             "backgrounds": "backgrounds", "loss": "loss", "time_limit_min": "time_limit_min"}
     cfg = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
     if args.patch:
         cfg["patch"] = tuple(args.patch)

@@ -18,7 +18,9 @@ class TrainConfig:
 
     Units: ``voxel_size_um`` in µm (z, y, x); ``patch`` and ``pool_shape`` in voxels (z, y, x);
     ``photons`` are expected photon counts at the sharp volume's robust maximum (99.9th
-    percentile scaled to 1), ``read_noise`` is the Gaussian read-noise σ in counts.
+    percentile scaled to 1), ``backgrounds`` the expected background counts per voxel (left in
+    the input, as a microscope's would be; not in the target), ``read_noise`` the Gaussian
+    read-noise σ in counts. One photon level and one background are drawn per crop.
     """
 
     voxel_size_um: tuple[float, float, float] = (0.1, 0.05, 0.05)
@@ -35,11 +37,13 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-7
     grad_clip: float = 1.0
+    ema_decay: float = 0.99  # exponential moving average of the weights (validated, saved); 0 = off
     loss: str = "mae"
     hessian_alpha: float = 0.005
     fourier_weight: float = 0.0
     photons: tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0)
     read_noise: float = 1.0
+    backgrounds: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)  # background counts per voxel, drawn per crop
     fg_fraction: float = 0.8
     norm_percentiles: tuple[float, float] = (1.0, 99.8)
     val_fraction: float = 0.2
@@ -50,6 +54,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    # wall-clock budget of the whole run in minutes (pool included): the learning-rate schedule
+    # is stretched over it and training stops when it is spent (the model is written as usual)
+    time_limit_min: float | None = None
     bf16: bool | None = None  # CPU bf16 autocast; None = only where the CPU has native bf16
     # physics-aware variant: input channels [raw, RL_K(raw)], residual on the RL_K channel
     physics: str = "none"  # "none" | "rl"
@@ -99,6 +106,14 @@ class TrainConfig:
                                 and np.isfinite(b) and b >= 0)):
             raise user_error(f"physics_background {b!r} is neither 'auto' nor a number >= 0",
                              fix="use auto or a background in counts, e.g. 5")
+        if not self.photons or any(not (np.isfinite(p) and p > 0) for p in self.photons):
+            raise user_error(f"photons {tuple(self.photons)} must be numbers > 0", fix="e.g. 100,300,1000")
+        if not self.backgrounds or any(not (np.isfinite(b) and b >= 0) for b in self.backgrounds):
+            raise user_error(f"backgrounds {tuple(self.backgrounds)} must be numbers >= 0", fix="e.g. 0,5,10")
+        if self.time_limit_min is not None and not self.time_limit_min > 0:
+            raise user_error(f"time limit {self.time_limit_min} min must be > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise user_error(f"ema_decay {self.ema_decay} must be in [0, 1)", fix="e.g. 0.99, or 0 to disable")
         if self.loss not in ("mae", "mse"):
             raise user_error(f"unknown loss {self.loss!r}", fix="use mae or mse")
 
@@ -106,4 +121,4 @@ class TrainConfig:
         return asdict(self)
 
     # options that may differ between an interrupted run and its resumption
-    RUNTIME_ONLY = ("device", "threads", "steps", "early_stopping_patience")
+    RUNTIME_ONLY = ("device", "threads", "steps", "early_stopping_patience", "time_limit_min")

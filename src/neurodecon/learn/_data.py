@@ -83,11 +83,17 @@ class Pool:
 
     x: list[np.ndarray]
     y: list[np.ndarray]
-    norms: list[list[Normalization]]
+    norms: list[list[Normalization]]  # per volume, per noise condition (see ``conditions``)
     photons: tuple[float, ...]
     read_noise: float
     flips: list[int]
     y_means: list[float] = field(default_factory=list)
+    backgrounds: tuple[float, ...] = (0.0,)
+
+    @property
+    def conditions(self) -> list[tuple[float, float]]:
+        """The (photons, background) pairs, photon-level-major; ``norms[v][c]`` belongs to ``c``."""
+        return [(p, b) for p in self.photons for b in self.backgrounds]
     # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and norms
     noisy: list[list[np.ndarray]] | None = None
     rl: list[list[np.ndarray]] | None = None
@@ -95,20 +101,26 @@ class Pool:
     real_levels: list[int] | None = None
 
 
-PhysicsFn = Callable[[np.ndarray], np.ndarray]
+# (noisy volume, its true background in intensity units) → RL_K
+PhysicsFn = Callable[[np.ndarray, float], np.ndarray]
 
 
 def build_pool(sources: list[np.ndarray], kernel_x: np.ndarray, kernel_y: np.ndarray | None, *,
                photons: tuple[float, ...], read_noise: float, seed: int,
-               norm_percentiles: tuple[float, float], physics: PhysicsFn | None = None,
+               norm_percentiles: tuple[float, float], backgrounds: tuple[float, ...] = (0.0,),
+               physics: PhysicsFn | None = None,
                physics_draws: int = 2, progress: Callable[[int, int], None] | None = None) -> Pool:
     """Convolve each sharp source once and record the normalisation that inference will use.
 
-    With ``physics`` (the RL_K function), ``physics_draws`` noisy realisations per photon level
-    of every whole volume are drawn once and ``physics`` is applied to each (RL on the whole
+    Noise conditions are all pairs of ``photons`` (expected counts at intensity 1) and
+    ``backgrounds`` (expected background counts per voxel, left in the input as on a real
+    microscope; the target has none). With ``physics`` (the RL_K function), ``physics_draws``
+    noisy realisations per photon level of every whole volume are drawn once (backgrounds taken
+    in turn, shifted by one per volume) and ``physics`` is applied to each (RL on the whole
     volume, as at inference); crops are then drawn from these fixed realisations.
     """
     rng = np.random.default_rng(seed)
+    backgrounds = tuple(float(b) for b in backgrounds) or (0.0,)
     xs, ys, norms = [], [], []
     noisy_all, rl_all, rnorm_all = [], [], []
     levels = [lv for lv in range(len(photons)) for _ in range(physics_draws)]
@@ -117,14 +129,16 @@ def build_pool(sources: list[np.ndarray], kernel_x: np.ndarray, kernel_y: np.nda
         y = center_convolve(s, kernel_y)
         per_level = []
         for p in photons:
-            noisy = add_noise(x, p, read_noise, rng)
-            per_level.append(robust_range(noisy, norm_percentiles))
+            for b in backgrounds:
+                noisy = add_noise(x, p, read_noise, rng, background=b)
+                per_level.append(robust_range(noisy, norm_percentiles))
         if physics is not None:
             nv, rv, nn = [], [], []
-            for lv in levels:
-                noisy = add_noise(x, photons[lv], read_noise, rng)
+            for j, lv in enumerate(levels):
+                bg = backgrounds[(j + n) % len(backgrounds)]  # every pairing across volumes
+                noisy = add_noise(x, photons[lv], read_noise, rng, background=bg)
                 nv.append(noisy)
-                rv.append(physics(noisy))
+                rv.append(physics(noisy, bg / photons[lv]))
                 nn.append(robust_range(noisy, norm_percentiles))
             noisy_all.append(nv)
             rl_all.append(rv)
@@ -135,16 +149,18 @@ def build_pool(sources: list[np.ndarray], kernel_x: np.ndarray, kernel_y: np.nda
         if progress:
             progress(n + 1, len(sources))
     pool = Pool(xs, ys, norms, tuple(photons), read_noise, allowed_flips(kernel_x, kernel_y),
-                [float(y.mean()) for y in ys])
+                [float(y.mean()) for y in ys], backgrounds)
     if physics is not None:
         pool.noisy, pool.rl, pool.real_norms, pool.real_levels = noisy_all, rl_all, rnorm_all, levels
     return pool
 
 
-def add_noise(x: np.ndarray, photons: float, read_noise: float, rng: np.random.Generator) -> np.ndarray:
-    """Poisson noise with ``photons`` expected counts at intensity 1, plus Gaussian read noise
-    (in counts); returned in the intensity units of ``x``."""
-    counts = rng.poisson(np.clip(x, 0, None) * photons).astype(np.float32)
+def add_noise(x: np.ndarray, photons: float, read_noise: float, rng: np.random.Generator, *,
+              background: float = 0.0) -> np.ndarray:
+    """Poisson noise with ``photons`` expected counts at intensity 1 on top of ``background``
+    expected counts per voxel, plus Gaussian read noise (in counts); returned in the intensity
+    units of ``x`` (the background stays in, as ``background / photons``)."""
+    counts = rng.poisson(np.clip(x, 0, None) * photons + background).astype(np.float32)
     if read_noise:
         counts += rng.normal(0.0, read_noise, size=x.shape).astype(np.float32)
     return counts / np.float32(photons)
@@ -183,10 +199,11 @@ def sample_batch(pool: Pool, indices: list[int], batch: int, patch: tuple[int, i
             chans = [pool.noisy[v][r][sl], pool.rl[v][r][sl]]
             norm = pool.real_norms[v][r]
         else:
-            level = int(rng.integers(len(pool.photons)))
+            cond = int(rng.integers(len(pool.conditions)))
+            p, bg = pool.conditions[cond]
             sl = _random_crop(pool, v, patch, rng, fg_fraction)
-            chans = [add_noise(pool.x[v][sl], pool.photons[level], pool.read_noise, rng)]
-            norm = pool.norms[v][level]
+            chans = [add_noise(pool.x[v][sl], p, pool.read_noise, rng, background=bg)]
+            norm = pool.norms[v][cond]
         y = pool.y[v][sl]
         for a in pool.flips:
             if rng.random() < 0.5:

@@ -67,6 +67,7 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
     -------
     Path of the model directory (``weights.pt`` + ``config.json``).
     """
+    t_start = time.perf_counter()
     cfg = TrainConfig.from_dict(config.to_dict() if isinstance(config, TrainConfig) else config,
                                 **overrides)
     out = Path(output_dir)
@@ -84,9 +85,10 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
 
     pool = build_pool(sources, kx, ky, photons=cfg.photons, read_noise=cfg.read_noise,
                       seed=cfg.seed + 1, norm_percentiles=cfg.norm_percentiles,
+                      backgrounds=cfg.backgrounds,
                       physics=physics_fn, physics_draws=cfg.physics_draws,
                       progress=pool_progress if (physics_fn and progress) else None)
-    train_idx, val_idx = _split(len(sources), cfg.val_fraction)
+    train_idx, val_idx = _split(data_desc["volumes"], cfg.val_fraction)
     data_desc.update(n_train=len(train_idx), n_val=len(val_idx), flips_allowed_axes=pool.flips,
                      pool_build_s=round(time.perf_counter() - t0, 2))
     state = _State(cfg)
@@ -100,10 +102,12 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
         state.val_baseline = _metrics(xv[:, :1], yv)
         if physics_fn is not None:
             state.val_baseline[f"rl_{cfg.physics_iterations}"] = _metrics(xv[:, 1:2], yv)
-    _loop(state, cfg, pool, train_idx, (xv, yv), ckpt, max_steps, progress)
-    if max_steps is not None and state.step < cfg.steps and not state.stopped_early:
+    deadline = None if cfg.time_limit_min is None else t_start + 60.0 * cfg.time_limit_min
+    _loop(state, cfg, pool, train_idx, (xv, yv), ckpt, max_steps, progress, deadline)
+    if (max_steps is not None and state.step < cfg.steps and not state.stopped_early
+            and not state.out_of_time):
         return out
-    net = state.net
+    net = state.model
     if state.best_state is not None:
         net.load_state_dict(state.best_state)
     config_json = _describe(cfg, state, kinfo, data_desc, kx, ky)
@@ -167,12 +171,12 @@ def _physics(cfg: TrainConfig, psf, physics_psf, kinfo: dict):
     k = _unit(k, "physics PSF")
     kinfo.pop("_extracted_psf", None)
     dev = str(resolve_device(cfg.device))
-    # the simulated pool has no background (Poisson + read noise only, in units of 1/photons):
-    # "auto" estimates it on every realisation as it will on the user's data; a number describes
-    # the user's data in counts, so the pool's own, known background 0 is used for it here
-    bg = cfg.physics_background if cfg.physics_background == "auto" else 0.0
+    # "auto" estimates the background on every pool realisation as it will on the user's data;
+    # a number describes the user's data in counts, so the pool realisation's own known
+    # background (in its intensity units) is used for it here
 
-    def fn(vol):
+    def fn(vol, true_bg):
+        bg = "auto" if cfg.physics_background == "auto" else true_bg
         return physics_channel(vol, k, method=cfg.physics_method, iterations=cfg.physics_iterations,
                                background=bg, device=dev)
     return k, fn
@@ -260,11 +264,32 @@ def _fit(v: np.ndarray, shape) -> np.ndarray:
     return np.pad(v, pad, mode="symmetric") if any(p[1] for p in pad) else v
 
 
-def _split(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
+def _split(names: list[str], val_fraction: float) -> tuple[list[int], list[int]]:
+    """80/20 split stratified by source kind (phantom family, or the user's stacks).
+
+    Each kind with at least two volumes gives ``round(val_fraction · n)`` of them (at least one)
+    to validation, so validation covers every kind: a split that put only one family into
+    validation picked the wrong weights (bench_learn.py, 2026-11-23).
+    """
+    n = len(names)
     if n < 2:
         return [0], []
-    n_val = min(n - 1, max(1, int(round(val_fraction * n))))
-    return list(range(n - n_val)), list(range(n - n_val, n))
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(_kind(name), []).append(i)
+    val: list[int] = []
+    for members in groups.values():
+        if len(members) >= 2:
+            k = min(len(members) - 1, max(1, int(round(val_fraction * len(members)))))
+            val += members[-k:]
+    if not val:  # single volumes of different kinds: fall back to the last ones
+        val = list(range(n - min(n - 1, max(1, int(round(val_fraction * n)))), n))
+    val_set = set(val)
+    return [i for i in range(n) if i not in val_set], sorted(val)
+
+
+def _kind(name: str) -> str:
+    return name.split(":")[1] if name.startswith("phantom:") else "sharp"
 
 
 class _State:
@@ -274,6 +299,9 @@ class _State:
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.net = build_network(cfg.net).to(self.device)
+        # exponential moving average of the weights: what is validated and saved (0 = the raw weights)
+        self.ema = copy.deepcopy(self.net).requires_grad_(False) if cfg.ema_decay else None
+        self.ema_decay = cfg.ema_decay
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
                                      eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng(cfg.seed + 3)
@@ -284,11 +312,13 @@ class _State:
         self.val_baseline: dict = {}
         self.bad_vals = 0
         self.stopped_early = False
+        self.out_of_time = False
         self.train_time_s = 0.0
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
 
     def save(self, path: Path, cfg: TrainConfig) -> None:
         blob = {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "rng": self.rng.bit_generator.state, "history": self.history, "best": self.best,
                 "best_state": self.best_state, "val_baseline": self.val_baseline,
                 "bad_vals": self.bad_vals, "train_time_s": self.train_time_s,
@@ -296,6 +326,21 @@ class _State:
         tmp = path.with_suffix(".tmp")
         torch.save(blob, tmp)
         tmp.replace(path)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The weights that are validated and saved: the moving average when it is on."""
+        return self.ema if self.ema is not None else self.net
+
+    def update_ema(self) -> None:
+        """``ema ← d·ema + (1 − d)·w``, with ``d = min(decay, (1 + step) / (10 + step))`` so
+        that the average does not lag behind the fast early changes."""
+        if self.ema is None:
+            return
+        d = min(self.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for pe, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
+                pe.mul_(d).add_(p.detach(), alpha=1 - d)
 
     def load(self, path: Path, cfg: TrainConfig) -> None:
         blob = torch.load(path, map_location=self.device, weights_only=False)
@@ -306,6 +351,8 @@ class _State:
             raise user_error(f"the checkpoint was made with different options ({', '.join(diff)})",
                              path=path, fix="resume with the original options, or train into a new folder")
         self.net.load_state_dict(blob["net"])
+        if self.ema is not None:
+            self.ema.load_state_dict(blob["ema"])
         self.opt.load_state_dict(blob["opt"])
         self.rng.bit_generator.state = blob["rng"]
         torch.set_rng_state(blob["torch_rng"])
@@ -313,11 +360,13 @@ class _State:
             setattr(self, k, blob[k])
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_fraction``."""
+def lr_factor(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_fraction`` — over the
+    steps, or over the time budget when ``time_fraction`` (of it spent) runs ahead of them."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    t = max(t, time_fraction)
     return cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
@@ -338,12 +387,13 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _train_step(state: _State, cfg: TrainConfig, pool: Pool, idx: list[int]) -> float:
+def _train_step(state: _State, cfg: TrainConfig, pool: Pool, idx: list[int],
+                time_fraction: float = 0.0) -> float:
     xb, yb = sample_batch(pool, idx, cfg.batch, cfg.patch, state.rng, fg_fraction=cfg.fg_fraction)
     x = torch.from_numpy(xb).to(state.device)
     y = torch.from_numpy(yb).to(state.device)
     for g in state.opt.param_groups:
-        g["lr"] = cfg.lr * lr_factor(state.step, cfg)
+        g["lr"] = cfg.lr * lr_factor(state.step, cfg, time_fraction)
     state.net.train()
     with _autocast(state.device, cfg):
         pred = state.net(x)
@@ -360,16 +410,30 @@ def _train_step(state: _State, cfg: TrainConfig, pool: Pool, idx: list[int]) -> 
     state.scaler.step(state.opt)
     state.scaler.update()
     state.step += 1
+    state.update_ema()
     return float(loss.item())
 
 
-def _loop(state, cfg, pool, train_idx, val, ckpt, max_steps, progress) -> None:
+def _loop(state, cfg, pool, train_idx, val, ckpt, max_steps, progress, deadline=None) -> None:
     ema = None
     stop_at = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+    t_loop = time.perf_counter()
+    step_s = 0.0
     while state.step < stop_at and not state.stopped_early:
         t = time.perf_counter()
-        loss = _train_step(state, cfg, pool, train_idx)
-        state.train_time_s += time.perf_counter() - t
+        frac = 0.0
+        if deadline is not None:
+            frac = (t - t_loop) / max(deadline - t_loop, 1e-9)
+            if t + step_s > deadline:  # the next step would overrun the budget
+                state.out_of_time = True
+                log.info(f"time limit reached after {state.step} steps")
+                if not state.history or state.history[-1]["step"] != state.step:
+                    _validate(state, cfg, val, loss_ema=ema if ema is not None else float("nan"))
+                state.save(ckpt, cfg)
+                break
+        loss = _train_step(state, cfg, pool, train_idx, frac)
+        step_s = time.perf_counter() - t
+        state.train_time_s += step_s
         ema = loss if ema is None else 0.95 * ema + 0.05 * loss
         msg = f"loss {ema:.4f}"
         if state.step % cfg.val_every == 0 or state.step == cfg.steps:
@@ -382,18 +446,19 @@ def _loop(state, cfg, pool, train_idx, val, ckpt, max_steps, progress) -> None:
 
 def _validate(state: _State, cfg: TrainConfig, val, *, loss_ema: float) -> None:
     xv, yv = val
-    state.net.eval()
+    net = state.model
+    net.eval()
     preds = []
     with torch.no_grad(), _autocast(state.device, cfg):
         for k in range(len(xv)):
-            preds.append(state.net(torch.from_numpy(xv[k:k + 1]).to(state.device)).float().cpu().numpy())
+            preds.append(net(torch.from_numpy(xv[k:k + 1]).to(state.device)).float().cpu().numpy())
     m = _metrics(np.concatenate(preds), yv)
     entry = {"step": state.step, "loss_ema": round(loss_ema, 6), **m,
              "lr": state.opt.param_groups[0]["lr"], "train_time_s": round(state.train_time_s, 1)}
     state.history.append(entry)
     if state.best is None or m["psnr"] > state.best["psnr"]:
         state.best = entry
-        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in state.net.state_dict().items()})
+        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
         state.bad_vals = 0
     else:
         state.bad_vals += 1
@@ -436,10 +501,12 @@ def _describe(cfg, state, kinfo, data_desc, kx, ky) -> dict:
         "kernel": kinfo,
         "training_data": data_desc,
         "noise": {"photons": list(cfg.photons), "read_noise_counts": cfg.read_noise,
-                  "model": "Poisson(x·photons) + N(0, read_noise), divided by photons"},
+                  "background_counts": list(cfg.backgrounds),
+                  "model": "Poisson(x·photons + background) + N(0, read_noise), divided by photons"},
         "training": cfg.to_dict(),
         "steps_done": state.step,
         "stopped_early": state.stopped_early,
+        "stopped_at_time_limit": state.out_of_time,
         "training_time_s": round(state.train_time_s, 1),
         "device": str(state.device),
         "validation": {"metric": "mean PSNR (dB) / SSIM over fixed validation crops, normalised "
@@ -456,7 +523,8 @@ def physics_description(cfg: TrainConfig) -> dict:
 
     return {"input": cfg.physics, "method": cfg.physics_method, "iterations": cfg.physics_iterations,
             "background": cfg.physics_background,
-            "training_background": cfg.physics_background if cfg.physics_background == "auto" else 0.0,
+            "training_background": cfg.physics_background if cfg.physics_background == "auto"
+            else "the known background of each training realisation",
             "psf_file": PSF_FILE, "channels": ["raw", f"rl_{cfg.physics_iterations}"],
             "residual": f"the network adds its output to the normalised rl_{cfg.physics_iterations} channel",
             "computed_on": "the whole volume (each channel/time point), before tiling",
