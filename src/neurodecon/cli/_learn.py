@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
                         "per crop; match your microscope's (default 0,2,5,10)")
     p.add_argument("--loss", choices=("mae", "mse"), default=None,
                    help="data term of the loss (default mae, the paper's)")
+    p.add_argument("--hessian-alpha", type=float, default=None, metavar="A",
+                   help="weight of the Hessian (smoothness) term of the loss (default 0.005)")
     p.add_argument("--time-limit", type=float, default=None, metavar="MIN", dest="time_limit_min",
                    help="wall-clock budget in minutes for the whole run (data pool included): the "
                         "learning-rate schedule is fitted to it and training stops when it is spent")
@@ -103,7 +105,8 @@ def _overrides(args: argparse.Namespace) -> dict:
              "val_every": "val_every", "physics": "physics",
              "physics_iterations": "physics_iterations", "physics_method": "physics_method",
              "physics_background": "physics_background", "photons": "photons",
-             "backgrounds": "backgrounds", "loss": "loss", "time_limit_min": "time_limit_min"}
+             "backgrounds": "backgrounds", "loss": "loss", "time_limit_min": "time_limit_min",
+             "hessian_alpha": "hessian_alpha"}
     cfg = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
     if args.patch:
         cfg["patch"] = tuple(args.patch)
