@@ -353,3 +353,22 @@ def test_time_fraction_stretches_the_schedule():
     assert lr_factor(100, cfg) > 0.9
     assert lr_factor(100, cfg, time_fraction=1.0) == pytest.approx(0.05)
     assert lr_factor(100, cfg, time_fraction=0.5) == pytest.approx(0.525)
+
+
+def test_magnification_changes_the_feature_size_of_the_phantoms():
+    from scipy.ndimage import gaussian_filter
+
+    from neurodecon.learn._config import TrainConfig
+    from neurodecon.learn._train import _sources
+
+    base = {**TINY, "phantoms": ("sponge",), "n_phantoms": 2, "pool_shape": (24, 64, 64)}
+    plain, desc = _sources(TrainConfig.from_dict(base), None)
+    big, big_desc = _sources(TrainConfig.from_dict({**base, "magnification": (3.0, 3.0)}), None)
+    assert all(":x3.00" in n for n in big_desc["volumes"]) and desc["volumes"][0].count(":") == 2
+
+    def fine_structure(v):  # energy above a low-pass: less for magnified (coarser) objects
+        return float(np.mean((v - gaussian_filter(v, 2.0)) ** 2) / np.mean(v**2))
+
+    assert np.mean([fine_structure(v) for v in big]) < 0.7 * np.mean([fine_structure(v) for v in plain])
+    with pytest.raises(Exception, match="magnification"):
+        TrainConfig.from_dict({**base, "magnification": (2.0, 1.0)})

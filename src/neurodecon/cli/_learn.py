@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
                    help="folder (or file) of sharp stacks to train on; repeatable")
     p.add_argument("--phantoms", default=None, metavar="NAME,...",
                    help="synthetic phantom families (default ellipsoids,tubes; 'none' for no phantoms)")
+    p.add_argument("--magnification", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                   help="phantom feature size × a factor drawn log-uniformly from [LO, HI] per "
+                        "volume (magnification augmentation; default 1 1)")
     p.add_argument("--n-phantoms", type=int, default=None, help="number of phantom volumes (default 10)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default 1000)")
     p.add_argument("--patch", nargs=3, type=int, metavar=("Z", "Y", "X"), default=None,
@@ -112,6 +115,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         cfg["patch"] = tuple(args.patch)
     if args.pool_shape:
         cfg["pool_shape"] = tuple(args.pool_shape)
+    if args.magnification:
+        cfg["magnification"] = tuple(args.magnification)
     if args.phantoms is not None:
         fams = [] if args.phantoms.strip().lower() == "none" else \
             [f.strip() for f in args.phantoms.split(",") if f.strip()]

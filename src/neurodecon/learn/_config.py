@@ -26,6 +26,9 @@ class TrainConfig:
     voxel_size_um: tuple[float, float, float] = (0.1, 0.05, 0.05)
     phantoms: tuple[str, ...] = ("ellipsoids", "tubes")
     n_phantoms: int = 10
+    # magnification augmentation of the phantoms: each volume's feature size is the lateral voxel
+    # size times a factor drawn log-uniformly from this range (the kernels are not changed)
+    magnification: tuple[float, float] = (1.0, 1.0)
     pool_shape: tuple[int, int, int] = (48, 160, 160)
     patch: tuple[int, int, int] = (32, 64, 64)
     batch: int = 2
@@ -112,6 +115,10 @@ class TrainConfig:
             raise user_error(f"backgrounds {tuple(self.backgrounds)} must be numbers >= 0", fix="e.g. 0,5,10")
         if self.time_limit_min is not None and not self.time_limit_min > 0:
             raise user_error(f"time limit {self.time_limit_min} min must be > 0")
+        lo, hi = (float(v) for v in self.magnification)
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+            raise user_error(f"magnification {tuple(self.magnification)} must be 0 < low <= high",
+                             fix="e.g. 0.5 2")
         if not 0.0 <= self.ema_decay < 1.0:
             raise user_error(f"ema_decay {self.ema_decay} must be in [0, 1)", fix="e.g. 0.99, or 0 to disable")
         if self.loss not in ("mae", "mse"):

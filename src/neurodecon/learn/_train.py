@@ -199,10 +199,14 @@ def _sources(cfg: TrainConfig, sharp) -> tuple[list[np.ndarray], dict]:
     generator = "none"
     if fams:
         gen, generator = _phantom_generator()
+        lo, hi = (float(v) for v in cfg.magnification)
+        mags = np.exp(np.random.default_rng(cfg.seed + 7).uniform(np.log(lo), np.log(hi), cfg.n_phantoms))
         for k in range(cfg.n_phantoms):
             fam = fams[k % len(fams)]
-            vols.append(scale_to_unit(gen(fam, cfg, cfg.seed * 1000 + k)))
-            names.append(f"phantom:{fam}:{cfg.seed * 1000 + k}")
+            feature = float(min(cfg.voxel_size_um[1:]) * mags[k])
+            vols.append(scale_to_unit(gen(fam, cfg, cfg.seed * 1000 + k, feature)))
+            names.append(f"phantom:{fam}:{cfg.seed * 1000 + k}"
+                         + (f":x{mags[k]:.2f}" if (lo, hi) != (1.0, 1.0) else ""))
     if not vols:
         raise user_error("no sharp training volumes", fix="pass --sharp DIR and/or --phantoms NAMES")
     # interleave so the 80/20 split takes validation volumes from every source kind
@@ -210,7 +214,8 @@ def _sources(cfg: TrainConfig, sharp) -> tuple[list[np.ndarray], dict]:
     vols = [vols[i] for i in order]
     names = [names[i] for i in order]
     return vols, {"volumes": names, "phantom_generator": generator,
-                  "pool_shape": list(cfg.pool_shape), "scaling": "each sharp volume: 0.5th "
+                  "pool_shape": list(cfg.pool_shape), "magnification": list(cfg.magnification),
+                  "scaling": "each sharp volume: 0.5th "
                   "percentile → 0, 99.9th percentile → 1"}
 
 
@@ -220,12 +225,14 @@ def _phantom_generator():
     except ImportError:
         phantom = None
     if phantom is not None:
-        def gen(fam, cfg, seed):
-            return np.asarray(phantom(fam, shape=cfg.pool_shape, voxel_size_um=cfg.voxel_size_um,
-                                      seed=seed), np.float32)
+        def gen(fam, cfg, seed, feature_um=None):
+            # "a+b" merges families in one volume
+            return np.asarray(phantom(fam.replace("+", ","), shape=cfg.pool_shape,
+                                      voxel_size_um=cfg.voxel_size_um, seed=seed,
+                                      feature_um=feature_um), np.float32)
         return gen, "neurodecon.synth.phantom"
 
-    def gen_private(fam, cfg, seed):
+    def gen_private(fam, cfg, seed, feature_um=None):
         try:
             return private_phantom([fam], cfg.pool_shape, np.random.default_rng(seed))
         except ValueError as exc:
@@ -288,7 +295,7 @@ def _split(names: list[str], val_fraction: float) -> tuple[list[int], list[int]]
     return [i for i in range(n) if i not in val_set], sorted(val)
 
 
-def _kind(name: str) -> str:
+def _kind(name: str) -> str:  # "phantom:FAMILY:SEED[:xMAG]" → FAMILY
     return name.split(":")[1] if name.startswith("phantom:") else "sharp"
 
 
