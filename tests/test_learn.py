@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from neurodecon.learn import Model, NetConfig, build_network, load_model, predict, train
-from neurodecon.learn._data import add_noise, allowed_flips, build_pool, center_convolve, sample_batch
+from neurodecon.learn._data import (
+    add_noise,
+    allowed_flips,
+    build_pool,
+    center_convolve,
+    sample_batch,
+)
 from neurodecon.learn._loss import hessian_frobenius, neurodecon_loss
 from neurodecon.learn._model import save_model
 from neurodecon.learn._net import ResBlock
