@@ -177,8 +177,13 @@ def _physics(cfg: TrainConfig, psf, physics_psf, kinfo: dict):
 
     def fn(vol, true_bg):
         bg = "auto" if cfg.physics_background == "auto" else true_bg
-        return physics_channel(vol, k, method=cfg.physics_method, iterations=cfg.physics_iterations,
-                               background=bg, device=dev)
+        level = log.level
+        log.setLevel(max(level, logging.WARNING))  # not one "background=auto" line per realisation
+        try:
+            return physics_channel(vol, k, method=cfg.physics_method,
+                                   iterations=cfg.physics_iterations, background=bg, device=dev)
+        finally:
+            log.setLevel(level)
     return k, fn
 
 
