@@ -79,7 +79,8 @@ def train_cli(args, beads_file: Path, model_dir: Path) -> tuple[float, float, li
             "--steps", str(args.steps), "--lr", str(args.lr), "--base-channels", str(args.base_channels),
             "--net-depth", str(args.depth), "--photons", "100,300,1000",
             "--backgrounds", args.backgrounds, "--loss", args.loss,
-            "--hessian-alpha", str(args.hessian_alpha), "--threads", str(args.threads),
+            "--hessian-alpha", str(args.hessian_alpha), "--ssim-weight", str(args.ssim_weight),
+            "--threads", str(args.threads),
             "--device", "cpu", "--seed", "1", "--val-every", str(args.val_every),
             "--checkpoint-every", "100", "-o", str(model_dir), "--overwrite"]
     if args.time_limit:
@@ -109,6 +110,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--loss", default="mae")
     ap.add_argument("--hessian-alpha", type=float, default=0.002)
+    ap.add_argument("--ssim-weight", type=float, default=0.0, help="W · (1 − SSIM) in the loss")
     ap.add_argument("--backgrounds", default="0,2,5,10", help="training backgrounds (counts)")
     ap.add_argument("--val-every", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=400,

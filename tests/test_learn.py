@@ -378,3 +378,23 @@ def test_magnification_changes_the_feature_size_of_the_phantoms():
     assert np.mean([fine_structure(v) for v in big]) < 0.7 * np.mean([fine_structure(v) for v in plain])
     with pytest.raises(Exception, match="magnification"):
         TrainConfig.from_dict({**base, "magnification": (2.0, 1.0)})
+
+
+def test_ssim_loss_term_agrees_with_scikit_image():
+    from skimage.metrics import structural_similarity
+
+    from neurodecon.learn._loss import ssim3d
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 1, (12, 20, 20)).astype(np.float32)
+    p = (t + rng.normal(0, 0.2, t.shape)).astype(np.float32)
+    ref = structural_similarity(t, p, data_range=float(t.max() - t.min()))
+    ours = float(ssim3d(torch.from_numpy(p)[None, None], torch.from_numpy(t)[None, None]))
+    assert ours == pytest.approx(ref, abs=0.01)  # scikit-image crops the border; we keep the valid part
+    x = torch.from_numpy(t)[None, None]
+    assert float(ssim3d(x, x)) == pytest.approx(1.0, abs=1e-5)
+    pred = torch.from_numpy(p)[None, None].requires_grad_(True)
+    loss = neurodecon_loss(pred, x, ssim_weight=1.0)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    assert loss.item() > neurodecon_loss(pred.detach(), x).item()

@@ -65,6 +65,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
                         "per crop; match your microscope's (default 0,2,5,10)")
     p.add_argument("--loss", choices=("mae", "mse"), default=None,
                    help="data term of the loss (default mae, the paper's)")
+    p.add_argument("--ssim-weight", type=float, default=None, metavar="W",
+                   help="add W · (1 − SSIM) to the loss (default 0)")
     p.add_argument("--hessian-alpha", type=float, default=None, metavar="A",
                    help="weight of the Hessian (smoothness) term of the loss (default 0.005)")
     p.add_argument("--time-limit", type=float, default=None, metavar="MIN", dest="time_limit_min",
@@ -109,7 +111,7 @@ def _overrides(args: argparse.Namespace) -> dict:
              "physics_iterations": "physics_iterations", "physics_method": "physics_method",
              "physics_background": "physics_background", "photons": "photons",
              "backgrounds": "backgrounds", "loss": "loss", "time_limit_min": "time_limit_min",
-             "hessian_alpha": "hessian_alpha"}
+             "hessian_alpha": "hessian_alpha", "ssim_weight": "ssim_weight"}
     cfg = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
     if args.patch:
         cfg["patch"] = tuple(args.patch)

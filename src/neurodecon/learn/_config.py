@@ -44,6 +44,7 @@ class TrainConfig:
     loss: str = "mae"
     hessian_alpha: float = 0.005
     fourier_weight: float = 0.0
+    ssim_weight: float = 0.0  # adds ssim_weight · (1 − SSIM(pred, target)) to the loss
     photons: tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0)
     read_noise: float = 1.0
     backgrounds: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)  # background counts per voxel, drawn per crop

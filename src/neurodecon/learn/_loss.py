@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["hessian_frobenius", "neurodecon_loss", "fourier_loss"]
+__all__ = ["hessian_frobenius", "neurodecon_loss", "fourier_loss", "ssim3d"]
 
 
 def _d2(u: torch.Tensor, a: int) -> torch.Tensor:
@@ -56,9 +56,34 @@ def fourier_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (torch.log1p(fp) - torch.log1p(ft)).abs().mean()
 
 
+def ssim3d(pred: torch.Tensor, target: torch.Tensor, win: int = 7) -> torch.Tensor:
+    """Mean SSIM of ``(B, 1, Z, Y, X)`` volumes with a uniform ``win³`` window (valid part) and
+    each target's own range as the data range — scikit-image's defaults, differentiable."""
+    import torch.nn.functional as F
+
+    p, t = pred.float(), target.float()
+    rng = (t.amax(dim=(1, 2, 3, 4), keepdim=True) - t.amin(dim=(1, 2, 3, 4), keepdim=True)).clamp_min(1e-6)
+    c1, c2 = (0.01 * rng) ** 2, (0.03 * rng) ** 2
+    w = min(win, *p.shape[-3:])
+
+    def mean(u):
+        return F.avg_pool3d(u, w, stride=1)
+
+    mp, mt = mean(p), mean(t)
+    n = w**3
+    cov = n / (n - 1)  # sample (co)variances, as scikit-image
+    vp = (mean(p * p) - mp * mp) * cov
+    vt = (mean(t * t) - mt * mt) * cov
+    vpt = (mean(p * t) - mp * mt) * cov
+    s = ((2 * mp * mt + c1) * (2 * vpt + c2)) / ((mp**2 + mt**2 + c1) * (vp + vt + c2))
+    return s.mean()
+
+
 def neurodecon_loss(pred: torch.Tensor, target: torch.Tensor, *, alpha: float = 0.0,
-                    kind: str = "mae", fourier_weight: float = 0.0) -> torch.Tensor:
-    """``MAE(pred, target) + α · mean ‖H(pred)‖_F`` (``kind="mse"`` uses the squared error)."""
+                    kind: str = "mae", fourier_weight: float = 0.0,
+                    ssim_weight: float = 0.0) -> torch.Tensor:
+    """``MAE(pred, target) + α · mean ‖H(pred)‖_F`` (``kind="mse"`` uses the squared error),
+    plus ``ssim_weight · (1 − SSIM)`` and the Fourier term when their weights are set."""
     pred = pred.float()
     target = target.float()
     diff = pred - target
@@ -67,4 +92,6 @@ def neurodecon_loss(pred: torch.Tensor, target: torch.Tensor, *, alpha: float = 
         loss = loss + alpha * hessian_frobenius(pred).mean()
     if fourier_weight:
         loss = loss + fourier_weight * fourier_loss(pred, target)
+    if ssim_weight:
+        loss = loss + ssim_weight * (1.0 - ssim3d(pred, target))
     return loss

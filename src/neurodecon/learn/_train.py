@@ -410,7 +410,7 @@ def _train_step(state: _State, cfg: TrainConfig, pool: Pool, idx: list[int],
     with _autocast(state.device, cfg):
         pred = state.net(x)
     loss = neurodecon_loss(pred, y, alpha=cfg.hessian_alpha, kind=cfg.loss,
-                           fourier_weight=cfg.fourier_weight)
+                           fourier_weight=cfg.fourier_weight, ssim_weight=cfg.ssim_weight)
     if not torch.isfinite(loss):
         raise user_error(f"training diverged (loss {loss.item()}) at step {state.step}",
                          fix="lower the learning rate (lr) or raise warmup_steps")
