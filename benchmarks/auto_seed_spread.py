@@ -1,0 +1,52 @@
+"""Spread of ``iterations="auto"`` over thinning seeds on the small blob phantom of the tests.
+
+For RL and rl-accel: the oracle-best iteration (PSNR against the truth, up to 300), and for six
+binomial-thinning seeds the half-data best ``k½``, the chosen count and the PSNR there.
+
+    .venv/bin/python benchmarks/auto_seed_spread.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_classical import gaussian_psf, poisson_image  # noqa: E402
+
+from neurodecon.classical import Deconvolver, deconvolve  # noqa: E402
+from neurodecon.classical._stopping import auto_iterations  # noqa: E402
+from neurodecon.metrics import psnr  # noqa: E402
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    psf = gaussian_psf((11, 11, 11), (2.5, 1.5, 1.5))
+    rng = np.random.default_rng(7)
+    truth = np.zeros((24, 48, 48), np.float32)
+    for _ in range(60):
+        c = [rng.integers(2, s - 2) for s in truth.shape]
+        truth[tuple(slice(ci - 1, ci + 1) for ci in c)] += rng.uniform(50, 400)
+    y = poisson_image(truth, psf, background=5.0, seed=8)
+    cap = 300
+    for method in ("rl", "rl-accel"):
+        curve: list[float] = []
+        deconvolve(y, psf, method, iterations=cap, background=5.0, device="cpu",
+                   callback=lambda k, x, c=curve: c.append(psnr(x, truth)))
+        dec = Deconvolver(psf, y.shape, method=method, device="cpu")
+        best = int(np.argmax(curve)) + 1
+        print(f"{method}: oracle {best} iterations, {max(curve):.2f} dB")
+        losses = []
+        for seed in range(6):
+            k, k_half, _ = auto_iterations(dec, y, 5.0, seed=seed, return_curve=True)
+            at = curve[min(k, cap) - 1]
+            losses.append(max(curve) - at)
+            print(f"  seed {seed}: k½ {k_half}, auto {k}, {at:.2f} dB (loss {max(curve) - at:.2f})")
+        print(f"  mean loss {np.mean(losses):.2f} dB, worst {max(losses):.2f} dB")
+
+
+if __name__ == "__main__":
+    main()
