@@ -145,8 +145,10 @@ def test_pool_realisations_pair_raw_with_its_rl():
     assert len(calls) == 2 * 2 * 2 and all(c[0] == (16, 32, 32) for c in calls)  # whole volumes
     # backgrounds are taken in turn and handed over in intensity units (counts / photons)
     assert [c[1] for c in calls[:4]] == [0.0, 5.0 / 100, 0.0, 5.0 / 1000]
+    # ... shifted by one per volume, so every photon level meets every background across volumes
+    assert [c[1] for c in calls[4:]] == [5.0 / 100, 0.0, 5.0 / 1000, 0.0]
     assert pool.real_levels == [0, 0, 1, 1]
-    np.testing.assert_allclose(pool.rl[1][3], fn(pool.noisy[1][3], 5.0 / 1000), rtol=1e-5)
+    np.testing.assert_allclose(pool.rl[1][2], fn(pool.noisy[1][2], 5.0 / 1000), rtol=1e-5)
     # the background stays in the input: the realisation with 5 counts is brighter on average
     assert pool.noisy[0][1].mean() - pool.noisy[0][0].mean() == pytest.approx(5.0 / 100, abs=0.01)
     assert robust_range(pool.noisy[0][0]) == pool.real_norms[0][0]
