@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_classical import gaussian_psf, poisson_image  # noqa: E402
+from test_classical import auto_stopping_case  # noqa: E402
 
 from neurodecon.classical import Deconvolver, deconvolve  # noqa: E402
 from neurodecon.classical._stopping import auto_iterations  # noqa: E402
@@ -24,13 +24,7 @@ from neurodecon.metrics import psnr  # noqa: E402
 
 def main() -> None:
     torch.set_num_threads(1)
-    psf = gaussian_psf((11, 11, 11), (2.5, 1.5, 1.5))
-    rng = np.random.default_rng(7)
-    truth = np.zeros((24, 48, 48), np.float32)
-    for _ in range(60):
-        c = [rng.integers(2, s - 2) for s in truth.shape]
-        truth[tuple(slice(ci - 1, ci + 1) for ci in c)] += rng.uniform(50, 400)
-    y = poisson_image(truth, psf, background=5.0, seed=8)
+    psf, truth, y = auto_stopping_case()
     cap = 300
     for method in ("rl", "rl-accel"):
         curve: list[float] = []

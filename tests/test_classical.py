@@ -375,18 +375,24 @@ def test_overflow_never_leaves_nan():
         deconvolve(y, psf, "tikhonov", regularization=1e-3, device="cpu")
 
 
-@pytest.mark.slow
-def test_iterations_auto_lands_near_the_oracle():
-    """Cross-validation on thinned counts vs the best iteration chosen with the ground truth."""
-    from neurodecon.metrics import psnr
-
+def auto_stopping_case():
+    """Small blob phantom for ``iterations="auto"`` (also used by benchmarks/auto_seed_spread.py):
+    ``(psf, truth, noisy image with background 5)``."""
     psf = gaussian_psf((11, 11, 11), (2.5, 1.5, 1.5))
     rng = np.random.default_rng(7)
     truth = np.zeros((24, 48, 48), np.float32)
     for _ in range(60):
         c = [rng.integers(2, s - 2) for s in truth.shape]
         truth[tuple(slice(ci - 1, ci + 1) for ci in c)] += rng.uniform(50, 400)
-    y = poisson_image(truth, psf, background=5.0, seed=8)
+    return psf, truth, poisson_image(truth, psf, background=5.0, seed=8)
+
+
+@pytest.mark.slow
+def test_iterations_auto_lands_near_the_oracle():
+    """Cross-validation on thinned counts vs the best iteration chosen with the ground truth."""
+    from neurodecon.metrics import psnr
+
+    psf, truth, y = auto_stopping_case()
     for method in ("rl", "rl-accel"):
         curve = []
         deconvolve(y, psf, method, iterations=150, background=5.0, device="cpu",

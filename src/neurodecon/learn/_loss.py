@@ -71,7 +71,7 @@ def ssim3d(pred: torch.Tensor, target: torch.Tensor, win: int = 7) -> torch.Tens
 
     mp, mt = mean(p), mean(t)
     n = w**3
-    cov = n / (n - 1)  # sample (co)variances, as scikit-image
+    cov = n / max(n - 1, 1)  # sample (co)variances, as scikit-image
     vp = (mean(p * p) - mp * mp) * cov
     vt = (mean(t * t) - mt * mt) * cov
     vpt = (mean(p * t) - mp * mt) * cov

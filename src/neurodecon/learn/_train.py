@@ -214,7 +214,7 @@ def _sources(cfg: TrainConfig, sharp) -> tuple[list[np.ndarray], dict]:
                          + (f":x{mags[k]:.2f}" if (lo, hi) != (1.0, 1.0) else ""))
     if not vols:
         raise user_error("no sharp training volumes", fix="pass --sharp DIR and/or --phantoms NAMES")
-    # interleave so the 80/20 split takes validation volumes from every source kind
+    # shuffle the source order (the 80/20 split is made per kind, see _split)
     order = np.random.default_rng(cfg.seed).permutation(len(vols))
     vols = [vols[i] for i in order]
     names = [names[i] for i in order]
@@ -237,7 +237,7 @@ def _phantom_generator():
                                       feature_um=feature_um), np.float32)
         return gen, "neurodecon.synth.phantom"
 
-    def gen_private(fam, cfg, seed, feature_um=None):
+    def gen_private(fam, cfg, seed, feature_um=None):  # fixed sizes: no magnification
         try:
             return private_phantom([fam], cfg.pool_shape, np.random.default_rng(seed))
         except ValueError as exc:
