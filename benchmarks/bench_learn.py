@@ -39,7 +39,7 @@ def score(pred, truth):
     return psnr(p, t, data_range=1.0), ssim(p, t, data_range=1.0)
 
 
-def best_iteration(sample, psf, truth, method, iterations, ssim_every, patience=40):
+def best_iteration(sample, psf, truth, method, iterations, ssim_every, device="cpu", patience=40):
     """Best PSNR and best SSIM over the iterations (each with its iteration), chosen with the truth.
 
     Runs up to ``iterations`` and stops once both metrics have not improved for ``patience``
@@ -62,7 +62,7 @@ def best_iteration(sample, psf, truth, method, iterations, ssim_every, patience=
         return it - max(best["psnr"][1], best["ssim"][1]) < patience
 
     t0 = time.perf_counter()
-    deconvolve(sample, psf, method, iterations=iterations, background=BACKGROUND, device="cpu",
+    deconvolve(sample, psf, method, iterations=iterations, background=BACKGROUND, device=device,
                callback=cb)
     return best, time.perf_counter() - t0
 
@@ -81,7 +81,7 @@ def train_cli(args, beads_file: Path, model_dir: Path) -> tuple[float, float, li
             "--backgrounds", args.backgrounds, "--loss", args.loss,
             "--hessian-alpha", str(args.hessian_alpha), "--ssim-weight", str(args.ssim_weight),
             "--threads", str(args.threads),
-            "--device", "cpu", "--seed", "1", "--val-every", str(args.val_every),
+            "--device", args.device, "--seed", "1", "--val-every", str(args.val_every),
             "--checkpoint-every", "100", "-o", str(model_dir), "--overwrite"]
     if args.time_limit:
         argv += ["--time-limit", str(args.time_limit)]
@@ -122,6 +122,11 @@ def main() -> None:
     ap.add_argument("--physics-iterations", type=int, default=30)
     ap.add_argument("--physics-background", default="auto",
                     help="background of the RL_K input: a number of counts or auto (default auto)")
+    ap.add_argument("--device", default="cpu", help="device of training, inference and RL (default cpu)")
+    ap.add_argument("--psf-true", type=Path, default=None,
+                    help="the microscope's PSF as .npy (default: simulated with psfmodels; for "
+                         "machines without psfmodels, save it once with --save-psf-true)")
+    ap.add_argument("--save-psf-true", type=Path, default=None, help="write the simulated PSF here and stop")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_learn"),
                     help="folder for the bead stack, the model and learn.json")
     args = ap.parse_args()
@@ -135,7 +140,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    psf_true = make_psf("confocal", shape=(33, 49, 49), voxel_size_um=VS, **MICROSCOPE)
+    if args.psf_true is not None:
+        psf_true = np.load(args.psf_true).astype(np.float32)
+    else:
+        psf_true = make_psf("confocal", shape=(33, 49, 49), voxel_size_um=VS, **MICROSCOPE)
+    if args.save_psf_true is not None:
+        np.save(args.save_psf_true, psf_true)
+        return
     bead_truth = phantom("beads", shape=(40, 192, 192), voxel_size_um=VS, seed=11, feature_um=VS[2],
                          beads_diameter_um=0.1, beads_spacing=2.4 / VS[2])
     beads = forward_model(bead_truth, psf_true, photons=4 * PHOTONS, background=BACKGROUND,
@@ -161,7 +172,7 @@ def main() -> None:
         sample = forward_model(truth, psf_true, photons=PHOTONS, background=BACKGROUND,
                                read_noise=READ_NOISE, seed=200 + k)
         t0 = time.perf_counter()
-        net_out = predict(model, sample, voxel_size_um=VS, device="cpu")
+        net_out = predict(model, sample, voxel_size_um=VS, device=args.device)
         t_net = time.perf_counter() - t0
         row = {"family": fam, "input": score(sample, truth), "network": score(net_out, truth),
                "net_voxels_per_s": sample.size / t_net, "net_s": t_net}
@@ -170,9 +181,10 @@ def main() -> None:
 
             row["rl_k"] = score(physics_channel(sample, bp.psf, method=args.physics_method,
                                                 iterations=args.physics_iterations,
-                                                background=args.physics_background), truth)
+                                                background=args.physics_background,
+                                                device=args.device), truth)
         for method in ("rl", "rltv"):
-            best, secs = best_iteration(sample, bp.psf, truth, method, args.iterations, 5)
+            best, secs = best_iteration(sample, bp.psf, truth, method, args.iterations, 5, args.device)
             row[method] = (best["psnr"][0], best["ssim"][0])
             row[method + "_iters"] = (best["psnr"][1], best["ssim"][1])
             row[method + "_s"] = secs

@@ -191,6 +191,25 @@ def test_blending_weights_sum_to_one_and_channels_are_batched():
     np.testing.assert_allclose(out[1, 2], predict(model, stack[1, 2], device="cpu"), atol=1e-6)
 
 
+def test_a_half_precision_overflow_is_recomputed_in_float32(caplog):
+    """A tile whose reduced-precision output is not finite is run again in fp32 (with a warning)."""
+
+    def overflows_in_half(t):  # stands in for a network whose activations exceed fp16's range
+        return t * (float("inf") if torch.is_autocast_enabled("cpu") else 2.0)
+
+    vol = np.ones((1, 8, 16, 16), np.float32)
+    log = logging.getLogger("neurodecon")
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="neurodecon"):
+            out = _predict_volume(overflows_in_half, vol, tile=(8, 8, 8), halo=0, blend=0, m=2,
+                                  device=torch.device("cpu"), precision="bf16", progress=None)
+    finally:
+        log.removeHandler(caplog.handler)
+    np.testing.assert_allclose(out, 2.0)
+    assert any("recomputed in fp32" in r.getMessage() for r in caplog.records)
+
+
 def test_voxel_size_mismatch_warns_with_a_fix(caplog):
     model = _model()
     log = logging.getLogger("neurodecon")

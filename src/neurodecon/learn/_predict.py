@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from ._norm import robust_range
 __all__ = ["predict", "DEFAULT_TILE"]
 
 DEFAULT_TILE = (64, 192, 192)
+
+log = logging.getLogger("neurodecon")
 
 
 def _round_up(n: int, m: int) -> int:
@@ -141,9 +144,14 @@ def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, preci
     combos = list(itertools.product(*per_axis))
     for k, combo in enumerate(combos):
         read = tuple(slice(t[2], t[3]) for t in combo)
+        inp = torch.from_numpy(np.ascontiguousarray(x[(slice(None), *read)], np.float32))[None].to(device)
         with torch.no_grad(), _autocast(device, precision):
-            inp = torch.from_numpy(np.ascontiguousarray(x[(slice(None), *read)], np.float32))[None].to(device)
             pred = net(inp).float()[0, 0].cpu().numpy()
+        if not np.isfinite(pred).all():  # a half-precision overflow: this tile again in float32
+            log.warning("non-finite network output in %s precision on tile %d; recomputed in fp32",
+                        precision, k + 1)
+            with torch.no_grad(), _autocast(device, "fp32"):
+                pred = net(inp).float()[0, 0].cpu().numpy()
         inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
         write = tuple(slice(t[0], t[1]) for t in combo)
         w = (_ramp(*combo[0][:2], *combo[0][4:], blend)[:, None, None]
