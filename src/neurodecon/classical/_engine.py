@@ -102,16 +102,48 @@ def _fit_psf(psf: np.ndarray, image_shape: tuple[int, ...], boundary: str) -> np
 
 
 def estimate_background(image: np.ndarray, *, sigma: float = 2.0, percentile: float = 1.0) -> float:
-    """Robust background / camera-offset estimate: a low percentile of the smoothed image.
+    """Robust background / camera-offset estimate: the centre of the dark level of the smoothed image.
 
-    Smoothing (Gaussian, ``sigma`` voxels) averages the noise away so that the percentile measures
-    the dark level rather than the noise floor; the 1st percentile ignores the few darkest,
-    defective voxels.
+    Smoothing (Gaussian, ``sigma`` voxels) averages most of the noise away. What is left of it
+    still spreads the background's smoothed values by ``σ_s`` (the raw noise σ, measured in the
+    darkest voxels with a 6-neighbour high-pass, times the kernel's L2 norm), so a low percentile
+    alone sits about ``2.3 σ_s`` *below* the background (measured: 4.74–4.82 for a true 5 counts
+    with read noise 1; the shortfall is deconvolved into a haze). The estimate therefore starts at
+    the ``percentile``-th percentile plus ``2.326 σ_s`` and is refined with the lower half of the
+    background's distribution, which objects cannot contaminate (they only add light):
+    ``b ← mean(smoothed | smoothed ≤ b) + √(2/π) σ_s`` (the mean of a Gaussian's lower half is
+    ``μ − √(2/π) σ``), a few times. The plain percentile is a lower bound of the result.
     """
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import convolve, gaussian_filter
 
-    smooth = gaussian_filter(np.asarray(image, dtype=np.float32), sigma, mode="nearest")
-    return float(np.percentile(smooth, percentile))
+    img = np.asarray(image, dtype=np.float32)
+    smooth = gaussian_filter(img, sigma, mode="nearest")
+    low = float(np.percentile(smooth, percentile))
+    # noise of the raw data in the darkest tenth, as the high-pass residual's RMS
+    kernel = np.zeros((3,) * img.ndim, np.float32)
+    for axis in range(img.ndim):
+        for d in (0, 2):
+            idx = [1] * img.ndim
+            idx[axis] = d
+            kernel[tuple(idx)] = -1.0 / (2 * img.ndim)
+    kernel[(1,) * img.ndim] = 1.0
+    dark = smooth <= np.percentile(smooth, 10.0)
+    resid = convolve(img, kernel, mode="mirror")[dark].astype(np.float64)
+    sigma_raw = float(np.sqrt(np.mean(resid**2) / (1.0 + 1.0 / (2 * img.ndim)))) if resid.size else 0.0
+    delta = np.zeros((int(8 * sigma) + 1,) * img.ndim, np.float32)
+    delta[(delta.shape[0] // 2,) * img.ndim] = 1.0
+    sigma_s = sigma_raw * float(np.sqrt(np.sum(gaussian_filter(delta, sigma, mode="constant") ** 2)))
+    b = low + 2.326 * sigma_s
+    for _ in range(20):
+        sel = smooth[smooth <= b]
+        if sel.size < 100:
+            break
+        new = float(sel.mean()) + 0.7979 * sigma_s
+        if abs(new - b) <= 1e-3 * sigma_s:
+            b = new
+            break
+        b = new
+    return max(b, low)
 
 
 def _check_method(method: str) -> str:
