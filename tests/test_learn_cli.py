@@ -39,6 +39,36 @@ def test_cli_train_then_deconvolve_with_the_model(tmp_path, run_cli):
     assert code == 2 and "already holds a trained model" in err and "--overwrite" in err
 
 
+@pytest.mark.slow
+def test_cli_train_from_beads_in_both_bead_targets(tmp_path, run_cli):
+    """--beads trains in the paper's bead mode (o*, i*) by default and in PSF mode with the PSF
+    extracted from the same beads with --bead-target psf; both record what they did."""
+    from neurodecon.io import write
+    from neurodecon.psf import make_psf
+    from neurodecon.synth import forward_model, phantom
+
+    vs = (0.1, 0.05, 0.05)
+    psf = make_psf("gaussian", shape=(15, 15, 15), voxel_size_um=vs, fwhm_um=(0.4, 0.2, 0.2))
+    truth = phantom("beads", shape=(24, 96, 96), voxel_size_um=vs, seed=2, feature_um=vs[2],
+                    beads_diameter_um=0.1, beads_spacing=1.6 / vs[2])
+    write(tmp_path / "beads.tif", forward_model(truth, psf, photons=1200.0, background=5.0, seed=3),
+          voxel_size_um=vs)
+    modes = {}
+    for target in ("bead", "psf"):
+        out_dir = tmp_path / target
+        code, _, err = run_cli("train", "--beads", tmp_path / "beads.tif", "--bead-diameter", "0.1",
+                               "--bead-target", target, *TINY_ARGS, "-o", out_dir)
+        assert code == 0, err
+        cfg = json.loads((out_dir / "config.json").read_text())
+        assert cfg["training"]["bead_target"] == target and cfg["kernel"]["n_beads_used"] >= 3
+        modes[target] = (cfg["kernel"]["mode"], cfg["description"])
+    assert modes["bead"][0] == "beads" and "Y = i ⊛ i*" in modes["bead"][1]
+    assert modes["psf"][0] == "psf from beads" and "Y = i (PSF mode)" in modes["psf"][1]
+    code, _, err = run_cli("train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15",
+                           "--bead-target", "psf", *TINY_ARGS, "-o", tmp_path / "m")
+    assert code == 2 and "--bead-target applies to --beads only" in err
+
+
 def test_cli_train_user_errors(tmp_path, run_cli):
     from neurodecon.io import write
 

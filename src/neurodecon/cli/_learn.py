@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     src.add_argument("--psf", type=Path, help="PSF stack (PSF mode: X = i ⊛ PSF, Y = i)")
     p.add_argument("--bead-diameter", type=float, default=None, metavar="UM",
                    help="bead diameter in µm (required with --beads)")
+    p.add_argument("--bead-target", choices=("bead", "psf"), default=None,
+                   help="with --beads: 'bead' trains towards i ⊛ i* (the paper's bead mode, the "
+                        "ideal bead's resolution; default); 'psf' uses the PSF extracted from the "
+                        "beads (bead size deconvolved out) and trains towards the object itself")
     add_psf_model_options(p)
     p.add_argument("--sharp", type=Path, action="append", default=None, metavar="DIR",
                    help="folder (or file) of sharp stacks to train on; repeatable")
@@ -111,7 +115,8 @@ def _overrides(args: argparse.Namespace) -> dict:
              "physics_iterations": "physics_iterations", "physics_method": "physics_method",
              "physics_background": "physics_background", "photons": "photons",
              "backgrounds": "backgrounds", "loss": "loss", "time_limit_min": "time_limit_min",
-             "hessian_alpha": "hessian_alpha", "ssim_weight": "ssim_weight"}
+             "hessian_alpha": "hessian_alpha", "ssim_weight": "ssim_weight",
+             "bead_target": "bead_target"}
     cfg = {k: getattr(args, a) for a, k in names.items() if getattr(args, a) is not None}
     if args.patch:
         cfg["patch"] = tuple(args.patch)
@@ -137,6 +142,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _kernel_source(args: argparse.Namespace, cfg: dict) -> dict:
     from ..io import read
 
+    if args.bead_target is not None and args.beads is None:
+        raise user_error("--bead-target applies to --beads only", fix="drop it, or train from --beads")
     if args.beads is not None:
         if args.bead_diameter is None:
             raise user_error("--beads needs the bead diameter", fix="add --bead-diameter UM")

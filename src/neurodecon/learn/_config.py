@@ -25,6 +25,10 @@ class TrainConfig:
 
     voxel_size_um: tuple[float, float, float] = (0.1, 0.05, 0.05)
     phantoms: tuple[str, ...] = ("ellipsoids", "tubes")
+    # from a bead stack: "bead" = the paper's bead mode (X = i ⊛ o*, Y = i ⊛ i*: restores to the
+    # ideal bead's resolution); "psf" = PSF mode with the PSF extracted from the beads (o* with the
+    # bead size deconvolved out: X = i ⊛ PSF, Y = i, restores to the object itself)
+    bead_target: str = "bead"
     n_phantoms: int = 10
     # magnification augmentation of the phantoms: each volume's feature size is the lateral voxel
     # size times a factor drawn log-uniformly from this range (the kernels are not changed)
@@ -122,6 +126,8 @@ class TrainConfig:
                              fix="e.g. 0.5 2")
         if not 0.0 <= self.ema_decay < 1.0:
             raise user_error(f"ema_decay {self.ema_decay} must be in [0, 1)", fix="e.g. 0.99, or 0 to disable")
+        if self.bead_target not in ("bead", "psf"):
+            raise user_error(f"unknown bead target {self.bead_target!r}", fix="use bead or psf")
         if self.loss not in ("mae", "mse"):
             raise user_error(f"unknown loss {self.loss!r}", fix="use mae or mse")
 

@@ -147,7 +147,14 @@ def _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progre
                 "psf_fwhm_um": [float(v) for v in res.fwhm_um]}
         if cfg.physics != "none":
             info["_extracted_psf"] = np.asarray(res.psf, np.float32)
+        if cfg.bead_target == "psf":
+            k = _unit(res.psf, "PSF extracted from the beads")
+            info.update(mode="psf from beads", psf_shape=list(k.shape))
+            return k, None, info
     else:
+        if cfg.bead_target == "psf":
+            raise user_error("bead_target='psf' needs the bead stack (or the PSF itself), not o*/i*",
+                             fix="pass beads=STACK with bead_diameter_um, or psf=PSF")
         info = {"mode": "beads"}
     if ideal_bead is None:
         raise user_error("bead mode needs both the blurred bead o* and the ideal bead i*")
