@@ -11,10 +11,17 @@ and with background 5 counts (was the training noise model missing the backgroun
 
 ``dev-reference``: best-iteration RL / RL-TV (chosen with the truth) on the development set.
 
+``ssim-split MODEL``: on the benchmark's test phantoms, SSIM (scikit-image map after the affine
+fit) split into foreground (truth > 5 % of its max), a 3-voxel shell and background, with the
+background's mean and spread, for the network, its RL_K channel (background auto, as in training
+and inference) and RL / RL-TV at the benchmark's best-SSIM iterations; RL_K with the auto
+background vs the true one; and the score of bead mode's target (truth ⊛ i*) against the truth.
+
     .venv/bin/python benchmarks/learn_diagnostics.py curve --steps 400 --loss mae --alpha 0.002 \\
         --physics-method rl --physics-iterations 40
     .venv/bin/python benchmarks/learn_diagnostics.py background-gap /tmp/bench_learn/bench_model
     .venv/bin/python benchmarks/learn_diagnostics.py dev-reference
+    .venv/bin/python benchmarks/learn_diagnostics.py ssim-split /tmp/bench_learn/bench_model
 """
 
 from __future__ import annotations
@@ -174,6 +181,55 @@ def dev_reference(a) -> None:
         print(f"{m} mean {np.mean([v[0] for v in r]):.2f} / {np.mean([v[1] for v in r]):.3f}")
 
 
+#: best-SSIM iterations of RL / RL-TV per test family in the benchmark (BENCHMARKS.md)
+BEST_SSIM_ITERATIONS = {"rl": (140, 175, 115), "rltv": (210, 400, 150)}
+
+
+def ssim_split(a) -> None:
+    from scipy.ndimage import binary_dilation
+    from scipy.signal import fftconvolve
+    from skimage.metrics import structural_similarity
+
+    from neurodecon.classical import deconvolve
+    from neurodecon.classical._engine import estimate_background
+    from neurodecon.learn import load_model, predict
+    from neurodecon.learn._physics import physics_channel
+    from neurodecon.metrics import normalize_pair
+
+    model = load_model(a.model)
+    k_it = model.physics["iterations"] if model.physics else 0
+    _, ideal_bead, bead_psf = _bead_kernels()
+    for k, (fam, truth, sample) in enumerate(_dev_set(seed0=100)):
+        # bead mode trains towards truth ⊛ i*, not the truth: the ceiling of that target
+        target = fftconvolve(truth, ideal_bead / ideal_bead.sum(), mode="same")
+        print(f"{fam}: bead-mode target truth ⊛ i* vs truth: PSNR / SSIM "
+              f"{score(target, truth)[0]:.2f} / {score(target, truth)[1]:.3f}")
+        fg = truth > 0.05 * truth.max()
+        shell = binary_dilation(fg, iterations=3) & ~fg
+        bg = ~(fg | shell)
+        images = {"network": predict(model, sample, voxel_size_um=VS, device="cpu")}
+        if k_it:
+            images[f"RL_{k_it} (auto bg)"] = physics_channel(
+                sample, model.physics_psf, method=model.physics["method"], iterations=k_it,
+                background=model.physics.get("background", "auto"))
+        for m, its in BEST_SSIM_ITERATIONS.items():
+            images[f"{m} @{its[k]}"] = deconvolve(sample, bead_psf, m, iterations=its[k],
+                                                  background=BACKGROUND, device="cpu")
+        print(f"{fam}: fractions foreground {fg.mean():.2f}, shell {shell.mean():.2f}, background {bg.mean():.2f}")
+        for name, img in images.items():
+            pn, tn = normalize_pair(img, truth, "affine")
+            s_all, smap = structural_similarity(tn, pn, data_range=1.0, full=True)
+            print(f"  {name:18s} SSIM {s_all:.3f} | foreground {smap[fg].mean():.3f} shell "
+                  f"{smap[shell].mean():.3f} background {smap[bg].mean():.3f} | background level "
+                  f"{pn[bg].mean():+.4f} ± {pn[bg].std():.4f}", flush=True)
+        if k_it:
+            b_auto = estimate_background(sample)
+            for b in (b_auto, BACKGROUND):
+                x = deconvolve(sample, model.physics_psf, "rl", iterations=k_it, background=b, device="cpu")
+                print(f"  RL_{k_it} with background {b:.3f}{' (auto)' if b == b_auto else ' (true)'}: "
+                      f"PSNR / SSIM {score(x, truth)[0]:.2f} / {score(x, truth)[1]:.3f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -192,8 +248,11 @@ def main() -> None:
     g.add_argument("model", type=Path)
     d = sub.add_parser("dev-reference")
     d.add_argument("--iterations", type=int, default=400)
+    s = sub.add_parser("ssim-split")
+    s.add_argument("model", type=Path)
     a = ap.parse_args()
-    {"curve": curve, "background-gap": background_gap, "dev-reference": dev_reference}[a.cmd](a)
+    {"curve": curve, "background-gap": background_gap, "dev-reference": dev_reference,
+     "ssim-split": ssim_split}[a.cmd](a)
 
 
 if __name__ == "__main__":
