@@ -114,22 +114,17 @@ def estimate_background(image: np.ndarray, *, sigma: float = 2.0, percentile: fl
     ``b ← mean(smoothed | smoothed ≤ b) + √(2/π) σ_s`` (the mean of a Gaussian's lower half is
     ``μ − √(2/π) σ``), a few times. The plain percentile is a lower bound of the result.
     """
-    from scipy.ndimage import convolve, gaussian_filter
+    from scipy.ndimage import gaussian_filter
+
+    from ._noise import highpass_residual
 
     img = np.asarray(image, dtype=np.float32)
     smooth = gaussian_filter(img, sigma, mode="nearest")
     low = float(np.percentile(smooth, percentile))
     # noise of the raw data in the darkest tenth, as the high-pass residual's RMS
-    kernel = np.zeros((3,) * img.ndim, np.float32)
-    for axis in range(img.ndim):
-        for d in (0, 2):
-            idx = [1] * img.ndim
-            idx[axis] = d
-            kernel[tuple(idx)] = -1.0 / (2 * img.ndim)
-    kernel[(1,) * img.ndim] = 1.0
-    dark = smooth <= np.percentile(smooth, 10.0)
-    resid = convolve(img, kernel, mode="mirror")[dark].astype(np.float64)
-    sigma_raw = float(np.sqrt(np.mean(resid**2) / (1.0 + 1.0 / (2 * img.ndim)))) if resid.size else 0.0
+    resid, factor = highpass_residual(img)
+    resid = resid[smooth <= np.percentile(smooth, 10.0)].astype(np.float64)
+    sigma_raw = float(np.sqrt(np.mean(resid**2) / factor)) if resid.size else 0.0
     delta = np.zeros((int(8 * sigma) + 1,) * img.ndim, np.float32)
     delta[(delta.shape[0] // 2,) * img.ndim] = 1.0
     sigma_s = sigma_raw * float(np.sqrt(np.sum(gaussian_filter(delta, sigma, mode="constant") ** 2)))

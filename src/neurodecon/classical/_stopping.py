@@ -79,20 +79,14 @@ def estimate_gain(image: np.ndarray) -> float:
     Theil–Sen line through the bins' variances gives the slope, insensitive to the offset and to
     the few bins that hold sharp structure.
     """
-    from scipy.ndimage import convolve, uniform_filter
+    from scipy.ndimage import uniform_filter
     from scipy.stats import theilslopes
 
+    from ._noise import highpass_residual
+
     img = np.asarray(image, dtype=np.float32)
-    kernel = np.zeros((3,) * img.ndim, np.float32)
-    for axis in range(img.ndim):
-        for d in (0, 2):
-            idx = [1] * img.ndim
-            idx[axis] = d
-            kernel[tuple(idx)] = -1.0 / (2 * img.ndim)
-    kernel[(1,) * img.ndim] = 1.0
-    resid = convolve(img, kernel, mode="mirror")
+    resid, scale = highpass_residual(img)
     local = uniform_filter(img, 3, mode="mirror")
-    scale = 1.0 + 1.0 / (2 * img.ndim)
     edges = np.quantile(local, np.linspace(0.02, 0.98, 21))
     means, variances = [], []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
