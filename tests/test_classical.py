@@ -444,6 +444,8 @@ def test_auto_count_from_the_held_out_curve():
     creeping = 1000.0 * (1.0 - np.exp(-k / 30.0)) + 1.0 * k / 1000
     assert tail_gain(creeping) > 1e-4
     assert full_data_count(creeping, 999) == 3 * gain_fraction_iteration(creeping, 0.01) < 500
+    # ... except for the slowly converging gradient methods (not capped)
+    assert full_data_count(creeping, 999, capped=False) == 1998
     # flat but not yet turned (bright sharp data): 3e-5 of the total → not capped
     flat = 1000.0 * (1.0 - np.exp(-k / 30.0)) + 0.06 * k / 1000
     assert tail_gain(flat) < 1e-4

@@ -18,8 +18,8 @@ The accelerated method (``rl-accel``) is cross-validated *with plain RL* and the
 does not track its best iteration (the extrapolation reaches the held-out optimum at a different
 point of the fit than the PSNR optimum; measured: ``√2 · k½`` of its own cross-validation lost
 0.14–1.76 dB over thinning seeds on the small blob phantom of the tests), whereas its oracle-best
-count is ``(2.0–2.7) · √k_RL-oracle`` on every phantom measured (``benchmarks/auto_seed_spread.py``,
-``benchmarks/bench_classical.py --auto``). The price: the plain-RL cross-validation, about
+count is ``(2.0–2.4) · √k_RL-oracle`` on every true-PSF phantom measured
+(``benchmarks/auto_seed_spread.py``, ``benchmarks/bench_classical.py --auto``). The price: the plain-RL cross-validation, about
 ``1.5 · k½`` half-data RL iterations.
 
 A PSF that does not quite match the data (too wide, truncated: typical of a bead PSF) makes the
@@ -57,8 +57,8 @@ log = logging.getLogger("neurodecon")
 #: k_full = FULL_DATA_FACTOR · k_half (see module docstring).
 FULL_DATA_FACTOR = 2.0
 #: rl-accel gets ACCELERATED_FACTOR · √k_RL iterations, k_RL the plain-RL auto count (chosen on the
-#: blob phantom and the 4 phantoms of ``bench_classical.py --auto``: oracle ratios 2.0–2.8, losses
-#: ≤ 0.13 dB at 2.2; checked on the 9 true-PSF cases of ``--auto-study``: ≤ 0.22 dB).
+#: blob phantom and the 4 phantoms of ``bench_classical.py --auto``: oracle ratios 2.0–2.4, losses
+#: ≤ 0.13 dB at 2.2; checked on the 9 true-PSF cases of ``--auto-study``, 3 seeds: ≤ 0.19 dB).
 ACCELERATED_FACTOR = 2.2
 #: Hard cap on the cross-validation run.
 MAX_AUTO_ITERATIONS = 1000
@@ -78,7 +78,10 @@ GAIN_CAP_FACTOR = 3
 #: 2000 photons: half-data maximum at 1028–1120 over 6 thinning seeds) but their curve is flat by
 #: then (second-half gain 2.3–3.4e-5 of the total), while a PSF 20 % too wide still gains
 #: 2.3e-4–1.1e-3 (5 cases; ``benchmarks/bench_classical.py --auto-study``). Capping the flat case
-#: lost 4.2 dB (45 instead of ~2000 iterations); not capping it loses ≤ 0.32 dB.
+#: lost 4.2 dB (45 instead of ~2000 iterations); not capping it loses ≤ 0.32 dB. Only the
+#: Richardson–Lucy family is capped (where it was measured): the Landweber / Tikhonov–Miller
+#: gradient methods converge slowly and their held-out curve rises legitimately (capped,
+#: landweber+ lost 1.8 dB on the true-PSF phantom of ``bench_classical.py --quality``).
 CREEP = 1e-4
 
 
@@ -172,18 +175,23 @@ class _HeldOut:
         return True
 
 
-def full_data_count(curve, k_half: int, *, accelerated: bool = False,
+def full_data_count(curve, k_half: int, *, accelerated: bool = False, capped: bool = True,
                     budget: int | None = None) -> int:
     """Iterations for the full data from the half-data held-out ``curve`` and its maximum ``k_half``.
 
     ``2·k½``; capped at ``3·k_gain`` when the curve never turned within ``budget`` and was still
-    creeping up; mapped to ``ACCELERATED_FACTOR·√k`` for the accelerated method.
+    creeping up (only if ``capped``: the Richardson–Lucy family, where the cap was measured);
+    mapped to ``ACCELERATED_FACTOR·√k`` for the accelerated method.
     """
     budget = MAX_AUTO_ITERATIONS if budget is None else budget
     k = int(round(FULL_DATA_FACTOR * k_half))
     never_turned = (len(curve) >= budget and k_half >= 0.95 * len(curve)
                     and tail_gain(curve) >= CREEP)
-    if never_turned:
+    if never_turned and not capped:
+        log.warning("iterations=auto: the held-out likelihood still rises after %d iterations "
+                    "(slowly converging method): using %d iterations; give --iterations to go "
+                    "faster", len(curve), k)
+    elif never_turned:
         log.warning("iterations=auto: the held-out likelihood still rises after %d iterations: the "
                     "PSF may be wider than the data's, or the noise not Poisson-like; the count is "
                     "capped (check the PSF, or choose the iterations yourself)", len(curve))
@@ -217,7 +225,10 @@ def auto_iterations(dec, image: np.ndarray, background: float, *,
     else:
         dec._iterate(t1, b_half, x, MAX_AUTO_ITERATIONS, hooks)
     k_half = max(hooks.best_k, 1)
-    k = full_data_count(hooks.curve, k_half, accelerated=accelerated)
+    from ._engine import POISSON_METHODS
+
+    k = full_data_count(hooks.curve, k_half, accelerated=accelerated,
+                        capped=dec.method in POISSON_METHODS)
     if return_curve:
         return k, k_half, hooks.curve
     return k
