@@ -6,6 +6,7 @@ Usage (each part can run alone; ``--quick`` shrinks the anchor volume for a smok
     python benchmarks/bench_classical.py --memory           # peak memory of rl / rl-accel (subprocesses)
     python benchmarks/bench_classical.py --auto             # iterations=auto vs the oracle on phantoms
     python benchmarks/bench_classical.py --auto-study       # auto vs oracle: 3 phantoms x 3 photon levels x true/mismatched PSF
+    python benchmarks/bench_classical.py --auto-bars        # auto on the bars set, where the cap fires
     python benchmarks/bench_classical.py --quality          # PSNR/SSIM per method on ground-truth sets
     python benchmarks/bench_classical.py --all --out benchmarks/_out
 
@@ -320,6 +321,34 @@ def auto_study(args):
     return rows
 
 
+def auto_bars(args):
+    """``auto`` on the flowdec bars set, where the mismatched-PSF cap fires: the RL and rl-accel
+    PSNR curves far past the quality table's caps, and the held-out curve's statistics."""
+    from neurodecon.classical import Deconvolver
+    from neurodecon.classical._stopping import auto_iterations, gain_fraction_iteration, tail_gain
+
+    name, img, psf, truth, bg = next(s for s in quality_sets(False) if "bars" in s[0])
+    img = img.astype(np.float32)
+    print(f"## iterations=auto on {name}")
+    out = {}
+    for method, cap in (("rl", 1500), ("rl-accel", 150)):
+        curve = []
+        dec = Deconvolver(psf, img.shape, method=method, device="cpu")
+        dec(img, iterations=cap, background=bg,
+            callback=lambda k, x, c=curve: c.append(_score(x, truth)[0]) if k % 5 == 0 else None)
+        best = int(np.argmax(curve))
+        k_auto = auto_iterations(dec, img, bg)
+        out[method] = dict(curve=curve, best_iter=5 * (best + 1), best_psnr=curve[best], auto_iter=k_auto)
+        at = {k: round(curve[k // 5 - 1], 2) for k in (25, 50, 100, 150, 300, 600, 1000, 1500) if k <= cap}
+        print(f"{method}: best {curve[best]:.2f} dB at {5 * (best + 1)} it (every 5th); auto {k_auto} it; PSNR at {at}")
+    dec = Deconvolver(psf, img.shape, method="rl", device="cpu")
+    for seed in range(args.auto_seeds):
+        k, k_half, ll = auto_iterations(dec, img, bg, seed=seed, return_curve=True)
+        print(f"seed {seed}: RL auto {k} it, half-data maximum {k_half} of {len(ll)}, second-half gain "
+              f"{tail_gain(ll):.2e} of the total, k99 {gain_fraction_iteration(ll, 0.01)}")
+    return out
+
+
 # -- quality --------------------------------------------------------------------------------------
 def quality_sets(quick: bool):
     import tifffile
@@ -447,6 +476,8 @@ def main(argv=None):
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--auto-study", action="store_true",
                     help="auto vs oracle across phantoms, photon levels, true/mismatched PSF")
+    ap.add_argument("--auto-bars", action="store_true",
+                    help="auto on the flowdec bars set: long RL / rl-accel curves, held-out statistics")
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smaller anchor volume (smoke run)")
     ap.add_argument("--accel-iterations", type=int, default=120)
@@ -469,7 +500,8 @@ def main(argv=None):
         memory_child(args.memory_child, args.quick)
         return
     results = {}
-    for part, fn in (("speed", speed), ("memory", memory), ("auto", auto), ("auto_study", auto_study), ("quality", quality)):
+    for part, fn in (("speed", speed), ("memory", memory), ("auto", auto), ("auto_study", auto_study), ("auto_bars", auto_bars),
+                     ("quality", quality)):
         if args.all or getattr(args, part):
             results[part] = fn(args)
             print(flush=True)
