@@ -19,16 +19,16 @@ does not track its best iteration (the extrapolation reaches the held-out optimu
 point of the fit than the PSNR optimum; measured: ``√2 · k½`` of its own cross-validation lost
 0.14–1.76 dB over thinning seeds on the small blob phantom of the tests), whereas its oracle-best
 count is ``(2.0–2.4) · √k_RL-oracle`` on every true-PSF phantom measured
-(``benchmarks/auto_seed_spread.py``, ``benchmarks/bench_classical.py --auto``). The price: the plain-RL cross-validation, about
-``1.5 · k½`` half-data RL iterations.
+(``benchmarks/auto_seed_spread.py``, ``benchmarks/bench_classical.py --auto``). The price: the
+plain-RL cross-validation, about ``1.5 · k½`` half-data RL iterations.
 
 A PSF that does not quite match the data (too wide, truncated: typical of a bead PSF) makes the
 held-out likelihood creep up long after the image has started to degrade (measured: a PSF 20 %
 too wide keeps it rising past 1000 iterations while the oracle-best count is 40–80). When the
 likelihood never turned within ``MAX_AUTO_ITERATIONS`` and was still creeping up at the end
-(see ``CREEP``) a warning is logged and the (plain-RL)
-count is capped at ``3 · k_gain``, ``k_gain`` the first half-data iteration that reached 99 % of
-the held-out likelihood's total gain.
+(see ``CREEP``) a warning is logged and, for the Richardson–Lucy family, the (plain-RL) count is
+capped at ``3 · k_gain``, ``k_gain`` the first half-data iteration that reached 99 % of the
+held-out likelihood's total gain.
 
 Thinning needs photon counts. Non-negative integer data are taken as counts (gain 1). Other data
 (floating point, or rescaled) are converted with a gain estimated from the noise: the variance of
@@ -45,12 +45,11 @@ import numpy as np
 import torch
 
 from .._progress import ProgressFn, report
+from ._engine import POISSON_METHODS
 from ._iterative import TINY, richardson_lucy
 
 __all__ = ["auto_iterations", "estimate_gain", "to_counts", "gain_fraction_iteration", "tail_gain",
-           "full_data_count",
-           "FULL_DATA_FACTOR",
-           "ACCELERATED_FACTOR"]
+           "full_data_count", "FULL_DATA_FACTOR", "ACCELERATED_FACTOR"]
 
 log = logging.getLogger("neurodecon")
 
@@ -225,8 +224,6 @@ def auto_iterations(dec, image: np.ndarray, background: float, *,
     else:
         dec._iterate(t1, b_half, x, MAX_AUTO_ITERATIONS, hooks)
     k_half = max(hooks.best_k, 1)
-    from ._engine import POISSON_METHODS
-
     k = full_data_count(hooks.curve, k_half, accelerated=accelerated,
                         capped=dec.method in POISSON_METHODS)
     if return_curve:
