@@ -5,7 +5,7 @@ confocal PSF, NA 1.4 oil (n 1.515), emission 0.52 µm, excitation 0.488 µm, pin
 voxel 0.1 × 0.05 × 0.05 µm (z, y, x) — the microscope `neurodecon demo` simulates.
 Training data: synthetic phantoms of six families, PSF mode (X = i ⊛ PSF + noise, Y = i).
 
-    .venv/bin/python scripts/train_default_model.py --threads 2   # ~13 min on 2 idle cores
+    .venv/bin/python scripts/train_default_model.py --threads 2   # ~18 min on 2 idle cores (1080 s measured)
     .venv/bin/python scripts/train_default_model.py --resume   # continue after an interruption
 """
 
