@@ -28,8 +28,15 @@ def main() -> None:
     psf, truth, y = auto_stopping_case()
     for method, cap in (("rl", 400), ("rl-accel", 120)):
         curve: list[float] = []
-        deconvolve(y, psf, method, iterations=cap, background=5.0, device="cpu",
-                   callback=lambda k, x, c=curve: c.append(psnr(x, truth)))
+        deconvolve(
+            y,
+            psf,
+            method,
+            iterations=cap,
+            background=5.0,
+            device="cpu",
+            callback=lambda k, x, c=curve: c.append(psnr(x, truth)),
+        )
         dec = Deconvolver(psf, y.shape, method=method, device="cpu")
         best = int(np.argmax(curve)) + 1
         print(f"{method}: oracle {best} iterations, {max(curve):.2f} dB")

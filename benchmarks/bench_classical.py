@@ -27,7 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(os.environ.get("NEURODECON_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get(
+        "NEURODECON_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+)
 VOXEL_UM = (0.2, 0.1, 0.1)
 PHOTONS = 1000.0
 BACKGROUND = 5.0
@@ -36,7 +40,9 @@ BACKGROUND = 5.0
 # -- anchor case --------------------------------------------------------------------------------
 def gaussian_psf(shape=(33, 33, 33), sigma=(4.0, 1.5, 1.5)) -> np.ndarray:
     grids = np.meshgrid(*[np.arange(n) - n // 2 for n in shape], indexing="ij")
-    p = np.exp(-sum(g.astype(np.float64) ** 2 / (2 * s * s) for g, s in zip(grids, sigma, strict=True)))
+    p = np.exp(
+        -sum(g.astype(np.float64) ** 2 / (2 * s * s) for g, s in zip(grids, sigma, strict=True))
+    )
     return (p / p.sum()).astype(np.float32)
 
 
@@ -88,12 +94,14 @@ def fft_floor(padded_shape):
     x = np.random.default_rng(0).random(padded_shape, dtype=np.float32)
     out = {}
     out["scipy.fft (workers=2)"] = time_it(
-        lambda: scipy.fft.irfftn(scipy.fft.rfftn(x, workers=2), s=padded_shape, workers=2))
+        lambda: scipy.fft.irfftn(scipy.fft.rfftn(x, workers=2), s=padded_shape, workers=2)
+    )
     xt = torch.from_numpy(x)
     spec = torch.fft.rfftn(xt)
     res = torch.empty_like(xt)
     out["torch (MKL, out= buffers)"] = time_it(
-        lambda: (torch.fft.rfftn(xt, out=spec), torch.fft.irfftn(spec, s=padded_shape, out=res)))
+        lambda: (torch.fft.rfftn(xt, out=spec), torch.fft.irfftn(spec, s=padded_shape, out=res))
+    )
     try:
         import pyfftw  # noqa: F401  (optional, not a dependency)
     except ImportError:
@@ -104,8 +112,12 @@ def fft_floor(padded_shape):
 def _iteration_times(dec, image, iterations):
     """Wall time between consecutive iterations (progress ticks; no copies): (min, median) s."""
     stamps = []
-    dec(image, iterations=iterations, background=BACKGROUND,
-        progress=lambda d, t, m: stamps.append(time.perf_counter()))
+    dec(
+        image,
+        iterations=iterations,
+        background=BACKGROUND,
+        progress=lambda d, t, m: stamps.append(time.perf_counter()),
+    )
     d = np.diff(stamps)
     return float(d.min()), float(np.median(d))
 
@@ -128,27 +140,41 @@ def speed(args):
             rows["fft"].setdefault(name, []).append(t)
         rows["rl"].append(_iteration_times(dec, image, 12))
         rows["acc"].append(_iteration_times(acc, image, 12))
-    floors = {k: (min(v[0] for v in vals), float(np.median([v[1] for v in vals])))
-              for k, vals in rows["fft"].items()}
+    floors = {
+        k: (min(v[0] for v in vals), float(np.median([v[1] for v in vals])))
+        for k, vals in rows["fft"].items()
+    }
     for name, (best, med) in floors.items():
         print(f"FFT pair {padded}: {name}: min {best * 1e3:.1f} ms, median {med * 1e3:.1f} ms")
     fastest = min(floors, key=lambda k: floors[k][0])
     floor, floor_med = 2 * floors[fastest][0], 2 * floors[fastest][1]
     rl_it = (min(r[0] for r in rows["rl"]), float(np.median([r[1] for r in rows["rl"]])))
     acc_it = (min(r[0] for r in rows["acc"]), float(np.median([r[1] for r in rows["acc"]])))
-    print(f"FFT floor of one RL iteration (2 pairs, {fastest}): min {floor * 1e3:.1f} ms, median {floor_med * 1e3:.1f} ms")
-    print(f"RL iteration (unknown boundary): min {rl_it[0] * 1e3:.1f} ms = {rl_it[0] / floor:.2f} × floor; "
-          f"median {rl_it[1] * 1e3:.1f} ms = {rl_it[1] / floor_med:.2f} × median floor")
+    print(
+        f"FFT floor of one RL iteration (2 pairs, {fastest}): min {floor * 1e3:.1f} ms, median {floor_med * 1e3:.1f} ms"
+    )
+    print(
+        f"RL iteration (unknown boundary): min {rl_it[0] * 1e3:.1f} ms = {rl_it[0] / floor:.2f} × floor; "
+        f"median {rl_it[1] * 1e3:.1f} ms = {rl_it[1] / floor_med:.2f} × median floor"
+    )
     print(f"rl-accel iteration: min {acc_it[0] * 1e3:.1f} ms, median {acc_it[1] * 1e3:.1f} ms")
 
     rl_curve = []
-    dec(image, iterations=200, background=BACKGROUND,
-        callback=lambda k, x: rl_curve.append(psnr(x, truth)) if k % 20 == 0 else None)
+    dec(
+        image,
+        iterations=200,
+        background=BACKGROUND,
+        callback=lambda k, x: rl_curve.append(psnr(x, truth)) if k % 20 == 0 else None,
+    )
     target = rl_curve[-1]
     print(f"plain RL@200: PSNR {target:.2f} dB (PSNR in photon units, data range = truth range)")
     curve = []
-    acc(image, iterations=args.accel_iterations, background=BACKGROUND,
-        callback=lambda k, x: curve.append((k, psnr(x, truth))))
+    acc(
+        image,
+        iterations=args.accel_iterations,
+        background=BACKGROUND,
+        callback=lambda k, x: curve.append((k, psnr(x, truth))),
+    )
     hit = next((k for k, p in curve if p >= target), None)
     best_k, best_p = max(curve, key=lambda kp: kp[1])
     t_hit = None
@@ -156,8 +182,10 @@ def speed(args):
         t0 = time.perf_counter()
         acc(image, iterations=hit, background=BACKGROUND)
         t_hit = time.perf_counter() - t0
-        print(f"rl-accel reaches plain-RL@200 PSNR after {hit} iterations: {t_hit:.2f} s wall "
-              f"(whole call), {hit * acc_it[0]:.2f} s at the least-disturbed iteration time")
+        print(
+            f"rl-accel reaches plain-RL@200 PSNR after {hit} iterations: {t_hit:.2f} s wall "
+            f"(whole call), {hit * acc_it[0]:.2f} s at the least-disturbed iteration time"
+        )
     else:
         print("rl-accel does not reach plain-RL@200 PSNR")
     print(f"rl-accel best PSNR {best_p:.2f} dB at iteration {best_k}")
@@ -169,12 +197,26 @@ def speed(args):
     t0 = time.perf_counter()
     richardson_lucy(pos, psf, num_iter=k, clip=False)
     t_sk = (time.perf_counter() - t0) / k
-    print(f"scikit-image richardson_lucy (float32, same volume): {t_sk * 1e3:.0f} ms per iteration "
-          f"= {t_sk / rl_it[1]:.1f}× our median RL iteration")
-    return dict(shape=shape, padded=padded, floors=floors, floor_s=floor, rl_iter_s=rl_it, accel_iter_s=acc_it,
-                ratio_min=rl_it[0] / floor, ratio_median=rl_it[1] / floor_med, rl200_psnr=target,
-                accel_hit_iter=hit, accel_hit_s=t_hit, accel_best_psnr=best_p, accel_best_iter=best_k,
-                skimage_iter_s=t_sk)
+    print(
+        f"scikit-image richardson_lucy (float32, same volume): {t_sk * 1e3:.0f} ms per iteration "
+        f"= {t_sk / rl_it[1]:.1f}× our median RL iteration"
+    )
+    return dict(
+        shape=shape,
+        padded=padded,
+        floors=floors,
+        floor_s=floor,
+        rl_iter_s=rl_it,
+        accel_iter_s=acc_it,
+        ratio_min=rl_it[0] / floor,
+        ratio_median=rl_it[1] / floor_med,
+        rl200_psnr=target,
+        accel_hit_iter=hit,
+        accel_hit_s=t_hit,
+        accel_best_psnr=best_p,
+        accel_best_iter=best_k,
+        skimage_iter_s=t_sk,
+    )
 
 
 # -- memory -------------------------------------------------------------------------------------
@@ -203,21 +245,35 @@ def memory_child(method: str, quick: bool) -> None:
     dec = Deconvolver(psf, image.shape, method=method, device="cpu")
     dec(image, iterations=5, background=BACKGROUND)
     peak = _rss_kib("VmHWM:")
-    print(json.dumps({"method": method, "peak_growth_bytes": (peak - base) * 1024,
-                      "padded_volume_bytes": volume, "volumes": (peak - base) * 1024 / volume,
-                      "output_volumes": image.nbytes / volume}))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "peak_growth_bytes": (peak - base) * 1024,
+                "padded_volume_bytes": volume,
+                "volumes": (peak - base) * 1024 / volume,
+                "output_volumes": image.nbytes / volume,
+            }
+        )
+    )
 
 
 def memory(args):
-    print("## Memory: peak RSS growth of one deconvolution (fresh process), in padded float32 volumes")
+    print(
+        "## Memory: peak RSS growth of one deconvolution (fresh process), in padded float32 volumes"
+    )
     rows = []
     for method in ("rl", "rl-accel"):
-        cmd = [sys.executable, __file__, "--memory-child", method] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, __file__, "--memory-child", method] + (
+            ["--quick"] if args.quick else []
+        )
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row = json.loads(res.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{method}: {row['peak_growth_bytes'] / 2**20:.0f} MiB = {row['volumes']:.2f} padded volumes "
-              f"(of which the returned result {row['output_volumes']:.2f})")
+        print(
+            f"{method}: {row['peak_growth_bytes'] / 2**20:.0f} MiB = {row['volumes']:.2f} padded volumes "
+            f"(of which the returned result {row['output_volumes']:.2f})"
+        )
     return rows
 
 
@@ -229,8 +285,12 @@ def auto(args):
     print("## iterations=auto vs the oracle-best iteration (PSNR, photon units)")
     cases = []
     shape = (32, 96, 96)
-    for seed, names, photons in [(0, ["beads", "tubes"], 1000.0), (1, ["ellipsoids", "filaments"], 300.0),
-                                 (2, ["sponge"], 100.0), (3, ["puncta", "sheets"], 2000.0)]:
+    for seed, names, photons in [
+        (0, ["beads", "tubes"], 1000.0),
+        (1, ["ellipsoids", "filaments"], 300.0),
+        (2, ["sponge"], 100.0),
+        (3, ["puncta", "sheets"], 2000.0),
+    ]:
         from neurodecon.synth import forward_model, phantom
 
         big = phantom(names, shape=tuple(n + 32 for n in shape), voxel_size_um=VOXEL_UM, seed=seed)
@@ -238,28 +298,50 @@ def auto(args):
         img = forward_model(big, psf, photons=photons, background=BACKGROUND, seed=seed + 10)
         crop = tuple(slice(16, 16 + n) for n in shape)
         truth = (big * (photons / float(big.max())))[crop].astype(np.float32)
-        cases.append((f"{'+'.join(names)} {photons:g} ph", truth, np.ascontiguousarray(img[crop]), psf))
+        cases.append(
+            (f"{'+'.join(names)} {photons:g} ph", truth, np.ascontiguousarray(img[crop]), psf)
+        )
     rows = []
     for method in args.auto_methods:
         for name, truth, img, psf in cases:
             dec = Deconvolver(psf, img.shape, method=method, device="cpu")
             curve = []
             cap = 2400 if method == "rl" else 200
-            dec(img, iterations=cap, background=BACKGROUND,
-                callback=lambda k, x, c=curve, t=truth: c.append(psnr(x, t)))
+            dec(
+                img,
+                iterations=cap,
+                background=BACKGROUND,
+                callback=lambda k, x, c=curve, t=truth: c.append(psnr(x, t)),
+            )
             k_oracle = int(np.argmax(curve)) + 1
             for seed in range(args.auto_seeds):
-                k_auto, k_half, _ = auto_iterations(dec, img, BACKGROUND, seed=seed, return_curve=True)
+                k_auto, k_half, _ = auto_iterations(
+                    dec, img, BACKGROUND, seed=seed, return_curve=True
+                )
                 p_auto = curve[min(k_auto, cap) - 1]
-                rows.append(dict(method=method, case=name, seed=seed, oracle_iter=k_oracle, oracle_psnr=max(curve),
-                                 auto_iter=k_auto, half_iter=k_half, auto_psnr=p_auto,
-                                 loss_db=max(curve) - p_auto))
-                print(f"{method:8s} {name:28s} seed {seed} oracle {k_oracle:4d} it {max(curve):6.2f} dB | auto "
-                      f"{k_auto:4d} it (half-data best {k_half:4d}) {p_auto:6.2f} dB | loss {max(curve) - p_auto:.2f} dB",
-                      flush=True)
+                rows.append(
+                    dict(
+                        method=method,
+                        case=name,
+                        seed=seed,
+                        oracle_iter=k_oracle,
+                        oracle_psnr=max(curve),
+                        auto_iter=k_auto,
+                        half_iter=k_half,
+                        auto_psnr=p_auto,
+                        loss_db=max(curve) - p_auto,
+                    )
+                )
+                print(
+                    f"{method:8s} {name:28s} seed {seed} oracle {k_oracle:4d} it {max(curve):6.2f} dB | auto "
+                    f"{k_auto:4d} it (half-data best {k_half:4d}) {p_auto:6.2f} dB | loss {max(curve) - p_auto:.2f} dB",
+                    flush=True,
+                )
     for method in args.auto_methods:
         losses = [r["loss_db"] for r in rows if r["method"] == method]
-        print(f"{method}: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB over {len(losses)} runs")
+        print(
+            f"{method}: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB over {len(losses)} runs"
+        )
     return rows
 
 
@@ -278,46 +360,83 @@ def auto_study(args):
     shape = (24, 64, 64)
     cap = {"rl": 1200, "rl-accel": 150}
     print("## iterations=auto study: oracle vs f·k½ (rows: method, phantom, photons, PSF)")
-    print("| method | phantom | photons | PSF | seed | oracle it | oracle PSNR | k½ | chosen | auto PSNR | loss | "
-          + " | ".join(f"loss f={f:.2g}" for f in factors) + " |")
+    print(
+        "| method | phantom | photons | PSF | seed | oracle it | oracle PSNR | k½ | chosen | auto PSNR | loss | "
+        + " | ".join(f"loss f={f:.2g}" for f in factors)
+        + " |"
+    )
     print("| --- " * (11 + len(factors)) + "|")
     rows = []
     for method in args.auto_methods:
         for seed, names in enumerate((["sponge"], ["ellipsoids", "filaments"], ["beads", "tubes"])):
-            big = phantom(names, shape=tuple(n + 24 for n in shape), voxel_size_um=VOXEL_UM, seed=seed)
+            big = phantom(
+                names, shape=tuple(n + 24 for n in shape), voxel_size_um=VOXEL_UM, seed=seed
+            )
             crop = tuple(slice(12, 12 + n) for n in shape)
             truth = np.ascontiguousarray(big[crop], dtype=np.float32)
             for photons in (20.0, 100.0, 1000.0):
                 psf = gaussian_psf((25, 17, 17), (3.0, 1.5, 1.5))
-                img = np.ascontiguousarray(forward_model(big, psf, photons=photons, background=BACKGROUND,
-                                                         seed=seed + 10)[crop])
-                for label, dpsf in (("true", psf), ("σ×1.2", gaussian_psf((25, 17, 17), (3.6, 1.8, 1.8)))):
+                img = np.ascontiguousarray(
+                    forward_model(big, psf, photons=photons, background=BACKGROUND, seed=seed + 10)[
+                        crop
+                    ]
+                )
+                for label, dpsf in (
+                    ("true", psf),
+                    ("σ×1.2", gaussian_psf((25, 17, 17), (3.6, 1.8, 1.8))),
+                ):
                     dec = Deconvolver(dpsf, img.shape, method=method, device="cpu")
                     curve = []
-                    dec(img, iterations=cap[method], background=BACKGROUND,
-                        callback=lambda k, x, c=curve, t=truth: c.append(_score(x, t)[0]))
+                    dec(
+                        img,
+                        iterations=cap[method],
+                        background=BACKGROUND,
+                        callback=lambda k, x, c=curve, t=truth: c.append(_score(x, t)[0]),
+                    )
                     best = max(curve)
 
                     def at(k, c=curve, n=cap[method]):
                         return c[min(max(int(round(k)), 1), n) - 1]
 
                     for seed in range(args.auto_seeds):
-                        k_auto, k_half, ll = auto_iterations(dec, img, BACKGROUND, seed=seed, return_curve=True)
+                        k_auto, k_half, ll = auto_iterations(
+                            dec, img, BACKGROUND, seed=seed, return_curve=True
+                        )
                         # f·k½ columns: only where k½ is the method's own (rl-accel is cross-validated with RL)
-                        losses = [best - at(f * k_half) for f in factors] if method != "rl-accel" else []
-                        row = dict(method=method, phantom="+".join(names), photons=photons, psf=label, seed=seed,
-                                   oracle_iter=int(np.argmax(curve)) + 1, oracle_psnr=best, half_iter=k_half,
-                                   auto_iter=k_auto, auto_psnr=at(k_auto), loss_db=best - at(k_auto),
-                                   losses=dict(zip(factors, losses, strict=False)), curve=curve, ll=list(ll))
+                        losses = (
+                            [best - at(f * k_half) for f in factors] if method != "rl-accel" else []
+                        )
+                        row = dict(
+                            method=method,
+                            phantom="+".join(names),
+                            photons=photons,
+                            psf=label,
+                            seed=seed,
+                            oracle_iter=int(np.argmax(curve)) + 1,
+                            oracle_psnr=best,
+                            half_iter=k_half,
+                            auto_iter=k_auto,
+                            auto_psnr=at(k_auto),
+                            loss_db=best - at(k_auto),
+                            losses=dict(zip(factors, losses, strict=False)),
+                            curve=curve,
+                            ll=list(ll),
+                        )
                         rows.append(row)
-                        print(f"| {method} | {row['phantom']} | {photons:g} | {label} | {seed} | {row['oracle_iter']} | "
-                              f"{best:.2f} | {k_half} | {k_auto} | {at(k_auto):.2f} | {best - at(k_auto):.2f} | "
-                              + " | ".join(f"{v:.2f}" for v in losses) + " |", flush=True)
+                        print(
+                            f"| {method} | {row['phantom']} | {photons:g} | {label} | {seed} | {row['oracle_iter']} | "
+                            f"{best:.2f} | {k_half} | {k_auto} | {at(k_auto):.2f} | {best - at(k_auto):.2f} | "
+                            + " | ".join(f"{v:.2f}" for v in losses)
+                            + " |",
+                            flush=True,
+                        )
     for method in args.auto_methods:
         for label in ("true", "σ×1.2"):
             losses = [r["loss_db"] for r in rows if r["method"] == method and r["psf"] == label]
-            print(f"{method} {label} PSF: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB, "
-                  f"{sum(v > 0.5 for v in losses)} of {len(losses)} runs over 0.5 dB")
+            print(
+                f"{method} {label} PSF: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB, "
+                f"{sum(v > 0.5 for v in losses)} of {len(losses)} runs over 0.5 dB"
+            )
     return rows
 
 
@@ -334,18 +453,32 @@ def auto_bars(args):
     for method, cap in (("rl", 1500), ("rl-accel", 150)):
         curve = []
         dec = Deconvolver(psf, img.shape, method=method, device="cpu")
-        dec(img, iterations=cap, background=bg,
-            callback=lambda k, x, c=curve: c.append(_score(x, truth)[0]) if k % 5 == 0 else None)
+        dec(
+            img,
+            iterations=cap,
+            background=bg,
+            callback=lambda k, x, c=curve: c.append(_score(x, truth)[0]) if k % 5 == 0 else None,
+        )
         best = int(np.argmax(curve))
         k_auto = auto_iterations(dec, img, bg)
-        out[method] = dict(curve=curve, best_iter=5 * (best + 1), best_psnr=curve[best], auto_iter=k_auto)
-        at = {k: round(curve[k // 5 - 1], 2) for k in (25, 50, 100, 150, 300, 600, 1000, 1500) if k <= cap}
-        print(f"{method}: best {curve[best]:.2f} dB at {5 * (best + 1)} it (every 5th); auto {k_auto} it; PSNR at {at}")
+        out[method] = dict(
+            curve=curve, best_iter=5 * (best + 1), best_psnr=curve[best], auto_iter=k_auto
+        )
+        at = {
+            k: round(curve[k // 5 - 1], 2)
+            for k in (25, 50, 100, 150, 300, 600, 1000, 1500)
+            if k <= cap
+        }
+        print(
+            f"{method}: best {curve[best]:.2f} dB at {5 * (best + 1)} it (every 5th); auto {k_auto} it; PSNR at {at}"
+        )
     dec = Deconvolver(psf, img.shape, method="rl", device="cpu")
     for seed in range(args.auto_seeds):
         k, k_half, ll = auto_iterations(dec, img, bg, seed=seed, return_curve=True)
-        print(f"seed {seed}: RL auto {k} it, half-data maximum {k_half} of {len(ll)}, second-half gain "
-              f"{tail_gain(ll):.2e} of the total, k99 {gain_fraction_iteration(ll, 0.01)}")
+        print(
+            f"seed {seed}: RL auto {k} it, half-data maximum {k_half} of {len(ll)}, second-half gain "
+            f"{tail_gain(ll):.2e} of the total, k99 {gain_fraction_iteration(ll, 0.01)}"
+        )
     return out
 
 
@@ -356,8 +489,15 @@ def quality_sets(quick: bool):
     sets = []
     d = DATA / "flowdec" / "bars-25pct"
     if d.is_dir():
-        sets.append(("flowdec bars-25pct", tifffile.imread(d / "data.tif"), tifffile.imread(d / "kernel.tif"),
-                     tifffile.imread(d / "actual.tif"), 0.0))
+        sets.append(
+            (
+                "flowdec bars-25pct",
+                tifffile.imread(d / "data.tif"),
+                tifffile.imread(d / "kernel.tif"),
+                tifffile.imread(d / "actual.tif"),
+                0.0,
+            )
+        )
     d = DATA / "sdeconv"
     if d.is_dir():
         crop = (slice(None), slice(64, 192), slice(64, 192))  # the central 128×128 (time budget)
@@ -374,7 +514,7 @@ def quality_sets(quick: bool):
         for z in (5, 72):  # the 8 cubes of the cropped 84³ corner (of 27 in 160³)
             for y in (5, 72):
                 for x in (5, 72):
-                    gt[z:z + 2, y:y + 2, x:x + 2] = 1.0
+                    gt[z : z + 2, y : y + 2, x : x + 2] = 1.0
         sets.append(("redlionfish cubes (84³ corner)", img, psf, gt, "auto"))
     truth, img, psf = anchor_case((32, 128, 128), seed=3)
     sets.append(("phantom beads+tubes 32×128×128", img, psf, truth, BACKGROUND))
@@ -386,11 +526,23 @@ GRID = {
     "wiener": [None, 3.0, 10.0],
     "tikhonov": [None, 1e-2, 1e-1],
     "rif": [None, 1e-3, 1e-2],
-    "landweber": [None], "landweber+": [None], "rl": [None], "rl-accel": [None],
-    "tm": [None, 1e-3], "ictm": [None, 1e-3], "rltv": [None, 1e-2],
+    "landweber": [None],
+    "landweber+": [None],
+    "rl": [None],
+    "rl-accel": [None],
+    "tm": [None, 1e-3],
+    "ictm": [None, 1e-3],
+    "rltv": [None, 1e-2],
 }
-MAX_IT = {"landweber": 150, "landweber+": 150, "tm": 150, "ictm": 150, "rl": 200, "rltv": 150,
-          "rl-accel": 60}
+MAX_IT = {
+    "landweber": 150,
+    "landweber+": 150,
+    "tm": 150,
+    "ictm": 150,
+    "rl": 200,
+    "rltv": 150,
+    "rl-accel": 60,
+}
 
 
 def _score(pred, truth):
@@ -418,8 +570,10 @@ def quality(args):
 
     _stopping.MAX_AUTO_ITERATIONS = args.auto_budget
     print("## Quality: PSNR/SSIM (affine-normalised to the truth, as metrics.evaluate) per method")
-    print("best = best regularisation (small grid) and iteration count against the truth (oracle); "
-          f"auto = default regularisation with iterations='auto' (cross-validation budget {args.auto_budget})")
+    print(
+        "best = best regularisation (small grid) and iteration count against the truth (oracle); "
+        f"auto = default regularisation with iterations='auto' (cross-validation budget {args.auto_budget})"
+    )
     rows = []
     for name, img, psf, truth, bg in quality_sets(args.quick):
         if args.sets and not any(key in name for key in args.sets):
@@ -427,7 +581,10 @@ def quality(args):
         img = img.astype(np.float32)
         b = estimate_background(img) if bg == "auto" else bg
         p_raw, _, _ = _score(img - b, truth)
-        print(f"\n### {name} {img.shape}: raw data PSNR {p_raw:.2f} dB, background {b:.4g}", flush=True)
+        print(
+            f"\n### {name} {img.shape}: raw data PSNR {p_raw:.2f} dB, background {b:.4g}",
+            flush=True,
+        )
         for method in METHODS:
             t0 = time.perf_counter()
             results = []  # (psnr, reg, k, x)
@@ -439,7 +596,9 @@ def quality(args):
                     if reg is None:
                         k_auto = _stopping.auto_iterations(dec, img, b)
                         keep = (k_auto,)
-                    curve = _path(dec, img, b, truth, max(MAX_IT[method], max(keep, default=0)), keep)
+                    curve = _path(
+                        dec, img, b, truth, max(MAX_IT[method], max(keep, default=0)), keep
+                    )
                     if reg is None:
                         auto = next(c for c in curve if c[1] == k_auto)
                     results += [(p, reg, k, x) for p, k, x in curve if k <= MAX_IT[method]]
@@ -455,40 +614,75 @@ def quality(args):
             elapsed = time.perf_counter() - t0
             s_best = ssim(*normalize_pair(best[3], truth, "affine"))
             s_auto = ssim(*normalize_pair(auto[2], truth, "affine"))
-            row = dict(set=name, method=method, best_psnr=best[0], best_ssim=s_best, best_reg=best[1],
-                       best_iter=best[2], auto_psnr=auto[0], auto_ssim=s_auto,
-                       auto_iter=auto[1] if method in MAX_IT else None)
+            row = dict(
+                set=name,
+                method=method,
+                best_psnr=best[0],
+                best_ssim=s_best,
+                best_reg=best[1],
+                best_iter=best[2],
+                auto_psnr=auto[0],
+                auto_ssim=s_auto,
+                auto_iter=auto[1] if method in MAX_IT else None,
+            )
             rows.append(row)
             reg = "default" if best[1] is None else f"{best[1]:g}"
             it = f", {best[2]} it" if method in MAX_IT else ""
             auto_it = f" ({row['auto_iter']} it)" if method in MAX_IT else " (default λ)"
-            print(f"{method:11s} best {best[0]:6.2f} dB SSIM {s_best:.3f} [λ {reg}{it}] | "
-                  f"auto {auto[0]:6.2f} dB SSIM {s_auto:.3f}{auto_it} | {elapsed:.0f} s", flush=True)
+            print(
+                f"{method:11s} best {best[0]:6.2f} dB SSIM {s_best:.3f} [λ {reg}{it}] | "
+                f"auto {auto[0]:6.2f} dB SSIM {s_auto:.3f}{auto_it} | {elapsed:.0f} s",
+                flush=True,
+            )
             del results
     return rows
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--auto", action="store_true")
     ap.add_argument("--quality", action="store_true")
-    ap.add_argument("--auto-study", action="store_true",
-                    help="auto vs oracle across phantoms, photon levels, true/mismatched PSF")
-    ap.add_argument("--auto-bars", action="store_true",
-                    help="auto on the flowdec bars set: long RL / rl-accel curves, held-out statistics")
+    ap.add_argument(
+        "--auto-study",
+        action="store_true",
+        help="auto vs oracle across phantoms, photon levels, true/mismatched PSF",
+    )
+    ap.add_argument(
+        "--auto-bars",
+        action="store_true",
+        help="auto on the flowdec bars set: long RL / rl-accel curves, held-out statistics",
+    )
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smaller anchor volume (smoke run)")
     ap.add_argument("--accel-iterations", type=int, default=120)
-    ap.add_argument("--auto-methods", nargs="*", default=["rl", "rl-accel"],
-                    help="methods for --auto (default rl rl-accel)")
-    ap.add_argument("--auto-seeds", type=int, default=3,
-                    help="--auto/--auto-study: binomial-thinning seeds per case (default 3)")
-    ap.add_argument("--auto-budget", type=int, default=1000,
-                    help="--quality: cross-validation budget of iterations=auto (the library's: 1000)")
-    ap.add_argument("--sets", nargs="*", default=None,
-                    help="quality: only the sets whose name contains one of these words")
+    ap.add_argument(
+        "--auto-methods",
+        nargs="*",
+        default=["rl", "rl-accel"],
+        help="methods for --auto (default rl rl-accel)",
+    )
+    ap.add_argument(
+        "--auto-seeds",
+        type=int,
+        default=3,
+        help="--auto/--auto-study: binomial-thinning seeds per case (default 3)",
+    )
+    ap.add_argument(
+        "--auto-budget",
+        type=int,
+        default=1000,
+        help="--quality: cross-validation budget of iterations=auto (the library's: 1000)",
+    )
+    ap.add_argument(
+        "--sets",
+        nargs="*",
+        default=None,
+        help="quality: only the sets whose name contains one of these words",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--out", type=Path, default=None, help="write results as JSON here")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
@@ -500,8 +694,14 @@ def main(argv=None):
         memory_child(args.memory_child, args.quick)
         return
     results = {}
-    for part, fn in (("speed", speed), ("memory", memory), ("auto", auto), ("auto_study", auto_study), ("auto_bars", auto_bars),
-                     ("quality", quality)):
+    for part, fn in (
+        ("speed", speed),
+        ("memory", memory),
+        ("auto", auto),
+        ("auto_study", auto_study),
+        ("auto_bars", auto_bars),
+        ("quality", quality),
+    ):
         if args.all or getattr(args, part):
             results[part] = fn(args)
             print(flush=True)

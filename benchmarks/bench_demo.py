@@ -25,8 +25,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="the test-suite demo (small volumes)")
     ap.add_argument("--threads", type=int, default=2, help="torch / BLAS threads (default 2)")
     ap.add_argument("--out", default=None, help="report folder (default: a temporary folder)")
-    ap.add_argument("--iterations-study", action="store_true",
-                    help="compare auto / 20 / 50 iterations on the demo data instead")
+    ap.add_argument(
+        "--iterations-study",
+        action="store_true",
+        help="compare auto / 20 / 50 iterations on the demo data instead",
+    )
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
@@ -60,12 +63,17 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"| **total** | **{t1 - t0:.1f}** | **{c1 - c0:.1f}** |\n")
     print(f"peak resident memory: {peak:.0f} MiB")
-    print("ranking: " + " > ".join(summary["ranking"]["order"])
-          + f" ({summary['ranking']['criterion']})")
+    print(
+        "ranking: "
+        + " > ".join(summary["ranking"]["order"])
+        + f" ({summary['ranking']['criterion']})"
+    )
     for name, m in summary["methods"].items():
         if m["metrics"].get("psnr") is not None:
-            print(f"  {name}: PSNR {m['metrics']['psnr']:.2f} dB, SSIM {m['metrics']['ssim']:.3f}"
-                  + (f", {m['time_s']:.1f} s" if m["time_s"] else ""))
+            print(
+                f"  {name}: PSNR {m['metrics']['psnr']:.2f} dB, SSIM {m['metrics']['ssim']:.3f}"
+                + (f", {m['time_s']:.1f} s" if m["time_s"] else "")
+            )
 
 
 def iterations_study() -> None:
@@ -87,10 +95,13 @@ def iterations_study() -> None:
     logging.getLogger("neurodecon").addHandler(_Catch())
     logging.getLogger("neurodecon").setLevel(logging.INFO)
     d = demo_data(quick=False)
-    psf = extract_psf(d["beads"], voxel_size_um=d["voxel_size_um"],
-                      bead_diameter_um=d["bead_diameter_um"]).psf
+    psf = extract_psf(
+        d["beads"], voxel_size_um=d["voxel_size_um"], bead_diameter_um=d["bead_diameter_um"]
+    ).psf
     raw = evaluate(d["sample"], d["truth"], voxel_size_um=d["voxel_size_um"])
-    print(f"demo data {d['sample'].shape}; raw: PSNR {raw['psnr']:.2f} dB, SSIM {raw['ssim']:.3f}\n")
+    print(
+        f"demo data {d['sample'].shape}; raw: PSNR {raw['psnr']:.2f} dB, SSIM {raw['ssim']:.3f}\n"
+    )
     print("| method | iterations | used | PSNR (dB) | SSIM | CPU (s) | wall (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for method in ("rl", "rl-accel", "rltv"):
@@ -101,8 +112,11 @@ def iterations_study() -> None:
             cpu, wall = time.process_time() - c0, time.perf_counter() - t0
             e = evaluate(out, d["truth"], voxel_size_um=d["voxel_size_um"])
             used = chosen.get("k", it)
-            print(f"| {method} | {it} | {used} | {e['psnr']:.2f} | {e['ssim']:.3f} | {cpu:.1f} "
-                  f"| {wall:.1f} |", flush=True)
+            print(
+                f"| {method} | {it} | {used} | {e['psnr']:.2f} | {e['ssim']:.3f} | {cpu:.1f} "
+                f"| {wall:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,9 @@ def _wall(fn, repeat=3):
 
 def _rel(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)), \
-        float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)), float(
+        np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
+    )
 
 
 def parity():
@@ -77,15 +78,21 @@ def parity():
         gpu = deconvolve(image, psf, m, device="cuda", **kw)
         rows[m] = _rel(gpu, cpu)
         neg = m in POISSON_METHODS and float(gpu.min()) < 0
-        print(f"parity {m:11s}: rel L2 {rows[m][0]:.2e}, max|Δ|/max {rows[m][1]:.2e}"
-              + (" NEGATIVE" if neg else ""), flush=True)
+        print(
+            f"parity {m:11s}: rel L2 {rows[m][0]:.2e}, max|Δ|/max {rows[m][1]:.2e}"
+            + (" NEGATIVE" if neg else ""),
+            flush=True,
+        )
     vol = image[:, :128, :128]
     ref = predict("default", vol, device="cpu", precision="fp32")
     for prec in ("fp32", "fp16"):
         out = predict("default", vol, device="cuda", precision=prec)
         rows[f"model {prec}"] = _rel(out, ref)
-        print(f"parity shipped model CUDA {prec} vs CPU fp32: rel L2 {rows[f'model {prec}'][0]:.2e}, "
-              f"max|Δ|/max {rows[f'model {prec}'][1]:.2e}", flush=True)
+        print(
+            f"parity shipped model CUDA {prec} vs CPU fp32: rel L2 {rows[f'model {prec}'][0]:.2e}, "
+            f"max|Δ|/max {rows[f'model {prec}'][1]:.2e}",
+            flush=True,
+        )
     return rows
 
 
@@ -117,28 +124,42 @@ def classical():
         ts.append(start.elapsed_time(end) / 1e3)
     res["fft_pair_s"] = float(np.median(ts))
     res["padded"] = padded
-    print(f"FFT pair on {padded}: median {res['fft_pair_s'] * 1e3:.2f} ms "
-          f"→ RL floor (2 pairs) {2e3 * res['fft_pair_s']:.2f} ms", flush=True)
+    print(
+        f"FFT pair on {padded}: median {res['fft_pair_s'] * 1e3:.2f} ms "
+        f"→ RL floor (2 pairs) {2e3 * res['fft_pair_s']:.2f} ms",
+        flush=True,
+    )
     for name, d in (("rl", dec), ("rl-accel", acc)):
         short = _wall(lambda d=d: d(image, iterations=10, background=BACKGROUND))
         long_ = _wall(lambda d=d: d(image, iterations=110, background=BACKGROUND))
         per = (long_ - short) / 100
         res[f"{name}_iter_s"] = per
         res[f"{name}_call10_s"] = short
-        print(f"{name}: {per * 1e3:.2f} ms / iteration = {per / (2 * res['fft_pair_s']):.2f} × FFT floor; "
-              f"a 10-iteration call {short:.3f} s (copies and setup included)", flush=True)
+        print(
+            f"{name}: {per * 1e3:.2f} ms / iteration = {per / (2 * res['fft_pair_s']):.2f} × FFT floor; "
+            f"a 10-iteration call {short:.3f} s (copies and setup included)",
+            flush=True,
+        )
     target = psnr(dec(image, iterations=200, background=BACKGROUND), truth)
     curve = []
-    acc(image, iterations=120, background=BACKGROUND, callback=lambda k, e: curve.append((k, psnr(e, truth))))
+    acc(
+        image,
+        iterations=120,
+        background=BACKGROUND,
+        callback=lambda k, e: curve.append((k, psnr(e, truth))),
+    )
     hit = next((k for k, p in curve if p >= target), None)
     res["rl200_psnr"] = target
     res["accel_best"] = max(curve, key=lambda kp: kp[1])
     if hit is not None:
         res["accel_hit_iter"] = hit
         res["accel_hit_s"] = _wall(lambda: acc(image, iterations=hit, background=BACKGROUND))
-        print(f"rl-accel reaches plain-RL@200 ({target:.2f} dB) after {hit} iterations in "
-              f"{res['accel_hit_s']:.3f} s (whole call); best {res['accel_best'][1]:.2f} dB at "
-              f"{res['accel_best'][0]}", flush=True)
+        print(
+            f"rl-accel reaches plain-RL@200 ({target:.2f} dB) after {hit} iterations in "
+            f"{res['accel_hit_s']:.3f} s (whole call); best {res['accel_best'][1]:.2f} dB at "
+            f"{res['accel_best'][0]}",
+            flush=True,
+        )
     # a large volume: memory and time
     big = np.random.default_rng(0).poisson(20.0, size=(128, 512, 512)).astype(np.float32)
     dec = acc = None  # free their GPU buffers
@@ -153,8 +174,11 @@ def classical():
     vol_bytes = 4 * int(np.prod(bdec.op.shape))
     res["big_padded"] = bdec.op.shape
     res["big_peak_volumes"] = (torch.cuda.max_memory_allocated() - base) / vol_bytes
-    print(f"RL 50 iterations on 128×512×512 (padded {bdec.op.shape}): {res['big_rl50_s']:.2f} s, "
-          f"peak GPU memory {res['big_peak_volumes']:.1f} padded float32 volumes", flush=True)
+    print(
+        f"RL 50 iterations on 128×512×512 (padded {bdec.op.shape}): {res['big_rl50_s']:.2f} s, "
+        f"peak GPU memory {res['big_peak_volumes']:.1f} padded float32 volumes",
+        flush=True,
+    )
     return res
 
 
@@ -172,12 +196,21 @@ def inference():
         for prec in ("fp16", "fp32"):
             t = _wall(lambda v=vol, p=prec: predict(model, v, device="cuda", precision=p), repeat=2)
             res[f"{shape} {prec}"] = t
-            print(f"predict {shape} {prec}: {t:.2f} s = {n / t:.3g} voxels/s (RL_100 channel included)",
-                  flush=True)
-        t = _wall(lambda v=vol: physics_channel(v, model.physics_psf, method=model.physics["method"],
-                                                 iterations=model.physics["iterations"],
-                                                 background=model.physics.get("background", 0.0),
-                                                 device="cuda"), repeat=2)
+            print(
+                f"predict {shape} {prec}: {t:.2f} s = {n / t:.3g} voxels/s (RL_100 channel included)",
+                flush=True,
+            )
+        t = _wall(
+            lambda v=vol: physics_channel(
+                v,
+                model.physics_psf,
+                method=model.physics["method"],
+                iterations=model.physics["iterations"],
+                background=model.physics.get("background", 0.0),
+                device="cuda",
+            ),
+            repeat=2,
+        )
         res[f"{shape} rl_k"] = t
         print(f"  of which RL_{model.physics['iterations']} channel: {t:.2f} s", flush=True)
     return res
@@ -188,31 +221,52 @@ def training():
 
     psf = gaussian_psf((17, 17, 17), (2.0, 1.0, 1.0))
     res = {}
-    for name, patch, batch, pool in (("batch 2 × 32×64×64", (32, 64, 64), 2, (48, 128, 128)),
-                                     ("batch 4 × 64×128×128", (64, 128, 128), 4, (64, 160, 160))):
+    for name, patch, batch, pool in (
+        ("batch 2 × 32×64×64", (32, 64, 64), 2, (48, 128, 128)),
+        ("batch 4 × 64×128×128", (64, 128, 128), 4, (64, 160, 160)),
+    ):
         with tempfile.TemporaryDirectory() as d:
             steps = 200
-            train(dict(phantoms=("ellipsoids", "tubes"), n_phantoms=4, pool_shape=pool, patch=patch,
-                       batch=batch, steps=steps, val_every=100, checkpoint_every=1000, device="cuda"),
-                  psf=psf, output_dir=Path(d) / "m")
+            train(
+                dict(
+                    phantoms=("ellipsoids", "tubes"),
+                    n_phantoms=4,
+                    pool_shape=pool,
+                    patch=patch,
+                    batch=batch,
+                    steps=steps,
+                    val_every=100,
+                    checkpoint_every=1000,
+                    device="cuda",
+                ),
+                psf=psf,
+                output_dir=Path(d) / "m",
+            )
             cfg = load_model(Path(d) / "m").config
             per = cfg["training_time_s"] / cfg["steps_done"]
             res[name] = per
-            print(f"training step on CUDA, 16 base channels, {name}: {per * 1e3:.1f} ms "
-                  f"({cfg['steps_done']} steps, {cfg['training_time_s']:.1f} s incl. validation)",
-                  flush=True)
+            print(
+                f"training step on CUDA, 16 base channels, {name}: {per * 1e3:.1f} ms "
+                f"({cfg['steps_done']} steps, {cfg['training_time_s']:.1f} s incl. validation)",
+                flush=True,
+            )
     return res
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", nargs="*", default=["parity", "classical", "inference", "training"])
+    ap.add_argument(
+        "--sections", nargs="*", default=["parity", "classical", "inference", "training"]
+    )
     ap.add_argument("--out", type=Path, default=None, help="write results as JSON here")
     args = ap.parse_args(argv)
     import torch
 
     if not torch.cuda.is_available():
-        print("bench_gpu: no CUDA device here; run it on a machine with an NVIDIA GPU", file=sys.stderr)
+        print(
+            "bench_gpu: no CUDA device here; run it on a machine with an NVIDIA GPU",
+            file=sys.stderr,
+        )
         return 1
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}

@@ -40,7 +40,9 @@ def half_max_width(p: np.ndarray, spacing: float) -> float:
     left = c
     while p[left - 1] > 0.5:
         left -= 1
-    return ((r + (p[r] - 0.5) / (p[r] - p[r + 1])) - (left - (p[left] - 0.5) / (p[left] - p[left - 1]))) * spacing
+    return (
+        (r + (p[r] - 0.5) / (p[r] - p[r + 1])) - (left - (p[left] - 0.5) / (p[left] - p[left - 1]))
+    ) * spacing
 
 
 def ncc(a, b) -> float:
@@ -61,84 +63,141 @@ def best_time(fn, repeat: int):
 def table_models(repeat: int) -> list[str]:
     shape, vox = (64, 128, 128), (0.1, 0.05, 0.05)
     ax, lat, _ = textbook_fwhm_um(1.4, 0.52, 1.515)
-    rows = ["| model | options | time (s) | FWHM z / y / x (µm, Gaussian fit) | sum | peak at n//2 |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    cases = [("gaussian", {}), ("widefield", {}), ("gibson-lanni", {}),
-             ("gibson-lanni", {"sample_index": 1.33, "depth_um": 10.0}),
-             ("confocal", {"excitation_wavelength_um": 0.488, "pinhole_au": 1.0}),
-             ("two-photon", {"excitation_wavelength_um": 0.92})]
+    rows = [
+        "| model | options | time (s) | FWHM z / y / x (µm, Gaussian fit) | sum | peak at n//2 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    cases = [
+        ("gaussian", {}),
+        ("widefield", {}),
+        ("gibson-lanni", {}),
+        ("gibson-lanni", {"sample_index": 1.33, "depth_um": 10.0}),
+        ("confocal", {"excitation_wavelength_um": 0.488, "pinhole_au": 1.0}),
+        ("two-photon", {"excitation_wavelength_um": 0.92}),
+    ]
     for model, opts in cases:
-        t, psf = best_time(lambda m=model, o=opts: make_psf(m, shape=shape, voxel_size_um=vox, **o), repeat)
+        t, psf = best_time(
+            lambda m=model, o=opts: make_psf(m, shape=shape, voxel_size_um=vox, **o), repeat
+        )
         f = bead_fwhm(psf, vox, center=(32, 64, 64))
         peak = np.unravel_index(int(np.argmax(psf)), psf.shape) == (32, 64, 64)
         label = ", ".join(f"{k}={v}" for k, v in opts.items()) or "–"
-        rows.append(f"| {model} | {label} | {t:.3f} | {f[0]:.3f} / {f[1]:.3f} / {f[2]:.3f} | "
-                    f"{float(psf.sum(dtype=np.float64)):.6f} | {'yes' if peak else 'NO'} |")
+        rows.append(
+            f"| {model} | {label} | {t:.3f} | {f[0]:.3f} / {f[1]:.3f} / {f[2]:.3f} | "
+            f"{float(psf.sum(dtype=np.float64)):.6f} | {'yes' if peak else 'NO'} |"
+        )
     rows.append("")
-    rows.append(f"Textbook widefield FWHM for these optics: axial {ax:.3f} µm, lateral {lat:.3f} µm.")
+    rows.append(
+        f"Textbook widefield FWHM for these optics: axial {ax:.3f} µm, lateral {lat:.3f} µm."
+    )
     return rows
 
 
 def table_textbook() -> list[str]:
-    rows = ["| NA | λ (µm) | n | lateral FWHM / textbook | axial FWHM / textbook |",
-            "| --- | --- | --- | --- | --- |"]
-    for na, wl, n in [(1.4, 0.52, 1.515), (1.2, 0.6, 1.33), (1.0, 0.5, 1.33), (0.8, 0.45, 1.0),
-                      (0.5, 0.65, 1.0)]:
+    rows = [
+        "| NA | λ (µm) | n | lateral FWHM / textbook | axial FWHM / textbook |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for na, wl, n in [
+        (1.4, 0.52, 1.515),
+        (1.2, 0.6, 1.33),
+        (1.0, 0.5, 1.33),
+        (0.8, 0.45, 1.0),
+        (0.5, 0.65, 1.0),
+    ]:
         ax, lat, _ = textbook_fwhm_um(na, wl, n)
         vox = (ax / 8, lat / 8, lat / 8)
-        psf = make_psf("widefield", shape=(65, 65, 65), voxel_size_um=vox, na=na, wavelength_um=wl,
-                       immersion_index=n)
-        rows.append(f"| {na} | {wl} | {n} | {half_max_width(psf[32, 32, :], vox[2]) / lat:.3f} | "
-                    f"{half_max_width(psf[:, 32, 32], vox[0]) / ax:.3f} |")
+        psf = make_psf(
+            "widefield",
+            shape=(65, 65, 65),
+            voxel_size_um=vox,
+            na=na,
+            wavelength_um=wl,
+            immersion_index=n,
+        )
+        rows.append(
+            f"| {na} | {wl} | {n} | {half_max_width(psf[32, 32, :], vox[2]) / lat:.3f} | "
+            f"{half_max_width(psf[:, 32, 32], vox[0]) / ax:.3f} |"
+        )
     return rows
 
 
 def table_agreement(repeat: int) -> list[str]:
-    rows = ["| NA | λ (µm) | n | voxel (µm) | NCC ours vs psfmodels | ours (s) | psfmodels (s) |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
-    for na, wl, n, vox in [(1.4, 0.52, 1.515, (0.1, 0.04, 0.04)), (1.2, 0.6, 1.33, (0.15, 0.05, 0.05)),
-                           (0.9, 0.6, 1.0, (0.25, 0.08, 0.08)), (0.5, 0.45, 1.0, (0.4, 0.1, 0.1))]:
-        kw = {"shape": (64, 128, 128), "voxel_size_um": vox, "na": na, "wavelength_um": wl,
-              "immersion_index": n}
+    rows = [
+        "| NA | λ (µm) | n | voxel (µm) | NCC ours vs psfmodels | ours (s) | psfmodels (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for na, wl, n, vox in [
+        (1.4, 0.52, 1.515, (0.1, 0.04, 0.04)),
+        (1.2, 0.6, 1.33, (0.15, 0.05, 0.05)),
+        (0.9, 0.6, 1.0, (0.25, 0.08, 0.08)),
+        (0.5, 0.45, 1.0, (0.4, 0.1, 0.1)),
+    ]:
+        kw = {
+            "shape": (64, 128, 128),
+            "voxel_size_um": vox,
+            "na": na,
+            "wavelength_um": wl,
+            "immersion_index": n,
+        }
         t1, ours = best_time(lambda kw=kw: make_psf("widefield", **kw), repeat)
-        t2, theirs = best_time(lambda kw=kw, n=n: make_psf("gibson-lanni", sample_index=n, **kw), repeat)
-        rows.append(f"| {na} | {wl} | {n} | {vox} | {ncc(ours, theirs):.5f} | {t1:.3f} | {t2:.3f} |")
+        t2, theirs = best_time(
+            lambda kw=kw, n=n: make_psf("gibson-lanni", sample_index=n, **kw), repeat
+        )
+        rows.append(
+            f"| {na} | {wl} | {n} | {vox} | {ncc(ours, theirs):.5f} | {t1:.3f} | {t2:.3f} |"
+        )
     ref_path = SHARED / "flowdec" / "psfs" / "psfgen1.tif"
     if ref_path.exists():
         import tifffile
 
         ref = tifffile.imread(ref_path)
-        ours = born_wolf_psf((17, 33, 33), (0.125, 0.05, 0.05), na=1.4, wavelength_um=0.61,
-                             immersion_index=1.515, oversample=1)[1::2, 1::2, 1::2]
+        ours = born_wolf_psf(
+            (17, 33, 33),
+            (0.125, 0.05, 0.05),
+            na=1.4,
+            wavelength_um=0.61,
+            immersion_index=1.515,
+            oversample=1,
+        )[1::2, 1::2, 1::2]
         rows.append("")
-        rows.append(f"Against EPFL PSFGenerator (Gibson–Lanni, NA 1.4, 610 nm, 8×16×16, "
-                    f"`flowdec/psfs/psfgen1.tif`): NCC {ncc(ours, ref):.4f}.")
+        rows.append(
+            f"Against EPFL PSFGenerator (Gibson–Lanni, NA 1.4, 610 nm, 8×16×16, "
+            f"`flowdec/psfs/psfgen1.tif`): NCC {ncc(ours, ref):.4f}."
+        )
     return rows
 
 
 def table_phantoms(repeat: int) -> list[str]:
-    rows = ["| phantom | time 64×256×256 (s) | foreground (> 0.1) | crops 32×64×64 with structure |",
-            "| --- | --- | --- | --- |"]
+    rows = [
+        "| phantom | time 64×256×256 (s) | foreground (> 0.1) | crops 32×64×64 with structure |",
+        "| --- | --- | --- | --- |",
+    ]
     rng = np.random.default_rng(0)
     vox = (0.2, 0.1, 0.1)
     for name in [*PHANTOMS, "ellipsoids,tubes,filaments,puncta"]:
-        t, vol = best_time(lambda name=name: phantom(name, shape=(64, 256, 256), voxel_size_um=vox, seed=1),
-                           repeat)
+        t, vol = best_time(
+            lambda name=name: phantom(name, shape=(64, 256, 256), voxel_size_um=vox, seed=1), repeat
+        )
         hits = 0
         for _ in range(100):
             z, y, x = rng.integers(0, 33), rng.integers(0, 193), rng.integers(0, 193)
-            hits += (vol[z:z + 32, y:y + 64, x:x + 64] > 0.1).mean() > 0.002
+            hits += (vol[z : z + 32, y : y + 64, x : x + 64] > 0.1).mean() > 0.002
         rows.append(f"| {name} | {t:.2f} | {(vol > 0.1).mean():.3f} | {hits} % |")
     rows.append("")
-    rows.append("Voxel 0.2 × 0.1 × 0.1 µm; a crop “has structure” when > 0.2 % of its voxels exceed 0.1.")
+    rows.append(
+        "Voxel 0.2 × 0.1 × 0.1 µm; a crop “has structure” when > 0.2 % of its voxels exceed 0.1."
+    )
     return rows
 
 
 def table_forward() -> list[str]:
     import tifffile
 
-    rows = ["| data set | forward model | correlation with the published image | time (s) |",
-            "| --- | --- | --- | --- |"]
+    rows = [
+        "| data set | forward model | correlation with the published image | time (s) |",
+        "| --- | --- | --- | --- |",
+    ]
     d = SHARED / "sdeconv"
     if d.exists():
         gt = tifffile.imread(d / "pollen.tif").astype(np.float32)
@@ -147,8 +206,10 @@ def table_forward() -> list[str]:
         t0 = time.perf_counter()
         sim = forward_model(gt, psf, photons=float(gt.max()), seed=0)
         t = time.perf_counter() - t0
-        rows.append(f"| sdeconv pollen 32×256×256 | zero boundary, Poisson at max = 65535 | "
-                    f"{np.corrcoef(sim.ravel(), obs.ravel())[0, 1]:.4f} | {t:.2f} |")
+        rows.append(
+            f"| sdeconv pollen 32×256×256 | zero boundary, Poisson at max = 65535 | "
+            f"{np.corrcoef(sim.ravel(), obs.ravel())[0, 1]:.4f} | {t:.2f} |"
+        )
     d = SHARED / "flowdec" / "bars-25pct"
     if d.exists():
         actual = tifffile.imread(d / "actual.tif")
@@ -156,11 +217,19 @@ def table_forward() -> list[str]:
         kernel = tifffile.imread(d / "kernel.tif")
         for boundary in ("periodic", "zero"):
             t0 = time.perf_counter()
-            sim = forward_model(actual, kernel, photons=23.73 * float(actual.max()), background=130.8,
-                                seed=0, boundary=boundary)
+            sim = forward_model(
+                actual,
+                kernel,
+                photons=23.73 * float(actual.max()),
+                background=130.8,
+                seed=0,
+                boundary=boundary,
+            )
             t = time.perf_counter() - t0
-            rows.append(f"| flowdec bars 32×64×64 | {boundary} boundary, Poisson, background 130.8 | "
-                        f"{np.corrcoef(sim.ravel(), data.ravel())[0, 1]:.4f} | {t:.2f} |")
+            rows.append(
+                f"| flowdec bars 32×64×64 | {boundary} boundary, Poisson, background 130.8 | "
+                f"{np.corrcoef(sim.ravel(), data.ravel())[0, 1]:.4f} | {t:.2f} |"
+            )
     return rows
 
 
@@ -170,9 +239,18 @@ def main() -> None:
     ap.add_argument("--save", action="store_true", help="also write benchmarks/_out/psf_models.md")
     args = ap.parse_args()
     sections = [
-        ("PSF models, 64×128×128, NA 1.4, λ 0.52 µm, n 1.515, voxel 0.1 × 0.05 × 0.05 µm", table_models(args.repeat)),
-        ("Widefield FWHM (direct half-maximum width) relative to the textbook values", table_textbook()),
-        ("Two implementations: our Born–Wolf integral vs psfmodels scalar Gibson–Lanni, 64×128×128", table_agreement(args.repeat)),
+        (
+            "PSF models, 64×128×128, NA 1.4, λ 0.52 µm, n 1.515, voxel 0.1 × 0.05 × 0.05 µm",
+            table_models(args.repeat),
+        ),
+        (
+            "Widefield FWHM (direct half-maximum width) relative to the textbook values",
+            table_textbook(),
+        ),
+        (
+            "Two implementations: our Born–Wolf integral vs psfmodels scalar Gibson–Lanni, 64×128×128",
+            table_agreement(args.repeat),
+        ),
         ("Phantoms", table_phantoms(args.repeat)),
         ("Forward model vs published simulations", table_forward()),
     ]

@@ -66,18 +66,27 @@ def main() -> None:
     here = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=here.parent / "shared" / "data")
-    ap.add_argument("--nanopyx-python", default=sys.executable,
-                    help="interpreter that has nanopyx installed (default: this one)")
+    ap.add_argument(
+        "--nanopyx-python",
+        default=sys.executable,
+        help="interpreter that has nanopyx installed (default: this one)",
+    )
     args = ap.parse_args()
     imgs = images(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "imgs.npz"
         np.savez(npz, **{f"i{n}": v[0] for n, v in enumerate(imgs.values())})
-        proc = subprocess.run([args.nanopyx_python, "-c", _NANOPYX, str(npz)], capture_output=True,
-                              text=True, check=True)
+        proc = subprocess.run(
+            [args.nanopyx_python, "-c", _NANOPYX, str(npz)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
-    print("| image (256×256, pixels) | known k_c | NeuroDecon k_c | NanoPyx k_c | NeuroDecon res. px |"
-          " NanoPyx res. px | ratio |")
+    print(
+        "| image (256×256, pixels) | known k_c | NeuroDecon k_c | NanoPyx k_c | NeuroDecon res. px |"
+        " NanoPyx res. px | ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     ratios = []
     for n, (name, (img, known)) in enumerate(imgs.items()):
@@ -86,8 +95,10 @@ def main() -> None:
         kc_theirs = 2.0 / res_theirs
         ratio = (2.0 / ours) / res_theirs
         ratios.append(ratio)
-        print(f"| {name} | {known if known else '–'} | {ours:.3f} | {kc_theirs:.3f} | {2 / ours:.2f} |"
-              f" {res_theirs:.2f} | {ratio:.3f} |")
+        print(
+            f"| {name} | {known if known else '–'} | {ours:.3f} | {kc_theirs:.3f} | {2 / ours:.2f} |"
+            f" {res_theirs:.2f} | {ratio:.3f} |"
+        )
     print(f"\nmedian resolution ratio NeuroDecon / NanoPyx: {np.median(ratios):.3f}")
 
 

@@ -55,10 +55,18 @@ def _bead_kernels():
     from neurodecon.psf import extract_psf
     from neurodecon.synth import forward_model, phantom
 
-    bt = phantom("beads", shape=(40, 192, 192), voxel_size_um=VS, seed=11, feature_um=VS[2],
-                 beads_diameter_um=0.1, beads_spacing=2.4 / VS[2])
-    beads = forward_model(bt, _true_psf(), photons=4 * PHOTONS, background=BACKGROUND,
-                          read_noise=READ_NOISE, seed=12)
+    bt = phantom(
+        "beads",
+        shape=(40, 192, 192),
+        voxel_size_um=VS,
+        seed=11,
+        feature_um=VS[2],
+        beads_diameter_um=0.1,
+        beads_spacing=2.4 / VS[2],
+    )
+    beads = forward_model(
+        bt, _true_psf(), photons=4 * PHOTONS, background=BACKGROUND, read_noise=READ_NOISE, seed=12
+    )
     bp = extract_psf(beads, voxel_size_um=VS, bead_diameter_um=0.1)
     return bp.blurred_bead, bp.ideal_bead, bp.psf
 
@@ -70,8 +78,14 @@ def _dev_set(background=BACKGROUND, seed0=300):
     out = []
     for k, fam in enumerate(TEST_FAMILIES):
         truth = phantom(fam, shape=(40, 128, 128), voxel_size_um=VS, seed=seed0 + k)
-        sample = forward_model(truth, psf, photons=PHOTONS, background=background,
-                               read_noise=READ_NOISE, seed=seed0 + 100 + k)
+        sample = forward_model(
+            truth,
+            psf,
+            photons=PHOTONS,
+            background=background,
+            read_noise=READ_NOISE,
+            seed=seed0 + 100 + k,
+        )
         out.append((fam, truth, sample))
     return out
 
@@ -89,34 +103,76 @@ def curve(a) -> None:
     torch.set_num_threads(a.threads)
     o, i, psf = _bead_kernels()
     physics = a.physics_iterations > 0
-    cfg = TrainConfig.from_dict({
-        "voxel_size_um": VS, "phantoms": TRAIN_FAMILIES, "n_phantoms": 9, "pool_shape": (48, 128, 128),
-        "magnification": tuple(a.magnification), "patch": (32, 64, 64), "batch": 2, "steps": a.steps,
-        "lr": a.lr, "warmup_steps": 20, "hessian_alpha": a.alpha, "loss": a.loss,
-        "photons": (100.0, 300.0, 1000.0), "read_noise": READ_NOISE,
-        "backgrounds": tuple(float(v) for v in a.backgrounds.split(",")), "seed": 1, "device": "cpu",
-        "ema_decay": a.ema, "physics": "rl" if physics else "none",
-        "physics_method": a.physics_method, "physics_iterations": max(a.physics_iterations, 1),
-        "net": {"base_channels": 8, "depth": 3, "res_scale_init": 1.0}})
+    cfg = TrainConfig.from_dict(
+        {
+            "voxel_size_um": VS,
+            "phantoms": TRAIN_FAMILIES,
+            "n_phantoms": 9,
+            "pool_shape": (48, 128, 128),
+            "magnification": tuple(a.magnification),
+            "patch": (32, 64, 64),
+            "batch": 2,
+            "steps": a.steps,
+            "lr": a.lr,
+            "warmup_steps": 20,
+            "hessian_alpha": a.alpha,
+            "loss": a.loss,
+            "photons": (100.0, 300.0, 1000.0),
+            "read_noise": READ_NOISE,
+            "backgrounds": tuple(float(v) for v in a.backgrounds.split(",")),
+            "seed": 1,
+            "device": "cpu",
+            "ema_decay": a.ema,
+            "physics": "rl" if physics else "none",
+            "physics_method": a.physics_method,
+            "physics_iterations": max(a.physics_iterations, 1),
+            "net": {"base_channels": 8, "depth": 3, "res_scale_init": 1.0},
+        }
+    )
     t0 = time.perf_counter()
     _, fn = T._physics(cfg, None, psf, {}) if physics else (None, None)
     sources, desc = T._sources(cfg, None)
-    pool = build_pool(sources, o, i, photons=cfg.photons, read_noise=cfg.read_noise, seed=2,
-                      norm_percentiles=cfg.norm_percentiles, backgrounds=cfg.backgrounds,
-                      physics=fn, physics_draws=2)
+    pool = build_pool(
+        sources,
+        o,
+        i,
+        photons=cfg.photons,
+        read_noise=cfg.read_noise,
+        seed=2,
+        norm_percentiles=cfg.norm_percentiles,
+        backgrounds=cfg.backgrounds,
+        physics=fn,
+        physics_draws=2,
+    )
     tr, va = T._split(desc["volumes"], cfg.val_fraction)
-    print(f"pool {time.perf_counter() - t0:.0f} s; validation volumes "
-          f"{[desc['volumes'][j] for j in va]}", flush=True)
+    print(
+        f"pool {time.perf_counter() - t0:.0f} s; validation volumes "
+        f"{[desc['volumes'][j] for j in va]}",
+        flush=True,
+    )
     xv, yv = sample_batch(pool, va, 12, cfg.patch, np.random.default_rng(3))
-    print("validation: input", T._metrics(xv[:, :1], yv),
-          *(("RL_K", T._metrics(xv[:, -1:], yv)) if physics else ()), flush=True)
+    print(
+        "validation: input",
+        T._metrics(xv[:, :1], yv),
+        *(("RL_K", T._metrics(xv[:, -1:], yv)) if physics else ()),
+        flush=True,
+    )
     dev = []
     for fam, truth, s in _dev_set():
         n = robust_range(s, cfg.norm_percentiles)
         ch = [n.apply(s)]
         if physics:
-            ch.append(n.apply(physics_channel(s, psf, method=a.physics_method,
-                                              iterations=a.physics_iterations, background="auto")))
+            ch.append(
+                n.apply(
+                    physics_channel(
+                        s,
+                        psf,
+                        method=a.physics_method,
+                        iterations=a.physics_iterations,
+                        background="auto",
+                    )
+                )
+            )
         dev.append((truth, np.stack(ch)[None]))
         print(f"dev {fam}: input {score(s, truth)}, network input channel {score(ch[-1], truth)}")
 
@@ -151,10 +207,14 @@ def curve(a) -> None:
         if (step + 1) % 25 == 0:
             st.model.eval()
             with torch.no_grad():
-                pv = np.concatenate([st.model(torch.from_numpy(xv[k:k + 1])).numpy() for k in range(len(xv))])
-            print(f"{step + 1} {time.perf_counter() - t0:.0f}s loss {e_net:.5f} / input channel "
-                  f"{e_base:.5f} = {e_net / e_base:.3f}; val {T._metrics(pv, yv)}; {dev_eval(st.model)}",
-                  flush=True)
+                pv = np.concatenate(
+                    [st.model(torch.from_numpy(xv[k : k + 1])).numpy() for k in range(len(xv))]
+                )
+            print(
+                f"{step + 1} {time.perf_counter() - t0:.0f}s loss {e_net:.5f} / input channel "
+                f"{e_base:.5f} = {e_net / e_base:.3f}; val {T._metrics(pv, yv)}; {dev_eval(st.model)}",
+                flush=True,
+            )
 
 
 def background_gap(a) -> None:
@@ -162,11 +222,15 @@ def background_gap(a) -> None:
 
     model = load_model(a.model)
     for bg in (0.0, 5.0):
-        rows = [(score(s, t), score(predict(model, s, voxel_size_um=VS, device="cpu"), t))
-                for _, t, s in _dev_set(background=bg, seed0=100)]
-        print(f"background {bg}: input / network per family "
-              + "; ".join(f"{p[0]:.2f}/{p[1]:.3f} → {q[0]:.2f}/{q[1]:.3f}" for p, q in rows)
-              + f"; network mean {np.mean([q[0] for _, q in rows]):.2f} / {np.mean([q[1] for _, q in rows]):.3f}")
+        rows = [
+            (score(s, t), score(predict(model, s, voxel_size_um=VS, device="cpu"), t))
+            for _, t, s in _dev_set(background=bg, seed0=100)
+        ]
+        print(
+            f"background {bg}: input / network per family "
+            + "; ".join(f"{p[0]:.2f}/{p[1]:.3f} → {q[0]:.2f}/{q[1]:.3f}" for p, q in rows)
+            + f"; network mean {np.mean([q[0] for _, q in rows]):.2f} / {np.mean([q[1] for _, q in rows]):.3f}"
+        )
 
 
 def dev_reference(a) -> None:
@@ -176,7 +240,11 @@ def dev_reference(a) -> None:
         for m in res:
             b, _ = best_iteration(s, psf, truth, m, a.iterations, 5)
             res[m].append((b["psnr"][0], b["ssim"][0]))
-            print(fam, m, f"{b['psnr'][0]:.2f} (it {b['psnr'][1]}) / {b['ssim'][0]:.3f} (it {b['ssim'][1]})")
+            print(
+                fam,
+                m,
+                f"{b['psnr'][0]:.2f} (it {b['psnr'][1]}) / {b['ssim'][0]:.3f} (it {b['ssim'][1]})",
+            )
     for m, r in res.items():
         print(f"{m} mean {np.mean([v[0] for v in r]):.2f} / {np.mean([v[1] for v in r]):.3f}")
 
@@ -202,32 +270,49 @@ def ssim_split(a) -> None:
     for k, (fam, truth, sample) in enumerate(_dev_set(seed0=100)):
         # bead mode trains towards truth ⊛ i*, not the truth: the ceiling of that target
         target = fftconvolve(truth, ideal_bead / ideal_bead.sum(), mode="same")
-        print(f"{fam}: bead-mode target truth ⊛ i* vs truth: PSNR / SSIM "
-              f"{score(target, truth)[0]:.2f} / {score(target, truth)[1]:.3f}")
+        print(
+            f"{fam}: bead-mode target truth ⊛ i* vs truth: PSNR / SSIM "
+            f"{score(target, truth)[0]:.2f} / {score(target, truth)[1]:.3f}"
+        )
         fg = truth > 0.05 * truth.max()
         shell = binary_dilation(fg, iterations=3) & ~fg
         bg = ~(fg | shell)
         images = {"network": predict(model, sample, voxel_size_um=VS, device="cpu")}
         if k_it:
             images[f"RL_{k_it} (auto bg)"] = physics_channel(
-                sample, model.physics_psf, method=model.physics["method"], iterations=k_it,
-                background=model.physics.get("background", "auto"))
+                sample,
+                model.physics_psf,
+                method=model.physics["method"],
+                iterations=k_it,
+                background=model.physics.get("background", "auto"),
+            )
         for m, its in BEST_SSIM_ITERATIONS.items():
-            images[f"{m} @{its[k]}"] = deconvolve(sample, bead_psf, m, iterations=its[k],
-                                                  background=BACKGROUND, device="cpu")
-        print(f"{fam}: fractions foreground {fg.mean():.2f}, shell {shell.mean():.2f}, background {bg.mean():.2f}")
+            images[f"{m} @{its[k]}"] = deconvolve(
+                sample, bead_psf, m, iterations=its[k], background=BACKGROUND, device="cpu"
+            )
+        print(
+            f"{fam}: fractions foreground {fg.mean():.2f}, shell {shell.mean():.2f}, background {bg.mean():.2f}"
+        )
         for name, img in images.items():
             pn, tn = normalize_pair(img, truth, "affine")
             s_all, smap = structural_similarity(tn, pn, data_range=1.0, full=True)
-            print(f"  {name:18s} SSIM {s_all:.3f} | foreground {smap[fg].mean():.3f} shell "
-                  f"{smap[shell].mean():.3f} background {smap[bg].mean():.3f} | background level "
-                  f"{pn[bg].mean():+.4f} ± {pn[bg].std():.4f}", flush=True)
+            print(
+                f"  {name:18s} SSIM {s_all:.3f} | foreground {smap[fg].mean():.3f} shell "
+                f"{smap[shell].mean():.3f} background {smap[bg].mean():.3f} | background level "
+                f"{pn[bg].mean():+.4f} ± {pn[bg].std():.4f}",
+                flush=True,
+            )
         if k_it:
             b_auto = estimate_background(sample)
             for b in (b_auto, BACKGROUND):
-                x = deconvolve(sample, model.physics_psf, "rl", iterations=k_it, background=b, device="cpu")
-                print(f"  RL_{k_it} with background {b:.3f}{' (auto)' if b == b_auto else ' (true)'}: "
-                      f"PSNR / SSIM {score(x, truth)[0]:.2f} / {score(x, truth)[1]:.3f}", flush=True)
+                x = deconvolve(
+                    sample, model.physics_psf, "rl", iterations=k_it, background=b, device="cpu"
+                )
+                print(
+                    f"  RL_{k_it} with background {b:.3f}{' (auto)' if b == b_auto else ' (true)'}: "
+                    f"PSNR / SSIM {score(x, truth)[0]:.2f} / {score(x, truth)[1]:.3f}",
+                    flush=True,
+                )
 
 
 def main() -> None:
@@ -251,8 +336,12 @@ def main() -> None:
     s = sub.add_parser("ssim-split")
     s.add_argument("model", type=Path)
     a = ap.parse_args()
-    {"curve": curve, "background-gap": background_gap, "dev-reference": dev_reference,
-     "ssim-split": ssim_split}[a.cmd](a)
+    {
+        "curve": curve,
+        "background-gap": background_gap,
+        "dev-reference": dev_reference,
+        "ssim-split": ssim_split,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -70,13 +70,23 @@ def fsc_edges_table(seed: int) -> list[dict]:
     rows = []
     for kc in (0.3, 0.5):
         big = band_limited((48, 160, 160), kc, rng)
-        for volume, s in (("periodic 48×160×160", big), ("crop 32×120×120", big[8:40, 20:140, 20:140])):
+        for volume, s in (
+            ("periodic 48×160×160", big),
+            ("crop 32×120×120", big[8:40, 20:140, 20:140]),
+        ):
             a = s + rng.standard_normal(s.shape).astype(np.float32)
             b = s + rng.standard_normal(s.shape).astype(np.float32)
             for edges in ("periodic", "tukey", "none"):
                 z, _, x = frc_resolution(fsc(a, b, voxel, edges=edges), threshold="1/7")
-                rows.append({"kc": kc, "volume": volume, "edges": edges,
-                             "x err %": 100 * (x / (0.2 / kc) - 1), "z err %": 100 * (z / (0.6 / kc) - 1)})
+                rows.append(
+                    {
+                        "kc": kc,
+                        "volume": volume,
+                        "edges": edges,
+                        "x err %": 100 * (x / (0.2 / kc) - 1),
+                        "z err %": 100 * (z / (0.6 / kc) - 1),
+                    }
+                )
     return rows
 
 
@@ -87,8 +97,15 @@ def decorr_table(seed: int) -> list[dict]:
         s = band_limited((256, 256), kc, rng)
         for noise in (0.3, 1.0, 3.0):
             res = decorrelation(s + noise * rng.standard_normal(s.shape).astype(np.float32))
-            rows.append({"kc": kc, "signal/noise std": 1 / noise, "kc found": res.kc,
-                         "err %": 100 * (res.kc / kc - 1), "A0": res.snr})
+            rows.append(
+                {
+                    "kc": kc,
+                    "signal/noise std": 1 / noise,
+                    "kc found": res.kc,
+                    "err %": 100 * (res.kc / kc - 1),
+                    "A0": res.snr,
+                }
+            )
     return rows
 
 
@@ -100,8 +117,9 @@ def pollen_table(data: Path) -> list[dict]:
     rng = np.random.default_rng(0)
     cases = {"pollen.tif (sharp)": gt, "pollen_poisson_noise_blurred.tif": obs}
     for sigma in (1.0, 2.0, 3.0):
-        cases[f"sharp ⊛ Gaussian σ={sigma:g} px + noise"] = (
-            ndi.gaussian_filter(gt, sigma) + rng.normal(0, 200, gt.shape).astype(np.float32))
+        cases[f"sharp ⊛ Gaussian σ={sigma:g} px + noise"] = ndi.gaussian_filter(
+            gt, sigma
+        ) + rng.normal(0, 200, gt.shape).astype(np.float32)
     rows = []
     for name, x in cases.items():
         row = {"volume": name}
@@ -123,7 +141,9 @@ def timing_table(data: Path, repeats: int) -> list[dict]:
         "normalize_pair (affine)": lambda: normalize_pair(obs, gt),
         "ssim (3D, 7³)": lambda: ssim(obs, gt, data_range=float(np.ptp(gt))),
         "fsc (3D)": lambda: fsc(obs, gt, 1.0),
-        "decorrelation ×3 planes": lambda: [decorrelation(obs, plane=p) for p in ("xy", "xz", "yz")],
+        "decorrelation ×3 planes": lambda: [
+            decorrelation(obs, plane=p) for p in ("xy", "xz", "yz")
+        ],
         "glcm_features": lambda: glcm_features(obs),
         "shannon_entropy": lambda: shannon_entropy(obs),
         "evaluate (with truth)": lambda: evaluate(obs, gt),
@@ -136,8 +156,13 @@ def timing_table(data: Path, repeats: int) -> list[dict]:
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-        rows.append({"step (32×256×256)": name, "median s": float(np.median(times)),
-                     "min s": float(np.min(times))})
+        rows.append(
+            {
+                "step (32×256×256)": name,
+                "median s": float(np.median(times)),
+                "min s": float(np.min(times)),
+            }
+        )
     return rows
 
 
@@ -145,7 +170,9 @@ def markdown(rows: list[dict]) -> str:
     keys = list(rows[0])
     fmt = [lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)] * len(keys)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(f(r[k]) for f, k in zip(fmt, keys, strict=True)) + " |" for r in rows]
+    lines += [
+        "| " + " | ".join(f(r[k]) for f, k in zip(fmt, keys, strict=True)) + " |" for r in rows
+    ]
     return "\n".join(lines)
 
 

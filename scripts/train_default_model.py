@@ -16,8 +16,14 @@ import shutil
 import time
 from pathlib import Path
 
-MICROSCOPE = {"model": "confocal", "na": 1.4, "wavelength_um": 0.52,
-              "excitation_wavelength_um": 0.488, "immersion_index": 1.515, "pinhole_au": 1.0}
+MICROSCOPE = {
+    "model": "confocal",
+    "na": 1.4,
+    "wavelength_um": 0.52,
+    "excitation_wavelength_um": 0.488,
+    "immersion_index": 1.515,
+    "pinhole_au": 1.0,
+}
 VOXEL_SIZE_UM = (0.1, 0.05, 0.05)
 PSF_SHAPE = (33, 49, 49)
 CONFIG = {
@@ -62,16 +68,27 @@ def main() -> None:
     out = Path(args.output) if args.output else default_model_path()
     if out.exists() and not args.resume:
         shutil.rmtree(out)
-    psf = make_psf(MICROSCOPE["model"], shape=PSF_SHAPE, voxel_size_um=VOXEL_SIZE_UM,
-                   **{k: v for k, v in MICROSCOPE.items() if k != "model"})
+    psf = make_psf(
+        MICROSCOPE["model"],
+        shape=PSF_SHAPE,
+        voxel_size_um=VOXEL_SIZE_UM,
+        **{k: v for k, v in MICROSCOPE.items() if k != "model"},
+    )
     t0 = time.perf_counter()
     with console_progress("Training default model", enabled=True) as cb:
-        train({**CONFIG, "steps": args.steps, "threads": args.threads}, output_dir=out, psf=psf,
-              resume=args.resume, keep_checkpoint=False,
-              kernel_info={"psf_params": {**MICROSCOPE, "voxel_size_um": list(VOXEL_SIZE_UM)},
-                           "psf_shape": list(PSF_SHAPE),
-                           "trained_by": "scripts/train_default_model.py"},
-              progress=cb)
+        train(
+            {**CONFIG, "steps": args.steps, "threads": args.threads},
+            output_dir=out,
+            psf=psf,
+            resume=args.resume,
+            keep_checkpoint=False,
+            kernel_info={
+                "psf_params": {**MICROSCOPE, "voxel_size_um": list(VOXEL_SIZE_UM)},
+                "psf_shape": list(PSF_SHAPE),
+                "trained_by": "scripts/train_default_model.py",
+            },
+            progress=cb,
+        )
     print(f"wrote {out} in {time.perf_counter() - t0:.0f} s")
 
 

@@ -19,7 +19,9 @@ VOX = (0.2, 0.1, 0.1)
 
 
 def _sphere_ft(k, vox, diameter):
-    kr = 2 * np.pi * np.sqrt(sum((ki / v) ** 2 for ki, v in zip(k, vox, strict=True))) * diameter / 2
+    kr = (
+        2 * np.pi * np.sqrt(sum((ki / v) ** 2 for ki, v in zip(k, vox, strict=True))) * diameter / 2
+    )
     safe = np.where(kr > 1e-6, kr, 1.0)
     return np.where(kr > 1e-6, 3 * (np.sin(safe) - safe * np.cos(safe)) / safe**3, 1.0)
 
@@ -35,29 +37,53 @@ def render_bead(shape, centre, vox, diameter, *, sigma_um=None, psf=None):
     if psf is not None:
         ft = ft * np.fft.fftn(np.fft.ifftshift(psf))
     else:
-        ft = ft * np.exp(-2 * np.pi**2 * sum((ki / v * s) ** 2 for ki, v, s in
-                                             zip(k, vox, sigma_um, strict=True)))
+        ft = ft * np.exp(
+            -2
+            * np.pi**2
+            * sum((ki / v * s) ** 2 for ki, v, s in zip(k, vox, sigma_um, strict=True))
+        )
         ft = ft * np.prod([np.sinc(ki) for ki in k], axis=0)
     ft = ft * np.exp(-2j * np.pi * sum(ki * c for ki, c in zip(k, centre, strict=True)))
     return np.clip(np.fft.ifftn(ft).real, 0, None)
 
 
-def simulate_beads(seed=0, *, shape=(32, 150, 150), vox=VOX, fwhm_um=(0.8, 0.3, 0.3), psf=None,
-                   diameter=0.2, grid=6, spacing=24, photons=1500.0, background=100.0,
-                   n_doublets=4, n_saturated=4, clip=4095):
+def simulate_beads(
+    seed=0,
+    *,
+    shape=(32, 150, 150),
+    vox=VOX,
+    fwhm_um=(0.8, 0.3, 0.3),
+    psf=None,
+    diameter=0.2,
+    grid=6,
+    spacing=24,
+    photons=1500.0,
+    background=100.0,
+    n_doublets=4,
+    n_saturated=4,
+    clip=4095,
+):
     """uint16 stack of a jittered grid of beads: singles, doublets (280 nm apart) and clipped ones."""
     rng = np.random.default_rng(seed)
     sigma = np.asarray(fwhm_um) / FWHM_PER_SIGMA
     stack = np.full(shape, background, np.float64)
     patch = np.array([32, 32, 32])
-    kinds = (["single"] * (grid * grid - n_doublets - n_saturated) + ["doublet"] * n_doublets
-             + ["saturated"] * n_saturated)
+    kinds = (
+        ["single"] * (grid * grid - n_doublets - n_saturated)
+        + ["doublet"] * n_doublets
+        + ["saturated"] * n_saturated
+    )
     rng.shuffle(kinds)
     truth = []
     for n, kind in enumerate(kinds):
         i, j = divmod(n, grid)
-        c = np.array([shape[0] / 2 + rng.uniform(-3, 3), 15 + i * spacing + rng.uniform(-2, 2),
-                      15 + j * spacing + rng.uniform(-2, 2)])
+        c = np.array(
+            [
+                shape[0] / 2 + rng.uniform(-3, 3),
+                15 + i * spacing + rng.uniform(-2, 2),
+                15 + j * spacing + rng.uniform(-2, 2),
+            ]
+        )
         amp = photons * rng.uniform(0.8, 1.25) * (10 if kind == "saturated" else 1)
         centres = [c]
         if kind == "doublet":
@@ -68,7 +94,9 @@ def simulate_beads(seed=0, *, shape=(32, 150, 150), vox=VOX, fwhm_um=(0.8, 0.3, 
             base = np.floor(cc).astype(int) - patch // 2
             img = render_bead(tuple(patch), cc - base, vox, diameter, sigma_um=sigma, psf=psf)
             img *= amp / img.max()
-            src = tuple(slice(max(0, -b), min(p, s - b)) for b, p, s in zip(base, patch, shape, strict=True))
+            src = tuple(
+                slice(max(0, -b), min(p, s - b)) for b, p, s in zip(base, patch, shape, strict=True)
+            )
             dst = tuple(slice(b + s.start, b + s.stop) for b, s in zip(base, src, strict=True))
             stack[dst] += img[src]
         truth.append((kind, c))
@@ -77,7 +105,9 @@ def simulate_beads(seed=0, *, shape=(32, 150, 150), vox=VOX, fwhm_um=(0.8, 0.3, 
 
 
 def gaussian_psf(shape, vox, sigma_um):
-    g = np.meshgrid(*[(np.arange(n) - n // 2) * v for n, v in zip(shape, vox, strict=True)], indexing="ij")
+    g = np.meshgrid(
+        *[(np.arange(n) - n // 2) * v for n, v in zip(shape, vox, strict=True)], indexing="ij"
+    )
     p = np.exp(-0.5 * sum((gi / s) ** 2 for gi, s in zip(g, sigma_um, strict=True)))
     return p / p.sum()
 
@@ -153,12 +183,18 @@ def test_widefield_psf_from_make_psf():
     """A non-Gaussian PSF (scalar widefield model, NA 1.2 water) with 100 nm beads."""
     from neurodecon.psf import make_psf
 
-    true = make_psf("widefield", shape=(32, 32, 32), voxel_size_um=VOX, na=1.2, wavelength_um=0.52,
-                    immersion_index=1.33)
+    true = make_psf(
+        "widefield",
+        shape=(32, 32, 32),
+        voxel_size_um=VOX,
+        na=1.2,
+        wavelength_um=0.52,
+        immersion_index=1.33,
+    )
     stack, _, _ = simulate_beads(3, psf=true, diameter=0.1, n_doublets=2, n_saturated=2)
     res = extract_psf(stack, voxel_size_um=VOX, bead_diameter_um=0.1, size=(21, 21, 21))
     c = 16
-    ref = true[c - 10:c + 11, c - 10:c + 11, c - 10:c + 11]
+    ref = true[c - 10 : c + 11, c - 10 : c + 11, c - 10 : c + 11]
     assert ncc(res.psf, ref) >= 0.98
     assert np.allclose(res.psf_fwhm_um, bead_fwhm(ref, VOX), rtol=0.05)
     assert res.n_used >= 28
@@ -179,8 +215,9 @@ def test_requested_size_pads_in_z_without_wraparound():
 def test_median_average_and_progress_cancellation():
     stack, _, sigma = simulate_beads(2, grid=4, n_doublets=0, n_saturated=0)
     calls = []
-    res = extract_psf(stack, voxel_size_um=VOX, average="median",
-                      progress=lambda d, t, m: calls.append((d, t, m)))
+    res = extract_psf(
+        stack, voxel_size_um=VOX, average="median", progress=lambda d, t, m: calls.append((d, t, m))
+    )
     assert ncc(res.psf, gaussian_psf(res.psf.shape, VOX, sigma)) > 0.98
     assert calls[-1][0] == calls[-1][1] and "beads used" in calls[-1][2]
     from neurodecon._progress import Cancelled
@@ -197,8 +234,9 @@ def test_stack_without_beads_is_a_one_line_user_error():
 
 
 def test_all_beads_crowded_names_the_reason():
-    stack, _, _ = simulate_beads(4, grid=4, spacing=12, n_doublets=0, n_saturated=0,
-                                 shape=(32, 80, 80))
+    stack, _, _ = simulate_beads(
+        4, grid=4, spacing=12, n_doublets=0, n_saturated=0, shape=(32, 80, 80)
+    )
     with pytest.raises(NeuroDeconError, match="all rejected.*close"):
         extract_psf(stack, voxel_size_um=VOX, size=(21, 31, 31))
 
@@ -217,7 +255,9 @@ def test_path_input_keeps_the_file_voxel_size(tmp_path):
     stack, _, sigma = simulate_beads(6, grid=4, n_doublets=0, n_saturated=0)
     import neurodecon as nd
 
-    nd.write(tmp_path / "beads.tif", stack.astype(np.float32) * 0.37, dtype="uint16", voxel_size_um=VOX)
+    nd.write(
+        tmp_path / "beads.tif", stack.astype(np.float32) * 0.37, dtype="uint16", voxel_size_um=VOX
+    )
     res = extract_psf(str(tmp_path / "beads.tif"))
     assert res.voxel_size_um == pytest.approx(VOX)
     # the rescaled uint16 file reaches 65535 by construction: that is not saturation
@@ -249,7 +289,9 @@ def test_ideal_bead_volume_and_symmetry(vox):
         volume = np.prod(vox) / frac_peak
         assert volume == pytest.approx(np.pi / 6 * d**3, rel=0.02)
     # its second moment is that of a uniform sphere, r²/5 per axis
-    g = np.meshgrid(*[(np.arange(n) - n // 2) * v for n, v in zip(shape, vox, strict=True)], indexing="ij")
+    g = np.meshgrid(
+        *[(np.arange(n) - n // 2) * v for n, v in zip(shape, vox, strict=True)], indexing="ij"
+    )
     var_x = float((bead * g[2] ** 2).sum())
     assert var_x == pytest.approx((d / 2) ** 2 / 5 + vox[2] ** 2 / 12, rel=0.05)
 
@@ -278,10 +320,25 @@ def test_no_energy_beyond_the_optical_band_on_demo_like_beads():
     from neurodecon.synth import forward_model, phantom
 
     vs = (0.1, 0.05, 0.05)
-    psf = make_psf("confocal", shape=(21, 31, 31), voxel_size_um=vs, na=1.4, wavelength_um=0.52,
-                   excitation_wavelength_um=0.488, immersion_index=1.515, pinhole_au=1.0)
-    truth = phantom("beads", shape=(32, 160, 160), voxel_size_um=vs, seed=2, feature_um=vs[2],
-                    beads_diameter_um=0.1, beads_spacing=2.4 / vs[2])
+    psf = make_psf(
+        "confocal",
+        shape=(21, 31, 31),
+        voxel_size_um=vs,
+        na=1.4,
+        wavelength_um=0.52,
+        excitation_wavelength_um=0.488,
+        immersion_index=1.515,
+        pinhole_au=1.0,
+    )
+    truth = phantom(
+        "beads",
+        shape=(32, 160, 160),
+        voxel_size_um=vs,
+        seed=2,
+        feature_um=vs[2],
+        beads_diameter_um=0.1,
+        beads_spacing=2.4 / vs[2],
+    )
     stack = forward_model(truth, psf, photons=1200.0, background=5.0, read_noise=1.0, seed=3)
     true_fwhm = np.array(bead_fwhm(psf, vs, center=tuple(float(n // 2) for n in psf.shape)))
     off = extract_psf(stack, voxel_size_um=vs, bead_diameter_um=0.1, spectral_filter=False)

@@ -39,23 +39,47 @@ def test_hoogenboom_uses_30_beads_and_matches_psf_extractor(hoogenboom, hoogenbo
     assert np.all(np.asarray(res.fwhm_spread_um) < 0.1 * np.asarray(res.fwhm_um))
     assert np.all(np.asarray(res.psf_fwhm_um) < np.asarray(res.fwhm_um))
     # every rejection has a known reason, and positions are inside the stack
-    assert set(res.rejection_counts) <= {"saturated", "border", "close", "fit", "bright", "dim",
-                                         "shape", "mismatch"}
+    assert set(res.rejection_counts) <= {
+        "saturated",
+        "border",
+        "close",
+        "fit",
+        "bright",
+        "dim",
+        "shape",
+        "mismatch",
+    }
     assert res.n_used + len(res.rejected) == res.info["n_detected"]
 
 
 def test_cli_extract_writes_kernels_report_and_json(hoogenboom, run_cli, tmp_path):
     folder, _ = hoogenboom
     out = tmp_path / "psf.tif"
-    code, stdout, err = run_cli("psf", "extract", folder, "--voxel-size", *HOOG_VOX, "-o", out,
-                                "--blurred-bead-out", tmp_path / "o.tif",
-                                "--ideal-bead-out", tmp_path / "i.ome.tif",
-                                "--report", tmp_path / "qc.png", "--json")
+    code, stdout, err = run_cli(
+        "psf",
+        "extract",
+        folder,
+        "--voxel-size",
+        *HOOG_VOX,
+        "-o",
+        out,
+        "--blurred-bead-out",
+        tmp_path / "o.tif",
+        "--ideal-bead-out",
+        tmp_path / "i.ome.tif",
+        "--report",
+        tmp_path / "qc.png",
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["n_used"] >= 30
     assert len(summary["positions_used_zyx"]) == summary["n_used"]
-    assert len(summary["rejected"]) == summary["n_rejected"] == summary["n_detected"] - summary["n_used"]
+    assert (
+        len(summary["rejected"])
+        == summary["n_rejected"]
+        == summary["n_detected"] - summary["n_used"]
+    )
     for name in ("psf.tif", "o.tif", "i.ome.tif"):
         img = nd.read(tmp_path / name)
         assert img.voxel_size_um == pytest.approx(HOOG_VOX, rel=1e-4)
@@ -70,8 +94,18 @@ def test_cli_extract_writes_kernels_report_and_json(hoogenboom, run_cli, tmp_pat
 
 def test_cli_extract_text_summary_on_confocal_beads(shared_data, run_cli, tmp_path):
     beads = shared_data / "bioimage_analysis_notebooks" / "Bead_Image1_crop.tif"
-    code, out, err = run_cli("psf", "extract", beads, "--bead-diameter", "0.1", "-o",
-                             tmp_path / "psf.tif", "--report", tmp_path / "qc.png", "--log-scale")
+    code, out, err = run_cli(
+        "psf",
+        "extract",
+        beads,
+        "--bead-diameter",
+        "0.1",
+        "-o",
+        tmp_path / "psf.tif",
+        "--report",
+        tmp_path / "qc.png",
+        "--log-scale",
+    )
     assert code == 0, err
     assert "beads used:" in out and "FWHM o* (µm):" in out
     assert "rejected (z, y, x) = (24, 82, 75): bright" in out  # 151 counts vs 70-87: 2x brighter
@@ -85,10 +119,21 @@ def test_cli_extract_text_summary_on_confocal_beads(shared_data, run_cli, tmp_pa
 def test_cli_no_beads_one_line_error(run_cli, tmp_path):
     noise = np.random.default_rng(1).poisson(5, (16, 64, 64)).astype(np.uint16)
     np.save(tmp_path / "noise.npy", noise)
-    code, out, err = run_cli("psf", "extract", tmp_path / "noise.npy", "--voxel-size", "0.3", "0.1",
-                             "0.1", "-o", tmp_path / "psf.tif")
+    code, out, err = run_cli(
+        "psf",
+        "extract",
+        tmp_path / "noise.npy",
+        "--voxel-size",
+        "0.3",
+        "0.1",
+        "0.1",
+        "-o",
+        tmp_path / "psf.tif",
+    )
     assert code == 2
-    assert err.startswith(f"error: {tmp_path / 'noise.npy'}: no beads found") and err.count("\n") == 1
+    assert (
+        err.startswith(f"error: {tmp_path / 'noise.npy'}: no beads found") and err.count("\n") == 1
+    )
     assert not (tmp_path / "psf.tif").exists()
 
 
@@ -104,7 +149,7 @@ def test_frt_leica_rgb_series_rejects_saturated_beads(shared_data):
     # no used bead touches 255 in its core
     data = image.data
     for z, y, x in np.round(res.positions).astype(int):
-        assert data[z - 1:z + 2, y - 1:y + 2, x - 1:x + 2].max() < 255
+        assert data[z - 1 : z + 2, y - 1 : y + 2, x - 1 : x + 2].max() < 255
     # confocal NA 1.4: sub-300 nm lateral, sub-micron axial
     assert res.fwhm_um[0] < 1.0 and max(res.fwhm_um[1:]) < 0.35
 

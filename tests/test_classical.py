@@ -90,8 +90,9 @@ def test_inverse_filters_equal_closed_form(method, reg):
     psf = gaussian_psf((5, 7, 7), (1.0, 1.0, 1.0))
     rng = np.random.default_rng(3)
     y = rng.uniform(0, 10, (12, 16, 14)).astype(np.float32)
-    out = deconvolve(y, psf, method, regularization=reg, background=1.0, boundary="periodic",
-                     device="cpu")
+    out = deconvolve(
+        y, psf, method, regularization=reg, background=1.0, boundary="periodic", device="cpu"
+    )
     H = otf_periodic(psf.astype(np.float64), y.shape)
     h2 = np.abs(H) ** 2
     if method == "tikhonov":
@@ -115,13 +116,17 @@ def test_wiener_equals_closed_form_with_its_noise_estimate():
     truth = blobs((16, 32, 32), n=20)
     rng = np.random.default_rng(4)
     sigma = 2.0
-    y = (fftconvolve(truth, psf, mode="same") + rng.normal(0, sigma, truth.shape)).astype(np.float32)
+    y = (fftconvolve(truth, psf, mode="same") + rng.normal(0, sigma, truth.shape)).astype(
+        np.float32
+    )
     out = deconvolve(y, psf, "wiener", boundary="periodic", device="cpu")
     H = otf_periodic(psf.astype(np.float64), y.shape)
     Y = np.fft.fftn(y.astype(np.float64))
     half = (slice(None), slice(None), slice(0, y.shape[2] // 2 + 1))
-    sn = noise_power(torch.from_numpy(Y[half].astype(np.complex64)),
-                     torch.from_numpy(H[half].astype(np.complex64)))
+    sn = noise_power(
+        torch.from_numpy(Y[half].astype(np.complex64)),
+        torch.from_numpy(H[half].astype(np.complex64)),
+    )
     # the white-noise power estimate is right: N σ² per coefficient
     assert sn == pytest.approx(y.size * sigma**2, rel=0.15)
     # S̄y: |Ŷ|² averaged over the 3×3×3 neighbourhood on the rfft half grid: wrapping on the two
@@ -152,9 +157,17 @@ def test_rl_loglikelihood_never_decreases(method):
     psf = gaussian_psf()
     y = poisson_image(blobs((12, 20, 20)), psf)
     lls = []
-    deconvolve(y, psf, method, iterations=40, background=5.0, boundary="periodic", device="cpu",
-               regularization=1e-4 if method == "rltv" else None,
-               callback=lambda k, x: lls.append(_periodic_loglik(x, y, psf, 5.0)))
+    deconvolve(
+        y,
+        psf,
+        method,
+        iterations=40,
+        background=5.0,
+        boundary="periodic",
+        device="cpu",
+        regularization=1e-4 if method == "rltv" else None,
+        callback=lambda k, x: lls.append(_periodic_loglik(x, y, psf, 5.0)),
+    )
     assert len(lls) == 40
     diffs = np.diff(lls)
     assert np.all(diffs >= -1e-5 * abs(lls[-1])), diffs.min()
@@ -242,7 +255,9 @@ def test_no_edge_artefacts_on_a_phantom_touching_the_edges():
     assert edge <= 1.05 * edge_ref, (edge, edge_ref)
     assert edge <= 1.1 * interior, (edge, interior)
     # the test can fail: periodic boundaries produce the classic edge artefacts
-    per = deconvolve(y, psf, "rl", iterations=its, background=5.0, boundary="periodic", device="cpu")
+    per = deconvolve(
+        y, psf, "rl", iterations=its, background=5.0, boundary="periodic", device="cpu"
+    )
     edge_p, interior_p = _band_errors(per, truth, band)
     assert edge_p / interior_p > edge / interior + 0.05
     assert edge_p > 1.05 * edge_ref
@@ -268,8 +283,10 @@ def test_background_estimate_is_unbiased_on_sparse_samples(background, read_nois
     psf = gaussian_psf()
     truth = blobs((32, 96, 96), n=40, margin=4)
     rng = np.random.default_rng(4)
-    y = (rng.poisson(fftconvolve(truth, psf, mode="same").clip(0) + background)
-         + rng.normal(0, read_noise, truth.shape)).astype(np.float32)
+    y = (
+        rng.poisson(fftconvolve(truth, psf, mode="same").clip(0) + background)
+        + rng.normal(0, read_noise, truth.shape)
+    ).astype(np.float32)
     assert estimate_background(y) == pytest.approx(background, abs=0.05 * max(background, 1.0))
     # a constant camera offset moves the estimate by exactly that offset
     assert estimate_background(y + 100.0) == pytest.approx(estimate_background(y) + 100.0, abs=1e-3)
@@ -282,7 +299,9 @@ def test_negative_background_on_offset_free_data_is_treated_as_zero(method):
     psf = gaussian_psf()
     truth = blobs((16, 32, 32), n=6, margin=6)
     rng = np.random.default_rng(0)
-    y = poisson_image(truth, psf, background=0.0) + rng.normal(0, 1.0, truth.shape).astype(np.float32)
+    y = poisson_image(truth, psf, background=0.0) + rng.normal(0, 1.0, truth.shape).astype(
+        np.float32
+    )
     neg = deconvolve(y, psf, method, iterations=30, background=-0.5, device="cpu")
     zero = deconvolve(y, psf, method, iterations=30, background=0.0, device="cpu")
     assert np.all(np.isfinite(neg))
@@ -311,8 +330,15 @@ def test_accelerated_rl_needs_fewer_iterations():
 
     def path(method, iterations):
         errs = []
-        deconvolve(y, psf, method, iterations=iterations, background=5.0, device="cpu",
-                   callback=lambda k, x: errs.append(float(np.sqrt(np.mean((x - truth) ** 2)))))
+        deconvolve(
+            y,
+            psf,
+            method,
+            iterations=iterations,
+            background=5.0,
+            device="cpu",
+            callback=lambda k, x: errs.append(float(np.sqrt(np.mean((x - truth) ** 2)))),
+        )
         return np.array(errs)
 
     rl, fast = path("rl", 90), path("rl-accel", 30)
@@ -341,8 +367,12 @@ def test_deconvolver_reuses_buffers_for_a_time_series():
     outs = [dec(f, iterations=10, background=5.0) for f in frames]
     assert dec.op.otf is otf
     for f, o in zip(frames, outs, strict=True):
-        np.testing.assert_allclose(o, deconvolve(f, psf, "rl-accel", iterations=10,
-                                                 background=5.0, device="cpu"), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(
+            o,
+            deconvolve(f, psf, "rl-accel", iterations=10, background=5.0, device="cpu"),
+            rtol=1e-5,
+            atol=1e-4,
+        )
 
 
 def test_2d_images_work():
@@ -356,27 +386,41 @@ def test_callback_can_stop_and_progress_reports():
     psf = gaussian_psf()
     y = poisson_image(blobs((8, 16, 16)), psf)
     seen, ticks = [], []
-    deconvolve(y, psf, "rl", iterations=50, device="cpu",
-               callback=lambda k, x: (seen.append(k), k < 7)[1],
-               progress=lambda d, t, m: ticks.append((d, t)))
+    deconvolve(
+        y,
+        psf,
+        "rl",
+        iterations=50,
+        device="cpu",
+        callback=lambda k, x: (seen.append(k), k < 7)[1],
+        progress=lambda d, t, m: ticks.append((d, t)),
+    )
     assert seen == list(range(1, 8))
     assert ticks[-1] == (7, 50)
 
 
-@pytest.mark.parametrize("bad", [
-    dict(image=np.full((4, 8, 8), np.nan, np.float32)),
-    dict(psf=np.zeros((3, 3, 3), np.float32)),
-    dict(psf=np.ones((2, 3, 3, 3, 3), np.float32)),
-    dict(method="magic"),
-    dict(boundary="zero"),
-    dict(iterations=-1),
-    dict(iterations="many"),
-    dict(regularization=-1.0),
-    dict(background="dark"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(image=np.full((4, 8, 8), np.nan, np.float32)),
+        dict(psf=np.zeros((3, 3, 3), np.float32)),
+        dict(psf=np.ones((2, 3, 3, 3, 3), np.float32)),
+        dict(method="magic"),
+        dict(boundary="zero"),
+        dict(iterations=-1),
+        dict(iterations="many"),
+        dict(regularization=-1.0),
+        dict(background="dark"),
+    ],
+)
 def test_user_errors_are_one_line(bad):
-    kwargs = dict(image=np.ones((4, 8, 8), np.float32), psf=np.ones((3, 3, 3), np.float32),
-                  method="rl", iterations=2, device="cpu")
+    kwargs = dict(
+        image=np.ones((4, 8, 8), np.float32),
+        psf=np.ones((3, 3, 3), np.float32),
+        method="rl",
+        iterations=2,
+        device="cpu",
+    )
     kwargs.update(bad)
     image, psf = kwargs.pop("image"), kwargs.pop("psf")
     with pytest.raises(NeuroDeconError) as info:
@@ -415,12 +459,24 @@ def test_iterations_auto_lands_near_the_oracle():
     psf, truth, y = auto_stopping_case()
     for method, cap in (("rl", 400), ("rl-accel", 120)):
         curve = []
-        deconvolve(y, psf, method, iterations=cap, background=5.0, device="cpu",
-                   callback=lambda k, x, c=curve: c.append(psnr(x, truth)))
+        deconvolve(
+            y,
+            psf,
+            method,
+            iterations=cap,
+            background=5.0,
+            device="cpu",
+            callback=lambda k, x, c=curve: c.append(psnr(x, truth)),
+        )
         dec = Deconvolver(psf, y.shape, method=method, device="cpu")
         for seed in range(4):
             k = auto_iterations(dec, y, 5.0, seed=seed)
-            assert k <= cap and curve[k - 1] >= max(curve) - 0.5, (method, seed, k, int(np.argmax(curve)) + 1)
+            assert k <= cap and curve[k - 1] >= max(curve) - 0.5, (
+                method,
+                seed,
+                k,
+                int(np.argmax(curve)) + 1,
+            )
     # the public path (seed 0) returns the image at that count
     auto = deconvolve(y, psf, "rl-accel", iterations="auto", background=5.0, device="cpu")
     k0 = auto_iterations(dec, y, 5.0, seed=0)
@@ -439,7 +495,7 @@ def test_auto_count_from_the_held_out_curve():
     k = np.arange(1000, dtype=np.float64)
     turned = -((k - 300.0) ** 2)
     assert full_data_count(turned, 300) == 600
-    assert full_data_count(turned, 300, accelerated=True) == round(ACCELERATED_FACTOR * 600 ** 0.5)
+    assert full_data_count(turned, 300, accelerated=True) == round(ACCELERATED_FACTOR * 600**0.5)
     # creeping (a too wide PSF): still gaining 5e-4 of the total over the second half → capped
     creeping = 1000.0 * (1.0 - np.exp(-k / 30.0)) + 1.0 * k / 1000
     assert tail_gain(creeping) > 1e-4
@@ -450,7 +506,7 @@ def test_auto_count_from_the_held_out_curve():
     flat = 1000.0 * (1.0 - np.exp(-k / 30.0)) + 0.06 * k / 1000
     assert tail_gain(flat) < 1e-4
     assert full_data_count(flat, 999) == 1998
-    assert full_data_count(flat, 999, accelerated=True) == round(ACCELERATED_FACTOR * 1998 ** 0.5)
+    assert full_data_count(flat, 999, accelerated=True) == round(ACCELERATED_FACTOR * 1998**0.5)
 
 
 def test_gain_estimate_recovers_a_camera_gain():
@@ -482,7 +538,9 @@ def test_gain_fraction_iteration_finds_the_knee_of_a_rising_curve():
     k = np.arange(1, 1001, dtype=np.float64)
     curve = 1000.0 * (1.0 - np.exp(-k / 50.0))  # still rising at the end: no maximum inside
     # within 1 % of the gain c_max − c_1 ≈ 980 where e^(−k/50) ≤ 0.0098: k = ⌈−50 ln 0.0098⌉ = 232
-    assert gain_fraction_iteration(curve, 0.01) == int(np.ceil(-50 * np.log(0.01 * (curve[-1] - curve[0]) / 1000)))
+    assert gain_fraction_iteration(curve, 0.01) == int(
+        np.ceil(-50 * np.log(0.01 * (curve[-1] - curve[0]) / 1000))
+    )
     assert gain_fraction_iteration(curve, 0.1) < gain_fraction_iteration(curve, 0.01)
     peaked = -((k - 300.0) ** 2)  # a curve with a maximum: the knee comes before it
     assert gain_fraction_iteration(peaked, 0.01) < 300

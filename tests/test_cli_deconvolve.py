@@ -22,10 +22,33 @@ def test_deconvolve_real_widefield_with_model_psf(shared_data, tmp_path, run_cli
     src, data = _crop_dapi(shared_data, tmp_path)
     out = tmp_path / "out.tif"
     code, stdout, err = run_cli(
-        "deconvolve", src, "--model", "widefield", "--na", "1.45", "--wavelength", "0.461",
-        "--immersion-index", "1.512", "--psf-shape", "31", "33", "33",
-        "--voxel-size", *DAPI_VOXEL, "--method", "rl-accel", "--iterations", "8",
-        "--background", "auto", "--device", "cpu", "-o", out)
+        "deconvolve",
+        src,
+        "--model",
+        "widefield",
+        "--na",
+        "1.45",
+        "--wavelength",
+        "0.461",
+        "--immersion-index",
+        "1.512",
+        "--psf-shape",
+        "31",
+        "33",
+        "33",
+        "--voxel-size",
+        *DAPI_VOXEL,
+        "--method",
+        "rl-accel",
+        "--iterations",
+        "8",
+        "--background",
+        "auto",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+    )
     assert code == 0, err
     img = read(out)
     res = img.data
@@ -36,15 +59,37 @@ def test_deconvolve_real_widefield_with_model_psf(shared_data, tmp_path, run_cli
     bg = float(np.percentile(data, 1))
     assert res.mean() < data.mean() - 0.5 * bg
     # deconvolution sharpens: more contrast between planes along z
-    assert np.std(np.diff(res, axis=0)) / res.mean() > np.std(np.diff(data.astype(np.float32), axis=0)) / data.mean()
+    assert (
+        np.std(np.diff(res, axis=0)) / res.mean()
+        > np.std(np.diff(data.astype(np.float32), axis=0)) / data.mean()
+    )
 
 
 def test_deconvolve_with_psf_file(shared_data, tmp_path, run_cli):
     bars = shared_data / "flowdec" / "bars-25pct"
     out = tmp_path / "bars.tif"
-    code, _, err = run_cli("deconvolve", bars / "data.tif", "--psf", bars / "kernel.tif",
-                           "--voxel-size", "1", "1", "1", "--psf-voxel-size", "1", "1", "1",
-                           "--method", "rl-accel", "--iterations", "30", "--device", "cpu", "-o", out)
+    code, _, err = run_cli(
+        "deconvolve",
+        bars / "data.tif",
+        "--psf",
+        bars / "kernel.tif",
+        "--voxel-size",
+        "1",
+        "1",
+        "1",
+        "--psf-voxel-size",
+        "1",
+        "1",
+        "1",
+        "--method",
+        "rl-accel",
+        "--iterations",
+        "30",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+    )
     assert code == 0, err
     res = tifffile.imread(out)
     truth = tifffile.imread(bars / "actual.tif")
@@ -52,8 +97,16 @@ def test_deconvolve_with_psf_file(shared_data, tmp_path, run_cli):
     corr = lambda a, b: float(np.corrcoef(a.ravel(), b.ravel())[0, 1])  # noqa: E731
     assert corr(res, truth) > corr(data, truth) + 0.01
     # the output exists now: a second run refuses to overwrite it
-    code, _, err = run_cli("deconvolve", bars / "data.tif", "--psf", bars / "kernel.tif",
-                           "--iterations", "2", "-o", out)
+    code, _, err = run_cli(
+        "deconvolve",
+        bars / "data.tif",
+        "--psf",
+        bars / "kernel.tif",
+        "--iterations",
+        "2",
+        "-o",
+        out,
+    )
     assert code == 2 and err.splitlines()[-1].startswith("error:") and "exists" in err
 
 
@@ -62,16 +115,40 @@ def test_deconvolve_auto_iterations_and_background(tmp_path, run_cli):
 
     rng = np.random.default_rng(0)
     truth = np.zeros((16, 40, 40), np.float32)
-    truth[tuple(rng.integers(3, 13, 30)), tuple(rng.integers(3, 37, 30)), tuple(rng.integers(3, 37, 30))] = 400
+    truth[
+        tuple(rng.integers(3, 13, 30)),
+        tuple(rng.integers(3, 37, 30)),
+        tuple(rng.integers(3, 37, 30)),
+    ] = 400
     g = np.exp(-0.5 * (np.arange(-4, 5) / 1.5) ** 2)
     psf = (g[:, None, None] * g[None, :, None] * g[None, None, :]).astype(np.float32)
-    image = rng.poisson(fftconvolve(truth, psf / psf.sum(), mode="same").clip(0) + 10.0).astype(np.uint16)
+    image = rng.poisson(fftconvolve(truth, psf / psf.sum(), mode="same").clip(0) + 10.0).astype(
+        np.uint16
+    )
     tifffile.imwrite(tmp_path / "img.tif", image)
     tifffile.imwrite(tmp_path / "psf.tif", psf)
-    code, _, err = run_cli("deconvolve", tmp_path / "img.tif", "--psf", tmp_path / "psf.tif",
-                           "--voxel-size", "1", "1", "1", "--psf-voxel-size", "1", "1", "1",
-                           "--iterations", "auto", "--background", "auto", "--device", "cpu",
-                           "-o", tmp_path / "out.tif")
+    code, _, err = run_cli(
+        "deconvolve",
+        tmp_path / "img.tif",
+        "--psf",
+        tmp_path / "psf.tif",
+        "--voxel-size",
+        "1",
+        "1",
+        "1",
+        "--psf-voxel-size",
+        "1",
+        "1",
+        "1",
+        "--iterations",
+        "auto",
+        "--background",
+        "auto",
+        "--device",
+        "cpu",
+        "-o",
+        tmp_path / "out.tif",
+    )
     assert code == 0, err
     assert "iterations=auto" in err and "background=auto" in err  # the choices are reported
     res = tifffile.imread(tmp_path / "out.tif")
@@ -79,14 +156,26 @@ def test_deconvolve_auto_iterations_and_background(tmp_path, run_cli):
     assert np.sqrt(np.mean((res - truth) ** 2)) < np.sqrt(np.mean((image - 10.0 - truth) ** 2))
 
 
-@pytest.mark.parametrize("extra,message", [
-    (("--iterations", "lots"), "iterations"),
-    (("--background", "dark"), "background"),
-    ((), "no PSF"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (("--iterations", "lots"), "iterations"),
+        (("--background", "dark"), "background"),
+        ((), "no PSF"),
+    ],
+)
 def test_deconvolve_user_errors_are_one_line(shared_data, tmp_path, run_cli, extra, message):
     bars = shared_data / "flowdec" / "bars-25pct"
-    args = ["deconvolve", bars / "data.tif", "--voxel-size", "1", "1", "1", "-o", tmp_path / "o.tif"]
+    args = [
+        "deconvolve",
+        bars / "data.tif",
+        "--voxel-size",
+        "1",
+        "1",
+        "1",
+        "-o",
+        tmp_path / "o.tif",
+    ]
     if message != "no PSF":
         args += ["--psf", bars / "kernel.tif"]
     code, _, err = run_cli(*args, *extra)
@@ -101,8 +190,20 @@ def test_deconvolve_with_trained_model(shared_data, tmp_path, run_cli):
         pytest.skip("no shipped model yet")
     bars = shared_data / "flowdec" / "bars-25pct"
     out = tmp_path / "net.tif"
-    code, _, err = run_cli("deconvolve", bars / "data.tif", "--model", "default",
-                           "--voxel-size", "0.2", "0.1", "0.1", "--device", "cpu", "-o", out)
+    code, _, err = run_cli(
+        "deconvolve",
+        bars / "data.tif",
+        "--model",
+        "default",
+        "--voxel-size",
+        "0.2",
+        "0.1",
+        "0.1",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+    )
     assert code == 0, err
     res = tifffile.imread(out)
     assert res.shape == tifffile.imread(bars / "data.tif").shape and res.dtype == np.float32

@@ -12,11 +12,32 @@ def test_psf_generate_writes_a_centred_psf_with_its_voxel_size(run_cli, tmp_path
     from neurodecon.io import read
 
     out = tmp_path / "psf.tif"
-    code, stdout, err = run_cli("psf", "generate", "--model", "confocal", "--na", "1.3",
-                                "--wavelength", "0.52", "--excitation-wavelength", "0.488",
-                                "--immersion-index", "1.515", "--pinhole", "0.8",
-                                "--voxel-size", "0.12", "0.04", "0.04",
-                                "--shape", "24", "40", "40", "-o", out)
+    code, stdout, err = run_cli(
+        "psf",
+        "generate",
+        "--model",
+        "confocal",
+        "--na",
+        "1.3",
+        "--wavelength",
+        "0.52",
+        "--excitation-wavelength",
+        "0.488",
+        "--immersion-index",
+        "1.515",
+        "--pinhole",
+        "0.8",
+        "--voxel-size",
+        "0.12",
+        "0.04",
+        "0.04",
+        "--shape",
+        "24",
+        "40",
+        "40",
+        "-o",
+        out,
+    )
     assert code == 0, err
     img = read(out)
     assert img.data.shape == (24, 40, 40) and img.data.dtype == np.float32
@@ -28,9 +49,26 @@ def test_psf_generate_writes_a_centred_psf_with_its_voxel_size(run_cli, tmp_path
 
 def test_psf_info_json_reports_what_was_generated(run_cli, tmp_path):
     out = tmp_path / "g.tif"
-    code, _, err = run_cli("psf", "generate", "--model", "gaussian", "--fwhm", "0.6", "0.2", "0.25",
-                           "--voxel-size", "0.1", "0.05", "0.05", "--shape", "31", "31", "31",
-                           "-o", out)
+    code, _, err = run_cli(
+        "psf",
+        "generate",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.6",
+        "0.2",
+        "0.25",
+        "--voxel-size",
+        "0.1",
+        "0.05",
+        "0.05",
+        "--shape",
+        "31",
+        "31",
+        "31",
+        "-o",
+        out,
+    )
     assert code == 0, err
     code, stdout, err = run_cli("psf", "info", out, "--json")
     assert code == 0, err
@@ -44,8 +82,9 @@ def test_psf_info_json_reports_what_was_generated(run_cli, tmp_path):
 
 
 def test_psf_info_on_real_data_flags_the_uncentred_psfgenerator_psf(run_cli, shared_data):
-    code, stdout, err = run_cli("psf", "info", shared_data / "flowdec" / "psfs" / "psfgen1.tif",
-                                "--json")
+    code, stdout, err = run_cli(
+        "psf", "info", shared_data / "flowdec" / "psfs" / "psfgen1.tif", "--json"
+    )
     assert code == 0, err
     info = json.loads(stdout)
     assert info["voxel_size_um"] == pytest.approx([0.25, 0.1, 0.1])  # from the ImageJ metadata
@@ -53,12 +92,41 @@ def test_psf_info_on_real_data_flags_the_uncentred_psfgenerator_psf(run_cli, sha
 
 
 def test_psf_generate_user_errors_are_one_line(run_cli, tmp_path):
-    code, _, err = run_cli("psf", "generate", "--model", "widefield", "--na", "1.6",
-                           "--voxel-size", "0.2", "0.1", "0.1", "--shape", "9", "9", "9",
-                           "-o", tmp_path / "p.tif")
+    code, _, err = run_cli(
+        "psf",
+        "generate",
+        "--model",
+        "widefield",
+        "--na",
+        "1.6",
+        "--voxel-size",
+        "0.2",
+        "0.1",
+        "0.1",
+        "--shape",
+        "9",
+        "9",
+        "9",
+        "-o",
+        tmp_path / "p.tif",
+    )
     assert code == 2 and err.startswith("error:") and "NA" in err and "Traceback" not in err
-    code, _, err = run_cli("psf", "generate", "--model", "two-photon", "--voxel-size", "0.2", "0.1",
-                           "0.1", "--shape", "9", "9", "9", "-o", tmp_path / "p.tif")
+    code, _, err = run_cli(
+        "psf",
+        "generate",
+        "--model",
+        "two-photon",
+        "--voxel-size",
+        "0.2",
+        "0.1",
+        "0.1",
+        "--shape",
+        "9",
+        "9",
+        "9",
+        "-o",
+        tmp_path / "p.tif",
+    )
     assert code == 2 and "--excitation-wavelength" in err
 
 
@@ -66,13 +134,41 @@ def test_simulate_writes_the_four_files_and_refuses_to_overwrite(run_cli, tmp_pa
     from neurodecon.io import read
 
     out = tmp_path / "sim"
-    args = ("simulate", "--phantom", "tubes,puncta", "--shape", "12", "32", "32",
-            "--voxel-size", "0.2", "0.1", "0.1", "--model", "widefield", "--na", "1.2",
-            "--photons", "300", "--background", "5", "--read-noise", "2", "--seed", "4", "-o", out)
+    args = (
+        "simulate",
+        "--phantom",
+        "tubes,puncta",
+        "--shape",
+        "12",
+        "32",
+        "32",
+        "--voxel-size",
+        "0.2",
+        "0.1",
+        "0.1",
+        "--model",
+        "widefield",
+        "--na",
+        "1.2",
+        "--photons",
+        "300",
+        "--background",
+        "5",
+        "--read-noise",
+        "2",
+        "--seed",
+        "4",
+        "-o",
+        out,
+    )
     code, stdout, err = run_cli(*args)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["image.tif", "psf.tif", "simulation.json",
-                                                      "truth.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "image.tif",
+        "psf.tif",
+        "simulation.json",
+        "truth.tif",
+    ]
     truth, image, psf = (read(out / f"{n}.tif") for n in ("truth", "image", "psf"))
     for img in (truth, image, psf):
         assert img.voxel_size_um == pytest.approx((0.2, 0.1, 0.1))
@@ -94,14 +190,46 @@ def test_simulate_with_a_psf_file_resamples_it_to_the_voxel_size(run_cli, tmp_pa
     from neurodecon.io import read
 
     psf_path = tmp_path / "fine.tif"
-    code, _, err = run_cli("psf", "generate", "--model", "gaussian", "--fwhm", "0.8", "0.3", "0.3",
-                           "--voxel-size", "0.1", "0.05", "0.05", "--shape", "31", "41", "41",
-                           "-o", psf_path)
+    code, _, err = run_cli(
+        "psf",
+        "generate",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.8",
+        "0.3",
+        "0.3",
+        "--voxel-size",
+        "0.1",
+        "0.05",
+        "0.05",
+        "--shape",
+        "31",
+        "41",
+        "41",
+        "-o",
+        psf_path,
+    )
     assert code == 0, err
     out = tmp_path / "sim"
-    code, _, err = run_cli("simulate", "--phantom", "beads", "--shape", "16", "32", "32",
-                           "--voxel-size", "0.2", "0.1", "0.1", "--psf", psf_path,
-                           "--no-poisson", "-o", out)
+    code, _, err = run_cli(
+        "simulate",
+        "--phantom",
+        "beads",
+        "--shape",
+        "16",
+        "32",
+        "32",
+        "--voxel-size",
+        "0.2",
+        "0.1",
+        "0.1",
+        "--psf",
+        psf_path,
+        "--no-poisson",
+        "-o",
+        out,
+    )
     assert code == 0, err
     psf = read(out / "psf.tif").data
     assert psf.shape[0] in (15, 16) and psf.shape[1] in (20, 21)  # same µm extent, half the voxels
@@ -110,12 +238,39 @@ def test_simulate_with_a_psf_file_resamples_it_to_the_voxel_size(run_cli, tmp_pa
 
 
 def test_simulate_without_a_psf_is_a_user_error(run_cli, tmp_path):
-    code, _, err = run_cli("simulate", "--phantom", "tubes", "--shape", "8", "8", "8",
-                           "--voxel-size", "0.2", "0.1", "0.1", "-o", tmp_path / "s")
+    code, _, err = run_cli(
+        "simulate",
+        "--phantom",
+        "tubes",
+        "--shape",
+        "8",
+        "8",
+        "8",
+        "--voxel-size",
+        "0.2",
+        "0.1",
+        "0.1",
+        "-o",
+        tmp_path / "s",
+    )
     assert code == 2 and "no PSF" in err
-    code, _, err = run_cli("simulate", "--phantom", "blobs", "--shape", "8", "8", "8",
-                           "--voxel-size", "0.2", "0.1", "0.1", "--model", "gaussian",
-                           "-o", tmp_path / "s")
+    code, _, err = run_cli(
+        "simulate",
+        "--phantom",
+        "blobs",
+        "--shape",
+        "8",
+        "8",
+        "8",
+        "--voxel-size",
+        "0.2",
+        "0.1",
+        "0.1",
+        "--model",
+        "gaussian",
+        "-o",
+        tmp_path / "s",
+    )
     assert code == 2 and "unknown phantom" in err
 
 

@@ -23,8 +23,9 @@ def test_demo_data_is_deterministic_and_matches_the_microscope():
     assert a["sample"].shape == a["truth"].shape and a["sample"].dtype == np.float32
     assert a["voxel_size_um"] == tuple(demo_microscope()["voxel_size_um"])
     # the PSF the demo extracts from its beads is the microscope's (bead size removed)
-    res = extract_psf(a["beads"], voxel_size_um=a["voxel_size_um"],
-                      bead_diameter_um=a["bead_diameter_um"])
+    res = extract_psf(
+        a["beads"], voxel_size_um=a["voxel_size_um"], bead_diameter_um=a["bead_diameter_um"]
+    )
     assert res.n_used >= 3
     true = psf_info(a["psf"], a["voxel_size_um"])["fwhm_um"]
     got = psf_info(res.psf, a["voxel_size_um"])["fwhm_um"]

@@ -269,7 +269,10 @@ def test_ome_zarr_models_validates_written_store(tmp_path):
     model = NgffImage.from_zarr(zarr.open_group(str(tmp_path / "v.ome.zarr"), mode="r"))
     multiscale = model.ome_attributes.multiscales[0]
     assert [(a.name, a.unit) for a in multiscale.axes] == [
-        ("z", "micrometer"), ("y", "micrometer"), ("x", "micrometer")]
+        ("z", "micrometer"),
+        ("y", "micrometer"),
+        ("x", "micrometer"),
+    ]
     (scale,) = [t for t in multiscale.datasets[0].coordinateTransformations if t.type == "scale"]
     np.testing.assert_allclose(scale.scale, [1.0, 0.5, 0.5])
 

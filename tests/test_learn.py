@@ -27,25 +27,45 @@ VS = (0.1, 0.05, 0.05)
 
 
 def gaussian_kernel(sigma=(1.5, 1.0, 1.0), radius=(5, 4, 4)) -> np.ndarray:
-    z, y, x = np.mgrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1, -radius[2]:radius[2] + 1]
-    k = np.exp(-(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2)))
+    z, y, x = np.mgrid[
+        -radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1, -radius[2] : radius[2] + 1
+    ]
+    k = np.exp(
+        -(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2))
+    )
     return (k / k.sum()).astype(np.float32)
 
 
-TINY = {"net": {"base_channels": 4, "depth": 1}, "patch": (8, 16, 16), "pool_shape": (16, 32, 32),
-        "n_phantoms": 3, "phantoms": ("ellipsoids",), "batch": 2, "val_crops": 2,
-        "photons": (1000.0,), "seed": 3, "device": "cpu", "bf16": False, "warmup_steps": 2}
+TINY = {
+    "net": {"base_channels": 4, "depth": 1},
+    "patch": (8, 16, 16),
+    "pool_shape": (16, 32, 32),
+    "n_phantoms": 3,
+    "phantoms": ("ellipsoids",),
+    "batch": 2,
+    "val_crops": 2,
+    "photons": (1000.0,),
+    "seed": 3,
+    "device": "cpu",
+    "bf16": False,
+    "warmup_steps": 2,
+}
 
 
 def _model(depth=1, base=4, scale=1.0, seed=0) -> Model:
     torch.manual_seed(seed)
     net = build_network(NetConfig(base_channels=base, depth=depth, res_scale_init=scale)).eval()
-    cfg = {"voxel_size_um": list(VS), "network": net.cfg.to_dict(),
-           "normalization": {"percentiles": [1.0, 99.8]}, "inference": {"halo": 16}}
+    cfg = {
+        "voxel_size_um": list(VS),
+        "network": net.cfg.to_dict(),
+        "normalization": {"percentiles": [1.0, 99.8]},
+        "inference": {"halo": 16},
+    }
     return Model(net, cfg)
 
 
 # ---- network ------------------------------------------------------------------------------
+
 
 def test_network_shapes_and_width_doubling():
     net = build_network(NetConfig(base_channels=16, depth=3))
@@ -78,6 +98,7 @@ def test_residual_block_is_three_convs_with_leaky_relu_and_a_skip():
 
 # ---- loss ---------------------------------------------------------------------------------
 
+
 def test_hessian_frobenius_of_a_quadratic_is_exact():
     z, y, x = (torch.arange(n, dtype=torch.float64) for n in (7, 8, 9))
     zz, yy, xx = torch.meshgrid(z, y, x, indexing="ij")
@@ -103,6 +124,7 @@ def test_loss_is_mae_plus_alpha_hessian():
 
 
 # ---- data ---------------------------------------------------------------------------------
+
 
 def test_normalisation_round_trip_and_sparse_volume_scale():
     rng = np.random.default_rng(0)
@@ -138,8 +160,15 @@ def test_crops_have_enough_foreground():
     rng = np.random.default_rng(1)
     src = np.zeros((24, 64, 64), np.float32)
     src[4:12, 40:60, 40:60] = rng.uniform(0.5, 1.0, (8, 20, 20))
-    pool = build_pool([src], gaussian_kernel(), None, photons=(1000.0,), read_noise=0.0, seed=0,
-                      norm_percentiles=(1.0, 99.8))
+    pool = build_pool(
+        [src],
+        gaussian_kernel(),
+        None,
+        photons=(1000.0,),
+        read_noise=0.0,
+        seed=0,
+        norm_percentiles=(1.0, 99.8),
+    )
     xb, yb = sample_batch(pool, [0], 8, (8, 16, 16), np.random.default_rng(2), fg_fraction=0.8)
     norm = pool.norms[0][0]
     vol_mean = float(norm.apply(pool.y[0]).mean())
@@ -147,11 +176,18 @@ def test_crops_have_enough_foreground():
     assert np.all(yb.mean(axis=(1, 2, 3, 4)) >= 0.8 * vol_mean - 1e-6)
 
 
-
 def test_training_noise_keeps_the_background_in_the_input_only():
     src = np.full((8, 32, 32), 0.5, np.float32)
-    pool = build_pool([src], None, None, photons=(100.0, 1000.0), read_noise=0.0, seed=0,
-                      norm_percentiles=(1.0, 99.8), backgrounds=(0.0, 20.0))
+    pool = build_pool(
+        [src],
+        None,
+        None,
+        photons=(100.0, 1000.0),
+        read_noise=0.0,
+        seed=0,
+        norm_percentiles=(1.0, 99.8),
+        backgrounds=(0.0, 20.0),
+    )
     assert pool.conditions == [(100.0, 0.0), (100.0, 20.0), (1000.0, 0.0), (1000.0, 20.0)]
     assert len(pool.norms[0]) == 4
     # the normalisation of a condition with background starts higher (background / photons)
@@ -161,7 +197,9 @@ def test_training_noise_keeps_the_background_in_the_input_only():
     assert noisy.mean() == pytest.approx(0.5 + 0.2, rel=0.01)  # 50 + 20 counts / 100 photons
     assert noisy.var() == pytest.approx(70 / 100**2, rel=0.1)  # Poisson: variance = mean counts
 
+
 # ---- inference ----------------------------------------------------------------------------
+
 
 def test_tiled_prediction_equals_untiled():
     model = _model(depth=1, base=4, scale=1.0)
@@ -181,8 +219,17 @@ def test_tiled_prediction_equals_untiled():
 
 def test_blending_weights_sum_to_one_and_channels_are_batched():
     model = _model(depth=1, base=4)
-    ident = _predict_volume(lambda t: t, np.ones((1, 16, 40, 40), np.float32), tile=(8, 8, 8), halo=0,
-                            blend=2, m=2, device=torch.device("cpu"), precision="fp32", progress=None)
+    ident = _predict_volume(
+        lambda t: t,
+        np.ones((1, 16, 40, 40), np.float32),
+        tile=(8, 8, 8),
+        halo=0,
+        blend=2,
+        m=2,
+        device=torch.device("cpu"),
+        precision="fp32",
+        progress=None,
+    )
     np.testing.assert_allclose(ident, 1.0, atol=1e-6)
     rng = np.random.default_rng(1)
     stack = rng.uniform(0, 1, (2, 3, 10, 18, 18)).astype(np.float32)
@@ -202,8 +249,17 @@ def test_a_half_precision_overflow_is_recomputed_in_float32(caplog):
     log.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING, logger="neurodecon"):
-            out = _predict_volume(overflows_in_half, vol, tile=(8, 8, 8), halo=0, blend=0, m=2,
-                                  device=torch.device("cpu"), precision="bf16", progress=None)
+            out = _predict_volume(
+                overflows_in_half,
+                vol,
+                tile=(8, 8, 8),
+                halo=0,
+                blend=0,
+                m=2,
+                device=torch.device("cpu"),
+                precision="bf16",
+                progress=None,
+            )
     finally:
         log.removeHandler(caplog.handler)
     np.testing.assert_allclose(out, 2.0)
@@ -216,13 +272,16 @@ def test_voxel_size_mismatch_warns_with_a_fix(caplog):
     log.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING, logger="neurodecon"):
-            predict(model, np.ones((8, 8, 8), np.float32), voxel_size_um=(0.2, 0.1, 0.1), device="cpu")
+            predict(
+                model, np.ones((8, 8, 8), np.float32), voxel_size_um=(0.2, 0.1, 0.1), device="cpu"
+            )
     finally:
         log.removeHandler(caplog.handler)
     assert any("Resample the image" in r.getMessage() for r in caplog.records)
 
 
 # ---- training -----------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_training_decreases_the_loss():
@@ -231,9 +290,17 @@ def test_training_decreases_the_loss():
     def cb(step, total, msg):
         losses.append(float(msg.split()[1]))
 
-    cfg = {**TINY, "net": {"base_channels": 8, "depth": 1}, "steps": 40, "lr": 3e-3,
-           "patch": (8, 16, 16), "batch": 4, "val_every": 20, "checkpoint_every": 100,
-           "hessian_alpha": 0.0}
+    cfg = {
+        **TINY,
+        "net": {"base_channels": 8, "depth": 1},
+        "steps": 40,
+        "lr": 3e-3,
+        "patch": (8, 16, 16),
+        "batch": 4,
+        "val_every": 20,
+        "checkpoint_every": 100,
+        "hessian_alpha": 0.0,
+    }
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
@@ -255,8 +322,13 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
         train(cfg, output_dir=tmp_path / "cut", psf=psf, progress=lambda s, t, m: s < 5)
     assert (tmp_path / "cut" / "checkpoint.pt").is_file()
     seen = []
-    cut = train(cfg, output_dir=tmp_path / "cut", psf=psf, resume=True,
-                progress=lambda s, t, m: seen.append(s))
+    cut = train(
+        cfg,
+        output_dir=tmp_path / "cut",
+        psf=psf,
+        resume=True,
+        progress=lambda s, t, m: seen.append(s),
+    )
     assert seen[0] == 5  # resumed from the step-4 checkpoint: one step lost (< interval 2)
     a, b = load_model(full), load_model(cut)
     assert b.config["steps_done"] == a.config["steps_done"] == 6
@@ -282,8 +354,13 @@ def test_max_steps_stops_early_and_refuses_to_overwrite(tmp_path):
 def test_bead_mode_trains_from_blurred_and_ideal_bead(tmp_path):
     ideal = gaussian_kernel((0.6, 0.6, 0.6), (2, 2, 2))
     blurred = center_convolve(np.pad(ideal, [(5, 5), (4, 4), (4, 4)]), gaussian_kernel())
-    out = train({**TINY, "steps": 2, "val_every": 2}, output_dir=tmp_path, blurred_bead=blurred,
-                ideal_bead=ideal, kernel_info={"source": "test"})
+    out = train(
+        {**TINY, "steps": 2, "val_every": 2},
+        output_dir=tmp_path,
+        blurred_bead=blurred,
+        ideal_bead=ideal,
+        kernel_info={"source": "test"},
+    )
     cfg = load_model(out).config
     assert cfg["kernel"]["mode"] == "beads" and cfg["kernel"]["source"] == "test"
 
@@ -294,11 +371,14 @@ def test_model_directory_round_trip_explains_itself(tmp_path):
     save_model(tmp_path / "m", model.net, cfg)
     back = load_model(tmp_path / "m")
     vol = np.random.default_rng(2).uniform(0, 1, (12, 20, 20)).astype(np.float32)
-    np.testing.assert_array_equal(predict(model, vol, device="cpu"), predict(back, vol, device="cpu"))
+    np.testing.assert_array_equal(
+        predict(model, vol, device="cpu"), predict(back, vol, device="cpu")
+    )
     assert back.voxel_size_um == VS and back.config["format"] == "neurodecon-model"
     half = load_model(save_model(tmp_path / "h", model.net, cfg, half=True))
-    np.testing.assert_allclose(predict(half, vol, device="cpu"), predict(model, vol, device="cpu"),
-                               atol=5e-3)
+    np.testing.assert_allclose(
+        predict(half, vol, device="cpu"), predict(model, vol, device="cpu"), atol=5e-3
+    )
 
 
 def test_load_model_errors_are_one_line(tmp_path):
@@ -329,7 +409,9 @@ def test_validation_split_covers_every_family_and_keeps_training_data():
     train_idx, val_idx = _split(names, 0.2)
     assert sorted(train_idx + val_idx) == list(range(len(names)))
     assert not set(train_idx) & set(val_idx)
-    val_kinds = {names[i].split(":")[1] if names[i].startswith("phantom:") else "sharp" for i in val_idx}
+    val_kinds = {
+        names[i].split(":")[1] if names[i].startswith("phantom:") else "sharp" for i in val_idx
+    }
     assert val_kinds == {"tubes", "sponge", "ellipsoids", "sharp"}
     assert len(val_idx) == 4  # one per family, round(0.2 · 5) = 1 of the user's stacks
     assert _split(["phantom:tubes:0", "phantom:sponge:1"], 0.2) == ([0], [1])
@@ -359,8 +441,11 @@ def test_time_limit_stops_training_and_still_writes_the_model(tmp_path):
     import time
 
     t0 = time.perf_counter()
-    out = train({**TINY, "steps": 100_000, "val_every": 50, "time_limit_min": 0.05},
-                output_dir=tmp_path / "m", psf=gaussian_kernel())
+    out = train(
+        {**TINY, "steps": 100_000, "val_every": 50, "time_limit_min": 0.05},
+        output_dir=tmp_path / "m",
+        psf=gaussian_kernel(),
+    )
     wall = time.perf_counter() - t0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["stopped_at_time_limit"] is True
@@ -374,7 +459,9 @@ def test_time_fraction_stretches_the_schedule():
     from neurodecon.learn._config import TrainConfig
     from neurodecon.learn._train import lr_factor
 
-    cfg = TrainConfig.from_dict({**TINY, "steps": 1000, "warmup_steps": 10, "min_lr_fraction": 0.05})
+    cfg = TrainConfig.from_dict(
+        {**TINY, "steps": 1000, "warmup_steps": 10, "min_lr_fraction": 0.05}
+    )
     assert lr_factor(100, cfg) > 0.9
     assert lr_factor(100, cfg, time_fraction=1.0) == pytest.approx(0.05)
     assert lr_factor(100, cfg, time_fraction=0.5) == pytest.approx(0.525)
@@ -394,7 +481,9 @@ def test_magnification_changes_the_feature_size_of_the_phantoms():
     def fine_structure(v):  # energy above a low-pass: less for magnified (coarser) objects
         return float(np.mean((v - gaussian_filter(v, 2.0)) ** 2) / np.mean(v**2))
 
-    assert np.mean([fine_structure(v) for v in big]) < 0.7 * np.mean([fine_structure(v) for v in plain])
+    assert np.mean([fine_structure(v) for v in big]) < 0.7 * np.mean(
+        [fine_structure(v) for v in plain]
+    )
     with pytest.raises(Exception, match="magnification"):
         TrainConfig.from_dict({**base, "magnification": (2.0, 1.0)})
 
@@ -409,7 +498,9 @@ def test_ssim_loss_term_agrees_with_scikit_image():
     p = (t + rng.normal(0, 0.2, t.shape)).astype(np.float32)
     ref = structural_similarity(t, p, data_range=float(t.max() - t.min()))
     ours = float(ssim3d(torch.from_numpy(p)[None, None], torch.from_numpy(t)[None, None]))
-    assert ours == pytest.approx(ref, abs=0.01)  # scikit-image crops the border; we keep the valid part
+    assert ours == pytest.approx(
+        ref, abs=0.01
+    )  # scikit-image crops the border; we keep the valid part
     x = torch.from_numpy(t)[None, None]
     assert float(ssim3d(x, x)) == pytest.approx(1.0, abs=1e-5)
     pred = torch.from_numpy(p)[None, None].requires_grad_(True)

@@ -7,18 +7,58 @@ import json
 import numpy as np
 import pytest
 
-TINY_ARGS = ["--phantoms", "ellipsoids", "--n-phantoms", "2", "--pool-shape", "16", "32", "32",
-             "--patch", "8", "16", "16", "--steps", "3", "--val-every", "3", "--base-channels", "4",
-             "--net-depth", "1", "--threads", "1", "--device", "cpu"]
+TINY_ARGS = [
+    "--phantoms",
+    "ellipsoids",
+    "--n-phantoms",
+    "2",
+    "--pool-shape",
+    "16",
+    "32",
+    "32",
+    "--patch",
+    "8",
+    "16",
+    "16",
+    "--steps",
+    "3",
+    "--val-every",
+    "3",
+    "--base-channels",
+    "4",
+    "--net-depth",
+    "1",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+]
 
 
 def test_cli_train_then_deconvolve_with_the_model(tmp_path, run_cli):
     from neurodecon.io import read, write
 
     model_dir = tmp_path / "model"
-    code, out, err = run_cli("train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15",
-                             "--voxel-size", "0.1", "0.05", "0.05", "--psf-shape", "9", "9", "9",
-                             *TINY_ARGS, "-o", model_dir)
+    code, out, err = run_cli(
+        "train",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.3",
+        "0.15",
+        "0.15",
+        "--voxel-size",
+        "0.1",
+        "0.05",
+        "0.05",
+        "--psf-shape",
+        "9",
+        "9",
+        "9",
+        *TINY_ARGS,
+        "-o",
+        model_dir,
+    )
     assert code == 0, err
     assert "wrote" in out and "validation PSNR" in out
     cfg = json.loads((model_dir / "config.json").read_text())
@@ -28,14 +68,23 @@ def test_cli_train_then_deconvolve_with_the_model(tmp_path, run_cli):
 
     img = np.random.default_rng(0).uniform(0, 10, (12, 20, 20)).astype(np.float32)
     write(tmp_path / "in.tif", img, voxel_size_um=(0.1, 0.05, 0.05))
-    code, out, err = run_cli("deconvolve", tmp_path / "in.tif", "--model", model_dir,
-                             "-o", tmp_path / "out.tif", "--device", "cpu")
+    code, out, err = run_cli(
+        "deconvolve",
+        tmp_path / "in.tif",
+        "--model",
+        model_dir,
+        "-o",
+        tmp_path / "out.tif",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     res = read(tmp_path / "out.tif")
     assert res.data.shape == img.shape and np.all(np.isfinite(res.data))
 
-    code, out, err = run_cli("train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15",
-                             *TINY_ARGS, "-o", model_dir)
+    code, out, err = run_cli(
+        "train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15", *TINY_ARGS, "-o", model_dir
+    )
     assert code == 2 and "already holds a trained model" in err and "--overwrite" in err
 
 
@@ -49,36 +98,85 @@ def test_cli_train_from_beads_in_both_bead_targets(tmp_path, run_cli):
 
     vs = (0.1, 0.05, 0.05)
     psf = make_psf("gaussian", shape=(15, 15, 15), voxel_size_um=vs, fwhm_um=(0.4, 0.2, 0.2))
-    truth = phantom("beads", shape=(24, 96, 96), voxel_size_um=vs, seed=2, feature_um=vs[2],
-                    beads_diameter_um=0.1, beads_spacing=1.6 / vs[2])
-    write(tmp_path / "beads.tif", forward_model(truth, psf, photons=1200.0, background=5.0, seed=3),
-          voxel_size_um=vs)
+    truth = phantom(
+        "beads",
+        shape=(24, 96, 96),
+        voxel_size_um=vs,
+        seed=2,
+        feature_um=vs[2],
+        beads_diameter_um=0.1,
+        beads_spacing=1.6 / vs[2],
+    )
+    write(
+        tmp_path / "beads.tif",
+        forward_model(truth, psf, photons=1200.0, background=5.0, seed=3),
+        voxel_size_um=vs,
+    )
     modes = {}
     for target in ("bead", "psf"):
         out_dir = tmp_path / target
-        code, _, err = run_cli("train", "--beads", tmp_path / "beads.tif", "--bead-diameter", "0.1",
-                               "--bead-target", target, *TINY_ARGS, "-o", out_dir)
+        code, _, err = run_cli(
+            "train",
+            "--beads",
+            tmp_path / "beads.tif",
+            "--bead-diameter",
+            "0.1",
+            "--bead-target",
+            target,
+            *TINY_ARGS,
+            "-o",
+            out_dir,
+        )
         assert code == 0, err
         cfg = json.loads((out_dir / "config.json").read_text())
         assert cfg["training"]["bead_target"] == target and cfg["kernel"]["n_beads_used"] >= 3
         modes[target] = (cfg["kernel"]["mode"], cfg["description"])
     assert modes["bead"][0] == "beads" and "Y = i ⊛ i*" in modes["bead"][1]
     assert modes["psf"][0] == "psf from beads" and "Y = i (PSF mode)" in modes["psf"][1]
-    code, _, err = run_cli("train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15",
-                           "--bead-target", "psf", *TINY_ARGS, "-o", tmp_path / "m")
+    code, _, err = run_cli(
+        "train",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.3",
+        "0.15",
+        "0.15",
+        "--bead-target",
+        "psf",
+        *TINY_ARGS,
+        "-o",
+        tmp_path / "m",
+    )
     assert code == 2 and "--bead-target applies to --beads only" in err
 
 
 def test_cli_train_user_errors(tmp_path, run_cli):
     from neurodecon.io import write
 
-    write(tmp_path / "beads.tif", np.zeros((8, 16, 16), np.float32), voxel_size_um=(0.1, 0.05, 0.05))
+    write(
+        tmp_path / "beads.tif", np.zeros((8, 16, 16), np.float32), voxel_size_um=(0.1, 0.05, 0.05)
+    )
     code, _, err = run_cli("train", "--beads", tmp_path / "beads.tif", "-o", tmp_path / "m")
     assert code == 2 and "--bead-diameter" in err
     code, _, err = run_cli("train", "-o", tmp_path / "m2")
     assert code == 2 and "no kernel source" in err
-    code, _, err = run_cli("train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15",
-                           "--patch", "9", "16", "16", "--net-depth", "1", "-o", tmp_path / "m3")
+    code, _, err = run_cli(
+        "train",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.3",
+        "0.15",
+        "0.15",
+        "--patch",
+        "9",
+        "16",
+        "16",
+        "--net-depth",
+        "1",
+        "-o",
+        tmp_path / "m3",
+    )
     assert code == 2 and "multiple of 2" in err
 
 
@@ -86,20 +184,83 @@ def test_cli_train_resume_continues_a_cut_run(tmp_path, run_cli):
     from neurodecon.learn import train
     from neurodecon.psf import make_psf
 
-    psf = make_psf("gaussian", shape=(9, 9, 9), voxel_size_um=(0.1, 0.05, 0.05), fwhm_um=(0.3, 0.15, 0.15))
-    cfg = {"phantoms": ("ellipsoids",), "n_phantoms": 2, "pool_shape": (16, 32, 32),
-           "patch": (8, 16, 16), "steps": 4, "val_every": 2, "checkpoint_every": 2,
-           "net": {"base_channels": 4, "depth": 1}, "threads": 1, "device": "cpu"}
-    train(cfg, output_dir=tmp_path / "m", psf=psf, max_steps=2,
-          kernel_info={"psf_params": {"model": "gaussian", "na": 1.4, "wavelength_um": 0.52,
-                                      "immersion_index": 1.515, "fwhm_um": (0.3, 0.15, 0.15),
-                                      "voxel_size_um": [0.1, 0.05, 0.05]}})
-    code, out, err = run_cli("train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15",
-                             "--voxel-size", "0.1", "0.05", "0.05", "--psf-shape", "9", "9", "9",
-                             "--phantoms", "ellipsoids", "--n-phantoms", "2", "--pool-shape", "16",
-                             "32", "32", "--patch", "8", "16", "16", "--steps", "4", "--val-every",
-                             "2", "--checkpoint-every", "2", "--base-channels", "4", "--net-depth", "1",
-                             "--threads", "1", "--device", "cpu", "--resume", "-o", tmp_path / "m")
+    psf = make_psf(
+        "gaussian", shape=(9, 9, 9), voxel_size_um=(0.1, 0.05, 0.05), fwhm_um=(0.3, 0.15, 0.15)
+    )
+    cfg = {
+        "phantoms": ("ellipsoids",),
+        "n_phantoms": 2,
+        "pool_shape": (16, 32, 32),
+        "patch": (8, 16, 16),
+        "steps": 4,
+        "val_every": 2,
+        "checkpoint_every": 2,
+        "net": {"base_channels": 4, "depth": 1},
+        "threads": 1,
+        "device": "cpu",
+    }
+    train(
+        cfg,
+        output_dir=tmp_path / "m",
+        psf=psf,
+        max_steps=2,
+        kernel_info={
+            "psf_params": {
+                "model": "gaussian",
+                "na": 1.4,
+                "wavelength_um": 0.52,
+                "immersion_index": 1.515,
+                "fwhm_um": (0.3, 0.15, 0.15),
+                "voxel_size_um": [0.1, 0.05, 0.05],
+            }
+        },
+    )
+    code, out, err = run_cli(
+        "train",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.3",
+        "0.15",
+        "0.15",
+        "--voxel-size",
+        "0.1",
+        "0.05",
+        "0.05",
+        "--psf-shape",
+        "9",
+        "9",
+        "9",
+        "--phantoms",
+        "ellipsoids",
+        "--n-phantoms",
+        "2",
+        "--pool-shape",
+        "16",
+        "32",
+        "32",
+        "--patch",
+        "8",
+        "16",
+        "16",
+        "--steps",
+        "4",
+        "--val-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--base-channels",
+        "4",
+        "--net-depth",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--resume",
+        "-o",
+        tmp_path / "m",
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "m" / "config.json").read_text())["steps_done"] == 4
 

@@ -17,15 +17,33 @@ VS = (0.1, 0.05, 0.05)
 
 
 def gaussian_kernel(sigma=(1.5, 1.0, 1.0), radius=(4, 4, 4)) -> np.ndarray:
-    z, y, x = np.mgrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1, -radius[2]:radius[2] + 1]
-    k = np.exp(-(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2)))
+    z, y, x = np.mgrid[
+        -radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1, -radius[2] : radius[2] + 1
+    ]
+    k = np.exp(
+        -(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2))
+    )
     return (k / k.sum()).astype(np.float32)
 
 
-TINY = {"net": {"base_channels": 4, "depth": 1}, "patch": (8, 16, 16), "pool_shape": (16, 32, 32),
-        "n_phantoms": 2, "phantoms": ("ellipsoids",), "batch": 2, "val_crops": 2,
-        "photons": (1000.0,), "seed": 3, "device": "cpu", "bf16": False, "warmup_steps": 1,
-        "physics": "rl", "physics_iterations": 3, "physics_draws": 1, "voxel_size_um": VS}
+TINY = {
+    "net": {"base_channels": 4, "depth": 1},
+    "patch": (8, 16, 16),
+    "pool_shape": (16, 32, 32),
+    "n_phantoms": 2,
+    "phantoms": ("ellipsoids",),
+    "batch": 2,
+    "val_crops": 2,
+    "photons": (1000.0,),
+    "seed": 3,
+    "device": "cpu",
+    "bf16": False,
+    "warmup_steps": 1,
+    "physics": "rl",
+    "physics_iterations": 3,
+    "physics_draws": 1,
+    "voxel_size_um": VS,
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +65,11 @@ def test_untrained_variant_reproduces_rl_k(tmp_path, background):
     """Output projection starts at zero: before any update the prediction is RL_K itself,
     computed with the model's background (default "auto", else the number given)."""
     extra = {} if background is None else {"physics_background": background}
-    out = train({**TINY, **extra, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
-                output_dir=tmp_path / "m", psf=gaussian_kernel())
+    out = train(
+        {**TINY, **extra, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
+        output_dir=tmp_path / "m",
+        psf=gaussian_kernel(),
+    )
     model = load_model(out)
     assert model.net.cfg.in_channels == 2 and model.net.cfg.residual_channel == 1
     assert float(model.net.tail.weight.detach().abs().max()) == 0.0
@@ -65,8 +86,11 @@ def test_untrained_variant_reproduces_rl_k(tmp_path, background):
 
 def test_model_without_background_key_uses_zero(tmp_path):
     """Model folders written before ``physics_background`` existed keep RL_K with background 0."""
-    out = train({**TINY, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
-                output_dir=tmp_path / "m", psf=gaussian_kernel())
+    out = train(
+        {**TINY, "steps": 1, "val_every": 1, "lr": 0.0, "weight_decay": 0.0},
+        output_dir=tmp_path / "m",
+        psf=gaussian_kernel(),
+    )
     cfg = json.loads((out / "config.json").read_text())
     del cfg["physics"]["background"]
     cfg["training"].pop("physics_background", None)
@@ -139,9 +163,18 @@ def test_pool_realisations_pair_raw_with_its_rl():
         calls.append((v.shape, bg))
         return physics_channel(v, k, method="rl", iterations=2, background=bg)
 
-    pool = build_pool(src, k, None, photons=(100.0, 1000.0), read_noise=1.0, seed=0,
-                      norm_percentiles=(1.0, 99.8), backgrounds=(0.0, 5.0), physics=fn,
-                      physics_draws=2)
+    pool = build_pool(
+        src,
+        k,
+        None,
+        photons=(100.0, 1000.0),
+        read_noise=1.0,
+        seed=0,
+        norm_percentiles=(1.0, 99.8),
+        backgrounds=(0.0, 5.0),
+        physics=fn,
+        physics_draws=2,
+    )
     assert len(calls) == 2 * 2 * 2 and all(c[0] == (16, 32, 32) for c in calls)  # whole volumes
     # backgrounds are taken in turn and handed over in intensity units (counts / photons)
     assert [c[1] for c in calls[:4]] == [0.0, 5.0 / 100, 0.0, 5.0 / 1000]
@@ -169,22 +202,76 @@ def test_cli_train_physics_then_deconvolve(tmp_path, run_cli):
 
     model_dir = tmp_path / "model"
     code, out, err = run_cli(
-        "train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15", "--voxel-size", "0.1",
-        "0.05", "0.05", "--psf-shape", "9", "9", "9", "--phantoms", "ellipsoids", "--n-phantoms",
-        "2", "--pool-shape", "16", "32", "32", "--patch", "8", "16", "16", "--steps", "2",
-        "--val-every", "2", "--base-channels", "4", "--net-depth", "1", "--threads", "1",
-        "--device", "cpu", "--physics-input", "rl", "--physics-iterations", "2",
-        "--physics-method", "rl-accel", "--physics-background", "1.5", "-o", model_dir)
+        "train",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.3",
+        "0.15",
+        "0.15",
+        "--voxel-size",
+        "0.1",
+        "0.05",
+        "0.05",
+        "--psf-shape",
+        "9",
+        "9",
+        "9",
+        "--phantoms",
+        "ellipsoids",
+        "--n-phantoms",
+        "2",
+        "--pool-shape",
+        "16",
+        "32",
+        "32",
+        "--patch",
+        "8",
+        "16",
+        "16",
+        "--steps",
+        "2",
+        "--val-every",
+        "2",
+        "--base-channels",
+        "4",
+        "--net-depth",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--physics-input",
+        "rl",
+        "--physics-iterations",
+        "2",
+        "--physics-method",
+        "rl-accel",
+        "--physics-background",
+        "1.5",
+        "-o",
+        model_dir,
+    )
     assert code == 0, err
     cfg = json.loads((model_dir / "config.json").read_text())
     assert cfg["physics"]["method"] == "rl-accel" and cfg["physics"]["iterations"] == 2
     # 1.5 describes the data to deconvolve; the simulated pool has background 0 and uses it
-    assert cfg["physics"]["background"] == 1.5 and cfg["physics"]["training_background"].startswith("the known")
+    assert cfg["physics"]["background"] == 1.5 and cfg["physics"]["training_background"].startswith(
+        "the known"
+    )
     assert (model_dir / PSF_FILE).is_file()
     img = _blurred(3, (12, 20, 20))
     write(tmp_path / "in.tif", img, voxel_size_um=VS)
-    code, out, err = run_cli("deconvolve", tmp_path / "in.tif", "--model", model_dir,
-                             "-o", tmp_path / "out.tif", "--device", "cpu")
+    code, out, err = run_cli(
+        "deconvolve",
+        tmp_path / "in.tif",
+        "--model",
+        model_dir,
+        "-o",
+        tmp_path / "out.tif",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     res = read(tmp_path / "out.tif").data
     assert res.shape == img.shape and np.all(np.isfinite(res))

@@ -36,14 +36,22 @@ def test_psnr_rmse_nrmse_pearson_match_their_formulas(volume):
     assert psnr(pred, volume, data_range=1.0) == pytest.approx(10 * np.log10(1.0 / mse), rel=1e-5)
     assert rmse(pred, volume) == pytest.approx(np.sqrt(mse), rel=1e-6)
     assert nrmse(pred, volume) == pytest.approx(np.sqrt(mse) / np.ptp(volume), rel=1e-6)
-    assert pearson(pred, volume) == pytest.approx(np.corrcoef(pred.ravel(), volume.ravel())[0, 1], rel=1e-6)
+    assert pearson(pred, volume) == pytest.approx(
+        np.corrcoef(pred.ravel(), volume.ravel())[0, 1], rel=1e-6
+    )
 
 
 def test_ssim_is_one_for_identity_and_falls_with_noise(volume):
     rng = np.random.default_rng(2)
     assert ssim(volume, volume, data_range=1.0) == pytest.approx(1.0)
-    scores = [ssim(volume + s * rng.standard_normal(volume.shape).astype(np.float32), volume, data_range=1.0)
-              for s in (0.01, 0.05, 0.2)]
+    scores = [
+        ssim(
+            volume + s * rng.standard_normal(volume.shape).astype(np.float32),
+            volume,
+            data_range=1.0,
+        )
+        for s in (0.01, 0.05, 0.2)
+    ]
     assert scores[0] > scores[1] > scores[2]
 
 
@@ -53,8 +61,11 @@ def test_ssim_3d_agrees_with_skimage_and_handles_thin_stacks(volume):
     rng = np.random.default_rng(3)
     pred = volume + 0.05 * rng.standard_normal(volume.shape).astype(np.float32)
     assert ssim(pred, volume, data_range=1.0) == pytest.approx(
-        structural_similarity(volume.astype(np.float64), pred.astype(np.float64), data_range=1.0, win_size=7),
-        rel=1e-4)
+        structural_similarity(
+            volume.astype(np.float64), pred.astype(np.float64), data_range=1.0, win_size=7
+        ),
+        rel=1e-4,
+    )
     thin = ssim(pred[:2], volume[:2], data_range=1.0)  # < 3 planes: mean of 2D SSIMs
     want = np.mean([structural_similarity(volume[i], pred[i], data_range=1.0) for i in range(2)])
     assert thin == pytest.approx(want, rel=1e-6)
@@ -135,6 +146,7 @@ def test_evaluate_rejects_non_3d_and_mismatched_input(volume):
 
 # ---- CLI on real data ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pollen(shared_data):
     d = shared_data / "sdeconv"
@@ -144,8 +156,16 @@ def pollen(shared_data):
 
 
 def test_cli_evaluate_table_on_pollen(run_cli, pollen):
-    code, out, err = run_cli("evaluate", pollen / "pollen_poisson_noise_blurred.tif",
-                             "--truth", pollen / "pollen.tif", "--voxel-size", "1", "1", "1")
+    code, out, err = run_cli(
+        "evaluate",
+        pollen / "pollen_poisson_noise_blurred.tif",
+        "--truth",
+        pollen / "pollen.tif",
+        "--voxel-size",
+        "1",
+        "1",
+        "1",
+    )
     assert code == 0, err
     for key in METRIC_KEYS:
         assert key in out
@@ -159,8 +179,15 @@ def test_cli_evaluate_json_on_pollen(run_cli, pollen, tmp_path):
     tifffile.imwrite(sharper, ndi.gaussian_filter(truth, 0.5))
     scores = {}
     for name in ("pollen_poisson_noise_blurred.tif", sharper):
-        code, out, err = run_cli("evaluate", pollen / name, "--truth", pollen / "pollen.tif",
-                                 "--json", "--normalization", "percentile")
+        code, out, err = run_cli(
+            "evaluate",
+            pollen / name,
+            "--truth",
+            pollen / "pollen.tif",
+            "--json",
+            "--normalization",
+            "percentile",
+        )
         assert code == 0, err
         doc = json.loads(out)
         assert doc["normalization"] == "percentile"
@@ -171,7 +198,9 @@ def test_cli_evaluate_json_on_pollen(run_cli, pollen, tmp_path):
 
 
 def test_cli_evaluate_without_truth_json(run_cli, pollen):
-    code, out, _ = run_cli("evaluate", pollen / "pollen.tif", "--json", "--voxel-size", "0.5", "0.1", "0.1")
+    code, out, _ = run_cli(
+        "evaluate", pollen / "pollen.tif", "--json", "--voxel-size", "0.5", "0.1", "0.1"
+    )
     assert code == 0
     m = json.loads(out)["metrics"]
     assert "psnr" not in m
@@ -182,8 +211,9 @@ def test_cli_evaluate_shape_mismatch_is_one_line_error(run_cli, pollen):
     bars = pollen.parent / "flowdec" / "bars-25pct" / "actual.tif"  # 32×64×64 vs 32×256×256
     if not bars.exists():
         pytest.skip("flowdec bars data absent")
-    code, out, err = run_cli("evaluate", pollen / "pollen.tif", "--truth", bars,
-                             "--voxel-size", "1", "1", "1")
+    code, out, err = run_cli(
+        "evaluate", pollen / "pollen.tif", "--truth", bars, "--voxel-size", "1", "1", "1"
+    )
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "differs" in lines[0]
@@ -209,4 +239,8 @@ def test_cli_evaluate_rejects_multichannel_stack(run_cli, tmp_path):
     tifffile.imwrite(path, data, imagej=True, metadata={"axes": "ZCYX"})
     code, _, err = run_cli("evaluate", path, "--voxel-size", "1", "1", "1")
     assert code == 2
-    assert err.strip().startswith(f"error: {path}") and "3D" in err and len(err.strip().splitlines()) == 1
+    assert (
+        err.strip().startswith(f"error: {path}")
+        and "3D" in err
+        and len(err.strip().splitlines()) == 1
+    )

@@ -95,9 +95,12 @@ def test_periodic_component_removes_the_border_jump_but_keeps_the_interior_detai
 
 # ---- decorrelation --------------------------------------------------------------------------
 
+
 def test_decorrelation_curve_matches_its_definition():
     rng = np.random.default_rng(5)
-    img = ndi.gaussian_filter(rng.standard_normal((48, 48)), 1.5) + 0.2 * rng.standard_normal((48, 48))
+    img = ndi.gaussian_filter(rng.standard_normal((48, 48)), 1.5) + 0.2 * rng.standard_normal(
+        (48, 48)
+    )
     radii, d = decorrelation_curve(img, n_radii=10, edges="none")
     f = np.fft.fftn(img - img.mean())
     f.flat[0] = 0
@@ -115,7 +118,9 @@ def test_decorrelation_curve_matches_its_definition():
 @pytest.mark.parametrize("kc", [0.25, 0.4, 0.6])
 def test_decorrelation_recovers_band_limit_of_noisy_image(kc):
     rng = np.random.default_rng(6)
-    img = _band_limited((256, 256), kc, rng) + 0.5 * rng.standard_normal((256, 256)).astype(np.float32)
+    img = _band_limited((256, 256), kc, rng) + 0.5 * rng.standard_normal((256, 256)).astype(
+        np.float32
+    )
     res = decorrelation(img, voxel_size_um=(0.1, 0.1))
     assert res.kc == pytest.approx(kc, rel=0.1)
     assert res.resolution_um[0] == pytest.approx(0.2 / kc, rel=0.1)
@@ -125,8 +130,10 @@ def test_decorrelation_recovers_band_limit_of_noisy_image(kc):
 def test_decorrelation_snr_falls_with_noise():
     rng = np.random.default_rng(7)
     s = _band_limited((128, 128), 0.3, rng)
-    snr = [decorrelation(s + n * rng.standard_normal(s.shape).astype(np.float32)).snr
-           for n in (0.2, 0.6, 1.2)]
+    snr = [
+        decorrelation(s + n * rng.standard_normal(s.shape).astype(np.float32)).snr
+        for n in (0.2, 0.6, 1.2)
+    ]
     assert snr[0] > snr[1] > snr[2] > 0
 
 
@@ -164,5 +171,7 @@ def test_decorrelation_ranks_sharp_pollen_above_blurred_copies(shared_data):
         assert sharp.kc > 1.3 * blur.kc, plane
         assert sharp.resolution_um[0] < blur.resolution_um[0]
     # the published blurred + noisy observation (Gaussian PSF σ = 1 px): lower cut-off on average
-    mean_kc = [np.mean([decorrelation(x, plane=p).kc for p in ("xy", "xz", "yz")]) for x in (gt, obs)]
+    mean_kc = [
+        np.mean([decorrelation(x, plane=p).kc for p in ("xy", "xz", "yz")]) for x in (gt, obs)
+    ]
     assert mean_kc[0] > mean_kc[1]

@@ -21,11 +21,14 @@ def _gaussian(shape, center, sigma_um, voxel, amplitude=100.0, offset=7.0):
     return (amplitude * np.exp(-arg) + offset).astype(np.float32)
 
 
-@pytest.mark.parametrize(("sigma_um", "center"), [
-    ((0.40, 0.12, 0.12), (15.3, 20.6, 21.8)),
-    ((0.90, 0.10, 0.16), (14.0, 19.5, 22.2)),
-    ((0.25, 0.20, 0.08), (16.7, 21.1, 20.4)),
-])
+@pytest.mark.parametrize(
+    ("sigma_um", "center"),
+    [
+        ((0.40, 0.12, 0.12), (15.3, 20.6, 21.8)),
+        ((0.90, 0.10, 0.16), (14.0, 19.5, 22.2)),
+        ((0.25, 0.20, 0.08), (16.7, 21.1, 20.4)),
+    ],
+)
 def test_bead_fwhm_exact_on_sampled_anisotropic_gaussians(sigma_um, center):
     voxel = (0.3, 0.1, 0.08)
     vol = _gaussian((31, 41, 45), center, sigma_um, voxel)
@@ -59,7 +62,9 @@ def test_line_profile_fwhm_agrees_with_half_maximum_crossings():
     x = np.linspace(-5, 5, 2001)
     prof = np.exp(-(x**2) / (2 * 0.7**2))
     above = x[prof >= 0.5]
-    assert line_profile_fwhm(prof, x[1] - x[0]) == pytest.approx(above[-1] - above[0], abs=2 * (x[1] - x[0]))
+    assert line_profile_fwhm(prof, x[1] - x[0]) == pytest.approx(
+        above[-1] - above[0], abs=2 * (x[1] - x[0])
+    )
 
 
 def test_bead_fwhm_rejects_2d():
@@ -68,6 +73,7 @@ def test_bead_fwhm_rejects_2d():
 
 
 # ---- GLCM and entropy -----------------------------------------------------------------------
+
 
 def _glcm_reference(img, levels):
     """Symmetric normalised co-occurrence at distance 1 for 0°, 45°, 90°, 135°, counted by hand."""

@@ -24,14 +24,18 @@ def test_center_crop_maps_centre_to_centre_for_even_and_odd_sizes():
 
 def test_resample_to_the_same_voxel_size_is_the_identity():
     psf = make_psf("widefield", shape=(16, 24, 24), voxel_size_um=(0.2, 0.05, 0.05))
-    np.testing.assert_allclose(resample_psf(psf, (0.2, 0.05, 0.05), (0.2, 0.05, 0.05)), psf,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        resample_psf(psf, (0.2, 0.05, 0.05), (0.2, 0.05, 0.05)), psf, atol=1e-7
+    )
 
 
-@pytest.mark.parametrize(("src", "dst"), [
-    ((0.1, 0.04, 0.04), (0.25, 0.1, 0.1)),   # coarser
-    ((0.25, 0.1, 0.1), (0.1, 0.05, 0.04)),   # finer, anisotropic lateral
-])
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ((0.1, 0.04, 0.04), (0.25, 0.1, 0.1)),  # coarser
+        ((0.25, 0.1, 0.1), (0.1, 0.05, 0.04)),  # finer, anisotropic lateral
+    ],
+)
 def test_resampling_keeps_physical_width_centre_and_sum(src, dst):
     fwhm = (0.9, 0.45, 0.45)
     psf = make_psf("gaussian", shape=(31, 41, 41), voxel_size_um=src, fwhm_um=fwhm)
@@ -47,8 +51,9 @@ def test_resampling_keeps_physical_width_centre_and_sum(src, dst):
 
 
 def test_prepare_psf_recentres_an_off_centre_psf():
-    psf = make_psf("gaussian", shape=(15, 21, 21), voxel_size_um=(0.2, 0.1, 0.1),
-                   fwhm_um=(0.8, 0.3, 0.3))
+    psf = make_psf(
+        "gaussian", shape=(15, 21, 21), voxel_size_um=(0.2, 0.1, 0.1), fwhm_um=(0.8, 0.3, 0.3)
+    )
     shifted = np.roll(psf, (2, -3, 1), axis=(0, 1, 2))
     out = prepare_psf(shifted, image_shape=(40, 64, 64))
     assert _peak(out) == tuple(n // 2 for n in out.shape)
@@ -65,19 +70,25 @@ def test_prepare_psf_leaves_an_even_sized_centred_psf_alone(shared_data):
 
 
 def test_prepare_psf_crops_a_psf_larger_than_the_image():
-    psf = make_psf("gaussian", shape=(32, 64, 64), voxel_size_um=(0.2, 0.1, 0.1),
-                   fwhm_um=(0.8, 0.3, 0.3))
+    psf = make_psf(
+        "gaussian", shape=(32, 64, 64), voxel_size_um=(0.2, 0.1, 0.1), fwhm_um=(0.8, 0.3, 0.3)
+    )
     out = prepare_psf(psf, image_shape=(20, 30, 64))
     assert out.shape == (20, 30, 64)
     assert _peak(out) == (10, 15, 32)
 
 
 def test_prepare_psf_resamples_on_voxel_size_mismatch(caplog):
-    psf = make_psf("gaussian", shape=(31, 41, 41), voxel_size_um=(0.1, 0.05, 0.05),
-                   fwhm_um=(0.8, 0.3, 0.3))
+    psf = make_psf(
+        "gaussian", shape=(31, 41, 41), voxel_size_um=(0.1, 0.05, 0.05), fwhm_um=(0.8, 0.3, 0.3)
+    )
     with caplog.at_level(logging.INFO, logger="neurodecon"):
-        out = prepare_psf(psf, image_shape=(64, 64, 64), psf_voxel_size_um=(0.1, 0.05, 0.05),
-                          image_voxel_size_um=(0.2, 0.1, 0.1))
+        out = prepare_psf(
+            psf,
+            image_shape=(64, 64, 64),
+            psf_voxel_size_um=(0.1, 0.05, 0.05),
+            image_voxel_size_um=(0.2, 0.1, 0.1),
+        )
     assert "resampling" in caplog.text
     for n_out, n_in, ratio in zip(out.shape, psf.shape, (2, 2, 2), strict=True):
         assert abs(n_out * ratio - n_in) <= ratio  # same physical extent
@@ -85,20 +96,24 @@ def test_prepare_psf_resamples_on_voxel_size_mismatch(caplog):
 
 
 def test_prepare_psf_clips_negative_background():
-    psf = make_psf("gaussian", shape=(9, 15, 15), voxel_size_um=(0.2, 0.1, 0.1),
-                   fwhm_um=(0.8, 0.3, 0.3))
+    psf = make_psf(
+        "gaussian", shape=(9, 15, 15), voxel_size_um=(0.2, 0.1, 0.1), fwhm_um=(0.8, 0.3, 0.3)
+    )
     noisy = psf - 0.001 * psf.max()
     out = prepare_psf(noisy, image_shape=(20, 20, 20))
     assert out.min() >= 0 and abs(float(out.sum()) - 1) < 1e-5
 
 
-@pytest.mark.parametrize(("psf", "shape", "match"), [
-    (np.full((5, 5, 5), np.nan), (8, 8, 8), "NaN"),
-    (np.zeros((5, 5, 5)), (8, 8, 8), "no positive"),
-    (np.ones((5, 5)), (8, 8, 8), None),            # 2-D PSF for a 3-D image: promoted to 1 plane
-    (np.ones((3, 5, 5)), (8, 8), "dimensions"),
-    (np.ones((2, 3, 5, 5)), (8, 8, 8), "dimensions"),
-])
+@pytest.mark.parametrize(
+    ("psf", "shape", "match"),
+    [
+        (np.full((5, 5, 5), np.nan), (8, 8, 8), "NaN"),
+        (np.zeros((5, 5, 5)), (8, 8, 8), "no positive"),
+        (np.ones((5, 5)), (8, 8, 8), None),  # 2-D PSF for a 3-D image: promoted to 1 plane
+        (np.ones((3, 5, 5)), (8, 8), "dimensions"),
+        (np.ones((2, 3, 5, 5)), (8, 8, 8), "dimensions"),
+    ],
+)
 def test_prepare_psf_user_errors(psf, shape, match):
     if match is None:
         assert prepare_psf(psf, image_shape=shape).shape == (1, 5, 5)
@@ -121,18 +136,29 @@ def test_prepare_psf_warns_about_swapped_axes(caplog):
 
 def test_psf_info_reports_centre_fwhm_and_asymmetry():
     vox = (0.1, 0.05, 0.05)
-    g = psf_info(make_psf("gaussian", shape=(32, 32, 32), voxel_size_um=vox,
-                          fwhm_um=(0.6, 0.25, 0.3)), vox)
+    g = psf_info(
+        make_psf("gaussian", shape=(32, 32, 32), voxel_size_um=vox, fwhm_um=(0.6, 0.25, 0.3)), vox
+    )
     assert g["centred"] and g["peak"] == [16, 16, 16]
     assert g["fwhm_um"]["z"] == pytest.approx(0.6, rel=1e-3)
     assert g["fwhm_um"]["x"] == pytest.approx(0.3, rel=1e-3)
     assert g["sum"] == pytest.approx(1.0, abs=1e-5)
     symmetric = psf_info(make_psf("widefield", shape=(33, 33, 33), voxel_size_um=vox), vox)
     assert abs(symmetric["axial_asymmetry"]) < 1e-4
-    deep = psf_info(make_psf("gibson-lanni", shape=(33, 17, 17), voxel_size_um=(0.2, 0.08, 0.08),
-                             sample_index=1.33, depth_um=10.0), (0.2, 0.08, 0.08))
+    deep = psf_info(
+        make_psf(
+            "gibson-lanni",
+            shape=(33, 17, 17),
+            voxel_size_um=(0.2, 0.08, 0.08),
+            sample_index=1.33,
+            depth_um=10.0,
+        ),
+        (0.2, 0.08, 0.08),
+    )
     assert abs(deep["axial_asymmetry"]) > 0.05
-    off = psf_info(np.roll(make_psf("gaussian", shape=(9, 9, 9), voxel_size_um=vox), 1, axis=2), vox)
+    off = psf_info(
+        np.roll(make_psf("gaussian", shape=(9, 9, 9), voxel_size_um=vox), 1, axis=2), vox
+    )
     assert not off["centred"]
 
 

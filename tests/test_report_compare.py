@@ -117,8 +117,15 @@ def check_report(out: Path) -> dict:
     for href in page.links:
         if not href.startswith(("#", "http")):
             assert (out / href).is_file(), href
-    for needed in ("table-ranking", "table-metrics", "table-files", "fig-orthoviews",
-                   "fig-profiles", "fig-spectra", "fig-fourier"):
+    for needed in (
+        "table-ranking",
+        "table-metrics",
+        "table-files",
+        "fig-orthoviews",
+        "fig-profiles",
+        "fig-spectra",
+        "fig-fourier",
+    ):
         assert needed in page.ids and f"#{needed}" in page.contents, needed
     # metrics.csv holds the same numbers as metrics.json
     with open(out / "metrics.csv", newline="") as fh:
@@ -138,7 +145,9 @@ def check_report(out: Path) -> dict:
             assert img.data.dtype == np.float32
             assert img.voxel_size_um == pytest.approx(tuple(summary["voxel_size_um"]))
     # ranking table lists the methods in ranking order
-    ranked = [r[1] for r in page.tables["table-ranking"]["rows"]][:len(summary["ranking"]["order"])]
+    ranked = [r[1] for r in page.tables["table-ranking"]["rows"]][
+        : len(summary["ranking"]["order"])
+    ]
     assert ranked == summary["ranking"]["order"]
     return summary
 
@@ -162,9 +171,15 @@ def test_compare_api_report_ranks_against_truth_and_reports_failures(tiny, tmp_p
 
     calls = []
     out = tmp_path / "rep"
-    s = compare(tiny / "raw.tif", psf=tiny / "psf.tif", truth=tiny / "truth.tif",
-                methods=["wiener", "rl", "model:/no/such/net"], iterations=15, output_dir=out,
-                progress=lambda d, t, m: calls.append((d, t, m)))
+    s = compare(
+        tiny / "raw.tif",
+        psf=tiny / "psf.tif",
+        truth=tiny / "truth.tif",
+        methods=["wiener", "rl", "model:/no/such/net"],
+        iterations=15,
+        output_dir=out,
+        progress=lambda d, t, m: calls.append((d, t, m)),
+    )
     summary = check_report(out)
     assert s["ranking"] == summary["ranking"]
     assert "ground truth" in summary["ranking"]["criterion"]
@@ -188,8 +203,20 @@ def test_compare_api_report_ranks_against_truth_and_reports_failures(tiny, tmp_p
 
 def test_compare_cli_end_to_end_and_output_policy(tiny, tmp_path, run_cli):
     out = tmp_path / "cli_rep"
-    args = ["compare", tiny / "raw.tif", "--psf", tiny / "psf.tif", "--methods", "wiener,rl",
-            "--iterations", "5", "--truth", tiny / "truth.tif", "-o", out]
+    args = [
+        "compare",
+        tiny / "raw.tif",
+        "--psf",
+        tiny / "psf.tif",
+        "--methods",
+        "wiener,rl",
+        "--iterations",
+        "5",
+        "--truth",
+        tiny / "truth.tif",
+        "-o",
+        out,
+    ]
     code, stdout, stderr = run_cli(*args)
     assert code == 0, stderr
     assert f"report: {out / 'report.html'}" in stdout
@@ -201,11 +228,14 @@ def test_compare_cli_end_to_end_and_output_policy(tiny, tmp_path, run_cli):
     assert code == 2 and "--overwrite" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--methods", "rl,magic"], "unknown method"),
-    (["--methods", "rl,rl"], "listed twice"),
-    ([], "need a PSF"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--methods", "rl,magic"], "unknown method"),
+        (["--methods", "rl,rl"], "listed twice"),
+        ([], "need a PSF"),
+    ],
+)
 def test_compare_cli_user_errors_are_one_line(tiny, tmp_path, run_cli, extra, message):
     args = ["compare", tiny / "raw.tif", "-o", tmp_path / "x", *extra]
     if "--methods" in extra:
@@ -236,9 +266,24 @@ def test_compare_on_real_bars_with_ground_truth(shared_data, tmp_path, run_cli):
     """EPFL hollow bars (flowdec, 25 %): data, its PSF and the true object; no voxel size."""
     bars = shared_data / "flowdec" / "bars-25pct"
     out = tmp_path / "bars"
-    code, _, err = run_cli("compare", bars / "data.tif", "--psf", bars / "kernel.tif",
-                           "--truth", bars / "actual.tif", "--voxel-size", "1", "1", "1",
-                           "--methods", "wiener,rl", "--iterations", "20", "-o", out)
+    code, _, err = run_cli(
+        "compare",
+        bars / "data.tif",
+        "--psf",
+        bars / "kernel.tif",
+        "--truth",
+        bars / "actual.tif",
+        "--voxel-size",
+        "1",
+        "1",
+        "1",
+        "--methods",
+        "wiener,rl",
+        "--iterations",
+        "20",
+        "-o",
+        out,
+    )
     assert code == 0, err
     s = check_report(out)
     m = s["methods"]
@@ -251,11 +296,32 @@ def test_compare_on_real_bars_with_ground_truth(shared_data, tmp_path, run_cli):
 def test_compare_on_real_widefield_nucleus_with_model_psf(shared_data, tmp_path, run_cli):
     """deconwolf's DAPI nucleus with a widefield PSF from its documented optics (no truth)."""
     out = tmp_path / "dapi"
-    code, _, err = run_cli("compare", shared_data / "deconwolf" / "dapi_001.tif",
-                           "--model", "widefield", "--na", "1.45", "--wavelength", "0.461",
-                           "--immersion-index", "1.512", "--voxel-size", "0.3", "0.13", "0.13",
-                           "--psf-shape", "31", "63", "63",
-                           "--methods", "wiener,rl", "--iterations", "10", "-o", out)
+    code, _, err = run_cli(
+        "compare",
+        shared_data / "deconwolf" / "dapi_001.tif",
+        "--model",
+        "widefield",
+        "--na",
+        "1.45",
+        "--wavelength",
+        "0.461",
+        "--immersion-index",
+        "1.512",
+        "--voxel-size",
+        "0.3",
+        "0.13",
+        "0.13",
+        "--psf-shape",
+        "31",
+        "63",
+        "63",
+        "--methods",
+        "wiener,rl",
+        "--iterations",
+        "10",
+        "-o",
+        out,
+    )
     assert code == 0, err
     s = check_report(out)
     assert "no ground truth" in s["ranking"]["criterion"]
@@ -278,14 +344,35 @@ def test_compare_runs_a_trained_model_beside_classical_methods(tiny, tmp_path):
     from neurodecon.report import compare
 
     psf = nd.read(tiny / "psf.tif").data
-    model_dir = train({"voxel_size_um": VS, "phantoms": ("puncta", "filaments"), "n_phantoms": 2,
-                       "pool_shape": (24, 48, 48), "patch": (16, 32, 32), "batch": 1, "steps": 3,
-                       "val_every": 3, "val_crops": 1, "checkpoint_every": 3, "warmup_steps": 1,
-                       "threads": 1, "net": {"base_channels": 4, "depth": 2}},
-                      output_dir=tmp_path / "net", psf=psf)
+    model_dir = train(
+        {
+            "voxel_size_um": VS,
+            "phantoms": ("puncta", "filaments"),
+            "n_phantoms": 2,
+            "pool_shape": (24, 48, 48),
+            "patch": (16, 32, 32),
+            "batch": 1,
+            "steps": 3,
+            "val_every": 3,
+            "val_crops": 1,
+            "checkpoint_every": 3,
+            "warmup_steps": 1,
+            "threads": 1,
+            "net": {"base_channels": 4, "depth": 2},
+        },
+        output_dir=tmp_path / "net",
+        psf=psf,
+    )
     out = tmp_path / "rep"
-    s = compare(tiny / "raw.tif", psf=tiny / "psf.tif", truth=tiny / "truth.tif",
-                methods=["rl", f"model:{model_dir}"], iterations=5, output_dir=out, device="cpu")
+    s = compare(
+        tiny / "raw.tif",
+        psf=tiny / "psf.tif",
+        truth=tiny / "truth.tif",
+        methods=["rl", f"model:{model_dir}"],
+        iterations=5,
+        output_dir=out,
+        device="cpu",
+    )
     check_report(out)
     row = s["methods"]["model_net"]
     assert row["status"] == "ok", row["error"]
@@ -297,13 +384,26 @@ def test_compare_runs_a_trained_model_beside_classical_methods(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_real_grid_with_psf_from_beads_of_the_same_microscope(shared_data, tmp_path, run_cli):
+def test_compare_real_grid_with_psf_from_beads_of_the_same_microscope(
+    shared_data, tmp_path, run_cli
+):
     """MPI-CBG confocal: a line grid and a bead image from the same instrument (the only real pair)."""
     d = shared_data / "bioimage_analysis_notebooks"
     out = tmp_path / "grid"
-    code, _, err = run_cli("compare", d / "DeconvolutionSampleVerticalGrid1AU-crop.tif",
-                           "--beads", d / "Bead_Image1_crop.tif", "--bead-diameter", "0.1",
-                           "--methods", "rl", "--iterations", "10", "-o", out)
+    code, _, err = run_cli(
+        "compare",
+        d / "DeconvolutionSampleVerticalGrid1AU-crop.tif",
+        "--beads",
+        d / "Bead_Image1_crop.tif",
+        "--bead-diameter",
+        "0.1",
+        "--methods",
+        "rl",
+        "--iterations",
+        "10",
+        "-o",
+        out,
+    )
     assert code == 0, err
     s = check_report(out)
     assert s["psf"]["n_beads_used"] >= 2 and "fig-beads" in s["figures"]
@@ -311,4 +411,7 @@ def test_compare_real_grid_with_psf_from_beads_of_the_same_microscope(shared_dat
     assert fz > fy > fx  # this objective's lateral PSF is wider in y than in x (PROVENANCE.md)
     m = s["methods"]
     # RL removes axial blur: finer decorrelation resolution in the XZ planes than the raw stack
-    assert m["rl"]["metrics"]["decorr_xz_resolution_um"] < m["raw"]["metrics"]["decorr_xz_resolution_um"]
+    assert (
+        m["rl"]["metrics"]["decorr_xz_resolution_um"]
+        < m["raw"]["metrics"]["decorr_xz_resolution_um"]
+    )

@@ -11,8 +11,12 @@ from neurodecon.report import _figures, _views
 VS = (0.3, 0.1, 0.1)
 
 
-def _blobs(shape=(24, 64, 64), centres=((12, 20, 20), (8, 40, 45), (16, 30, 50)),
-           amps=(1.0, 3.0, 2.0), sigma=(1.0, 1.5, 1.5)):
+def _blobs(
+    shape=(24, 64, 64),
+    centres=((12, 20, 20), (8, 40, 45), (16, 30, 50)),
+    amps=(1.0, 3.0, 2.0),
+    sigma=(1.0, 1.5, 1.5),
+):
     v = np.zeros(shape, np.float32)
     for c, a in zip(centres, amps, strict=True):
         v[c] = a
@@ -64,7 +68,9 @@ def test_radial_and_axial_spectra_peak_at_a_sinusoids_frequency():
     z, y, x = np.meshgrid(*(np.arange(n) for n in (32, 64, 64)), indexing="ij")
     f_lat, f_ax = 2.5, 0.625  # cycles/µm: 4 px (x) and 5.33 px (z) periods
     angles = np.linspace(0, np.pi, 12, endpoint=False)  # a ring in the lateral spectrum
-    lateral = sum(np.cos(2 * np.pi * f_lat * VS[2] * (x * np.cos(a) + y * np.sin(a))) for a in angles)
+    lateral = sum(
+        np.cos(2 * np.pi * f_lat * VS[2] * (x * np.cos(a) + y * np.sin(a))) for a in angles
+    )
     vol = (lateral / len(angles) + np.cos(2 * np.pi * f_ax * z * VS[0])).astype(np.float32)
     f, p = _views.radial_spectrum(vol, VS)
     assert f[np.argmax(p[1:]) + 1] == pytest.approx(f_lat, abs=f[1] - f[0])
@@ -102,23 +108,44 @@ def _png_size(path):
 def test_figures_write_real_pngs(tmp_path):
     rng = np.random.default_rng(0)
     truth = _blobs()
-    vols = {"raw": ndimage.gaussian_filter(truth, (2, 3, 3)) + rng.normal(0, 0.5, truth.shape).astype(np.float32),
-            "rl": ndimage.gaussian_filter(truth, 1.0), "truth": truth}
+    vols = {
+        "raw": ndimage.gaussian_filter(truth, (2, 3, 3))
+        + rng.normal(0, 0.5, truth.shape).astype(np.float32),
+        "rl": ndimage.gaussian_filter(truth, 1.0),
+        "truth": truth,
+    }
     point = _views.brightest_small_structure(vols["raw"], VS)
     paths = [
         _figures.orthoview_figure(vols, point, VS, tmp_path / "o.png"),
-        _figures.profile_figure({k: _views.line_profiles(v, point, VS) for k, v in vols.items()},
-                                tmp_path / "p.png", fwhm_um={"rl": {"x": 0.3, "z": 0.9}}),
-        _figures.spectra_figure({k: {"lateral": _views.radial_spectrum(v, VS),
-                                     "axial": _views.axial_spectrum(v, VS)} for k, v in vols.items()},
-                                tmp_path / "s.png"),
+        _figures.profile_figure(
+            {k: _views.line_profiles(v, point, VS) for k, v in vols.items()},
+            tmp_path / "p.png",
+            fwhm_um={"rl": {"x": 0.3, "z": 0.9}},
+        ),
+        _figures.spectra_figure(
+            {
+                k: {"lateral": _views.radial_spectrum(v, VS), "axial": _views.axial_spectrum(v, VS)}
+                for k, v in vols.items()
+            },
+            tmp_path / "s.png",
+        ),
         _figures.fourier_figure(vols, VS, tmp_path / "f.png"),
-        _figures.fwhm_figure({k: rng.uniform(0.2, 0.8, (5, 3)) for k in vols}, tmp_path / "w.png",
-                             psf_fwhm_um=(0.6, 0.2, 0.2)),
-        _figures.metrics_figure({k: {"psnr": 20.0 + i, "ssim": 0.5} for i, k in enumerate(vols)},
-                                [("psnr", "PSNR", True), ("ssim", "SSIM", True)], tmp_path / "m.png"),
-        _figures.psf_figure(ndimage.gaussian_filter(np.pad(np.ones((1, 1, 1), np.float32), 8), 2),
-                            VS, tmp_path / "psf.png", fwhm_um=(1, 0.5, 0.5)),
+        _figures.fwhm_figure(
+            {k: rng.uniform(0.2, 0.8, (5, 3)) for k in vols},
+            tmp_path / "w.png",
+            psf_fwhm_um=(0.6, 0.2, 0.2),
+        ),
+        _figures.metrics_figure(
+            {k: {"psnr": 20.0 + i, "ssim": 0.5} for i, k in enumerate(vols)},
+            [("psnr", "PSNR", True), ("ssim", "SSIM", True)],
+            tmp_path / "m.png",
+        ),
+        _figures.psf_figure(
+            ndimage.gaussian_filter(np.pad(np.ones((1, 1, 1), np.float32), 8), 2),
+            VS,
+            tmp_path / "psf.png",
+            fwhm_um=(1, 0.5, 0.5),
+        ),
     ]
     for p in paths:
         w, h = _png_size(p)
@@ -135,10 +162,12 @@ def test_method_colours_are_distinct_and_fixed_for_raw_and_truth():
 def test_rank_with_truth_uses_psnr_and_ssim_ties_to_ssim_nan_last():
     from neurodecon.report._measure import rank
 
-    table = {"raw": {"psnr": 20.0, "ssim": 0.4, "nrmse": 0.1},
-             "a": {"psnr": 25.0, "ssim": 0.6, "nrmse": 0.0},   # psnr 1st, ssim 2nd
-             "b": {"psnr": 24.0, "ssim": 0.8, "nrmse": 0.5},   # psnr 2nd, ssim 1st -> tie, b wins
-             "c": {"psnr": float("nan"), "ssim": float("nan")}}
+    table = {
+        "raw": {"psnr": 20.0, "ssim": 0.4, "nrmse": 0.1},
+        "a": {"psnr": 25.0, "ssim": 0.6, "nrmse": 0.0},  # psnr 1st, ssim 2nd
+        "b": {"psnr": 24.0, "ssim": 0.8, "nrmse": 0.5},  # psnr 2nd, ssim 1st -> tie, b wins
+        "c": {"psnr": float("nan"), "ssim": float("nan")},
+    }
     order, criterion, used = rank(table, use_truth=True)
     assert order == ["b", "a", "raw", "c"] and used == ["psnr", "ssim"]
     assert "SSIM" in criterion
@@ -148,8 +177,11 @@ def test_rank_without_truth_prefers_finer_resolution_and_higher_snr():
     from neurodecon.report._measure import rank
 
     def row(res, snr):
-        return {f"decorr_{p}_resolution_um": res for p in ("xy", "xz", "yz")} | \
-            {f"decorr_{p}_snr": snr for p in ("xy", "xz", "yz")} | {"entropy_bits": 1.0}
+        return (
+            {f"decorr_{p}_resolution_um": res for p in ("xy", "xz", "yz")}
+            | {f"decorr_{p}_snr": snr for p in ("xy", "xz", "yz")}
+            | {"entropy_bits": 1.0}
+        )
 
     table = {"raw": row(0.5, 0.5), "sharp": row(0.2, 0.6), "noisy": row(0.2, 0.1)}
     order, _, used = rank(table, use_truth=False)

@@ -39,15 +39,17 @@ def test_families_draw_from_their_own_streams():
 
 def test_margin_draws_a_larger_volume_and_crops_it():
     big = phantom("ellipsoids,tubes", shape=(20, 40, 40), voxel_size_um=VOX, seed=2)
-    small = phantom("ellipsoids,tubes", shape=(10, 20, 30), voxel_size_um=VOX, seed=2,
-                    margin_px=(5, 10, 5))
+    small = phantom(
+        "ellipsoids,tubes", shape=(10, 20, 30), voxel_size_um=VOX, seed=2, margin_px=(5, 10, 5)
+    )
     np.testing.assert_array_equal(small, big[5:15, 10:30, 5:35])
 
 
 @pytest.mark.parametrize("vox", [(0.3, 0.1, 0.1), (0.1, 0.1, 0.1)])
 def test_beads_are_round_in_micrometres_whatever_the_voxel_size(vox):
-    vol = phantom("beads", shape=(60, 60, 60), voxel_size_um=vox, seed=0, density=3.0,
-                  beads_diameter_um=1.2)
+    vol = phantom(
+        "beads", shape=(60, 60, 60), voxel_size_um=vox, seed=0, density=3.0, beads_diameter_um=1.2
+    )
     from scipy import ndimage
 
     labels, n = ndimage.label(vol > 0.5)
@@ -66,8 +68,14 @@ def test_beads_are_round_in_micrometres_whatever_the_voxel_size(vox):
 def test_ellipsoids_follow_the_paper_discrete_intensities():
     vol = phantom("ellipsoids", shape=(32, 64, 64), voxel_size_um=VOX, seed=0)
     assert set(np.unique(vol).tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
-    custom = phantom("ellipsoids", shape=(32, 64, 64), voxel_size_um=VOX, seed=0,
-                     ellipsoids_levels=(0.5,), ellipsoids_radius_um=(0.4, 0.6))
+    custom = phantom(
+        "ellipsoids",
+        shape=(32, 64, 64),
+        voxel_size_um=VOX,
+        seed=0,
+        ellipsoids_levels=(0.5,),
+        ellipsoids_radius_um=(0.4, 0.6),
+    )
     assert set(np.unique(custom).tolist()) == {0.0, 0.5}
 
 
@@ -110,7 +118,7 @@ def test_dense_phantoms_are_fast_and_random_crops_contain_structure():
         hits = 0
         for _ in range(30):
             z, y, x = rng.integers(0, 33), rng.integers(0, 193), rng.integers(0, 193)
-            hits += (vol[z:z + 32, y:y + 64, x:x + 64] > 0.1).mean() > 0.002
+            hits += (vol[z : z + 32, y : y + 64, x : x + 64] > 0.1).mean() > 0.002
         assert hits >= 27, f"{name}: only {hits}/30 crops contain structure"
 
 
@@ -137,7 +145,9 @@ def test_convolve_matches_scipy_full_convolution_cropped_at_the_psf_centre():
     for psf_shape in [(4, 6, 5), (7, 5, 9)]:
         psf = rng.random(psf_shape).astype(np.float32)
         full = fftconvolve(vol.astype(np.float64), psf.astype(np.float64), mode="full")
-        expected = full[tuple(slice(k // 2, k // 2 + v) for v, k in zip(vol.shape, psf_shape, strict=True))]
+        expected = full[
+            tuple(slice(k // 2, k // 2 + v) for v, k in zip(vol.shape, psf_shape, strict=True))
+        ]
         np.testing.assert_allclose(convolve(vol, psf), expected, rtol=1e-4, atol=1e-4)
 
 
@@ -167,8 +177,16 @@ def _gauss_psf():
 
 def test_poisson_noise_has_variance_equal_to_the_mean_plus_read_noise():
     truth = np.ones((16, 64, 64), np.float32)
-    img = forward_model(truth, _gauss_psf(), photons=50, background=5, read_noise=3, offset=100,
-                        seed=0, boundary="periodic")
+    img = forward_model(
+        truth,
+        _gauss_psf(),
+        photons=50,
+        background=5,
+        read_noise=3,
+        offset=100,
+        seed=0,
+        boundary="periodic",
+    )
     assert img.dtype == np.float32
     assert img.mean() == pytest.approx(155, rel=0.01)
     assert img.var() == pytest.approx(55 + 9, rel=0.05)
@@ -180,7 +198,9 @@ def test_forward_model_scales_the_truth_maximum_to_the_photon_budget():
     delta = np.zeros((1, 1, 1), np.float32) + 1
     img = forward_model(truth, delta, photons=None)
     assert img.max() == pytest.approx(7.0)
-    means = np.mean([forward_model(truth, delta, photons=400, seed=s)[4, 10, 10] for s in range(40)])
+    means = np.mean(
+        [forward_model(truth, delta, photons=400, seed=s)[4, 10, 10] for s in range(40)]
+    )
     assert means == pytest.approx(400, rel=0.05)
 
 
@@ -221,8 +241,9 @@ def test_forward_model_reproduces_flowdec_bars(shared_data):
     kernel = tifffile.imread(d / "kernel.tif")  # even-sized, centred at n//2, not normalised
     # PROVENANCE.md: data ≈ 23.73 · (actual ⊛ kernel/Σkernel) + 130.8, made with a circular FFT
     photons = 23.73 * float(actual.max())
-    sim = forward_model(actual, kernel, photons=photons, background=130.8, seed=0,
-                        boundary="periodic")
+    sim = forward_model(
+        actual, kernel, photons=photons, background=130.8, seed=0, boundary="periodic"
+    )
     assert corr(sim, data) >= 0.97
     assert sim.mean() == pytest.approx(data.mean(), rel=0.05)
 
@@ -230,14 +251,24 @@ def test_forward_model_reproduces_flowdec_bars(shared_data):
 # --------------------------------------------------------------------------------------------
 # simulate
 def test_simulate_blurs_light_from_outside_the_field_into_it():
-    kw = {"shape": (16, 32, 32), "voxel_size_um": VOX, "psf_model": "gaussian",
-          "psf_params": {"fwhm_um": (1.0, 0.6, 0.6)}, "photons": None, "seed": 0}
+    kw = {
+        "shape": (16, 32, 32),
+        "voxel_size_um": VOX,
+        "psf_model": "gaussian",
+        "psf_params": {"fwhm_um": (1.0, 0.6, 0.6)},
+        "photons": None,
+        "seed": 0,
+    }
     with_margin = simulate("sponge", **kw)
     no_margin = simulate("sponge", margin_px=0, **kw)
     margin = with_margin.parameters["margin_px"]
     assert margin == [n // 2 for n in with_margin.psf.shape]
-    big = phantom("sponge", shape=[s + 2 * m for s, m in zip(kw["shape"], margin, strict=True)],
-                  voxel_size_um=VOX, seed=0)
+    big = phantom(
+        "sponge",
+        shape=[s + 2 * m for s, m in zip(kw["shape"], margin, strict=True)],
+        voxel_size_um=VOX,
+        seed=0,
+    )
     crop = tuple(slice(m, m + s) for m, s in zip(margin, kw["shape"], strict=True))
     np.testing.assert_array_equal(with_margin.truth, big[crop])
     np.testing.assert_allclose(with_margin.image, convolve(big, with_margin.psf)[crop], atol=1e-5)
@@ -255,9 +286,18 @@ def test_simulate_writes_truth_image_psf_and_json(tmp_path):
     from neurodecon.io import read
 
     out = tmp_path / "sim"
-    sim = simulate("tubes,puncta", shape=(12, 24, 24), voxel_size_um=VOX, psf_model="widefield",
-                   psf_params={"na": 1.2}, photons=200, background=3, read_noise=1.5, seed=7,
-                   output_dir=out)
+    sim = simulate(
+        "tubes,puncta",
+        shape=(12, 24, 24),
+        voxel_size_um=VOX,
+        psf_model="widefield",
+        psf_params={"na": 1.2},
+        photons=200,
+        background=3,
+        read_noise=1.5,
+        seed=7,
+        output_dir=out,
+    )
     for name in ("truth", "image", "psf"):
         img = read(out / f"{name}.tif")
         assert img.voxel_size_um == pytest.approx(VOX)

@@ -9,8 +9,14 @@ import numpy as np
 __all__ = ["deconvolve"]
 
 
-def deconvolve(image: np.ndarray, psf: np.ndarray | None = None, *, method: str = "rl",
-               model: Any = None, **options: Any) -> np.ndarray:
+def deconvolve(
+    image: np.ndarray,
+    psf: np.ndarray | None = None,
+    *,
+    method: str = "rl",
+    model: Any = None,
+    **options: Any,
+) -> np.ndarray:
     """Deconvolve a ``(Z, Y, X)`` (or ``(C, Z, Y, X)``) array.
 
     Parameters

@@ -36,6 +36,8 @@ def resolve_device(device: str = "auto"):
     if name.startswith("cuda"):
         if cuda_available():
             return torch.device(name)
-        log.warning("CUDA was requested but no CUDA device is available; running on the CPU instead.")
+        log.warning(
+            "CUDA was requested but no CUDA device is available; running on the CPU instead."
+        )
         return torch.device("cpu")
     raise user_error(f"unknown device {device!r}", fix="use one of auto, cpu, cuda")

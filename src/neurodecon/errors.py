@@ -17,7 +17,9 @@ class NeuroDeconError(Exception):
     exit_code = 2
 
 
-def user_error(problem: str, *, path: object | None = None, fix: str | None = None) -> NeuroDeconError:
+def user_error(
+    problem: str, *, path: object | None = None, fix: str | None = None
+) -> NeuroDeconError:
     """Build a :class:`NeuroDeconError` whose message reads ``PATH: problem. fix``."""
     msg = problem.rstrip(".")
     if path is not None:

@@ -15,5 +15,13 @@ from ._engine import (
 )
 from ._operator import BOUNDARIES
 
-__all__ = ["BOUNDARIES", "DEFAULT_REGULARIZATION", "METHODS", "NON_NEGATIVE", "Deconvolver",
-           "deconvolve", "estimate_background", "normalize_psf"]
+__all__ = [
+    "BOUNDARIES",
+    "DEFAULT_REGULARIZATION",
+    "METHODS",
+    "NON_NEGATIVE",
+    "Deconvolver",
+    "deconvolve",
+    "estimate_background",
+    "normalize_psf",
+]

@@ -72,8 +72,12 @@ def smoothed_power(spectrum: torch.Tensor, dims: tuple[int, ...] = (-3, -2, -1))
     for axis in full:
         power = (torch.roll(power, 1, axis) + power + torch.roll(power, -1, axis)) / 3.0
     if power.shape[half] > 1:
-        lo = torch.cat([power.narrow(half, 0, 1), power.narrow(half, 0, power.shape[half] - 1)], dim=half)
-        hi = torch.cat([power.narrow(half, 1, power.shape[half] - 1), power.narrow(half, -1, 1)], dim=half)
+        lo = torch.cat(
+            [power.narrow(half, 0, 1), power.narrow(half, 0, power.shape[half] - 1)], dim=half
+        )
+        hi = torch.cat(
+            [power.narrow(half, 1, power.shape[half] - 1), power.narrow(half, -1, 1)], dim=half
+        )
         power = (lo + power + hi) / 3.0
     return power
 
@@ -86,8 +90,9 @@ def noise_to_signal(y: torch.Tensor, op: FFTOperator) -> float:
     return sn / total if total > 0 else 1.0
 
 
-def direct_filter(op: FFTOperator, y: torch.Tensor, method: str, reg: float | None,
-                  out: torch.Tensor) -> torch.Tensor:
+def direct_filter(
+    op: FFTOperator, y: torch.Tensor, method: str, reg: float | None, out: torch.Tensor
+) -> torch.Tensor:
     """Apply the closed-form filter of ``method`` to ``y`` (padded grid) into ``out``.
 
     ``reg=None`` for tikhonov/rif means "σ²/⟨y²⟩ estimated from the data".

@@ -22,21 +22,46 @@ from ._iterative import (
 )
 from ._operator import BOUNDARIES, FFTOperator, plan_geometry
 
-__all__ = ["METHODS", "NON_NEGATIVE", "DEFAULT_REGULARIZATION", "Deconvolver", "deconvolve",
-           "estimate_background", "normalize_psf"]
+__all__ = [
+    "METHODS",
+    "NON_NEGATIVE",
+    "DEFAULT_REGULARIZATION",
+    "Deconvolver",
+    "deconvolve",
+    "estimate_background",
+    "normalize_psf",
+]
 
 log = logging.getLogger("neurodecon")
 
-METHODS = ("nif", "wiener", "tikhonov", "rif", "landweber", "landweber+", "rl", "rltv", "tm",
-           "ictm", "rl-accel")
+METHODS = (
+    "nif",
+    "wiener",
+    "tikhonov",
+    "rif",
+    "landweber",
+    "landweber+",
+    "rl",
+    "rltv",
+    "tm",
+    "ictm",
+    "rl-accel",
+)
 ITERATIVE_METHODS = tuple(m for m in METHODS if m not in DIRECT_METHODS)
 #: Methods whose result is guaranteed ≥ 0.
 NON_NEGATIVE = ("landweber+", "rl", "rltv", "ictm", "rl-accel")
 #: Methods that model Poisson data (negative data are clipped to 0 for them).
 POISSON_METHODS = ("rl", "rltv", "rl-accel")
 #: ``None``: estimated from the data's noise (see ``_direct.direct_filter``).
-DEFAULT_REGULARIZATION = {"nif": 1e-3, "wiener": 1.0, "tikhonov": None, "rif": None,
-                          "rltv": 2e-3, "tm": 1e-4, "ictm": 1e-4}
+DEFAULT_REGULARIZATION = {
+    "nif": 1e-3,
+    "wiener": 1.0,
+    "tikhonov": None,
+    "rif": None,
+    "rltv": 2e-3,
+    "tm": 1e-4,
+    "ictm": 1e-4,
+}
 
 #: Callback signature: ``callback(iteration, estimate)``; returning ``False`` stops early.
 Callback = Callable[[int, np.ndarray], "bool | None"]
@@ -52,8 +77,10 @@ def _as_float32(array: Any, what: str) -> np.ndarray:
         raise user_error(f"{what} has non-numeric type {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
-        raise user_error(f"{what} contains NaN or infinite values",
-                         fix="replace them (e.g. with the background level) before deconvolving")
+        raise user_error(
+            f"{what} contains NaN or infinite values",
+            fix="replace them (e.g. with the background level) before deconvolving",
+        )
     return arr
 
 
@@ -65,8 +92,10 @@ def normalize_psf(psf: Any, *, ndim: int | None = None) -> np.ndarray:
     """
     p = _as_float32(psf, "PSF")
     if ndim is not None and p.ndim != ndim:
-        raise user_error(f"the PSF has {p.ndim} dimensions but the image has {ndim}",
-                         fix="give a PSF with the image's (Z, Y, X) dimensions")
+        raise user_error(
+            f"the PSF has {p.ndim} dimensions but the image has {ndim}",
+            fix="give a PSF with the image's (Z, Y, X) dimensions",
+        )
     if p.size == 0:
         raise user_error("the PSF is empty")
     p = np.clip(p, 0.0, None)
@@ -94,8 +123,10 @@ def _fit_psf(psf: np.ndarray, image_shape: tuple[int, ...], boundary: str) -> np
     """Trim negligible borders; with periodic boundaries crop to the image (centred)."""
     psf = _trim_psf(psf)
     if boundary == "periodic" and any(m > n for m, n in zip(psf.shape, image_shape, strict=True)):
-        index = tuple(slice(m // 2 - n // 2, m // 2 - n // 2 + n) if m > n else slice(None)
-                      for m, n in zip(psf.shape, image_shape, strict=True))
+        index = tuple(
+            slice(m // 2 - n // 2, m // 2 - n // 2 + n) if m > n else slice(None)
+            for m, n in zip(psf.shape, image_shape, strict=True)
+        )
         psf = psf[index]
         psf = (psf / psf.sum(dtype=np.float64)).astype(np.float32)
     return np.ascontiguousarray(psf, dtype=np.float32)
@@ -127,7 +158,9 @@ def estimate_background(image: np.ndarray, *, sigma: float = 2.0, percentile: fl
     sigma_raw = float(np.sqrt(np.mean(resid**2) / factor)) if resid.size else 0.0
     delta = np.zeros((int(8 * sigma) + 1,) * img.ndim, np.float32)
     delta[(delta.shape[0] // 2,) * img.ndim] = 1.0
-    sigma_s = sigma_raw * float(np.sqrt(np.sum(gaussian_filter(delta, sigma, mode="constant") ** 2)))
+    sigma_s = sigma_raw * float(
+        np.sqrt(np.sum(gaussian_filter(delta, sigma, mode="constant") ** 2))
+    )
     b = low + 2.326 * sigma_s
     for _ in range(20):
         sel = smooth[smooth <= b]
@@ -156,7 +189,11 @@ def _check_iterations(iterations: Any) -> int | str:
             iterations = int(iterations)
         except ValueError:
             raise user_error(f"iterations must be a number or 'auto', not {iterations!r}") from None
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, (int, np.integer))
+        or iterations < 0
+    ):
         raise user_error(f"iterations must be a non-negative integer or 'auto', not {iterations!r}")
     return int(iterations)
 
@@ -165,8 +202,14 @@ def _check_iterations(iterations: Any) -> int | str:
 class _RunHooks:
     """Progress, user callback and (for ``auto``) the held-out likelihood monitor of one run."""
 
-    def __init__(self, op: FFTOperator, total: int, progress: ProgressFn | None,
-                 callback: Callback | None, message: str):
+    def __init__(
+        self,
+        op: FFTOperator,
+        total: int,
+        progress: ProgressFn | None,
+        callback: Callback | None,
+        message: str,
+    ):
         self.op, self.total, self.progress, self.callback = op, total, progress, callback
         self.message = message
 
@@ -215,14 +258,23 @@ class Deconvolver:
     [1.0, 1.0]
     """
 
-    def __init__(self, psf: Any, image_shape: Sequence[int], *, method: str = "rl",
-                 regularization: float | None = None, boundary: str = "unknown",
-                 device: str = "auto"):
+    def __init__(
+        self,
+        psf: Any,
+        image_shape: Sequence[int],
+        *,
+        method: str = "rl",
+        regularization: float | None = None,
+        boundary: str = "unknown",
+        device: str = "auto",
+    ):
         from .._device import resolve_device
 
         self.method = _check_method(method)
         if boundary not in BOUNDARIES:
-            raise user_error(f"unknown boundary {boundary!r}", fix=f"use one of {', '.join(BOUNDARIES)}")
+            raise user_error(
+                f"unknown boundary {boundary!r}", fix=f"use one of {', '.join(BOUNDARIES)}"
+            )
         self.boundary = boundary
         self.image_shape = tuple(int(n) for n in image_shape)
         if any(n < 1 for n in self.image_shape):
@@ -231,14 +283,20 @@ class Deconvolver:
         # Direct filters cannot leave voxels unobserved: they use mirrored padding instead.
         grid = "reflect" if (self.method in DIRECT_METHODS and boundary == "unknown") else boundary
         self.psf = _fit_psf(psf, self.image_shape, grid)
-        reg = DEFAULT_REGULARIZATION.get(self.method, 0.0) if regularization is None else regularization
+        reg = (
+            DEFAULT_REGULARIZATION.get(self.method, 0.0)
+            if regularization is None
+            else regularization
+        )
         if reg is not None:
             try:
                 reg = float(reg)
             except (TypeError, ValueError):
                 reg = float("nan")
             if not np.isfinite(reg) or reg < 0:
-                raise user_error(f"regularization must be a non-negative number, not {regularization!r}")
+                raise user_error(
+                    f"regularization must be a non-negative number, not {regularization!r}"
+                )
         self.regularization = reg
         self.device = resolve_device(device)
         self.geometry = plan_geometry(self.image_shape, self.psf.shape, grid)
@@ -249,7 +307,10 @@ class Deconvolver:
     def _observed_data(self, image: np.ndarray) -> torch.Tensor:
         """The data on the observed region of the grid (mirrored into the padding for reflect)."""
         if self.geometry.boundary == "reflect":
-            widths = [(sl.start, p - sl.stop) for sl, p in zip(self.geometry.crop, self.geometry.padded_shape, strict=True)]
+            widths = [
+                (sl.start, p - sl.stop)
+                for sl, p in zip(self.geometry.crop, self.geometry.padded_shape, strict=True)
+            ]
             image = np.pad(image, widths, mode="symmetric")
         return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)
 
@@ -270,16 +331,25 @@ class Deconvolver:
         return x
 
     # -- running -------------------------------------------------------------------------------
-    def __call__(self, image: Any, *, iterations: int | str = 50, background: float | str = 0.0,
-                 progress: ProgressFn | None = None, callback: Callback | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        image: Any,
+        *,
+        iterations: int | str = 50,
+        background: float | str = 0.0,
+        progress: ProgressFn | None = None,
+        callback: Callback | None = None,
+    ) -> np.ndarray:
         """Deconvolve one frame; returns a float32 array of the frame's shape.
 
         See :func:`deconvolve` for the parameters.
         """
         img = _as_float32(image, "the image")
         if img.shape != self.image_shape:
-            raise user_error(f"the frame has shape {img.shape}, the deconvolver was made for "
-                             f"{self.image_shape}", fix="make one Deconvolver per frame shape")
+            raise user_error(
+                f"the frame has shape {img.shape}, the deconvolver was made for {self.image_shape}",
+                fix="make one Deconvolver per frame shape",
+            )
         b = self._background(img, background)
         iterations = _check_iterations(iterations)
         if self.method in POISSON_METHODS and img.min() < 0:
@@ -309,7 +379,9 @@ class Deconvolver:
                 try:
                     return float(background)
                 except ValueError:
-                    raise user_error(f"background must be a number or 'auto', not {background!r}") from None
+                    raise user_error(
+                        f"background must be a number or 'auto', not {background!r}"
+                    ) from None
             b = estimate_background(img)
             log.info("background=auto: %.4g", b)
             return b
@@ -347,8 +419,10 @@ class Deconvolver:
         out = self.op.crop(x).to("cpu").numpy()
         out = np.array(out, dtype=np.float32, copy=True, order="C")
         if not np.isfinite(out).all():
-            raise user_error(f"{self.method} diverged (non-finite values)",
-                             fix="use fewer iterations or a larger --regularization")
+            raise user_error(
+                f"{self.method} diverged (non-finite values)",
+                fix="use fewer iterations or a larger --regularization",
+            )
         if self.method in NON_NEGATIVE:
             np.clip(out, 0.0, None, out=out)
         return out
@@ -362,15 +436,25 @@ def _channel_psfs(psf: Any, n_channels: int, ndim: int) -> list[Any]:
         arr = np.asarray(psf)
         psfs = list(arr) if arr.ndim == ndim + 1 else [arr] * n_channels
     if len(psfs) != n_channels:
-        raise user_error(f"{len(psfs)} PSFs for {n_channels} channels",
-                         fix="give one PSF, or one per channel")
+        raise user_error(
+            f"{len(psfs)} PSFs for {n_channels} channels", fix="give one PSF, or one per channel"
+        )
     return psfs
 
 
-def deconvolve(image: Any, psf: Any, method: str = "rl", *, iterations: int | str = 50,
-               regularization: float | None = None, background: float | str = 0.0,
-               boundary: str = "unknown", device: str = "auto",
-               progress: ProgressFn | None = None, callback: Callback | None = None) -> np.ndarray:
+def deconvolve(
+    image: Any,
+    psf: Any,
+    method: str = "rl",
+    *,
+    iterations: int | str = 50,
+    regularization: float | None = None,
+    background: float | str = 0.0,
+    boundary: str = "unknown",
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    callback: Callback | None = None,
+) -> np.ndarray:
     """Deconvolve a ``(Z, Y, X)`` stack (or ``(C, Z, Y, X)``, one PSF per channel).
 
     Parameters
@@ -424,12 +508,23 @@ def deconvolve(image: Any, psf: Any, method: str = "rl", *, iterations: int | st
     if arr.ndim > 4 and not isinstance(psf, (list, tuple)) and np.ndim(psf) == 3:
         # (T, C, Z, Y, X) and the like with one PSF: every 3-D frame in turn, sharing the buffers
         flat = arr.reshape(-1, *arr.shape[-3:])
-        return deconvolve(flat, psf, method, iterations=iterations, regularization=regularization,
-                          background=background, boundary=boundary, device=device,
-                          progress=progress, callback=callback).reshape(arr.shape)
+        return deconvolve(
+            flat,
+            psf,
+            method,
+            iterations=iterations,
+            regularization=regularization,
+            background=background,
+            boundary=boundary,
+            device=device,
+            progress=progress,
+            callback=callback,
+        ).reshape(arr.shape)
     if arr.ndim not in (1, 2, 3, 4):
-        raise user_error(f"the image has {arr.ndim} dimensions",
-                         fix="give a (Z, Y, X) or (C, Z, Y, X) stack, or one 3-D PSF for more axes")
+        raise user_error(
+            f"the image has {arr.ndim} dimensions",
+            fix="give a (Z, Y, X) or (C, Z, Y, X) stack, or one 3-D PSF for more axes",
+        )
     if isinstance(psf, (list, tuple)) and psf and all(isinstance(p, np.ndarray) for p in psf):
         psf_ndim = psf[0].ndim  # a list of per-channel PSFs
     else:
@@ -437,23 +532,46 @@ def deconvolve(image: Any, psf: Any, method: str = "rl", *, iterations: int | st
         psf_ndim = psf.ndim - 1 if psf.ndim == arr.ndim and arr.ndim == 4 else psf.ndim
     channels = arr.ndim == 4 or arr.ndim == psf_ndim + 1
     if not channels:
-        dec = Deconvolver(psf, arr.shape, method=method, regularization=regularization,
-                          boundary=boundary, device=device)
-        return dec(arr, iterations=iterations, background=background, progress=progress,
-                   callback=callback)
+        dec = Deconvolver(
+            psf,
+            arr.shape,
+            method=method,
+            regularization=regularization,
+            boundary=boundary,
+            device=device,
+        )
+        return dec(
+            arr, iterations=iterations, background=background, progress=progress, callback=callback
+        )
     psfs = _channel_psfs(psf, arr.shape[0], arr.ndim - 1)
     out = np.empty(arr.shape, dtype=np.float32)
     dec = None
     for c, (frame, p) in enumerate(zip(arr, psfs, strict=True)):
+
         def channel_progress(done: int, total: int, msg: str = "", _c: int = c) -> bool | None:
-            return None if progress is None else progress(
-                _c * max(total, 1) + done, arr.shape[0] * max(total, 1), f"channel {_c}: {msg}")
+            return (
+                None
+                if progress is None
+                else progress(
+                    _c * max(total, 1) + done, arr.shape[0] * max(total, 1), f"channel {_c}: {msg}"
+                )
+            )
 
         if dec is None or p is not psfs[c - 1]:  # frames sharing a PSF share the OTF and buffers
             dec = None
-            dec = Deconvolver(p, frame.shape, method=method, regularization=regularization,
-                              boundary=boundary, device=device)
-        out[c] = dec(frame, iterations=iterations, background=background,
-                     progress=channel_progress if progress is not None else None,
-                     callback=callback)
+            dec = Deconvolver(
+                p,
+                frame.shape,
+                method=method,
+                regularization=regularization,
+                boundary=boundary,
+                device=device,
+            )
+        out[c] = dec(
+            frame,
+            iterations=iterations,
+            background=background,
+            progress=channel_progress if progress is not None else None,
+            callback=callback,
+        )
     return out

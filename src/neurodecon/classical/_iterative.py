@@ -17,8 +17,15 @@ import torch
 
 from ._operator import FFTOperator
 
-__all__ = ["Hooks", "richardson_lucy", "rl_accelerated", "rl_tv", "landweber", "tikhonov_miller",
-           "laplacian_power"]
+__all__ = [
+    "Hooks",
+    "richardson_lucy",
+    "rl_accelerated",
+    "rl_tv",
+    "landweber",
+    "tikhonov_miller",
+    "laplacian_power",
+]
 
 #: Floor of the model ``Hx + b`` in a ratio (float32-safe, far below any real intensity).
 TINY = 1e-12
@@ -30,8 +37,9 @@ class Hooks(Protocol):
     def step(self, k: int, x: torch.Tensor) -> bool: ...
 
 
-def _rl_correction(op: FFTOperator, x: torch.Tensor, y: torch.Tensor, b: float,
-                   hooks: Hooks, k: int) -> torch.Tensor:
+def _rl_correction(
+    op: FFTOperator, x: torch.Tensor, y: torch.Tensor, b: float, hooks: Hooks, k: int
+) -> torch.Tensor:
     """``op.tmp = w · Hᵀ(m · y / (Hx + b))``, the multiplicative Richardson–Lucy factor."""
     t = op.forward(x, op.tmp)
     v = op.observed(t)
@@ -49,8 +57,9 @@ def _rl_correction(op: FFTOperator, x: torch.Tensor, y: torch.Tensor, b: float,
     return t
 
 
-def richardson_lucy(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor,
-                    iterations: int, hooks: Hooks) -> torch.Tensor:
+def richardson_lucy(
+    op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor, iterations: int, hooks: Hooks
+) -> torch.Tensor:
     """Richardson–Lucy with Bertero–Boccacci weights: ``x ← x · w · Hᵀ(m y / (Hx + b))``."""
     for k in range(iterations):
         x.mul_(_rl_correction(op, x, y, b, hooks, k))
@@ -59,8 +68,9 @@ def richardson_lucy(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor,
     return x
 
 
-def rl_accelerated(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor,
-                   iterations: int, hooks: Hooks) -> torch.Tensor:
+def rl_accelerated(
+    op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor, iterations: int, hooks: Hooks
+) -> torch.Tensor:
     """Richardson–Lucy with Biggs–Andrews vector extrapolation (order 1).
 
     ``v_k = x_k + α_k (x_k − x_{k−1})`` (clipped at 0), ``x_{k+1} = RL(v_k)``,
@@ -96,8 +106,14 @@ def rl_accelerated(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor,
     return x
 
 
-def _tv_denominator(x: torch.Tensor, lam: float, eps: float, out: torch.Tensor,
-                    norm: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+def _tv_denominator(
+    x: torch.Tensor,
+    lam: float,
+    eps: float,
+    out: torch.Tensor,
+    norm: torch.Tensor,
+    scratch: torch.Tensor,
+) -> torch.Tensor:
     """``out = 1 − λ div(∇x / |∇x|)`` with forward differences (zero flux at the grid's end)."""
     norm.fill_(eps * eps)
     for axis in range(x.ndim):
@@ -120,8 +136,15 @@ def _tv_denominator(x: torch.Tensor, lam: float, eps: float, out: torch.Tensor,
     return out
 
 
-def rl_tv(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor, iterations: int,
-          hooks: Hooks, lam: float) -> torch.Tensor:
+def rl_tv(
+    op: FFTOperator,
+    y: torch.Tensor,
+    b: float,
+    x: torch.Tensor,
+    iterations: int,
+    hooks: Hooks,
+    lam: float,
+) -> torch.Tensor:
     """Richardson–Lucy with total-variation regularisation (Dey et al. 2006).
 
     ``x ← x · w · Hᵀ(m y / (Hx + b)) / (1 − λ div(∇x/|∇x|))``; the denominator is kept above 0.1
@@ -145,8 +168,11 @@ def laplacian_power(op: FFTOperator) -> torch.Tensor:
     shape = op.shape
     total = None
     for axis, n in enumerate(shape):
-        freqs = torch.fft.rfftfreq(n, device=op.device) if axis == len(shape) - 1 else \
-            torch.fft.fftfreq(n, device=op.device)
+        freqs = (
+            torch.fft.rfftfreq(n, device=op.device)
+            if axis == len(shape) - 1
+            else torch.fft.fftfreq(n, device=op.device)
+        )
         term = 2.0 * torch.cos(2 * torch.pi * freqs) - 2.0
         view = [1] * len(shape)
         view[axis] = -1
@@ -155,8 +181,17 @@ def laplacian_power(op: FFTOperator) -> torch.Tensor:
     return (total * total).to(torch.float32)
 
 
-def landweber(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor, iterations: int,
-              hooks: Hooks, *, positive: bool, gamma: float = 1.8) -> torch.Tensor:
+def landweber(
+    op: FFTOperator,
+    y: torch.Tensor,
+    b: float,
+    x: torch.Tensor,
+    iterations: int,
+    hooks: Hooks,
+    *,
+    positive: bool,
+    gamma: float = 1.8,
+) -> torch.Tensor:
     """Landweber (``positive=False``) and projected non-negative Landweber (LW+).
 
     ``x ← P(x + γ D Hᵀ m (y − b − Hx))`` with ``D = w`` (the diagonal preconditioner that makes
@@ -165,9 +200,18 @@ def landweber(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor, itera
     return tikhonov_miller(op, y, b, x, iterations, hooks, lam=0.0, positive=positive, gamma=gamma)
 
 
-def tikhonov_miller(op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor,
-                    iterations: int, hooks: Hooks, *, lam: float, positive: bool,
-                    gamma: float = 1.8) -> torch.Tensor:
+def tikhonov_miller(
+    op: FFTOperator,
+    y: torch.Tensor,
+    b: float,
+    x: torch.Tensor,
+    iterations: int,
+    hooks: Hooks,
+    *,
+    lam: float,
+    positive: bool,
+    gamma: float = 1.8,
+) -> torch.Tensor:
     """Tikhonov–Miller (TM) and iterative constrained TM (ICTM, ``positive=True``).
 
     Gradient steps on ``‖m(Hx + b − y)‖² + λ‖Lx‖²``:

@@ -70,19 +70,25 @@ class Geometry:
         return self.boundary == "unknown"
 
 
-def plan_geometry(image_shape: tuple[int, ...], psf_shape: tuple[int, ...],
-                  boundary: str) -> Geometry:
+def plan_geometry(
+    image_shape: tuple[int, ...], psf_shape: tuple[int, ...], boundary: str
+) -> Geometry:
     """Choose the FFT grid for an image, a PSF and a boundary model."""
     image_shape = tuple(int(n) for n in image_shape)
     full = tuple(slice(None) for _ in image_shape)
     if boundary == "periodic":
         return Geometry(image_shape, image_shape, full, full, boundary)
-    padded = tuple(int(next_fast_len(n + m - 1, real=True)) for n, m in zip(image_shape, psf_shape, strict=True))
+    padded = tuple(
+        int(next_fast_len(n + m - 1, real=True))
+        for n, m in zip(image_shape, psf_shape, strict=True)
+    )
     if boundary == "unknown":
         fov = tuple(slice(0, n) for n in image_shape)
         return Geometry(image_shape, padded, fov, fov, boundary)
     if boundary == "reflect":
-        crop = tuple(slice((p - n) // 2, (p - n) // 2 + n) for n, p in zip(image_shape, padded, strict=True))
+        crop = tuple(
+            slice((p - n) // 2, (p - n) // 2 + n) for n, p in zip(image_shape, padded, strict=True)
+        )
         return Geometry(image_shape, padded, crop, full, boundary)
     raise ValueError(f"unknown boundary {boundary!r}")
 
@@ -94,7 +100,9 @@ def place_psf(psf: np.ndarray, padded_shape: tuple[int, ...]) -> np.ndarray:
     circular convolution with it means.
     """
     kernel = np.zeros(padded_shape, dtype=np.float32)
-    idx = np.ix_(*[(np.arange(m) - m // 2) % p for m, p in zip(psf.shape, padded_shape, strict=True)])
+    idx = np.ix_(
+        *[(np.arange(m) - m // 2) % p for m, p in zip(psf.shape, padded_shape, strict=True)]
+    )
     np.add.at(kernel, idx, psf.astype(np.float32, copy=False))
     return kernel
 

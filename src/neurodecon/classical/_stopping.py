@@ -48,8 +48,16 @@ from .._progress import ProgressFn, report
 from ._engine import POISSON_METHODS
 from ._iterative import TINY, richardson_lucy
 
-__all__ = ["auto_iterations", "estimate_gain", "to_counts", "gain_fraction_iteration", "tail_gain",
-           "full_data_count", "FULL_DATA_FACTOR", "ACCELERATED_FACTOR"]
+__all__ = [
+    "auto_iterations",
+    "estimate_gain",
+    "to_counts",
+    "gain_fraction_iteration",
+    "tail_gain",
+    "full_data_count",
+    "FULL_DATA_FACTOR",
+    "ACCELERATED_FACTOR",
+]
 
 log = logging.getLogger("neurodecon")
 
@@ -177,8 +185,9 @@ class _HeldOut:
         return True
 
 
-def full_data_count(curve, k_half: int, *, accelerated: bool = False, capped: bool = True,
-                    budget: int | None = None) -> int:
+def full_data_count(
+    curve, k_half: int, *, accelerated: bool = False, capped: bool = True, budget: int | None = None
+) -> int:
     """Iterations for the full data from the half-data held-out ``curve`` and its maximum ``k_half``.
 
     ``2·k½``; capped at ``3·k_gain`` when the curve never turned within ``budget`` and was still
@@ -187,29 +196,49 @@ def full_data_count(curve, k_half: int, *, accelerated: bool = False, capped: bo
     """
     budget = MAX_AUTO_ITERATIONS if budget is None else budget
     k = int(round(FULL_DATA_FACTOR * k_half))
-    never_turned = (len(curve) >= budget and k_half >= 0.95 * len(curve)
-                    and tail_gain(curve) >= CREEP)
+    never_turned = (
+        len(curve) >= budget and k_half >= 0.95 * len(curve) and tail_gain(curve) >= CREEP
+    )
     if never_turned and not capped:
-        log.warning("iterations=auto: the held-out likelihood still rises after %d iterations "
-                    "(slowly converging method): using %d iterations; give --iterations to go "
-                    "faster", len(curve), k)
+        log.warning(
+            "iterations=auto: the held-out likelihood still rises after %d iterations "
+            "(slowly converging method): using %d iterations; give --iterations to go "
+            "faster",
+            len(curve),
+            k,
+        )
     elif never_turned:
-        log.warning("iterations=auto: the held-out likelihood still rises after %d iterations: the "
-                    "PSF may be wider than the data's, or the noise not Poisson-like; the count is "
-                    "capped (check the PSF, or choose the iterations yourself)", len(curve))
+        log.warning(
+            "iterations=auto: the held-out likelihood still rises after %d iterations: the "
+            "PSF may be wider than the data's, or the noise not Poisson-like; the count is "
+            "capped (check the PSF, or choose the iterations yourself)",
+            len(curve),
+        )
         k_gain = gain_fraction_iteration(curve, GAIN_FRACTION)
         if GAIN_CAP_FACTOR * k_gain < k:
-            log.info("iterations=auto: %d → %d (held-out gain within %.0f%% of its total after %d "
-                     "half-data iterations)", k, GAIN_CAP_FACTOR * k_gain, 100 * GAIN_FRACTION, k_gain)
+            log.info(
+                "iterations=auto: %d → %d (held-out gain within %.0f%% of its total after %d "
+                "half-data iterations)",
+                k,
+                GAIN_CAP_FACTOR * k_gain,
+                100 * GAIN_FRACTION,
+                k_gain,
+            )
             k = max(GAIN_CAP_FACTOR * k_gain, 1)
     if accelerated:
-        k = max(int(round(ACCELERATED_FACTOR * k ** 0.5)), 1)
+        k = max(int(round(ACCELERATED_FACTOR * k**0.5)), 1)
     return k
 
 
-def auto_iterations(dec, image: np.ndarray, background: float, *,
-                    progress: ProgressFn | None = None, seed: int = 0,
-                    return_curve: bool = False):
+def auto_iterations(
+    dec,
+    image: np.ndarray,
+    background: float,
+    *,
+    progress: ProgressFn | None = None,
+    seed: int = 0,
+    return_curve: bool = False,
+):
     """Best iteration count for ``dec`` (a :class:`~._engine.Deconvolver`) on ``image``."""
     rng = np.random.default_rng(seed)
     counts, gain = to_counts(image, rng)
@@ -227,8 +256,9 @@ def auto_iterations(dec, image: np.ndarray, background: float, *,
     else:
         dec._iterate(t1, b_half, x, MAX_AUTO_ITERATIONS, hooks)
     k_half = max(hooks.best_k, 1)
-    k = full_data_count(hooks.curve, k_half, accelerated=accelerated,
-                        capped=dec.method in POISSON_METHODS)
+    k = full_data_count(
+        hooks.curve, k_half, accelerated=accelerated, capped=dec.method in POISSON_METHODS
+    )
     if return_curve:
         return k, k_half, hooks.curve
     return k

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="3D deconvolution for fluorescence microscopy (classical, bead-calibrated, learned).",
     )
     parser.add_argument("--version", action="version", version=f"neurodecon {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more logging; tracebacks on errors")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="more logging; tracebacks on errors"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     psf = sub.add_parser("psf", help="generate, inspect or extract point spread functions")
     psf_sub = psf.add_subparsers(dest="psf_command", metavar="PSF_COMMAND", required=True)
@@ -67,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("error: out of memory; use a smaller --tile size or a machine with more RAM",
-              file=sys.stderr)
+        print(
+            "error: out of memory; use a smaller --tile size or a machine with more RAM",
+            file=sys.stderr,
+        )
         return 3
     return int(result or 0)
 

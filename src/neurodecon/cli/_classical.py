@@ -30,19 +30,48 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         "trained NeuroDecon network (--model MODEL_DIR, or --model default).",
     )
     p.add_argument("input", metavar="INPUT", help="image file (TIFF, OME-TIFF, OME-Zarr, .npy)")
-    p.add_argument("--psf", default=None, metavar="PSF", help="PSF file (centre at n//2, any scale)")
-    p.add_argument("--psf-voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"), default=None,
-                   help="voxel size of the PSF file in µm (default: its metadata; resampled to the image's)")
-    p.add_argument("--method", default="rl", choices=METHODS,
-                   help="classical method (default rl; ignored with a trained model)")
-    p.add_argument("--iterations", default="50", metavar="N|auto",
-                   help="iterations of an iterative method, or 'auto' (default 50)")
-    p.add_argument("--regularization", type=float, default=None, metavar="LAMBDA",
-                   help="method parameter (ε, λ or the Wiener noise multiplier; default per method)")
-    p.add_argument("--background", default="0", metavar="B|auto",
-                   help="background / camera offset in image units, or 'auto' (default 0)")
-    p.add_argument("--boundary", default="unknown", choices=BOUNDARIES,
-                   help="unknown (default, no edge artefacts), reflect or periodic")
+    p.add_argument(
+        "--psf", default=None, metavar="PSF", help="PSF file (centre at n//2, any scale)"
+    )
+    p.add_argument(
+        "--psf-voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="voxel size of the PSF file in µm (default: its metadata; resampled to the image's)",
+    )
+    p.add_argument(
+        "--method",
+        default="rl",
+        choices=METHODS,
+        help="classical method (default rl; ignored with a trained model)",
+    )
+    p.add_argument(
+        "--iterations",
+        default="50",
+        metavar="N|auto",
+        help="iterations of an iterative method, or 'auto' (default 50)",
+    )
+    p.add_argument(
+        "--regularization",
+        type=float,
+        default=None,
+        metavar="LAMBDA",
+        help="method parameter (ε, λ or the Wiener noise multiplier; default per method)",
+    )
+    p.add_argument(
+        "--background",
+        default="0",
+        metavar="B|auto",
+        help="background / camera offset in image units, or 'auto' (default 0)",
+    )
+    p.add_argument(
+        "--boundary",
+        default="unknown",
+        choices=BOUNDARIES,
+        help="unknown (default, no edge artefacts), reflect or periodic",
+    )
     add_voxel_size(p)
     add_psf_model_options(p)
     _accept_model_directories(p)
@@ -58,8 +87,10 @@ def _accept_model_directories(p: argparse.ArgumentParser) -> None:
         if "--model" in action.option_strings:
             action.choices = None
             action.metavar = "MODEL"
-            action.help = (f"PSF model ({', '.join(PSF_MODELS)}) or a trained network directory "
-                           "('default' = the model shipped with NeuroDecon)")
+            action.help = (
+                f"PSF model ({', '.join(PSF_MODELS)}) or a trained network directory "
+                "('default' = the model shipped with NeuroDecon)"
+            )
 
 
 def _background(text: str) -> float | str:
@@ -84,7 +115,9 @@ def _deconvolve(args: argparse.Namespace) -> int:
     image = read(args.input, voxel_size_um=args.voxel_size)
     out_path = Path(args.output)
     if out_path.exists() and not args.overwrite:
-        raise user_error("output exists", path=out_path, fix="pass --overwrite or choose another name")
+        raise user_error(
+            "output exists", path=out_path, fix="pass --overwrite or choose another name"
+        )
     spatial = tuple(image.data.shape[-3:]) if image.data.ndim >= 3 else tuple(image.data.shape)
     model = args.psf_model
     if model is not None and model not in PSF_MODELS:
@@ -97,9 +130,13 @@ def _deconvolve(args: argparse.Namespace) -> int:
         psf_img = read(args.psf, voxel_size_um=args.psf_voxel_size, check=False)
         from ..psf import prepare_psf
 
-        psf = prepare_psf(psf_img.data, image_shape=spatial,
-                          psf_voxel_size_um=None if psf_img.voxel_size_assumed else psf_img.voxel_size_um,
-                          image_voxel_size_um=image.voxel_size_um, path=args.psf)
+        psf = prepare_psf(
+            psf_img.data,
+            image_shape=spatial,
+            psf_voxel_size_um=None if psf_img.voxel_size_assumed else psf_img.voxel_size_um,
+            image_voxel_size_um=image.voxel_size_um,
+            path=args.psf,
+        )
         psf_source = str(args.psf)
     else:
         psf = psf_from_args(args, shape=_psf_shape(spatial), voxel_size_um=image.voxel_size_um)
@@ -107,13 +144,29 @@ def _deconvolve(args: argparse.Namespace) -> int:
     from ..classical import deconvolve
 
     with console_progress(f"Deconvolving ({args.method})") as bar:
-        result = deconvolve(image.data, psf, args.method, iterations=iterations,
-                            regularization=args.regularization, background=background,
-                            boundary=args.boundary, device=args.device, progress=bar)
-    params = {"method": args.method, "iterations": args.iterations, "regularization": args.regularization,
-              "background": args.background, "boundary": args.boundary, "psf": psf_source,
-              "psf_shape": list(psf.shape)}
-    written = write_output(args, out_path, image.with_data(result), inputs=_inputs(args), parameters=params)
+        result = deconvolve(
+            image.data,
+            psf,
+            args.method,
+            iterations=iterations,
+            regularization=args.regularization,
+            background=background,
+            boundary=args.boundary,
+            device=args.device,
+            progress=bar,
+        )
+    params = {
+        "method": args.method,
+        "iterations": args.iterations,
+        "regularization": args.regularization,
+        "background": args.background,
+        "boundary": args.boundary,
+        "psf": psf_source,
+        "psf_shape": list(psf.shape),
+    }
+    written = write_output(
+        args, out_path, image.with_data(result), inputs=_inputs(args), parameters=params
+    )
     print(f"wrote {written} ({args.method}, {result.shape}, {result.dtype})")
     return 0
 
@@ -133,10 +186,12 @@ def _run_network(args: argparse.Namespace, image, out_path: Path, model_dir: str
 
     model = load_model(model_dir)
     with console_progress("Deconvolving (network)") as bar:
-        result = predict(model, image.data, voxel_size_um=image.voxel_size_um, device=args.device,
-                         progress=bar)
+        result = predict(
+            model, image.data, voxel_size_um=image.voxel_size_um, device=args.device, progress=bar
+        )
     params = {"model": str(model_dir)}
-    written = write_output(args, out_path, image.with_data(result), inputs=(str(args.input),),
-                           parameters=params)
+    written = write_output(
+        args, out_path, image.with_data(result), inputs=(str(args.input),), parameters=params
+    )
     print(f"wrote {written} (network {model_dir}, {result.shape}, {result.dtype})")
     return 0

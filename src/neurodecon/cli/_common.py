@@ -11,46 +11,96 @@ from .._json import json_default as _json_default
 from ..errors import user_error
 
 __all__ = [
-    "add_voxel_size", "add_output_options", "add_device", "add_psf_model_options",
-    "psf_from_args", "write_output", "print_json", "has_psf_model",
+    "add_voxel_size",
+    "add_output_options",
+    "add_device",
+    "add_psf_model_options",
+    "psf_from_args",
+    "write_output",
+    "print_json",
+    "has_psf_model",
 ]
 
 PSF_MODELS = ("gaussian", "widefield", "gibson-lanni", "confocal", "two-photon")
 
 
 def add_voxel_size(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"), default=None,
-                   help="voxel size in µm; overrides the file's metadata")
+    p.add_argument(
+        "--voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="voxel size in µm; overrides the file's metadata",
+    )
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dtype", choices=("float32", "uint16"), default="float32",
-                   help="output pixel type; uint16 scales linearly and records the scaling (default float32)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "uint16"),
+        default="float32",
+        help="output pixel type; uint16 scales linearly and records the scaling (default float32)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: CUDA when present)")
+    p.add_argument(
+        "--device", default="auto", help="auto | cpu | cuda (default auto: CUDA when present)"
+    )
 
 
 def add_psf_model_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     """Theoretical PSF options shared by psf generate, simulate, deconvolve, compare, train."""
     g = p.add_argument_group("theoretical PSF model")
-    g.add_argument("--model", dest="psf_model", choices=PSF_MODELS, required=required,
-                   help="PSF model")
+    g.add_argument(
+        "--model", dest="psf_model", choices=PSF_MODELS, required=required, help="PSF model"
+    )
     g.add_argument("--na", type=float, default=1.4, help="numerical aperture (default 1.4)")
-    g.add_argument("--wavelength", type=float, default=0.52, help="emission wavelength in µm (default 0.52)")
-    g.add_argument("--excitation-wavelength", type=float, default=None,
-                   help="excitation wavelength in µm (confocal, two-photon)")
-    g.add_argument("--immersion-index", type=float, default=1.515, help="immersion refractive index (default 1.515)")
-    g.add_argument("--sample-index", type=float, default=None,
-                   help="sample refractive index (Gibson–Lanni; default = immersion index)")
-    g.add_argument("--depth", type=float, default=0.0, help="depth below the coverslip in µm (Gibson–Lanni)")
-    g.add_argument("--pinhole", type=float, default=1.0, help="confocal pinhole in Airy units (default 1)")
-    g.add_argument("--fwhm", nargs=3, type=float, metavar=("Z", "Y", "X"), default=None,
-                   help="Gaussian model: FWHM in µm")
-    g.add_argument("--psf-shape", nargs=3, type=int, metavar=("Z", "Y", "X"), default=None,
-                   help="PSF array shape (default: chosen from the optics and the image)")
+    g.add_argument(
+        "--wavelength", type=float, default=0.52, help="emission wavelength in µm (default 0.52)"
+    )
+    g.add_argument(
+        "--excitation-wavelength",
+        type=float,
+        default=None,
+        help="excitation wavelength in µm (confocal, two-photon)",
+    )
+    g.add_argument(
+        "--immersion-index",
+        type=float,
+        default=1.515,
+        help="immersion refractive index (default 1.515)",
+    )
+    g.add_argument(
+        "--sample-index",
+        type=float,
+        default=None,
+        help="sample refractive index (Gibson–Lanni; default = immersion index)",
+    )
+    g.add_argument(
+        "--depth", type=float, default=0.0, help="depth below the coverslip in µm (Gibson–Lanni)"
+    )
+    g.add_argument(
+        "--pinhole", type=float, default=1.0, help="confocal pinhole in Airy units (default 1)"
+    )
+    g.add_argument(
+        "--fwhm",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="Gaussian model: FWHM in µm",
+    )
+    g.add_argument(
+        "--psf-shape",
+        nargs=3,
+        type=int,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="PSF array shape (default: chosen from the optics and the image)",
+    )
 
 
 def has_psf_model(args: argparse.Namespace) -> bool:
@@ -60,7 +110,8 @@ def has_psf_model(args: argparse.Namespace) -> bool:
 def psf_params(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :func:`neurodecon.psf.make_psf` given on the command line."""
     params: dict[str, Any] = {
-        "na": args.na, "wavelength_um": args.wavelength,
+        "na": args.na,
+        "wavelength_um": args.wavelength,
         "immersion_index": args.immersion_index,
     }
     if args.excitation_wavelength is not None:
@@ -76,25 +127,44 @@ def psf_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def psf_from_args(args: argparse.Namespace, *, shape: tuple[int, int, int],
-                  voxel_size_um: tuple[float, float, float]):
+def psf_from_args(
+    args: argparse.Namespace,
+    *,
+    shape: tuple[int, int, int],
+    voxel_size_um: tuple[float, float, float],
+):
     """Build the theoretical PSF the options describe, as a float32 array summing to 1."""
     from ..psf import make_psf
 
     if not has_psf_model(args):
-        raise user_error("no PSF given", fix="pass --psf FILE, or a model with --model and its options")
+        raise user_error(
+            "no PSF given", fix="pass --psf FILE, or a model with --model and its options"
+        )
     psf_shape = tuple(args.psf_shape) if args.psf_shape else shape
-    return make_psf(args.psf_model, shape=psf_shape, voxel_size_um=voxel_size_um, **psf_params(args))
+    return make_psf(
+        args.psf_model, shape=psf_shape, voxel_size_um=voxel_size_um, **psf_params(args)
+    )
 
 
-def write_output(args: argparse.Namespace, path: str | Path, image, *, inputs=(),
-                 parameters: dict[str, Any] | None = None) -> Path:
+def write_output(
+    args: argparse.Namespace,
+    path: str | Path,
+    image,
+    *,
+    inputs=(),
+    parameters: dict[str, Any] | None = None,
+) -> Path:
     """Write with the shared output policy (``--dtype``, ``--overwrite``, provenance)."""
     from ..io import write
 
-    return write(path, image, dtype=getattr(args, "dtype", "float32"),
-                 overwrite=getattr(args, "overwrite", False), inputs=inputs,
-                 provenance={"parameters": parameters or {}})
+    return write(
+        path,
+        image,
+        dtype=getattr(args, "dtype", "float32"),
+        overwrite=getattr(args, "overwrite", False),
+        inputs=inputs,
+        provenance={"parameters": parameters or {}},
+    )
 
 
 def print_json(obj: Any) -> None:

@@ -11,16 +11,22 @@ from ._common import add_voxel_size, print_json
 def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the main parser."""
     p = sub.add_parser(
-        "evaluate", help="quality and resolution metrics of a result (with or without ground truth)",
+        "evaluate",
+        help="quality and resolution metrics of a result (with or without ground truth)",
         description="Scores PRED: PSNR, SSIM, NRMSE, RMSE, Pearson and FSC resolution against "
-                    "--truth when given; decorrelation resolution and SNR per plane (XY, XZ, YZ), "
-                    "Shannon entropy and GLCM texture always.")
+        "--truth when given; decorrelation resolution and SNR per plane (XY, XZ, YZ), "
+        "Shannon entropy and GLCM texture always.",
+    )
     p.add_argument("pred", metavar="PRED", help="image to score (3D stack)")
     p.add_argument("--truth", metavar="GT", help="ground-truth stack of the same shape")
-    p.add_argument("--normalization", choices=("affine", "percentile", "none"), default="affine",
-                   help="intensity matching before PSNR/SSIM/NRMSE/Pearson: affine = least-squares "
-                        "gain+offset of PRED to the percentile-normalised GT (default); percentile = "
-                        "each to its 1st–99.8th percentiles; none")
+    p.add_argument(
+        "--normalization",
+        choices=("affine", "percentile", "none"),
+        default="affine",
+        help="intensity matching before PSNR/SSIM/NRMSE/Pearson: affine = least-squares "
+        "gain+offset of PRED to the percentile-normalised GT (default); percentile = "
+        "each to its 1st–99.8th percentiles; none",
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     add_voxel_size(p)
     p.set_defaults(func=_evaluate)
@@ -36,17 +42,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     voxel = tuple(args.voxel_size) if args.voxel_size else pred.voxel_size_um
     for path, img in ((args.pred, pred), (args.truth, truth)):
         if img is not None and img.data.ndim != 3:
-            raise user_error(f"evaluate needs one 3D (Z, Y, X) stack, got axes {img.axes} {img.shape}",
-                             path=path, fix="save one channel and time point as its own stack")
+            raise user_error(
+                f"evaluate needs one 3D (Z, Y, X) stack, got axes {img.axes} {img.shape}",
+                path=path,
+                fix="save one channel and time point as its own stack",
+            )
     if truth is not None and truth.shape != pred.shape:
-        raise user_error(f"shape {truth.shape} differs from the prediction's {pred.shape}",
-                         path=args.truth, fix="give the ground truth of the same stack")
-    metrics = evaluate(pred.data, truth.data if truth is not None else None,
-                       voxel_size_um=voxel, normalization=args.normalization)
+        raise user_error(
+            f"shape {truth.shape} differs from the prediction's {pred.shape}",
+            path=args.truth,
+            fix="give the ground truth of the same stack",
+        )
+    metrics = evaluate(
+        pred.data,
+        truth.data if truth is not None else None,
+        voxel_size_um=voxel,
+        normalization=args.normalization,
+    )
     if args.json:
-        print_json({"pred": str(args.pred), "truth": args.truth, "voxel_size_um": list(voxel),
-                    "normalization": args.normalization,
-                    "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}})
+        print_json(
+            {
+                "pred": str(args.pred),
+                "truth": args.truth,
+                "voxel_size_um": list(voxel),
+                "normalization": args.normalization,
+                "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()},
+            }
+        )
     else:
         _table(args, voxel, metrics)
     return 0

@@ -26,50 +26,85 @@ class StepPrinter:
         key = (done, message)
         if key != self.last:
             self.last = key
-            print(f"[{time.perf_counter() - self.t0:7.1f} s] {done}/{total} {message}",
-                  file=self.stream, flush=True)
+            print(
+                f"[{time.perf_counter() - self.t0:7.1f} s] {done}/{total} {message}",
+                file=self.stream,
+                flush=True,
+            )
 
 
 def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersAction) -> None:
     """Add ``compare`` and ``demo``."""
     p = sub.add_parser(
-        "compare", help="run several deconvolution methods and write a visual report",
+        "compare",
+        help="run several deconvolution methods and write a visual report",
         description="Deconvolve INPUT with several methods (classical and learned) and write an "
-                    "HTML report with orthogonal views, line profiles, Fourier spectra, FWHM, "
-                    "metrics and a ranking, plus metrics.json/csv and each result as a TIFF.")
+        "HTML report with orthogonal views, line profiles, Fourier spectra, FWHM, "
+        "metrics and a ranking, plus metrics.json/csv and each result as a TIFF.",
+    )
     p.add_argument("input", help="the blurred 3D stack")
     src = p.add_argument_group("PSF (for classical methods)")
     src.add_argument("--psf", help="PSF file")
-    src.add_argument("--psf-voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                     help="voxel size of the PSF file in µm (default: its metadata, else the image's)")
+    src.add_argument(
+        "--psf-voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="voxel size of the PSF file in µm (default: its metadata, else the image's)",
+    )
     src.add_argument("--beads", help="bead image to extract the PSF from")
     src.add_argument("--bead-diameter", type=float, help="bead diameter in µm (with --beads)")
-    src.add_argument("--beads-voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                     help="voxel size of the bead image in µm (default: its metadata)")
+    src.add_argument(
+        "--beads-voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="voxel size of the bead image in µm (default: its metadata)",
+    )
     add_psf_model_options(p)
-    p.add_argument("--methods", default=None,
-                   help="comma-separated: classical names (rl, rltv, wiener, ...), model:DIR, "
-                        "model:default (default: wiener,rl,rltv and the shipped model if installed)")
-    p.add_argument("--truth", help="ground-truth stack (adds PSNR/SSIM/NRMSE/Pearson, ranks by them)")
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated: classical names (rl, rltv, wiener, ...), model:DIR, "
+        "model:default (default: wiener,rl,rltv and the shipped model if installed)",
+    )
+    p.add_argument(
+        "--truth", help="ground-truth stack (adds PSNR/SSIM/NRMSE/Pearson, ranks by them)"
+    )
     add_voxel_size(p)
-    p.add_argument("--iterations", default="auto",
-                   help="iterations of the iterative methods: N or auto (default auto)")
-    p.add_argument("--regularization", type=float, default=None,
-                   help="regularisation of the methods that take one (default: each method's)")
-    p.add_argument("--background", default="auto", help="background: a number or auto (default auto)")
+    p.add_argument(
+        "--iterations",
+        default="auto",
+        help="iterations of the iterative methods: N or auto (default auto)",
+    )
+    p.add_argument(
+        "--regularization",
+        type=float,
+        default=None,
+        help="regularisation of the methods that take one (default: each method's)",
+    )
+    p.add_argument(
+        "--background", default="auto", help="background: a number or auto (default auto)"
+    )
     add_device(p)
     p.add_argument("-o", "--output", required=True, help="report folder")
     p.add_argument("--overwrite", action="store_true", help="write into an existing report folder")
     p.set_defaults(func=_compare)
 
     d = sub.add_parser(
-        "demo", help="simulate a stack and beads, compare methods, write a report (a few minutes)",
+        "demo",
+        help="simulate a stack and beads, compare methods, write a report (a few minutes)",
         description="Simulate a confocal stack, a bead image and the ground truth from a documented "
-                    "microscope, extract the PSF from the beads, run classical methods and the "
-                    "shipped NeuroDecon model, and write the comparison report.")
-    d.add_argument("-o", "--output", default="demo_output", help="report folder (default demo_output)")
+        "microscope, extract the PSF from the beads, run classical methods and the "
+        "shipped NeuroDecon model, and write the comparison report.",
+    )
+    d.add_argument(
+        "-o", "--output", default="demo_output", help="report folder (default demo_output)"
+    )
     d.add_argument("--overwrite", action="store_true", help="write into an existing folder")
-    d.add_argument("--quick", action="store_true", help="small volumes and few iterations (seconds)")
+    d.add_argument(
+        "--quick", action="store_true", help="small volumes and few iterations (seconds)"
+    )
     add_device(d)
     d.set_defaults(func=_demo)
 
@@ -103,23 +138,35 @@ def _compare(args: argparse.Namespace) -> int:
     if sum(sources) > 1:
         raise user_error("give one PSF source", fix="use --psf, --beads or --model, not several")
     if args.beads is not None and args.bead_diameter is None:
-        raise user_error("--beads needs --bead-diameter", fix="e.g. --bead-diameter 0.2 for 200 nm beads")
+        raise user_error(
+            "--beads needs --bead-diameter", fix="e.g. --bead-diameter 0.2 for 200 nm beads"
+        )
     image = read(args.input, voxel_size_um=args.voxel_size)
     psf = args.psf
     if has_psf_model(args):
-        shape = tuple(min(n, cap) for n, cap in zip(image.spatial_shape, (65, 129, 129), strict=True))
+        shape = tuple(
+            min(n, cap) for n, cap in zip(image.spatial_shape, (65, 129, 129), strict=True)
+        )
         psf = psf_from_args(args, shape=shape, voxel_size_um=image.voxel_size_um)
     summary = compare(
-        image, psf=psf, beads=args.beads, bead_diameter_um=args.bead_diameter,
-        methods=args.methods or _default_methods(), truth=args.truth,
-        voxel_size_um=args.voxel_size, output_dir=args.output, overwrite=args.overwrite,
+        image,
+        psf=psf,
+        beads=args.beads,
+        bead_diameter_um=args.bead_diameter,
+        methods=args.methods or _default_methods(),
+        truth=args.truth,
+        voxel_size_um=args.voxel_size,
+        output_dir=args.output,
+        overwrite=args.overwrite,
         iterations=_number_or_auto(args.iterations, "iteration count", int),
         regularization=args.regularization,
-        background=_number_or_auto(args.background, "background"), device=args.device,
+        background=_number_or_auto(args.background, "background"),
+        device=args.device,
         psf_voxel_size_um=args.psf_voxel_size,
         bead_options={"voxel_size_um": args.beads_voxel_size} if args.beads_voxel_size else None,
         title=f"NeuroDecon comparison: {args.input}",
-        progress=StepPrinter())
+        progress=StepPrinter(),
+    )
     _print_summary(summary)
     return 0
 
@@ -127,10 +174,19 @@ def _compare(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ..report import demo
 
-    print(f"NeuroDecon demo{' (quick)' if args.quick else ''}: simulating data, then comparing "
-          f"methods; report in {args.output}/", file=sys.stderr, flush=True)
-    summary = demo(args.output, overwrite=args.overwrite, quick=args.quick, device=args.device,
-                   progress=StepPrinter())
+    print(
+        f"NeuroDecon demo{' (quick)' if args.quick else ''}: simulating data, then comparing "
+        f"methods; report in {args.output}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    summary = demo(
+        args.output,
+        overwrite=args.overwrite,
+        quick=args.quick,
+        device=args.device,
+        progress=StepPrinter(),
+    )
     _print_summary(summary)
     return 0
 

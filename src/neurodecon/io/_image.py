@@ -73,6 +73,10 @@ def unlabelled_image(data: np.ndarray, *, reader: str, source: str, fmt: str) ->
         data=data,
         axes=default_axes(data.ndim) or "",
         voxel_size_assumed=True,
-        metadata={"reader": reader, "source": source, "format": fmt,
-                  "voxel_size_from_file": [None, None, None]},
+        metadata={
+            "reader": reader,
+            "source": source,
+            "format": fmt,
+            "voxel_size_from_file": [None, None, None],
+        },
     )

@@ -11,5 +11,14 @@ from ._net import NetConfig, ResUNet, build_network
 from ._predict import predict
 from ._train import train
 
-__all__ = ["train", "load_model", "predict", "default_model_path", "Model", "TrainConfig",
-           "NetConfig", "ResUNet", "build_network"]
+__all__ = [
+    "train",
+    "load_model",
+    "predict",
+    "default_model_path",
+    "Model",
+    "TrainConfig",
+    "NetConfig",
+    "ResUNet",
+    "build_network",
+]

@@ -51,7 +51,12 @@ class TrainConfig:
     ssim_weight: float = 0.0  # adds ssim_weight · (1 − SSIM(pred, target)) to the loss
     photons: tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0)
     read_noise: float = 1.0
-    backgrounds: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)  # background counts per voxel, drawn per crop
+    backgrounds: tuple[float, ...] = (
+        0.0,
+        2.0,
+        5.0,
+        10.0,
+    )  # background counts per voxel, drawn per crop
     fg_fraction: float = 0.8
     norm_percentiles: tuple[float, float] = (1.0, 99.8)
     val_fraction: float = 0.2
@@ -80,8 +85,10 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise user_error(f"unknown training option(s) {', '.join(unknown)}",
-                             fix=f"use some of {', '.join(sorted(known))}")
+            raise user_error(
+                f"unknown training option(s) {', '.join(unknown)}",
+                fix=f"use some of {', '.join(sorted(known))}",
+            )
         net = d.pop("net", None)
         cfg = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
         if isinstance(net, dict):
@@ -96,36 +103,59 @@ class TrainConfig:
     def validate(self) -> None:
         m = 2**self.net.depth
         if any(p % m for p in self.patch):
-            raise user_error(f"patch {tuple(self.patch)} is not a multiple of {m} on every axis",
-                             fix=f"choose patch sizes divisible by 2**depth = {m}")
+            raise user_error(
+                f"patch {tuple(self.patch)} is not a multiple of {m} on every axis",
+                fix=f"choose patch sizes divisible by 2**depth = {m}",
+            )
         if any(p > s for p, s in zip(self.patch, self.pool_shape, strict=True)):
-            raise user_error(f"patch {tuple(self.patch)} is larger than the pool volumes {tuple(self.pool_shape)}",
-                             fix="use a smaller --patch or larger pool_shape")
+            raise user_error(
+                f"patch {tuple(self.patch)} is larger than the pool volumes {tuple(self.pool_shape)}",
+                fix="use a smaller --patch or larger pool_shape",
+            )
         if self.steps < 1 or self.batch < 1:
             raise user_error("steps and batch must be at least 1")
         if self.physics not in ("none", "rl"):
             raise user_error(f"unknown physics input {self.physics!r}", fix="use none or rl")
         if self.physics_method not in ("rl", "rl-accel"):
-            raise user_error(f"unknown physics method {self.physics_method!r}", fix="use rl or rl-accel")
+            raise user_error(
+                f"unknown physics method {self.physics_method!r}", fix="use rl or rl-accel"
+            )
         if self.physics_iterations < 1 or self.physics_draws < 1:
             raise user_error("physics_iterations and physics_draws must be at least 1")
         b = self.physics_background
-        if not (b == "auto" or (isinstance(b, (int, float)) and not isinstance(b, bool)
-                                and np.isfinite(b) and b >= 0)):
-            raise user_error(f"physics_background {b!r} is neither 'auto' nor a number >= 0",
-                             fix="use auto or a background in counts, e.g. 5")
+        if not (
+            b == "auto"
+            or (
+                isinstance(b, (int, float))
+                and not isinstance(b, bool)
+                and np.isfinite(b)
+                and b >= 0
+            )
+        ):
+            raise user_error(
+                f"physics_background {b!r} is neither 'auto' nor a number >= 0",
+                fix="use auto or a background in counts, e.g. 5",
+            )
         if not self.photons or any(not (np.isfinite(p) and p > 0) for p in self.photons):
-            raise user_error(f"photons {tuple(self.photons)} must be numbers > 0", fix="e.g. 100,300,1000")
+            raise user_error(
+                f"photons {tuple(self.photons)} must be numbers > 0", fix="e.g. 100,300,1000"
+            )
         if not self.backgrounds or any(not (np.isfinite(b) and b >= 0) for b in self.backgrounds):
-            raise user_error(f"backgrounds {tuple(self.backgrounds)} must be numbers >= 0", fix="e.g. 0,5,10")
+            raise user_error(
+                f"backgrounds {tuple(self.backgrounds)} must be numbers >= 0", fix="e.g. 0,5,10"
+            )
         if self.time_limit_min is not None and not self.time_limit_min > 0:
             raise user_error(f"time limit {self.time_limit_min} min must be > 0")
         lo, hi = (float(v) for v in self.magnification)
         if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
-            raise user_error(f"magnification {tuple(self.magnification)} must be 0 < low <= high",
-                             fix="e.g. 0.5 2")
+            raise user_error(
+                f"magnification {tuple(self.magnification)} must be 0 < low <= high",
+                fix="e.g. 0.5 2",
+            )
         if not 0.0 <= self.ema_decay < 1.0:
-            raise user_error(f"ema_decay {self.ema_decay} must be in [0, 1)", fix="e.g. 0.99, or 0 to disable")
+            raise user_error(
+                f"ema_decay {self.ema_decay} must be in [0, 1)", fix="e.g. 0.99, or 0 to disable"
+            )
         if self.bead_target not in ("bead", "psf"):
             raise user_error(f"unknown bead target {self.bead_target!r}", fix="use bead or psf")
         if self.loss not in ("mae", "mse"):

@@ -16,8 +16,15 @@ from scipy.signal import fftconvolve
 
 from ._norm import Normalization, robust_range
 
-__all__ = ["Pool", "build_pool", "center_convolve", "allowed_flips", "scale_to_unit",
-           "sample_batch", "private_phantom"]
+__all__ = [
+    "Pool",
+    "build_pool",
+    "center_convolve",
+    "allowed_flips",
+    "scale_to_unit",
+    "sample_batch",
+    "private_phantom",
+]
 
 
 def center_convolve(volume: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
@@ -27,7 +34,9 @@ def center_convolve(volume: np.ndarray, kernel: np.ndarray | None) -> np.ndarray
     kernel = _crop_kernel(kernel, volume.shape)
     full = fftconvolve(volume.astype(np.float32), kernel.astype(np.float32), mode="full")
     c = [k // 2 for k in kernel.shape]
-    out = full[c[0]:c[0] + volume.shape[0], c[1]:c[1] + volume.shape[1], c[2]:c[2] + volume.shape[2]]
+    out = full[
+        c[0] : c[0] + volume.shape[0], c[1] : c[1] + volume.shape[1], c[2] : c[2] + volume.shape[2]
+    ]
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
@@ -94,6 +103,7 @@ class Pool:
     def conditions(self) -> list[tuple[float, float]]:
         """The (photons, background) pairs, photon-level-major; ``norms[v][c]`` belongs to ``c``."""
         return [(p, b) for p in self.photons for b in self.backgrounds]
+
     # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and norms
     noisy: list[list[np.ndarray]] | None = None
     rl: list[list[np.ndarray]] | None = None
@@ -105,11 +115,20 @@ class Pool:
 PhysicsFn = Callable[[np.ndarray, float], np.ndarray]
 
 
-def build_pool(sources: list[np.ndarray], kernel_x: np.ndarray, kernel_y: np.ndarray | None, *,
-               photons: tuple[float, ...], read_noise: float, seed: int,
-               norm_percentiles: tuple[float, float], backgrounds: tuple[float, ...] = (0.0,),
-               physics: PhysicsFn | None = None,
-               physics_draws: int = 2, progress: Callable[[int, int], None] | None = None) -> Pool:
+def build_pool(
+    sources: list[np.ndarray],
+    kernel_x: np.ndarray,
+    kernel_y: np.ndarray | None,
+    *,
+    photons: tuple[float, ...],
+    read_noise: float,
+    seed: int,
+    norm_percentiles: tuple[float, float],
+    backgrounds: tuple[float, ...] = (0.0,),
+    physics: PhysicsFn | None = None,
+    physics_draws: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> Pool:
     """Convolve each sharp source once and record the normalisation that inference will use.
 
     Noise conditions are all pairs of ``photons`` (expected counts at intensity 1) and
@@ -148,15 +167,34 @@ def build_pool(sources: list[np.ndarray], kernel_x: np.ndarray, kernel_y: np.nda
         norms.append(per_level)
         if progress:
             progress(n + 1, len(sources))
-    pool = Pool(xs, ys, norms, tuple(photons), read_noise, allowed_flips(kernel_x, kernel_y),
-                [float(y.mean()) for y in ys], backgrounds)
+    pool = Pool(
+        xs,
+        ys,
+        norms,
+        tuple(photons),
+        read_noise,
+        allowed_flips(kernel_x, kernel_y),
+        [float(y.mean()) for y in ys],
+        backgrounds,
+    )
     if physics is not None:
-        pool.noisy, pool.rl, pool.real_norms, pool.real_levels = noisy_all, rl_all, rnorm_all, levels
+        pool.noisy, pool.rl, pool.real_norms, pool.real_levels = (
+            noisy_all,
+            rl_all,
+            rnorm_all,
+            levels,
+        )
     return pool
 
 
-def add_noise(x: np.ndarray, photons: float, read_noise: float, rng: np.random.Generator, *,
-              background: float = 0.0) -> np.ndarray:
+def add_noise(
+    x: np.ndarray,
+    photons: float,
+    read_noise: float,
+    rng: np.random.Generator,
+    *,
+    background: float = 0.0,
+) -> np.ndarray:
     """Poisson noise with ``photons`` expected counts at intensity 1 on top of ``background``
     expected counts per voxel, plus Gaussian read noise (in counts); returned in the intensity
     units of ``x`` (the background stays in, as ``background / photons``)."""
@@ -166,8 +204,14 @@ def add_noise(x: np.ndarray, photons: float, read_noise: float, rng: np.random.G
     return counts / np.float32(photons)
 
 
-def _random_crop(pool: Pool, v: int, patch: tuple[int, int, int], rng: np.random.Generator,
-                 fg_fraction: float, tries: int = 20) -> tuple[slice, ...]:
+def _random_crop(
+    pool: Pool,
+    v: int,
+    patch: tuple[int, int, int],
+    rng: np.random.Generator,
+    fg_fraction: float,
+    tries: int = 20,
+) -> tuple[slice, ...]:
     """A crop whose target mean is ≥ ``fg_fraction`` × the volume's (RLN's rule); best of ``tries``."""
     shape = pool.y[v].shape
     best, best_mean = None, -1.0
@@ -182,8 +226,15 @@ def _random_crop(pool: Pool, v: int, patch: tuple[int, int, int], rng: np.random
     return best
 
 
-def sample_batch(pool: Pool, indices: list[int], batch: int, patch: tuple[int, int, int],
-                 rng: np.random.Generator, *, fg_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+def sample_batch(
+    pool: Pool,
+    indices: list[int],
+    batch: int,
+    patch: tuple[int, int, int],
+    rng: np.random.Generator,
+    *,
+    fg_fraction: float = 0.8,
+) -> tuple[np.ndarray, np.ndarray]:
     """One normalised batch of inputs ``(B, C, Z, Y, X)`` and targets ``(B, 1, Z, Y, X)``, float32.
 
     C = 1 (the noisy input), or 2 (noisy input, its RL_K) for the physics-aware variant.
@@ -217,7 +268,10 @@ def sample_batch(pool: Pool, indices: list[int], batch: int, patch: tuple[int, i
 # --------------------------------------------------------------------------------------------
 # Private fallback generator, used only when ``neurodecon.synth.phantom`` is not available.
 
-def private_phantom(names: list[str], shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
+
+def private_phantom(
+    names: list[str], shape: tuple[int, int, int], rng: np.random.Generator
+) -> np.ndarray:
     """Dense ellipsoids and/or tubes in ``[0, 1]`` (only these two families)."""
     from scipy.ndimage import gaussian_filter
 
@@ -233,7 +287,9 @@ def private_phantom(names: list[str], shape: tuple[int, int, int], rng: np.rando
                 _add_line(lines, rng)
             vol += gaussian_filter(lines, 0.8) * 4
         else:
-            raise ValueError(f"private phantom generator knows only ellipsoids and tubes, not {name!r}")
+            raise ValueError(
+                f"private phantom generator knows only ellipsoids and tubes, not {name!r}"
+            )
     return np.clip(vol, 0, 1)
 
 
@@ -244,9 +300,9 @@ def _add_ellipsoid(vol: np.ndarray, rng: np.random.Generator) -> None:
     hi = np.minimum(np.ceil(c + r).astype(int) + 1, vol.shape)
     if np.any(hi <= lo):
         return
-    zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    zz, yy, xx = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
     inside = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 <= 1
-    sub = vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    sub = vol[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
     sub[inside] = np.maximum(sub[inside], rng.uniform(0.2, 1.0))
 
 

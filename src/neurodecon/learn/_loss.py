@@ -22,8 +22,12 @@ def _dd(u: torch.Tensor, a: int, b: int) -> torch.Tensor:
     def shift(t: torch.Tensor, dim: int, k: int) -> torch.Tensor:
         return t.narrow(dim, 1 + k, t.shape[dim] - 2)
 
-    return (shift(shift(u, da, 1), db, 1) - shift(shift(u, da, 1), db, -1)
-            - shift(shift(u, da, -1), db, 1) + shift(shift(u, da, -1), db, -1)) / 4
+    return (
+        shift(shift(u, da, 1), db, 1)
+        - shift(shift(u, da, 1), db, -1)
+        - shift(shift(u, da, -1), db, 1)
+        + shift(shift(u, da, -1), db, -1)
+    ) / 4
 
 
 def _interior(t: torch.Tensor, axes_done: tuple[int, ...]) -> torch.Tensor:
@@ -62,7 +66,9 @@ def ssim3d(pred: torch.Tensor, target: torch.Tensor, win: int = 7) -> torch.Tens
     import torch.nn.functional as F
 
     p, t = pred.float(), target.float()
-    rng = (t.amax(dim=(1, 2, 3, 4), keepdim=True) - t.amin(dim=(1, 2, 3, 4), keepdim=True)).clamp_min(1e-6)
+    rng = (
+        t.amax(dim=(1, 2, 3, 4), keepdim=True) - t.amin(dim=(1, 2, 3, 4), keepdim=True)
+    ).clamp_min(1e-6)
     c1, c2 = (0.01 * rng) ** 2, (0.03 * rng) ** 2
     w = min(win, *p.shape[-3:])
 
@@ -79,9 +85,15 @@ def ssim3d(pred: torch.Tensor, target: torch.Tensor, win: int = 7) -> torch.Tens
     return s.mean()
 
 
-def neurodecon_loss(pred: torch.Tensor, target: torch.Tensor, *, alpha: float = 0.0,
-                    kind: str = "mae", fourier_weight: float = 0.0,
-                    ssim_weight: float = 0.0) -> torch.Tensor:
+def neurodecon_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    alpha: float = 0.0,
+    kind: str = "mae",
+    fourier_weight: float = 0.0,
+    ssim_weight: float = 0.0,
+) -> torch.Tensor:
     """``MAE(pred, target) + α · mean ‖H(pred)‖_F`` (``kind="mse"`` uses the squared error),
     plus ``ssim_weight · (1 − SSIM)`` and the Fourier term when their weights are set."""
     pred = pred.float()

@@ -44,12 +44,17 @@ class Model:
     @property
     def predict_config(self) -> dict[str, Any]:
         """What inference needs: normalisation, size multiple, suggested halo."""
-        return {"normalization": self.config["normalization"], "multiple": self.net.multiple,
-                "halo": self.config.get("inference", {}).get("halo", 16)}
+        return {
+            "normalization": self.config["normalization"],
+            "multiple": self.net.multiple,
+            "halo": self.config.get("inference", {}).get("halo", 16),
+        }
 
     def __repr__(self) -> str:
-        return (f"Model(path={str(self.path)!r}, voxel_size_um={self.voxel_size_um}, "
-                f"kernel={self.config.get('kernel', {}).get('mode')!r})")
+        return (
+            f"Model(path={str(self.path)!r}, voxel_size_um={self.voxel_size_um}, "
+            f"kernel={self.config.get('kernel', {}).get('mode')!r})"
+        )
 
 
 def default_model_path() -> Path:
@@ -57,23 +62,38 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / "default"
 
 
-def save_model(path: Path, net: ResUNet, config: dict[str, Any], *, half: bool = False,
-               physics_psf: np.ndarray | None = None) -> Path:
+def save_model(
+    path: Path,
+    net: ResUNet,
+    config: dict[str, Any],
+    *,
+    half: bool = False,
+    physics_psf: np.ndarray | None = None,
+) -> Path:
     """Write ``weights.pt`` (state dict; fp16 when ``half``) and ``config.json`` into ``path``
     (plus the RL_K PSF, float32 ``.npy``, for the physics-aware variant)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if physics_psf is not None:
         np.save(path / config["physics"]["psf_file"], np.asarray(physics_psf, np.float32))
-    state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
-             for k, v in net.state_dict().items()}
-    config = {**config, "format": FORMAT, "format_version": 1, "weights": WEIGHTS_NAME,
-              "weights_dtype": "float16" if half else "float32"}
+    state = {
+        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in net.state_dict().items()
+    }
+    config = {
+        **config,
+        "format": FORMAT,
+        "format_version": 1,
+        "weights": WEIGHTS_NAME,
+        "weights_dtype": "float16" if half else "float32",
+    }
     tmp = path / (WEIGHTS_NAME + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path / WEIGHTS_NAME)
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
     return path
+
+
 def load_model(path: str | Path | Model | None = None) -> Model:
     """Load a model directory (``None`` or ``"default"``: the model shipped with the package)."""
     if isinstance(path, Model):
@@ -81,19 +101,28 @@ def load_model(path: str | Path | Model | None = None) -> Model:
     path = default_model_path() if path in (None, "default") else Path(path)
     cfg_file = path / CONFIG_NAME
     if not cfg_file.is_file():
-        raise user_error(f"not a NeuroDecon model directory (no {CONFIG_NAME})", path=path,
-                         fix="pass the folder written by `neurodecon train -o MODEL_DIR`")
+        raise user_error(
+            f"not a NeuroDecon model directory (no {CONFIG_NAME})",
+            path=path,
+            fix="pass the folder written by `neurodecon train -o MODEL_DIR`",
+        )
     try:
         config = json.loads(cfg_file.read_text())
     except json.JSONDecodeError as exc:
-        raise user_error(f"{CONFIG_NAME} is not valid JSON ({exc.msg})", path=path,
-                         fix="re-train or restore the model directory") from exc
+        raise user_error(
+            f"{CONFIG_NAME} is not valid JSON ({exc.msg})",
+            path=path,
+            fix="re-train or restore the model directory",
+        ) from exc
     if config.get("format") != FORMAT:
         raise user_error(f"{CONFIG_NAME} is not a {FORMAT} config", path=path)
     weights = path / config.get("weights", WEIGHTS_NAME)
     if not weights.is_file():
-        raise user_error(f"model weights {weights.name} are missing", path=path,
-                         fix="re-train or restore the model directory")
+        raise user_error(
+            f"model weights {weights.name} are missing",
+            path=path,
+            fix="re-train or restore the model directory",
+        )
     net = build_network(config["network"])
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
@@ -102,8 +131,11 @@ def load_model(path: str | Path | Model | None = None) -> Model:
     if config.get("physics"):
         pfile = path / config["physics"]["psf_file"]
         if not pfile.is_file():
-            raise user_error(f"the physics-aware model's PSF {pfile.name} is missing", path=path,
-                             fix="re-train or restore the model directory")
+            raise user_error(
+                f"the physics-aware model's PSF {pfile.name} is missing",
+                path=path,
+                fix="re-train or restore the model directory",
+            )
         physics_psf = np.load(pfile).astype(np.float32)
     return Model(net, config, path, physics_psf)
 
@@ -118,4 +150,5 @@ def check_voxel_size(model: Model, voxel_size_um, *, rtol: float = 0.1) -> None:
         log.warning(
             f"the image voxel size {got} µm differs from the model's {want} µm; the network "
             f"expects the blur in voxels it was trained on. Resample the image to {want} µm, or "
-            f"train a model for {got} µm (`neurodecon train --voxel-size ...`)")
+            f"train a model for {got} µm (`neurodecon train --voxel-size ...`)"
+        )

@@ -44,13 +44,22 @@ class NetConfig:
 class ResBlock(nn.Module):
     """``out = skip(x) + γ · f(x)`` with ``f`` = (conv3³ → LeakyReLU) × ``n_convs``."""
 
-    def __init__(self, c_in: int, c_out: int, *, n_convs: int = 3, slope: float = 0.3,
-                 res_scale_init: float = 1.0) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        *,
+        n_convs: int = 3,
+        slope: float = 0.3,
+        res_scale_init: float = 1.0,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(n_convs):
-            layers += [nn.Conv3d(c_in if i == 0 else c_out, c_out, 3, padding=1),
-                       nn.LeakyReLU(slope)]
+            layers += [
+                nn.Conv3d(c_in if i == 0 else c_out, c_out, 3, padding=1),
+                nn.LeakyReLU(slope),
+            ]
         self.body = nn.Sequential(*layers)
         self.skip = nn.Identity() if c_in == c_out else nn.Conv3d(c_in, c_out, 1)
         self.scale = nn.Parameter(torch.tensor(float(res_scale_init)))
@@ -66,8 +75,9 @@ class ResUNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         c = cfg.base_channels
-        block = dict(n_convs=cfg.convs_per_block, slope=cfg.negative_slope,
-                     res_scale_init=cfg.res_scale_init)
+        block = dict(
+            n_convs=cfg.convs_per_block, slope=cfg.negative_slope, res_scale_init=cfg.res_scale_init
+        )
         self.head = nn.Conv3d(cfg.in_channels, c, 1)
         self.down = nn.ModuleList()
         for level in range(cfg.depth):
@@ -104,7 +114,7 @@ class ResUNet(nn.Module):
         out = self.tail(h)
         if self.cfg.global_residual:
             r = self.cfg.residual_channel
-            out = out + x[:, r:r + 1]
+            out = out + x[:, r : r + 1]
         return out
 
 

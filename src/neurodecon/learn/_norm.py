@@ -28,14 +28,18 @@ class Normalization:
 
     def apply(self, a: np.ndarray) -> np.ndarray:
         return ((np.asarray(a, np.float32) - np.float32(self.low)) / np.float32(self.scale)).astype(
-            np.float32, copy=False)
+            np.float32, copy=False
+        )
 
     def invert(self, a: np.ndarray) -> np.ndarray:
         return (np.asarray(a, np.float32) * np.float32(self.scale) + np.float32(self.low)).astype(
-            np.float32, copy=False)
+            np.float32, copy=False
+        )
 
 
-def robust_range(volume: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.8)) -> Normalization:
+def robust_range(
+    volume: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.8)
+) -> Normalization:
     """Percentile range of the whole volume (a strided subsample when it is very large).
 
     The upper value is raised to at least 5 % of the range up to the maximum, so a sparse volume

@@ -17,8 +17,15 @@ __all__ = ["physics_channel", "PSF_FILE"]
 PSF_FILE = "physics_psf.npy"
 
 
-def physics_channel(volume: np.ndarray, psf: np.ndarray, *, method: str, iterations: int,
-                    background: float | str = 0.0, device: str = "cpu") -> np.ndarray:
+def physics_channel(
+    volume: np.ndarray,
+    psf: np.ndarray,
+    *,
+    method: str,
+    iterations: int,
+    background: float | str = 0.0,
+    device: str = "cpu",
+) -> np.ndarray:
     """``RL_K(volume)``: ``iterations`` of ``method`` with ``psf`` and ``background`` (a number
     of counts, or ``"auto"``: estimated from the volume by :func:`neurodecon.classical.deconvolve`),
     float32."""
@@ -27,5 +34,9 @@ def physics_channel(volume: np.ndarray, psf: np.ndarray, *, method: str, iterati
 
     vol = np.asarray(volume, np.float32)
     k = prepare_psf(np.asarray(psf, np.float32), image_shape=vol.shape)
-    return np.asarray(deconvolve(vol, k, method, iterations=int(iterations), background=background,
-                                 device=device), np.float32)
+    return np.asarray(
+        deconvolve(
+            vol, k, method, iterations=int(iterations), background=background, device=device
+        ),
+        np.float32,
+    )

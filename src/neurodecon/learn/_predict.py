@@ -26,10 +26,18 @@ def _round_up(n: int, m: int) -> int:
     return -(-int(n) // m) * m
 
 
-def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
-            tile_shape: tuple[int, int, int] | None = None, halo: int | None = None,
-            blend: int | None = None, device: str = "auto", precision: str = "auto",
-            progress: ProgressFn | None = None) -> np.ndarray:
+def predict(
+    model: Model | str | Path,
+    image: np.ndarray,
+    *,
+    voxel_size_um=None,
+    tile_shape: tuple[int, int, int] | None = None,
+    halo: int | None = None,
+    blend: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
     """Deconvolve ``image`` (``(..., Z, Y, X)``) with a trained network; float32, same shape.
 
     Parameters
@@ -60,8 +68,10 @@ def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
     check_voxel_size(model, voxel_size_um)
     arr = np.asarray(image)
     if arr.ndim < 3:
-        raise user_error(f"the network needs a 3D stack, got shape {arr.shape}",
-                         fix="pass a (Z, Y, X) array, or (C, Z, Y, X) / (T, C, Z, Y, X)")
+        raise user_error(
+            f"the network needs a 3D stack, got shape {arr.shape}",
+            fix="pass a (Z, Y, X) array, or (C, Z, Y, X) / (T, C, Z, Y, X)",
+        )
     if not np.all(np.isfinite(arr)):
         raise user_error("the image contains NaN or infinite values", fix="clean the image first")
     vols = arr.reshape(-1, *arr.shape[-3:])
@@ -77,6 +87,7 @@ def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
     try:
         for i, vol in enumerate(vols):
             norm = robust_range(vol, percentiles)
+
             def sub(d, t, msg, _i=i):
                 report(progress, d + _i * t, t * len(vols), msg)
 
@@ -84,13 +95,26 @@ def predict(model: Model | str | Path, image: np.ndarray, *, voxel_size_um=None,
             if model.physics:
                 from ._physics import physics_channel
 
-                rl = physics_channel(vol, model.physics_psf, method=model.physics["method"],
-                                     iterations=model.physics["iterations"],
-                                     background=model.physics.get("background", 0.0),
-                                     device=str(dev))
+                rl = physics_channel(
+                    vol,
+                    model.physics_psf,
+                    method=model.physics["method"],
+                    iterations=model.physics["iterations"],
+                    background=model.physics.get("background", 0.0),
+                    device=str(dev),
+                )
                 inp = np.concatenate([inp, norm.apply(rl)[None]])
-            y = _predict_volume(net, inp, tile=tile, halo=halo, blend=blend, m=m,
-                                device=dev, precision=precision, progress=sub if progress else None)
+            y = _predict_volume(
+                net,
+                inp,
+                tile=tile,
+                halo=halo,
+                blend=blend,
+                m=m,
+                device=dev,
+                precision=precision,
+                progress=sub if progress else None,
+            )
             out[i] = norm.invert(y)
     finally:
         model.net.to("cpu")
@@ -137,26 +161,35 @@ def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, preci
     padded_shape = tuple(max(_round_up(n, m), m) for n in shape)
     pad = [(0, 0)] + [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
     x = np.pad(vol, pad, mode="symmetric") if any(p[1] for p in pad) else vol
-    per_axis = [_axis_tiles(n, min(c, n), blend if c < n else 0, halo)
-                for n, c in zip(padded_shape, tile, strict=True)]
+    per_axis = [
+        _axis_tiles(n, min(c, n), blend if c < n else 0, halo)
+        for n, c in zip(padded_shape, tile, strict=True)
+    ]
     acc = np.zeros(padded_shape, np.float32)
     wsum = np.zeros(padded_shape, np.float32)
     combos = list(itertools.product(*per_axis))
     for k, combo in enumerate(combos):
         read = tuple(slice(t[2], t[3]) for t in combo)
-        inp = torch.from_numpy(np.ascontiguousarray(x[(slice(None), *read)], np.float32))[None].to(device)
+        inp = torch.from_numpy(np.ascontiguousarray(x[(slice(None), *read)], np.float32))[None].to(
+            device
+        )
         with torch.no_grad(), _autocast(device, precision):
             pred = net(inp).float()[0, 0].cpu().numpy()
         if not np.isfinite(pred).all():  # a half-precision overflow: this tile again in float32
-            log.warning("non-finite network output in %s precision on tile %d; recomputed in fp32",
-                        precision, k + 1)
+            log.warning(
+                "non-finite network output in %s precision on tile %d; recomputed in fp32",
+                precision,
+                k + 1,
+            )
             with torch.no_grad(), _autocast(device, "fp32"):
                 pred = net(inp).float()[0, 0].cpu().numpy()
         inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
         write = tuple(slice(t[0], t[1]) for t in combo)
-        w = (_ramp(*combo[0][:2], *combo[0][4:], blend)[:, None, None]
-             * _ramp(*combo[1][:2], *combo[1][4:], blend)[None, :, None]
-             * _ramp(*combo[2][:2], *combo[2][4:], blend)[None, None, :])
+        w = (
+            _ramp(*combo[0][:2], *combo[0][4:], blend)[:, None, None]
+            * _ramp(*combo[1][:2], *combo[1][4:], blend)[None, :, None]
+            * _ramp(*combo[2][:2], *combo[2][4:], blend)[None, None, :]
+        )
         acc[write] += w * pred[inner]
         wsum[write] += w
         if progress:

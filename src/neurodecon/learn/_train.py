@@ -29,14 +29,26 @@ log = logging.getLogger("neurodecon")
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
-          psf: np.ndarray | None = None, blurred_bead: np.ndarray | None = None,
-          ideal_bead: np.ndarray | None = None, beads: np.ndarray | None = None,
-          bead_diameter_um: float | None = None, sharp: Any = None,
-          physics_psf: np.ndarray | None = None,
-          kernel_info: dict | None = None, resume: bool = False, overwrite: bool = False,
-          max_steps: int | None = None, keep_checkpoint: bool = False, half_weights: bool = False,
-          progress: ProgressFn | None = None, **overrides: Any) -> Path:
+def train(
+    config: TrainConfig | dict | None = None,
+    *,
+    output_dir: str | Path,
+    psf: np.ndarray | None = None,
+    blurred_bead: np.ndarray | None = None,
+    ideal_bead: np.ndarray | None = None,
+    beads: np.ndarray | None = None,
+    bead_diameter_um: float | None = None,
+    sharp: Any = None,
+    physics_psf: np.ndarray | None = None,
+    kernel_info: dict | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    max_steps: int | None = None,
+    keep_checkpoint: bool = False,
+    half_weights: bool = False,
+    progress: ProgressFn | None = None,
+    **overrides: Any,
+) -> Path:
     """Train a NeuroDecon network and write a self-describing model directory.
 
     Exactly one kernel source: ``psf`` (PSF mode: X = i ⊛ PSF, Y = i), ``blurred_bead`` and
@@ -68,8 +80,9 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
     Path of the model directory (``weights.pt`` + ``config.json``).
     """
     t_start = time.perf_counter()
-    cfg = TrainConfig.from_dict(config.to_dict() if isinstance(config, TrainConfig) else config,
-                                **overrides)
+    cfg = TrainConfig.from_dict(
+        config.to_dict() if isinstance(config, TrainConfig) else config, **overrides
+    )
     out = Path(output_dir)
     _check_output(out, resume=resume, overwrite=overwrite)
     if cfg.threads:
@@ -81,31 +94,58 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
     sources, data_desc = _sources(cfg, sharp)
 
     def pool_progress(done, total):
-        report(progress, 0, cfg.steps, f"RL_{cfg.physics_iterations} of the pool: volume {done}/{total}")
+        report(
+            progress,
+            0,
+            cfg.steps,
+            f"RL_{cfg.physics_iterations} of the pool: volume {done}/{total}",
+        )
 
-    pool = build_pool(sources, kx, ky, photons=cfg.photons, read_noise=cfg.read_noise,
-                      seed=cfg.seed + 1, norm_percentiles=cfg.norm_percentiles,
-                      backgrounds=cfg.backgrounds,
-                      physics=physics_fn, physics_draws=cfg.physics_draws,
-                      progress=pool_progress if (physics_fn and progress) else None)
+    pool = build_pool(
+        sources,
+        kx,
+        ky,
+        photons=cfg.photons,
+        read_noise=cfg.read_noise,
+        seed=cfg.seed + 1,
+        norm_percentiles=cfg.norm_percentiles,
+        backgrounds=cfg.backgrounds,
+        physics=physics_fn,
+        physics_draws=cfg.physics_draws,
+        progress=pool_progress if (physics_fn and progress) else None,
+    )
     train_idx, val_idx = _split(data_desc["volumes"], cfg.val_fraction)
-    data_desc.update(n_train=len(train_idx), n_val=len(val_idx), flips_allowed_axes=pool.flips,
-                     pool_build_s=round(time.perf_counter() - t0, 2))
+    data_desc.update(
+        n_train=len(train_idx),
+        n_val=len(val_idx),
+        flips_allowed_axes=pool.flips,
+        pool_build_s=round(time.perf_counter() - t0, 2),
+    )
     state = _State(cfg)
     ckpt = out / CHECKPOINT_NAME
     if resume and ckpt.is_file():
         state.load(ckpt, cfg)
         log.info(f"resuming from step {state.step} ({ckpt})")
-    xv, yv = sample_batch(pool, val_idx or train_idx, cfg.val_crops, cfg.patch,
-                          np.random.default_rng(cfg.seed + 2), fg_fraction=cfg.fg_fraction)
+    xv, yv = sample_batch(
+        pool,
+        val_idx or train_idx,
+        cfg.val_crops,
+        cfg.patch,
+        np.random.default_rng(cfg.seed + 2),
+        fg_fraction=cfg.fg_fraction,
+    )
     if "input" not in state.val_baseline:
         state.val_baseline = _metrics(xv[:, :1], yv)
         if physics_fn is not None:
             state.val_baseline[f"rl_{cfg.physics_iterations}"] = _metrics(xv[:, 1:2], yv)
     deadline = None if cfg.time_limit_min is None else t_start + 60.0 * cfg.time_limit_min
     _loop(state, cfg, pool, train_idx, (xv, yv), ckpt, max_steps, progress, deadline)
-    if (max_steps is not None and state.step < cfg.steps and not state.stopped_early
-            and not state.out_of_time):
+    if (
+        max_steps is not None
+        and state.step < cfg.steps
+        and not state.stopped_early
+        and not state.out_of_time
+    ):
         return out
     net = state.model
     if state.best_state is not None:
@@ -119,32 +159,50 @@ def train(config: TrainConfig | dict | None = None, *, output_dir: str | Path,
 
 def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise user_error("the model output exists and is not a folder", path=out,
-                         fix="choose a new -o MODEL_DIR")
+        raise user_error(
+            "the model output exists and is not a folder", path=out, fix="choose a new -o MODEL_DIR"
+        )
     has_model = (out / WEIGHTS_NAME).exists() or (out / CONFIG_NAME).exists()
     if has_model and not (resume or overwrite):
-        raise user_error("the folder already holds a trained model", path=out,
-                         fix="choose another -o, or pass --overwrite")
+        raise user_error(
+            "the folder already holds a trained model",
+            path=out,
+            fix="choose another -o, or pass --overwrite",
+        )
     out.mkdir(parents=True, exist_ok=True)
 
 
 def _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progress):
-    given = [k for k, v in (("psf", psf), ("bead kernels", blurred_bead), ("beads", beads)) if v is not None]
+    given = [
+        k
+        for k, v in (("psf", psf), ("bead kernels", blurred_bead), ("beads", beads))
+        if v is not None
+    ]
     if len(given) != 1:
-        raise user_error("training needs exactly one kernel source",
-                         fix="pass a PSF, a bead stack (with its bead diameter), or o*/i* bead kernels")
+        raise user_error(
+            "training needs exactly one kernel source",
+            fix="pass a PSF, a bead stack (with its bead diameter), or o*/i* bead kernels",
+        )
     if psf is not None:
         k = _unit(psf, "PSF")
         return k, None, {"mode": "psf", "psf_shape": list(k.shape)}
     if beads is not None:
         from ..psf import extract_psf
 
-        res = extract_psf(np.asarray(beads, np.float32), voxel_size_um=cfg.voxel_size_um,
-                          bead_diameter_um=bead_diameter_um or 0.2, progress=progress)
+        res = extract_psf(
+            np.asarray(beads, np.float32),
+            voxel_size_um=cfg.voxel_size_um,
+            bead_diameter_um=bead_diameter_um or 0.2,
+            progress=progress,
+        )
         blurred_bead, ideal_bead = res.blurred_bead, res.ideal_bead
-        info = {"mode": "beads", "bead_diameter_um": bead_diameter_um, "n_beads_used": int(res.n_used),
-                "n_beads_rejected": len(res.rejected),
-                "psf_fwhm_um": [float(v) for v in res.fwhm_um]}
+        info = {
+            "mode": "beads",
+            "bead_diameter_um": bead_diameter_um,
+            "n_beads_used": int(res.n_used),
+            "n_beads_rejected": len(res.rejected),
+            "psf_fwhm_um": [float(v) for v in res.fwhm_um],
+        }
         if cfg.physics != "none":
             info["_extracted_psf"] = np.asarray(res.psf, np.float32)
         if cfg.bead_target == "psf":
@@ -153,8 +211,10 @@ def _kernels(cfg, psf, blurred_bead, ideal_bead, beads, bead_diameter_um, progre
             return k, None, info
     else:
         if cfg.bead_target == "psf":
-            raise user_error("bead_target='psf' needs the bead stack (or the PSF itself), not o*/i*",
-                             fix="pass beads=STACK with bead_diameter_um, or psf=PSF")
+            raise user_error(
+                "bead_target='psf' needs the bead stack (or the PSF itself), not o*/i*",
+                fix="pass beads=STACK with bead_diameter_um, or psf=PSF",
+            )
         info = {"mode": "beads"}
     if ideal_bead is None:
         raise user_error("bead mode needs both the blurred bead o* and the ideal bead i*")
@@ -173,8 +233,10 @@ def _physics(cfg: TrainConfig, psf, physics_psf, kinfo: dict):
     if k is None:
         k = kinfo.pop("_extracted_psf", None)
     if k is None:
-        raise user_error("the physics-aware variant needs the PSF for its RL channel",
-                         fix="pass physics_psf=PSF with the o*/i* bead kernels, or train from beads or a PSF")
+        raise user_error(
+            "the physics-aware variant needs the PSF for its RL channel",
+            fix="pass physics_psf=PSF with the o*/i* bead kernels, or train from beads or a PSF",
+        )
     k = _unit(k, "physics PSF")
     kinfo.pop("_extracted_psf", None)
     dev = str(resolve_device(cfg.device))
@@ -187,10 +249,17 @@ def _physics(cfg: TrainConfig, psf, physics_psf, kinfo: dict):
         level = log.level
         log.setLevel(max(level, logging.WARNING))  # not one "background=auto" line per realisation
         try:
-            return physics_channel(vol, k, method=cfg.physics_method,
-                                   iterations=cfg.physics_iterations, background=bg, device=dev)
+            return physics_channel(
+                vol,
+                k,
+                method=cfg.physics_method,
+                iterations=cfg.physics_iterations,
+                background=bg,
+                device=dev,
+            )
         finally:
             log.setLevel(level)
+
     return k, fn
 
 
@@ -212,23 +281,32 @@ def _sources(cfg: TrainConfig, sharp) -> tuple[list[np.ndarray], dict]:
     if fams:
         gen, generator = _phantom_generator()
         lo, hi = (float(v) for v in cfg.magnification)
-        mags = np.exp(np.random.default_rng(cfg.seed + 7).uniform(np.log(lo), np.log(hi), cfg.n_phantoms))
+        mags = np.exp(
+            np.random.default_rng(cfg.seed + 7).uniform(np.log(lo), np.log(hi), cfg.n_phantoms)
+        )
         for k in range(cfg.n_phantoms):
             fam = fams[k % len(fams)]
             feature = float(min(cfg.voxel_size_um[1:]) * mags[k])
             vols.append(scale_to_unit(gen(fam, cfg, cfg.seed * 1000 + k, feature)))
-            names.append(f"phantom:{fam}:{cfg.seed * 1000 + k}"
-                         + (f":x{mags[k]:.2f}" if (lo, hi) != (1.0, 1.0) else ""))
+            names.append(
+                f"phantom:{fam}:{cfg.seed * 1000 + k}"
+                + (f":x{mags[k]:.2f}" if (lo, hi) != (1.0, 1.0) else "")
+            )
     if not vols:
-        raise user_error("no sharp training volumes", fix="pass --sharp DIR and/or --phantoms NAMES")
+        raise user_error(
+            "no sharp training volumes", fix="pass --sharp DIR and/or --phantoms NAMES"
+        )
     # shuffle the source order (the 80/20 split is made per kind, see _split)
     order = np.random.default_rng(cfg.seed).permutation(len(vols))
     vols = [vols[i] for i in order]
     names = [names[i] for i in order]
-    return vols, {"volumes": names, "phantom_generator": generator,
-                  "pool_shape": list(cfg.pool_shape), "magnification": list(cfg.magnification),
-                  "scaling": "each sharp volume: 0.5th "
-                  "percentile → 0, 99.9th percentile → 1"}
+    return vols, {
+        "volumes": names,
+        "phantom_generator": generator,
+        "pool_shape": list(cfg.pool_shape),
+        "magnification": list(cfg.magnification),
+        "scaling": "each sharp volume: 0.5th percentile → 0, 99.9th percentile → 1",
+    }
 
 
 def _phantom_generator():
@@ -237,11 +315,20 @@ def _phantom_generator():
     except ImportError:
         phantom = None
     if phantom is not None:
+
         def gen(fam, cfg, seed, feature_um=None):
             # "a+b" merges families in one volume
-            return np.asarray(phantom(fam.replace("+", ","), shape=cfg.pool_shape,
-                                      voxel_size_um=cfg.voxel_size_um, seed=seed,
-                                      feature_um=feature_um), np.float32)
+            return np.asarray(
+                phantom(
+                    fam.replace("+", ","),
+                    shape=cfg.pool_shape,
+                    voxel_size_um=cfg.voxel_size_um,
+                    seed=seed,
+                    feature_um=feature_um,
+                ),
+                np.float32,
+            )
+
         return gen, "neurodecon.synth.phantom"
 
     def gen_private(fam, cfg, seed, feature_um=None):  # fixed sizes: no magnification
@@ -249,6 +336,7 @@ def _phantom_generator():
             return private_phantom([fam], cfg.pool_shape, np.random.default_rng(seed))
         except ValueError as exc:
             raise user_error(str(exc), fix="use --phantoms ellipsoids,tubes") from exc
+
     return gen_private, "neurodecon.learn private (ellipsoids, tubes)"
 
 
@@ -263,11 +351,17 @@ def _sharp_volumes(sharp):
             yield item, "array"
             continue
         p = Path(item)
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".npy")) \
-            if p.is_dir() else [p]
+        files = (
+            sorted(f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".npy"))
+            if p.is_dir()
+            else [p]
+        )
         if not files:
-            raise user_error("no .tif/.tiff/.npy stacks in the folder", path=p,
-                             fix="put the sharp training stacks there")
+            raise user_error(
+                "no .tif/.tiff/.npy stacks in the folder",
+                path=p,
+                fix="put the sharp training stacks there",
+            )
         for f in files:
             data = np.asarray(read(f).data, np.float32)
             while data.ndim > 3:
@@ -321,8 +415,13 @@ class _State:
         # exponential moving average of the weights: what is validated and saved (0 = the raw weights)
         self.ema = copy.deepcopy(self.net).requires_grad_(False) if cfg.ema_decay else None
         self.ema_decay = cfg.ema_decay
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
-                                     eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(
+            self.net.parameters(),
+            lr=cfg.lr,
+            betas=tuple(cfg.betas),
+            eps=cfg.adam_eps,
+            weight_decay=cfg.weight_decay,
+        )
         self.rng = np.random.default_rng(cfg.seed + 3)
         self.step = 0
         self.history: list[dict] = []
@@ -334,15 +433,26 @@ class _State:
         self.out_of_time = False
         self.train_time_s = 0.0
         # gradient scaling is needed for fp16 only (bf16 has float32's exponent range)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=_cuda_amp_dtype(self.device) == torch.float16)
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=_cuda_amp_dtype(self.device) == torch.float16
+        )
 
     def save(self, path: Path, cfg: TrainConfig) -> None:
-        blob = {"step": self.step, "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                "ema": self.ema.state_dict() if self.ema is not None else None,
-                "rng": self.rng.bit_generator.state, "history": self.history, "best": self.best,
-                "best_state": self.best_state, "val_baseline": self.val_baseline,
-                "bad_vals": self.bad_vals, "train_time_s": self.train_time_s,
-                "config": cfg.to_dict(), "torch_rng": torch.get_rng_state()}
+        blob = {
+            "step": self.step,
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": self.rng.bit_generator.state,
+            "history": self.history,
+            "best": self.best,
+            "best_state": self.best_state,
+            "val_baseline": self.val_baseline,
+            "bad_vals": self.bad_vals,
+            "train_time_s": self.train_time_s,
+            "config": cfg.to_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
         tmp = path.with_suffix(".tmp")
         torch.save(blob, tmp)
         tmp.replace(path)
@@ -368,15 +478,26 @@ class _State:
         new = {k: v for k, v in cfg.to_dict().items() if k not in TrainConfig.RUNTIME_ONLY}
         if old != new:
             diff = sorted(k for k in new if old.get(k) != new[k])
-            raise user_error(f"the checkpoint was made with different options ({', '.join(diff)})",
-                             path=path, fix="resume with the original options, or train into a new folder")
+            raise user_error(
+                f"the checkpoint was made with different options ({', '.join(diff)})",
+                path=path,
+                fix="resume with the original options, or train into a new folder",
+            )
         self.net.load_state_dict(blob["net"])
         if self.ema is not None:
             self.ema.load_state_dict(blob["ema"])
         self.opt.load_state_dict(blob["opt"])
         self.rng.bit_generator.state = blob["rng"]
         torch.set_rng_state(blob["torch_rng"])
-        for k in ("step", "history", "best", "best_state", "val_baseline", "bad_vals", "train_time_s"):
+        for k in (
+            "step",
+            "history",
+            "best",
+            "best_state",
+            "val_baseline",
+            "bad_vals",
+            "train_time_s",
+        ):
             setattr(self, k, blob[k])
 
 
@@ -387,7 +508,9 @@ def lr_factor(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
         return (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     t = max(t, time_fraction)
-    return cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (
+        1 + math.cos(math.pi * min(t, 1.0))
+    )
 
 
 def _cuda_amp_dtype(device: torch.device):
@@ -403,7 +526,11 @@ def _cuda_amp_dtype(device: torch.device):
 
 def _precision_name(device: torch.device, cfg: TrainConfig) -> str:
     if device.type == "cuda":
-        return "bf16 autocast" if _cuda_amp_dtype(device) == torch.bfloat16 else "fp16 autocast + gradient scaling"
+        return (
+            "bf16 autocast"
+            if _cuda_amp_dtype(device) == torch.bfloat16
+            else "fp16 autocast + gradient scaling"
+        )
     return "bf16 autocast" if (cpu_has_fast_bf16() if cfg.bf16 is None else cfg.bf16) else "fp32"
 
 
@@ -424,8 +551,9 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _train_step(state: _State, cfg: TrainConfig, pool: Pool, idx: list[int],
-                time_fraction: float = 0.0) -> float:
+def _train_step(
+    state: _State, cfg: TrainConfig, pool: Pool, idx: list[int], time_fraction: float = 0.0
+) -> float:
     xb, yb = sample_batch(pool, idx, cfg.batch, cfg.patch, state.rng, fg_fraction=cfg.fg_fraction)
     x = torch.from_numpy(xb).to(state.device)
     y = torch.from_numpy(yb).to(state.device)
@@ -434,11 +562,19 @@ def _train_step(state: _State, cfg: TrainConfig, pool: Pool, idx: list[int],
     state.net.train()
     with _autocast(state.device, cfg):
         pred = state.net(x)
-    loss = neurodecon_loss(pred, y, alpha=cfg.hessian_alpha, kind=cfg.loss,
-                           fourier_weight=cfg.fourier_weight, ssim_weight=cfg.ssim_weight)
+    loss = neurodecon_loss(
+        pred,
+        y,
+        alpha=cfg.hessian_alpha,
+        kind=cfg.loss,
+        fourier_weight=cfg.fourier_weight,
+        ssim_weight=cfg.ssim_weight,
+    )
     if not torch.isfinite(loss):
-        raise user_error(f"training diverged (loss {loss.item()}) at step {state.step}",
-                         fix="lower the learning rate (lr) or raise warmup_steps")
+        raise user_error(
+            f"training diverged (loss {loss.item()}) at step {state.step}",
+            fix="lower the learning rate (lr) or raise warmup_steps",
+        )
     state.opt.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()
     state.scaler.unscale_(state.opt)
@@ -488,10 +624,17 @@ def _validate(state: _State, cfg: TrainConfig, val, *, loss_ema: float) -> None:
     preds = []
     with torch.no_grad(), _autocast(state.device, cfg):
         for k in range(len(xv)):
-            preds.append(net(torch.from_numpy(xv[k:k + 1]).to(state.device)).float().cpu().numpy())
+            preds.append(
+                net(torch.from_numpy(xv[k : k + 1]).to(state.device)).float().cpu().numpy()
+            )
     m = _metrics(np.concatenate(preds), yv)
-    entry = {"step": state.step, "loss_ema": round(loss_ema, 6), **m,
-             "lr": state.opt.param_groups[0]["lr"], "train_time_s": round(state.train_time_s, 1)}
+    entry = {
+        "step": state.step,
+        "loss_ema": round(loss_ema, 6),
+        **m,
+        "lr": state.opt.param_groups[0]["lr"],
+        "train_time_s": round(state.train_time_s, 1),
+    }
     state.history.append(entry)
     if state.best is None or m["psnr"] > state.best["psnr"]:
         state.best = entry
@@ -500,8 +643,10 @@ def _validate(state: _State, cfg: TrainConfig, val, *, loss_ema: float) -> None:
     else:
         state.bad_vals += 1
         if cfg.early_stopping_patience and state.bad_vals >= cfg.early_stopping_patience:
-            log.info(f"early stopping at step {state.step}: no validation gain in "
-                     f"{state.bad_vals} evaluations")
+            log.info(
+                f"early stopping at step {state.step}: no validation gain in "
+                f"{state.bad_vals} evaluations"
+            )
             state.stopped_early = True
 
 
@@ -524,22 +669,30 @@ def _metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 def _describe(cfg, state, kinfo, data_desc, kx, ky) -> dict:
     return {
         "description": "NeuroDecon residual 3D U-Net (Kalinin et al., §4.2.1), trained on "
-                       + ("X = i ⊛ o*, Y = i ⊛ i* (bead mode)" if kinfo["mode"] == "beads"
-                          else "X = i ⊛ PSF, Y = i (PSF mode)"),
+        + (
+            "X = i ⊛ o*, Y = i ⊛ i* (bead mode)"
+            if kinfo["mode"] == "beads"
+            else "X = i ⊛ PSF, Y = i (PSF mode)"
+        ),
         "package_version": __version__,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "voxel_size_um": list(cfg.voxel_size_um),
         "network": cfg.net.to_dict(),
         "n_parameters": count_parameters(state.net),
         "normalization": {
-            "method": "percentile-affine", "percentiles": list(cfg.norm_percentiles),
+            "method": "percentile-affine",
+            "percentiles": list(cfg.norm_percentiles),
             "scope": "whole volume, each channel/time point separately; never per tile",
-            "output": "prediction mapped back with the inverse affine (input intensity units)"},
+            "output": "prediction mapped back with the inverse affine (input intensity units)",
+        },
         "kernel": kinfo,
         "training_data": data_desc,
-        "noise": {"photons": list(cfg.photons), "read_noise_counts": cfg.read_noise,
-                  "background_counts": list(cfg.backgrounds),
-                  "model": "Poisson(x·photons + background) + N(0, read_noise), divided by photons"},
+        "noise": {
+            "photons": list(cfg.photons),
+            "read_noise_counts": cfg.read_noise,
+            "background_counts": list(cfg.backgrounds),
+            "model": "Poisson(x·photons + background) + N(0, read_noise), divided by photons",
+        },
         "training": cfg.to_dict(),
         "steps_done": state.step,
         "stopped_early": state.stopped_early,
@@ -547,10 +700,13 @@ def _describe(cfg, state, kinfo, data_desc, kx, ky) -> dict:
         "training_time_s": round(state.train_time_s, 1),
         "device": str(state.device),
         "precision": _precision_name(state.device, cfg),
-        "validation": {"metric": "mean PSNR (dB) / SSIM over fixed validation crops, normalised "
-                                 "units, after a least-squares affine fit to the target",
-                       "best": state.best, "input_baseline": state.val_baseline,
-                       "history": state.history},
+        "validation": {
+            "metric": "mean PSNR (dB) / SSIM over fixed validation crops, normalised "
+            "units, after a least-squares affine fit to the target",
+            "best": state.best,
+            "input_baseline": state.val_baseline,
+            "history": state.history,
+        },
         "inference": {"halo": 16},
         **({"physics": physics_description(cfg)} if cfg.physics != "none" else {}),
     }
@@ -559,11 +715,17 @@ def _describe(cfg, state, kinfo, data_desc, kx, ky) -> dict:
 def physics_description(cfg: TrainConfig) -> dict:
     from ._physics import PSF_FILE
 
-    return {"input": cfg.physics, "method": cfg.physics_method, "iterations": cfg.physics_iterations,
-            "background": cfg.physics_background,
-            "training_background": cfg.physics_background if cfg.physics_background == "auto"
-            else "the known background of each training realisation",
-            "psf_file": PSF_FILE, "channels": ["raw", f"rl_{cfg.physics_iterations}"],
-            "residual": f"the network adds its output to the normalised rl_{cfg.physics_iterations} channel",
-            "computed_on": "the whole volume (each channel/time point), before tiling",
-            "training_realisations": f"{cfg.physics_draws} noisy draws per photon level per pool volume"}
+    return {
+        "input": cfg.physics,
+        "method": cfg.physics_method,
+        "iterations": cfg.physics_iterations,
+        "background": cfg.physics_background,
+        "training_background": cfg.physics_background
+        if cfg.physics_background == "auto"
+        else "the known background of each training realisation",
+        "psf_file": PSF_FILE,
+        "channels": ["raw", f"rl_{cfg.physics_iterations}"],
+        "residual": f"the network adds its output to the normalised rl_{cfg.physics_iterations} channel",
+        "computed_on": "the whole volume (each channel/time point), before tiling",
+        "training_realisations": f"{cfg.physics_draws} noisy draws per photon level per pool volume",
+    }

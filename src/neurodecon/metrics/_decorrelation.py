@@ -133,8 +133,9 @@ def _refined_sigmas(sigmas: np.ndarray, kc: np.ndarray, amp: np.ndarray) -> np.n
     return np.geomspace(sigmas[i1], sigmas[i2 + 1], sigmas.size)
 
 
-def decorrelation_curve(image: np.ndarray, *, n_radii: int = 100, edges: str = "periodic",
-                        sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def decorrelation_curve(
+    image: np.ndarray, *, n_radii: int = 100, edges: str = "periodic", sigma: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Radii (fraction of Nyquist) and the decorrelation curve ``d(r)`` of a 2D image.
 
     ``sigma`` (fraction of Nyquist) applies the Gaussian high-pass first.
@@ -155,9 +156,16 @@ def _plane_stack(volume: np.ndarray, plane: str, n_planes: int) -> np.ndarray:
     return np.moveaxis(np.take(volume, idx, axis=normal), normal, 0)
 
 
-def decorrelation(image: np.ndarray, *, voxel_size_um: Sequence[float] | float = 1.0,
-                  plane: str | None = None, n_planes: int = 5, n_radii: int = 100,
-                  n_filters: int = 10, edges: str = "periodic") -> DecorrelationResult:
+def decorrelation(
+    image: np.ndarray,
+    *,
+    voxel_size_um: Sequence[float] | float = 1.0,
+    plane: str | None = None,
+    n_planes: int = 5,
+    n_radii: int = 100,
+    n_filters: int = 10,
+    edges: str = "periodic",
+) -> DecorrelationResult:
     """Resolution and SNR of an image by decorrelation analysis (Descloux et al. 2019).
 
     Parameters
@@ -189,7 +197,11 @@ def decorrelation(image: np.ndarray, *, voxel_size_um: Sequence[float] | float =
         planes, axes = img[None], (0, 1)
     else:
         raise user_error(f"decorrelation needs a 2D or 3D image, got {img.ndim}D")
-    v = (float(voxel_size_um),) * img.ndim if np.isscalar(voxel_size_um) else tuple(map(float, voxel_size_um))
+    v = (
+        (float(voxel_size_um),) * img.ndim
+        if np.isscalar(voxel_size_um)
+        else tuple(map(float, voxel_size_um))
+    )
     if len(v) != img.ndim:
         raise user_error(f"voxel_size_um must have {img.ndim} values, got {voxel_size_um!r}")
     spec = _Spectrum(planes, edges, n_radii)

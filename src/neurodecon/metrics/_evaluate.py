@@ -61,26 +61,40 @@ def _as_volume(x: Any, name: str) -> tuple[np.ndarray, tuple[float, float, float
         x = x.data
     arr = np.asarray(x, dtype=np.float32)
     if arr.ndim != 3:
-        raise user_error(f"the {name} must be one 3D (Z, Y, X) stack, got shape {arr.shape}",
-                         fix="pass a single-channel, single-time-point stack")
+        raise user_error(
+            f"the {name} must be one 3D (Z, Y, X) stack, got shape {arr.shape}",
+            fix="pass a single-channel, single-time-point stack",
+        )
     if not np.all(np.isfinite(arr)):
         raise user_error(f"the {name} contains NaN or infinite values", fix="clean or recompute it")
     return arr, voxel
 
 
-def _reference_metrics(pred: np.ndarray, truth: np.ndarray, voxel: tuple[float, ...],
-                       normalization: str) -> dict[str, float]:
+def _reference_metrics(
+    pred: np.ndarray, truth: np.ndarray, voxel: tuple[float, ...], normalization: str
+) -> dict[str, float]:
     p, t = normalize_pair(pred, truth, normalization)
     dr = data_range_of(t, normalization)
-    out = {"psnr": psnr(p, t, data_range=dr), "ssim": ssim(p, t, data_range=dr),
-           "nrmse": nrmse(p, t), "rmse": rmse(p, t), "pearson": pearson(p, t)}
+    out = {
+        "psnr": psnr(p, t, data_range=dr),
+        "ssim": ssim(p, t, data_range=dr),
+        "nrmse": nrmse(p, t),
+        "rmse": rmse(p, t),
+        "pearson": pearson(p, t),
+    }
     res = frc_resolution(fsc(pred, truth, voxel), threshold="1/7")
     out.update({f"fsc_resolution_{a}_um": r for a, r in zip("zyx", res, strict=True)})
     return out
 
 
-def evaluate(pred: Any, truth: Any = None, *, voxel_size_um: Sequence[float] | None = None,
-             normalization: str = "affine", progress: ProgressFn | None = None) -> dict[str, float]:
+def evaluate(
+    pred: Any,
+    truth: Any = None,
+    *,
+    voxel_size_um: Sequence[float] | None = None,
+    normalization: str = "affine",
+    progress: ProgressFn | None = None,
+) -> dict[str, float]:
     """Score a result with every metric that applies; returns a flat dict of floats.
 
     Parameters
@@ -107,10 +121,14 @@ def evaluate(pred: Any, truth: Any = None, *, voxel_size_um: Sequence[float] | N
         below 1/7 gives the Nyquist limit ``2 · voxel``.
     """
     if normalization not in NORMALIZATIONS:
-        raise user_error(f"unknown normalization {normalization!r}",
-                         fix=f"use one of {', '.join(NORMALIZATIONS)}")
+        raise user_error(
+            f"unknown normalization {normalization!r}",
+            fix=f"use one of {', '.join(NORMALIZATIONS)}",
+        )
     p, voxel = _as_volume(pred, "prediction")
-    voxel = tuple(map(float, voxel_size_um)) if voxel_size_um is not None else voxel or (1.0, 1.0, 1.0)
+    voxel = (
+        tuple(map(float, voxel_size_um)) if voxel_size_um is not None else voxel or (1.0, 1.0, 1.0)
+    )
     total = 5 if truth is not None else 4
     out: dict[str, float] = {}
     if truth is not None:

@@ -11,8 +11,17 @@ import numpy as np
 
 from ..errors import user_error
 
-__all__ = ["NORMALIZATIONS", "normalize_pair", "data_range_of", "psnr", "ssim", "nrmse", "rmse",
-           "pearson", "check_pair"]
+__all__ = [
+    "NORMALIZATIONS",
+    "normalize_pair",
+    "data_range_of",
+    "psnr",
+    "ssim",
+    "nrmse",
+    "rmse",
+    "pearson",
+    "check_pair",
+]
 
 #: Normalisation modes accepted by :func:`normalize_pair`.
 NORMALIZATIONS = ("affine", "percentile", "none")
@@ -28,7 +37,8 @@ def check_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndar
     if pred.shape != truth.shape:
         raise user_error(
             f"prediction shape {pred.shape} differs from ground-truth shape {truth.shape}",
-            fix="compare a result with the ground truth of the same stack (same Z, Y, X size)")
+            fix="compare a result with the ground truth of the same stack (same Z, Y, X size)",
+        )
     return pred, truth
 
 
@@ -43,8 +53,10 @@ def _percentile_scale(x: np.ndarray) -> np.ndarray:
     if span < MIN_SPAN_FRACTION * full:  # sparse image (beads, puncta): use min and max
         lo, span = float(x.min()), full
     if span <= 0:
-        raise user_error("the image is constant, so it cannot be normalised",
-                         fix="check that the right file was given")
+        raise user_error(
+            "the image is constant, so it cannot be normalised",
+            fix="check that the right file was given",
+        )
     return ((x - np.float32(lo)) / np.float32(span)).astype(np.float32)
 
 
@@ -59,8 +71,9 @@ def _affine_fit(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (np.float32(a) * pred + np.float32(b)).astype(np.float32)
 
 
-def normalize_pair(pred: np.ndarray, truth: np.ndarray, mode: str = "affine"
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def normalize_pair(
+    pred: np.ndarray, truth: np.ndarray, mode: str = "affine"
+) -> tuple[np.ndarray, np.ndarray]:
     """Bring a prediction and its ground truth to a common intensity scale.
 
     Parameters
@@ -89,7 +102,9 @@ def normalize_pair(pred: np.ndarray, truth: np.ndarray, mode: str = "affine"
     if mode == "affine":
         truth_n = _percentile_scale(truth)
         return _affine_fit(pred, truth_n), truth_n
-    raise user_error(f"unknown normalization {mode!r}", fix=f"use one of {', '.join(NORMALIZATIONS)}")
+    raise user_error(
+        f"unknown normalization {mode!r}", fix=f"use one of {', '.join(NORMALIZATIONS)}"
+    )
 
 
 def data_range_of(truth_n: np.ndarray, mode: str) -> float:

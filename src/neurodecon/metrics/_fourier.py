@@ -55,7 +55,11 @@ class FourierCorrelation:
 
 
 def _voxel(voxel_size_um: Sequence[float] | float, ndim: int) -> tuple[float, ...]:
-    v = (float(voxel_size_um),) * ndim if np.isscalar(voxel_size_um) else tuple(map(float, voxel_size_um))
+    v = (
+        (float(voxel_size_um),) * ndim
+        if np.isscalar(voxel_size_um)
+        else tuple(map(float, voxel_size_um))
+    )
     if len(v) != ndim or not all(x > 0 for x in v):
         raise user_error(f"voxel_size_um must be {ndim} positive values, got {voxel_size_um!r}")
     return v
@@ -71,9 +75,15 @@ def _stack_planes(a: np.ndarray, plane: str) -> tuple[np.ndarray, tuple[int, int
     return np.moveaxis(a, other, 0), axes
 
 
-def fsc(a: np.ndarray, b: np.ndarray, voxel_size_um: Sequence[float] | float = 1.0, *,
-        plane: str | None = None, n_bins: int | None = None, edges: str = "periodic"
-        ) -> FourierCorrelation:
+def fsc(
+    a: np.ndarray,
+    b: np.ndarray,
+    voxel_size_um: Sequence[float] | float = 1.0,
+    *,
+    plane: str | None = None,
+    n_bins: int | None = None,
+    edges: str = "periodic",
+) -> FourierCorrelation:
     """Fourier shell (3D) or ring (2D) correlation of two images of the same object.
 
     Parameters
@@ -97,7 +107,9 @@ def fsc(a: np.ndarray, b: np.ndarray, voxel_size_um: Sequence[float] | float = 1
     FourierCorrelation
     """
     if a.shape != b.shape:
-        raise user_error(f"shapes differ: {a.shape} vs {b.shape}", fix="correlate images of the same size")
+        raise user_error(
+            f"shapes differ: {a.shape} vs {b.shape}", fix="correlate images of the same size"
+        )
     v = _voxel(voxel_size_um, a.ndim)
     if plane is not None:
         a, axes = _stack_planes(a, plane)
@@ -123,9 +135,13 @@ def fsc(a: np.ndarray, b: np.ndarray, voxel_size_um: Sequence[float] | float = 1
     nb = n_bins or max(4, max(spatial) // 2)
     idx = np.minimum((r * nb).astype(np.int64), nb)  # r >= 1 (corners) -> overflow bin nb
     idx.flat[0] = nb  # the DC term (zero after mean subtraction) is left out
-    sums = [np.bincount(idx.ravel(), weights=x.ravel().astype(np.float64), minlength=nb + 1)[:nb]
-            for x in (num, pa, pb)]
-    count = np.bincount(idx.ravel(), weights=np.broadcast_to(w, r.shape).ravel(), minlength=nb + 1)[:nb]
+    sums = [
+        np.bincount(idx.ravel(), weights=x.ravel().astype(np.float64), minlength=nb + 1)[:nb]
+        for x in (num, pa, pb)
+    ]
+    count = np.bincount(idx.ravel(), weights=np.broadcast_to(w, r.shape).ravel(), minlength=nb + 1)[
+        :nb
+    ]
     den = np.sqrt(sums[1] * sums[2])
     corr = np.divide(sums[0], den, out=np.zeros(nb), where=den > 0)
     freq = (np.arange(nb) + 0.5) / nb
@@ -146,7 +162,9 @@ def threshold_curve(curve: FourierCorrelation, threshold: str | float = "1/7") -
     try:
         return np.full_like(curve.correlation, float(threshold))
     except (TypeError, ValueError):
-        raise user_error(f"unknown threshold {threshold!r}", fix="use '1/7', 'half-bit' or a number") from None
+        raise user_error(
+            f"unknown threshold {threshold!r}", fix="use '1/7', 'half-bit' or a number"
+        ) from None
 
 
 def _crossing(curve: FourierCorrelation, thr: np.ndarray) -> float:
@@ -164,9 +182,15 @@ def _crossing(curve: FourierCorrelation, thr: np.ndarray) -> float:
     return float(f[i - 1] + t * (f[i] - f[i - 1]))
 
 
-def frc_resolution(a: np.ndarray | FourierCorrelation, b: np.ndarray | None = None, *,
-                   voxel_size_um: Sequence[float] | float = 1.0, threshold: str | float = "1/7",
-                   plane: str | None = None, n_bins: int | None = None) -> tuple[float, ...]:
+def frc_resolution(
+    a: np.ndarray | FourierCorrelation,
+    b: np.ndarray | None = None,
+    *,
+    voxel_size_um: Sequence[float] | float = 1.0,
+    threshold: str | float = "1/7",
+    plane: str | None = None,
+    n_bins: int | None = None,
+) -> tuple[float, ...]:
     """Resolution in µm along each analysed axis where the FSC/FRC crosses ``threshold``.
 
     Parameters
@@ -187,7 +211,10 @@ def frc_resolution(a: np.ndarray | FourierCorrelation, b: np.ndarray | None = No
     """
     if not isinstance(a, FourierCorrelation) and b is None:
         raise TypeError("frc_resolution needs two images, or one FourierCorrelation")
-    curve = a if isinstance(a, FourierCorrelation) else fsc(
-        a, b, voxel_size_um, plane=plane, n_bins=n_bins)
+    curve = (
+        a
+        if isinstance(a, FourierCorrelation)
+        else fsc(a, b, voxel_size_um, plane=plane, n_bins=n_bins)
+    )
     kc = _crossing(curve, threshold_curve(curve, threshold))
     return tuple(2.0 * v / kc for v in curve.voxel_size_um)

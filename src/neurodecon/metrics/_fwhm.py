@@ -79,16 +79,18 @@ def subvoxel_peak(volume: np.ndarray, center: Sequence[float] | None = None) -> 
     pos = np.array(idx, dtype=np.float64)
     for ax, i in enumerate(idx):
         if 0 < i < vol.shape[ax] - 1:
-            lo, mid, hi = (float(smooth[tuple(idx[:ax]) + (i + d,) + tuple(idx[ax + 1:])])
-                           for d in (-1, 0, 1))
+            lo, mid, hi = (
+                float(smooth[tuple(idx[:ax]) + (i + d,) + tuple(idx[ax + 1 :])]) for d in (-1, 0, 1)
+            )
             den = lo - 2.0 * mid + hi
             if den < 0:
                 pos[ax] += 0.5 * (lo - hi) / den
     return pos
 
 
-def bead_fwhm(volume: np.ndarray, voxel_size_um: Sequence[float], center: Sequence[float] | None = None
-              ) -> tuple[float, float, float]:
+def bead_fwhm(
+    volume: np.ndarray, voxel_size_um: Sequence[float], center: Sequence[float] | None = None
+) -> tuple[float, float, float]:
     """FWHM ``(z, y, x)`` in µm of one bead (or PSF) by Gaussian fits to axial line profiles.
 
     Parameters

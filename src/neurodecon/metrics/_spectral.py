@@ -87,8 +87,10 @@ def periodic_component(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         v[tuple(idx0)] += jump
         v[tuple(idx1)] -= jump
     spatial = tuple(u.shape[a] for a in axes)
-    denom = np.zeros([u.shape[a] if i < len(axes) - 1 else u.shape[a] // 2 + 1
-                      for i, a in enumerate(axes)], dtype=np.float64)
+    denom = np.zeros(
+        [u.shape[a] if i < len(axes) - 1 else u.shape[a] // 2 + 1 for i, a in enumerate(axes)],
+        dtype=np.float64,
+    )
     for i, a in enumerate(axes):
         n = u.shape[a]
         k = np.arange(n // 2 + 1) if i == len(axes) - 1 else np.arange(n)

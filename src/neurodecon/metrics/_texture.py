@@ -12,8 +12,9 @@ __all__ = ["quantize", "glcm_features", "shannon_entropy", "GLCM_PERCENTILES"]
 GLCM_PERCENTILES = (0.1, 99.9)
 
 
-def quantize(volume: np.ndarray, levels: int, percentiles: tuple[float, float] = (0.0, 100.0)
-             ) -> np.ndarray:
+def quantize(
+    volume: np.ndarray, levels: int, percentiles: tuple[float, float] = (0.0, 100.0)
+) -> np.ndarray:
     """Linear quantisation to integers ``0 … levels − 1`` between two intensity percentiles.
 
     Values below/above the low/high percentile go to the first/last level (an explicit part of
@@ -28,9 +29,14 @@ def quantize(volume: np.ndarray, levels: int, percentiles: tuple[float, float] =
     return q.astype(np.uint16 if levels > 256 else np.uint8)
 
 
-def glcm_features(volume: np.ndarray, *, levels: int = 32, distances: Sequence[int] = (1,),
-                  angles: Sequence[float] = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4),
-                  max_planes: int = 32) -> dict[str, float]:
+def glcm_features(
+    volume: np.ndarray,
+    *,
+    levels: int = 32,
+    distances: Sequence[int] = (1,),
+    angles: Sequence[float] = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4),
+    max_planes: int = 32,
+) -> dict[str, float]:
     """Grey-level co-occurrence texture: angular second moment (ASM) and inverse difference moment.
 
     Parameters
@@ -58,11 +64,19 @@ def glcm_features(volume: np.ndarray, *, levels: int = 32, distances: Sequence[i
     q = quantize(volume, levels, GLCM_PERCENTILES)
     if q.ndim == 2:
         q = q[None]
-    idx = np.unique(np.round(np.linspace(0, q.shape[0] - 1, min(max_planes, q.shape[0]))).astype(int))
+    idx = np.unique(
+        np.round(np.linspace(0, q.shape[0] - 1, min(max_planes, q.shape[0]))).astype(int)
+    )
     asm, idm = [], []
     for z in idx:
-        p = graycomatrix(q[z], distances=list(distances), angles=list(angles), levels=levels,
-                         symmetric=True, normed=True)
+        p = graycomatrix(
+            q[z],
+            distances=list(distances),
+            angles=list(angles),
+            levels=levels,
+            symmetric=True,
+            normed=True,
+        )
         asm.append(graycoprops(p, "ASM").mean())
         idm.append(graycoprops(p, "homogeneity").mean())
     return {"asm": float(np.mean(asm)), "idm": float(np.mean(idm))}

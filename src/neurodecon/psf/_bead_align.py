@@ -6,18 +6,35 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import optimize, signal
 
-__all__ = ["fit_gaussian_3d", "aligned_crop", "support_mask", "bead_features", "weighted_average",
-           "frame_background", "remove_bead", "ncc", "peak_offset", "recentre", "noise_power",
-           "spectral_filter", "apply_gain", "unit_sum"]
+__all__ = [
+    "fit_gaussian_3d",
+    "aligned_crop",
+    "support_mask",
+    "bead_features",
+    "weighted_average",
+    "frame_background",
+    "remove_bead",
+    "ncc",
+    "peak_offset",
+    "recentre",
+    "noise_power",
+    "spectral_filter",
+    "apply_gain",
+    "unit_sum",
+]
+
 
 def _window(volume: np.ndarray, centre: np.ndarray, half: np.ndarray):
-    sl = tuple(slice(max(0, int(c) - int(h)), min(n, int(c) + int(h) + 1))
-               for c, h, n in zip(centre, half, volume.shape, strict=True))
+    sl = tuple(
+        slice(max(0, int(c) - int(h)), min(n, int(c) + int(h) + 1))
+        for c, h, n in zip(centre, half, volume.shape, strict=True)
+    )
     return volume[sl].astype(np.float64), np.array([s.start for s in sl], dtype=float)
 
 
-def fit_gaussian_3d(volume: np.ndarray, centre: np.ndarray, half: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+def fit_gaussian_3d(
+    volume: np.ndarray, centre: np.ndarray, half: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
     """Least-squares fit of ``bg + A·exp(-Σ (x_i-c_i)²/2σ_i²)`` in a window around ``centre``.
 
     Returns ``(centre_zyx, sigma_zyx, amplitude, background)`` in voxels, or ``None`` when the fit
@@ -30,8 +47,10 @@ def fit_gaussian_3d(volume: np.ndarray, centre: np.ndarray, half: np.ndarray
     if w.sum() <= 0:
         return None
     c0 = [float((g * w).sum() / w.sum()) for g in grids]
-    s0 = [max(0.6, float(np.sqrt((((g - c) ** 2) * w).sum() / w.sum()))) for g, c in
-          zip(grids, c0, strict=True)]
+    s0 = [
+        max(0.6, float(np.sqrt((((g - c) ** 2) * w).sum() / w.sum())))
+        for g, c in zip(grids, c0, strict=True)
+    ]
     p0 = np.array([float(data.max()) - bg0, bg0, *c0, *s0])
     flat = data.ravel()
 
@@ -52,8 +71,9 @@ def fit_gaussian_3d(volume: np.ndarray, centre: np.ndarray, half: np.ndarray
     return c + origin, s, float(a), float(b)
 
 
-def aligned_crop(volume: np.ndarray, centre: np.ndarray, shape: tuple[int, int, int]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def aligned_crop(
+    volume: np.ndarray, centre: np.ndarray, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Crop of ``shape`` whose index ``n//2`` sits on the sub-voxel ``centre`` (spline shift).
 
     Returns ``(crop, valid)``; ``valid`` is False where the window ran past the stack (those
@@ -65,7 +85,9 @@ def aligned_crop(volume: np.ndarray, centre: np.ndarray, shape: tuple[int, int, 
     frac = centre - base
     start = base - shape_a // 2 - margin
     stop = start + shape_a + 2 * margin
-    src = tuple(slice(max(0, a), min(n, b)) for a, b, n in zip(start, stop, volume.shape, strict=True))
+    src = tuple(
+        slice(max(0, a), min(n, b)) for a, b, n in zip(start, stop, volume.shape, strict=True)
+    )
     dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start, strict=True))
     big = np.zeros(tuple(shape_a + 2 * margin), np.float32)
     valid = np.zeros(big.shape, np.float32)
@@ -121,20 +143,27 @@ def bead_features(crop: np.ndarray, core_half: np.ndarray) -> dict[str, float | 
     if total <= 0:
         return {"integral": float(core.sum()), "sigma": np.full(3, np.nan)}
     mean = [float((g * w).sum() / total) for g in grids]
-    sig = np.array([np.sqrt(max(float(((g - m) ** 2 * w).sum() / total), 0.0))
-                    for g, m in zip(grids, mean, strict=True)])
+    sig = np.array(
+        [
+            np.sqrt(max(float(((g - m) ** 2 * w).sum() / total), 0.0))
+            for g, m in zip(grids, mean, strict=True)
+        ]
+    )
     return {"integral": float(core.sum()), "sigma": sig}
 
 
-def weighted_average(crops: list[np.ndarray], valids: list[np.ndarray], weights: np.ndarray,
-                     *, method: str = "mean") -> np.ndarray:
+def weighted_average(
+    crops: list[np.ndarray], valids: list[np.ndarray], weights: np.ndarray, *, method: str = "mean"
+) -> np.ndarray:
     """Average of unit-brightness crops: brightness-weighted mean, or per-voxel median."""
     stack = np.stack(crops).astype(np.float32)
     mask = np.stack(valids)
     if method == "median":
         masked = np.where(mask, stack, np.nan)
         with np.errstate(all="ignore"):
-            out = np.nanmedian(masked, axis=0) if mask.any(axis=0).all() else _nanmedian_safe(masked)
+            out = (
+                np.nanmedian(masked, axis=0) if mask.any(axis=0).all() else _nanmedian_safe(masked)
+            )
         return np.nan_to_num(out, nan=0.0).astype(np.float32)
     w = weights.reshape(-1, 1, 1, 1).astype(np.float32) * mask
     den = w.sum(axis=0)
@@ -185,7 +214,7 @@ def peak_offset(volume: np.ndarray) -> np.ndarray:
     pos = np.array(idx, dtype=float)
     for ax, i in enumerate(idx):
         if 0 < i < sm.shape[ax] - 1:
-            lo, mid, hi = (float(sm[idx[:ax] + (i + d,) + idx[ax + 1:]]) for d in (-1, 0, 1))
+            lo, mid, hi = (float(sm[idx[:ax] + (i + d,) + idx[ax + 1 :]]) for d in (-1, 0, 1))
             den = lo - 2 * mid + hi
             if den < 0:
                 pos[ax] += 0.5 * (lo - hi) / den
@@ -215,8 +244,9 @@ def unit_sum(a: np.ndarray) -> np.ndarray:
     return (a / s if s > 0 else a).astype(np.float32)
 
 
-def noise_power(crops: list[np.ndarray], valids: list[np.ndarray], weights: np.ndarray,
-                average: np.ndarray) -> float:
+def noise_power(
+    crops: list[np.ndarray], valids: list[np.ndarray], weights: np.ndarray, average: np.ndarray
+) -> float:
     """Expected ``|FFT(average)(k)|²`` of the average's noise (white: the same at every k).
 
     From the bead-to-bead scatter: the variance of the weighted mean at each voxel is
@@ -234,8 +264,11 @@ def noise_power(crops: list[np.ndarray], valids: list[np.ndarray], weights: np.n
     den = w.sum(axis=0)
     cnt = mask.sum(axis=0)
     r2 = (stack - average[None].astype(np.float64)) ** 2
-    var = np.where(cnt > 1, (w**2 * r2).sum(axis=0) / np.where(den > 0, den, 1) ** 2
-                   * cnt / np.maximum(cnt - 1, 1), 0.0)
+    var = np.where(
+        cnt > 1,
+        (w**2 * r2).sum(axis=0) / np.where(den > 0, den, 1) ** 2 * cnt / np.maximum(cnt - 1, 1),
+        0.0,
+    )
     return float(var.sum())
 
 

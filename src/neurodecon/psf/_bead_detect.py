@@ -10,8 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["REASONS", "Candidates", "detect_candidates", "estimate_fwhm_vox", "saturation_level",
-           "mark_position_rejects", "robust_noise"]
+__all__ = [
+    "REASONS",
+    "Candidates",
+    "detect_candidates",
+    "estimate_fwhm_vox",
+    "saturation_level",
+    "mark_position_rejects",
+    "robust_noise",
+]
 
 #: Reason codes written into :attr:`BeadPSF.rejected` and drawn in the QC figure.
 REASONS = {
@@ -57,9 +64,14 @@ def _subsample(volume: np.ndarray, max_values: int = 2_000_000) -> np.ndarray:
     return flat[::step]
 
 
-def detect_candidates(volume: np.ndarray, *, smooth_sigma: float = 1.0,
-                      threshold_sigma: float = 8.0, min_relative: float = 0.04,
-                      footprint: int = 5) -> tuple[Candidates, np.ndarray]:
+def detect_candidates(
+    volume: np.ndarray,
+    *,
+    smooth_sigma: float = 1.0,
+    threshold_sigma: float = 8.0,
+    min_relative: float = 0.04,
+    footprint: int = 5,
+) -> tuple[Candidates, np.ndarray]:
     """Local maxima of the Gaussian-smoothed stack above ``bg + max(k·noise, f·(max − bg))``.
 
     The background and noise are the median and the MAD of the smoothed stack (beads occupy a
@@ -76,9 +88,14 @@ def detect_candidates(volume: np.ndarray, *, smooth_sigma: float = 1.0,
     order = np.argsort(-peaks, kind="stable")
     pos, peaks = pos[order], peaks[order]
     raw = np.array([volume[tuple(slice(max(0, c - 1), c + 2) for c in p)].max() for p in pos])
-    return Candidates(positions=pos, peaks=np.asarray(peaks, np.float64),
-                      raw_peaks=np.asarray(raw, np.float64), background=bg_raw,
-                      noise=noise, threshold=threshold), smooth
+    return Candidates(
+        positions=pos,
+        peaks=np.asarray(peaks, np.float64),
+        raw_peaks=np.asarray(raw, np.float64),
+        background=bg_raw,
+        noise=noise,
+        threshold=threshold,
+    ), smooth
 
 
 def _local_maxima(smooth: np.ndarray, level: float, footprint: int) -> np.ndarray:
@@ -93,11 +110,14 @@ def _local_maxima(smooth: np.ndarray, level: float, footprint: int) -> np.ndarra
     for sl in ndi.find_objects(labels):
         if sl is None:
             continue
-        box = tuple(slice(max(0, s.start - r), min(n, s.stop + r))
-                    for s, n in zip(sl, smooth.shape, strict=True))
+        box = tuple(
+            slice(max(0, s.start - r), min(n, s.stop + r))
+            for s, n in zip(sl, smooth.shape, strict=True)
+        )
         sub = smooth[box]
-        peaks = np.argwhere((sub == ndi.maximum_filter(sub, size=footprint, mode="nearest"))
-                            & (sub > level))
+        peaks = np.argwhere(
+            (sub == ndi.maximum_filter(sub, size=footprint, mode="nearest")) & (sub > level)
+        )
         found.append(peaks + np.array([b.start for b in box]))
     if not found:
         return np.zeros((0, 3), int)
@@ -123,8 +143,14 @@ def _half_max_width(profile: np.ndarray, centre: int) -> float:
     return float(sum(widths))
 
 
-def estimate_fwhm_vox(smooth: np.ndarray, positions: np.ndarray, *, smooth_sigma: float = 1.0,
-                      max_beads: int = 30, reach: int = 40) -> np.ndarray:
+def estimate_fwhm_vox(
+    smooth: np.ndarray,
+    positions: np.ndarray,
+    *,
+    smooth_sigma: float = 1.0,
+    max_beads: int = 30,
+    reach: int = 40,
+) -> np.ndarray:
     """Median FWHM (z, y, x) in voxels of the brightest candidates, from half-max profiles.
 
     Profiles are taken on the stack already smoothed by ``smooth_sigma``; that blur is removed
@@ -141,14 +167,17 @@ def estimate_fwhm_vox(smooth: np.ndarray, positions: np.ndarray, *, smooth_sigma
             w.append(_half_max_width(smooth[tuple(idx)].ravel(), int(p[ax] - lo)))
         widths.append(w)
     arr = np.asarray(widths, dtype=float).reshape(-1, 3)
-    med = np.array([np.median(col[np.isfinite(col)]) if np.isfinite(col).any() else np.nan
-                    for col in arr.T])
+    med = np.array(
+        [np.median(col[np.isfinite(col)]) if np.isfinite(col).any() else np.nan for col in arr.T]
+    )
     blur = 2.3548 * smooth_sigma
     med = np.sqrt(np.clip(med**2 - blur**2, 1.0, None))
     return np.where(np.isfinite(med), med, 3.0)
 
 
-def saturation_level(volume: np.ndarray, raw_dtype: np.dtype, explicit: float | None) -> float | None:
+def saturation_level(
+    volume: np.ndarray, raw_dtype: np.dtype, explicit: float | None
+) -> float | None:
     """Value at or above which a peak counts as saturated.
 
     ``explicit`` wins. Otherwise: the integer dtype's maximum if the stack reaches it, or the stack
@@ -164,9 +193,14 @@ def saturation_level(volume: np.ndarray, raw_dtype: np.dtype, explicit: float | 
     return None
 
 
-def mark_position_rejects(cands: Candidates, shape: tuple[int, ...], half: np.ndarray,
-                          core: np.ndarray, sat_level: float | None,
-                          volume: np.ndarray) -> list[str | None]:
+def mark_position_rejects(
+    cands: Candidates,
+    shape: tuple[int, ...],
+    half: np.ndarray,
+    core: np.ndarray,
+    sat_level: float | None,
+    volume: np.ndarray,
+) -> list[str | None]:
     """Reason code per candidate for saturation, border and neighbour conflicts (None = keep).
 
     ``half`` is the crop half-size and ``core`` the core radius (≈ FWHM) per axis, in voxels.

@@ -10,12 +10,21 @@ import numpy as np
 
 __all__ = ["bead_qc_figure"]
 
-_CODES = {"saturated": "S", "border": "B", "close": "C", "fit": "F", "bright": "D",
-          "dim": "d", "shape": "W", "mismatch": "M"}
+_CODES = {
+    "saturated": "S",
+    "border": "B",
+    "close": "C",
+    "fit": "F",
+    "bright": "D",
+    "dim": "d",
+    "shape": "W",
+    "mismatch": "M",
+}
 
 
-def bead_qc_figure(result: Any, beads: Any, path: str | os.PathLike, *,
-                   log_scale: bool = False, dpi: int = 110) -> Path:
+def bead_qc_figure(
+    result: Any, beads: Any, path: str | os.PathLike, *, log_scale: bool = False, dpi: int = 110
+) -> Path:
     """Write a PNG/PDF/SVG with orthogonal views, line profiles and a map of the beads.
 
     Parameters
@@ -47,8 +56,14 @@ def bead_qc_figure(result: Any, beads: Any, path: str | os.PathLike, *,
         _bead_map(fig.add_subplot(grid[:, :2]), stack, result)
     views = ((result.blurred_bead, "averaged bead o*"), (result.psf, "PSF, bead removed"))
     for row, (vol, label) in enumerate(views):
-        _ortho(fig, [fig.add_subplot(grid[row, c]) for c in range(2, 5)], vol,
-               result.voxel_size_um, label, log_scale)
+        _ortho(
+            fig,
+            [fig.add_subplot(grid[row, c]) for c in range(2, 5)],
+            vol,
+            result.voxel_size_um,
+            label,
+            log_scale,
+        )
     _profiles([fig.add_subplot(grid[2, c]) for c in range(2, 5)], result)
     fig.suptitle(_title(result), fontsize=11)
     out = Path(path)
@@ -66,14 +81,20 @@ def _as_stack(beads: Any, result: Any) -> np.ndarray | None:
 
 
 def _title(result: Any) -> str:
-    counts = ", ".join(f"{n} {r}" for r, n in sorted(result.rejection_counts.items(),
-                                                      key=lambda kv: -kv[1])) or "none"
+    counts = (
+        ", ".join(
+            f"{n} {r}" for r, n in sorted(result.rejection_counts.items(), key=lambda kv: -kv[1])
+        )
+        or "none"
+    )
     f, s = result.fwhm_um, result.fwhm_spread_um
     fwhm = " / ".join(f"{a:.3f} ± {b:.3f}" for a, b in zip(f, s, strict=True))
     p = " / ".join(f"{a:.3f}" for a in result.psf_fwhm_um)
-    return (f"{result.n_used} beads used of {result.info.get('n_detected', '?')} detected "
-            f"(rejected: {counts})\nFWHM z / y / x of o*: {fwhm} µm (± = s.d. across beads);"
-            f" PSF with the {result.info.get('bead_diameter_um', '?')} µm bead removed: {p} µm")
+    return (
+        f"{result.n_used} beads used of {result.info.get('n_detected', '?')} detected "
+        f"(rejected: {counts})\nFWHM z / y / x of o*: {fwhm} µm (± = s.d. across beads);"
+        f" PSF with the {result.info.get('bead_diameter_um', '?')} µm bead removed: {p} µm"
+    )
 
 
 def _bead_map(ax, stack: np.ndarray, result: Any) -> None:
@@ -87,14 +108,24 @@ def _bead_map(ax, stack: np.ndarray, result: Any) -> None:
     off = 0.012 * max(mip.shape)
     for (_z, y, x), reason in result.rejected:
         ax.plot(x, y, marker="x", color="red", ms=7, mew=1.5)
-        ax.text(x + off, y - off, _CODES.get(reason, "?"), color="red",
-                fontsize=9, fontweight="bold", clip_on=True,
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "red", "alpha": 0.8})
+        ax.text(
+            x + off,
+            y - off,
+            _CODES.get(reason, "?"),
+            color="red",
+            fontsize=9,
+            fontweight="bold",
+            clip_on=True,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "red", "alpha": 0.8},
+        )
     ax.set_xlim(-0.5, mip.shape[1] - 0.5)
     ax.set_ylim(mip.shape[0] - 0.5, -0.5)
     legend = "  ".join(f"{c}={r}" for r, c in _CODES.items())
-    ax.set_title(f"max projection: green = used ({result.n_used}, box = crop window), "
-                 f"red = rejected\n{legend}", fontsize=9)
+    ax.set_title(
+        f"max projection: green = used ({result.n_used}, box = crop window), "
+        f"red = rejected\n{legend}",
+        fontsize=9,
+    )
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
 
@@ -113,26 +144,44 @@ def _ortho(fig, axes, vol: np.ndarray, vox, label: str, log_scale: bool) -> None
     vz, vy, vx = vox
     nz, ny, nx = vol.shape
     planes = (
-        (vol[c[0]], (-(nx // 2) * vx, (nx - 1 - nx // 2) * vx, (ny - 1 - ny // 2) * vy, -(ny // 2) * vy),
-         "XY", "x (µm)", "y (µm)"),
-        (vol[:, c[1], :], (-(nx // 2) * vx, (nx - 1 - nx // 2) * vx, (nz - 1 - nz // 2) * vz, -(nz // 2) * vz),
-         "XZ", "x (µm)", "z (µm)"),
-        (vol[:, :, c[2]], (-(ny // 2) * vy, (ny - 1 - ny // 2) * vy, (nz - 1 - nz // 2) * vz, -(nz // 2) * vz),
-         "YZ", "y (µm)", "z (µm)"),
+        (
+            vol[c[0]],
+            (-(nx // 2) * vx, (nx - 1 - nx // 2) * vx, (ny - 1 - ny // 2) * vy, -(ny // 2) * vy),
+            "XY",
+            "x (µm)",
+            "y (µm)",
+        ),
+        (
+            vol[:, c[1], :],
+            (-(nx // 2) * vx, (nx - 1 - nx // 2) * vx, (nz - 1 - nz // 2) * vz, -(nz // 2) * vz),
+            "XZ",
+            "x (µm)",
+            "z (µm)",
+        ),
+        (
+            vol[:, :, c[2]],
+            (-(ny // 2) * vy, (ny - 1 - ny // 2) * vy, (nz - 1 - nz // 2) * vz, -(nz // 2) * vz),
+            "YZ",
+            "y (µm)",
+            "z (µm)",
+        ),
     )
     vmax = float(vol.max())
     norm = LogNorm(vmin=vmax * 1e-3, vmax=vmax) if log_scale else Normalize(0, vmax)
     for ax, (img, ext, name, xl, yl) in zip(axes, planes, strict=True):
         shown = np.clip(img, vmax * 1e-3, None) if log_scale else img
-        im = ax.imshow(shown, cmap="magma", norm=norm, extent=ext, interpolation="nearest",
-                       aspect="equal")
+        im = ax.imshow(
+            shown, cmap="magma", norm=norm, extent=ext, interpolation="nearest", aspect="equal"
+        )
         ax.set_title(f"{label}: {name}", fontsize=9)
         ax.set_xlabel(xl, fontsize=8)
         ax.set_ylabel(yl, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(3))
         ax.yaxis.set_major_locator(MaxNLocator(5))
-    fig.colorbar(im, ax=axes[-1], shrink=0.8, label="fraction of total" + (" (log)" if log_scale else ""))
+    fig.colorbar(
+        im, ax=axes[-1], shrink=0.8, label="fraction of total" + (" (log)" if log_scale else "")
+    )
 
 
 def _profiles(axes, result: Any) -> None:

@@ -111,15 +111,22 @@ class BeadPSF:
             "psf_fwhm_um": [round(v, 4) for v in self.psf_fwhm_um],
             **{k: v for k, v in self.info.items() if k != "per_bead_fwhm_um"},
             "positions_used_zyx": [[round(float(v), 3) for v in p] for p in self.positions],
-            "rejected": [{"position_zyx": [float(v) for v in p], "reason": r}
-                         for p, r in self.rejected],
+            "rejected": [
+                {"position_zyx": [float(v) for v in p], "reason": r} for p, r in self.rejected
+            ],
         }
 
 
 # ----------------------------------------------------------------------------- pipeline
-def extract_psf(beads: Any, *, voxel_size_um: tuple[float, float, float] | None = None,
-                bead_diameter_um: float = 0.2, size: tuple[int, int, int] | None = None,
-                progress: ProgressFn | None = None, **options: Any) -> BeadPSF:
+def extract_psf(
+    beads: Any,
+    *,
+    voxel_size_um: tuple[float, float, float] | None = None,
+    bead_diameter_um: float = 0.2,
+    size: tuple[int, int, int] | None = None,
+    progress: ProgressFn | None = None,
+    **options: Any,
+) -> BeadPSF:
     """Detect, align and average the beads of a stack; return o*, i* and the PSF.
 
     Parameters
@@ -174,11 +181,15 @@ def extract_psf(beads: Any, *, voxel_size_um: tuple[float, float, float] | None 
 
 
 def _detect(volume, dtype, size, opt, path):
-    cands, smooth = det.detect_candidates(volume, threshold_sigma=opt["threshold_sigma"],
-                                          min_relative=opt["min_relative"])
+    cands, smooth = det.detect_candidates(
+        volume, threshold_sigma=opt["threshold_sigma"], min_relative=opt["min_relative"]
+    )
     if len(cands.positions) == 0:
-        raise user_error("no beads found (no local maximum rises above the noise threshold)",
-                         path=path, fix="check the channel and that the stack shows beads, or lower the detection threshold (--threshold)")
+        raise user_error(
+            "no beads found (no local maximum rises above the noise threshold)",
+            path=path,
+            fix="check the channel and that the stack shows beads, or lower the detection threshold (--threshold)",
+        )
     cands = _merge_same_bead(cands, np.full(3, 2.0))  # plateau voxels of one saturated top
     sat = det.saturation_level(volume, dtype, opt["saturation_level"])
     clean = cands.positions if sat is None else cands.positions[cands.raw_peaks < sat]
@@ -188,8 +199,11 @@ def _detect(volume, dtype, size, opt, path):
     if size is not None:
         size = np.asarray(size, int)
         if size.shape != (3,) or np.any(size < 3):
-            raise user_error(f"invalid output size {tuple(size)}", path=path,
-                             fix="give three integers Z Y X, each at least 3")
+            raise user_error(
+                f"invalid output size {tuple(size)}",
+                path=path,
+                fix="give three integers Z Y X, each at least 3",
+            )
         half = size // 2
     else:
         half = np.maximum(np.ceil(opt["window_fwhm"] * fwhm0).astype(int), 4)
@@ -205,13 +219,14 @@ def _merge_same_bead(cands: det.Candidates, radius: np.ndarray) -> det.Candidate
         if not keep or np.all(np.sum(((pos[keep] - p) / radius) ** 2, axis=1) > 1.0):
             keep.append(i)
     k = np.asarray(keep, int)
-    return det.Candidates(pos[k], cands.peaks[k], cands.raw_peaks[k], cands.background,
-                          cands.noise, cands.threshold)
+    return det.Candidates(
+        pos[k], cands.peaks[k], cands.raw_peaks[k], cands.background, cands.noise, cands.threshold
+    )
 
 
 def _localise(volume, cands, reasons, core, shape, opt, progress) -> list[dict[str, Any]]:
     todo = [i for i, r in enumerate(reasons) if r is None]
-    for i in todo[int(opt["max_beads"]):]:
+    for i in todo[int(opt["max_beads"]) :]:
         reasons[i] = "close"  # beyond the localisation budget: treated as not used
     todo = todo[: int(opt["max_beads"])]
     out = []
@@ -224,10 +239,23 @@ def _localise(volume, cands, reasons, core, shape, opt, progress) -> list[dict[s
         crop, valid = al.aligned_crop(volume, centre, shape)
         crop = crop - al.frame_background(crop, valid)
         feats = al.bead_features(crop, core)
-        out.append({"index": i, "centre": centre, "sigma_fit": sigma, "crop": crop,
-                    "valid": valid, **feats})
+        out.append(
+            {
+                "index": i,
+                "centre": centre,
+                "sigma_fit": sigma,
+                "crop": crop,
+                "valid": valid,
+                **feats,
+            }
+        )
         if n % 10 == 0:
-            report(progress, 1 + (3 * n) // max(len(todo), 1), 6, f"localising bead {n + 1}/{len(todo)}")
+            report(
+                progress,
+                1 + (3 * n) // max(len(todo), 1),
+                6,
+                f"localising bead {n + 1}/{len(todo)}",
+            )
     return out
 
 
@@ -249,8 +277,12 @@ def _reject_outliers(beads: list[dict[str, Any]], reasons: list[str | None], fwh
     kept = [b for b in beads if reasons[b["index"]] is None]
     if len(kept) < 3:
         return
-    provisional = al.weighted_average([b["crop"] / b["integral"] for b in kept],
-                                      [b["valid"] for b in kept], np.ones(len(kept)), method="median")
+    provisional = al.weighted_average(
+        [b["crop"] / b["integral"] for b in kept],
+        [b["valid"] for b in kept],
+        np.ones(len(kept)),
+        method="median",
+    )
     corr = np.array([al.ncc(b["crop"], provisional) for b in kept])
     med_c = float(np.median(corr))
     spread = 4 * 1.4826 * float(np.median(np.abs(corr - med_c)))
@@ -279,8 +311,10 @@ def _average(used: list[dict[str, Any]], opt) -> tuple[np.ndarray, np.ndarray | 
         avg = avg * al.support_mask(avg, float(opt["tail_mask_sigma"]))
     avg = np.clip(avg, 0, None)
     if avg.sum() <= 0:
-        raise user_error("the averaged bead is empty after background subtraction",
-                         fix="check the bead stack and the --size")
+        raise user_error(
+            "the averaged bead is empty after background subtraction",
+            fix="check the bead stack and the --size",
+        )
     return (avg / avg.sum()).astype(np.float32), gain
 
 
@@ -310,9 +344,12 @@ def _no_beads_error(cands, reasons, path):
     counts = Counter(r for r in reasons if r)
     parts = ", ".join(f"{n} {r}" for r, n in counts.most_common())
     top = counts.most_common(1)[0][0] if counts else ""
-    hint = _HINTS.get(top, "check the channel, the saturation and that the stack shows isolated beads")
-    return user_error(f"no usable beads: {len(reasons)} detected, all rejected ({parts})",
-                      path=path, fix=hint)
+    hint = _HINTS.get(
+        top, "check the channel, the saturation and that the stack shows isolated beads"
+    )
+    return user_error(
+        f"no usable beads: {len(reasons)} detected, all rejected ({parts})", path=path, fix=hint
+    )
 
 
 def _fwhm_um(volume: np.ndarray, vox) -> np.ndarray:
@@ -326,8 +363,11 @@ def _assemble(psf, blurred, ideal, vox, used, cands, reasons, sat, opt, diameter
     fwhm = _fwhm_um(blurred, vox)
     per_bead = np.array([_fwhm_um(b["crop"], vox) for b in used])
     spread = np.nanstd(per_bead, axis=0) if len(used) > 1 else np.zeros(3)
-    rejected = [(tuple(float(v) for v in cands.positions[i]), r)
-                for i, r in enumerate(reasons) if r is not None]
+    rejected = [
+        (tuple(float(v) for v in cands.positions[i]), r)
+        for i, r in enumerate(reasons)
+        if r is not None
+    ]
     info = {
         "n_detected": len(cands.positions),
         "background": cands.background,
@@ -341,9 +381,16 @@ def _assemble(psf, blurred, ideal, vox, used, cands, reasons, sat, opt, diameter
         "fwhm_method": "neurodecon.metrics.bead_fwhm (Gaussian fits to line profiles)",
         "per_bead_fwhm_um": per_bead.tolist(),
     }
-    return BeadPSF(psf=psf, blurred_bead=blurred, ideal_bead=ideal, voxel_size_um=vox,
-                   n_used=len(used), rejected=rejected,
-                   positions=np.array([b["centre"] for b in used]),
-                   fwhm_um=tuple(float(v) for v in fwhm),
-                   fwhm_spread_um=tuple(float(v) for v in spread),
-                   psf_fwhm_um=tuple(float(v) for v in _fwhm_um(psf, vox)), info=info)
+    return BeadPSF(
+        psf=psf,
+        blurred_bead=blurred,
+        ideal_bead=ideal,
+        voxel_size_um=vox,
+        n_used=len(used),
+        rejected=rejected,
+        positions=np.array([b["centre"] for b in used]),
+        fwhm_um=tuple(float(v) for v in fwhm),
+        fwhm_spread_um=tuple(float(v) for v in spread),
+        psf_fwhm_um=tuple(float(v) for v in _fwhm_um(psf, vox)),
+        info=info,
+    )

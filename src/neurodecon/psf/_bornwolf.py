@@ -28,8 +28,9 @@ def _nodes(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (x + 1.0), 0.5 * w  # nodes and weights on [0, 1]
 
 
-def radial_profile(r_um: np.ndarray, z_um: np.ndarray, *, na: float, wavelength_um: float,
-                   immersion_index: float) -> np.ndarray:
+def radial_profile(
+    r_um: np.ndarray, z_um: np.ndarray, *, na: float, wavelength_um: float, immersion_index: float
+) -> np.ndarray:
     """Intensity ``|E(r, z)|²`` on a grid of radii ``r_um`` (R,) and defocus ``z_um`` (Z,) → (Z, R)."""
     k = 2.0 * np.pi / wavelength_um
     r_um = np.asarray(r_um, dtype=np.float64)
@@ -46,9 +47,15 @@ def radial_profile(r_um: np.ndarray, z_um: np.ndarray, *, na: float, wavelength_
     return (np.abs(amp) ** 2).T
 
 
-def born_wolf_psf(shape: tuple[int, int, int], voxel_size_um: tuple[float, float, float], *,
-                  na: float, wavelength_um: float, immersion_index: float,
-                  oversample: int = 3) -> np.ndarray:
+def born_wolf_psf(
+    shape: tuple[int, int, int],
+    voxel_size_um: tuple[float, float, float],
+    *,
+    na: float,
+    wavelength_um: float,
+    immersion_index: float,
+    oversample: int = 3,
+) -> np.ndarray:
     """Widefield intensity PSF on a ``shape`` grid centred at ``n // 2``, float64, unnormalised."""
     nz, ny, nx = shape
     dz, dy, dx = voxel_size_um
@@ -59,8 +66,9 @@ def born_wolf_psf(shape: tuple[int, int, int], voxel_size_um: tuple[float, float
     r_max = float(np.hypot(np.abs(y).max() + dy, np.abs(x).max() + dx))
     dr = min(dy, dx) / (4 * oversample)
     r_grid = np.arange(0.0, r_max + 2 * dr, dr)
-    prof = radial_profile(r_grid, z, na=na, wavelength_um=wavelength_um,
-                          immersion_index=immersion_index)  # (Z, R)
+    prof = radial_profile(
+        r_grid, z, na=na, wavelength_um=wavelength_um, immersion_index=immersion_index
+    )  # (Z, R)
     # pixel-area integration as one sparse (pixels × radii) matrix of interpolation weights
     from scipy import sparse
 
@@ -75,7 +83,8 @@ def born_wolf_psf(shape: tuple[int, int, int], voxel_size_um: tuple[float, float
             rows += [pix, pix]
             cols += [i0, i0 + 1]
             vals += [1.0 - f, f]
-    weights = sparse.csr_matrix((np.concatenate(vals) / oversample**2,
-                                 (np.concatenate(rows), np.concatenate(cols))),
-                                shape=(ny * nx, r_grid.size))
+    weights = sparse.csr_matrix(
+        (np.concatenate(vals) / oversample**2, (np.concatenate(rows), np.concatenate(cols))),
+        shape=(ny * nx, r_grid.size),
+    )
     return np.asarray(weights @ prof.T).T.reshape(nz, ny, nx)

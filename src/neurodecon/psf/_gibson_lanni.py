@@ -26,8 +26,15 @@ def _params(na, immersion_index, sample_index) -> dict:
     return {"NA": na, "ni": n, "ni0": n, "ns": sample_index, "model": "scalar"}
 
 
-def focal_shift_um(*, na: float, wavelength_um: float, immersion_index: float, sample_index: float,
-                   depth_um: float, step_um: float) -> float:
+def focal_shift_um(
+    *,
+    na: float,
+    wavelength_um: float,
+    immersion_index: float,
+    sample_index: float,
+    depth_um: float,
+    step_um: float,
+) -> float:
     """Focal position (µm, psfmodels' ``zv``) of the axial intensity maximum, source at ``depth_um``.
 
     psfmodels measures ``zv`` from the coverslip, like ``pz``; without index mismatch the maximum
@@ -37,38 +44,67 @@ def focal_shift_um(*, na: float, wavelength_um: float, immersion_index: float, s
 
     if depth_um <= 0:
         return 0.0
-    reach = depth_um * abs(sample_index / immersion_index - 1.0) + depth_um * 0.2 + 3.0 * wavelength_um
+    reach = (
+        depth_um * abs(sample_index / immersion_index - 1.0) + depth_um * 0.2 + 3.0 * wavelength_um
+    )
     params = _params(na, immersion_index, sample_index)
     centre = depth_um
     for step in (max(step_um / 2, 0.05), max(step_um / 16, 0.005)):  # coarse scan, then refine
         zv = centre + np.arange(-reach, reach + step / 2, step)
-        prof = psfmodels.make_psf(zv, 1, dxy=0.05, pz=depth_um, wvl=wavelength_um, normalize=False,
-                                  **params)[:, 0, 0]
+        prof = psfmodels.make_psf(
+            zv, 1, dxy=0.05, pz=depth_um, wvl=wavelength_um, normalize=False, **params
+        )[:, 0, 0]
         centre = float(zv[int(np.argmax(prof))])
         reach = 2 * step
     return centre
 
 
-def gibson_lanni_psf(shape: tuple[int, int, int], voxel_size_um: tuple[float, float, float], *,
-                     na: float, wavelength_um: float, immersion_index: float, sample_index: float,
-                     depth_um: float = 0.0) -> np.ndarray:
+def gibson_lanni_psf(
+    shape: tuple[int, int, int],
+    voxel_size_um: tuple[float, float, float],
+    *,
+    na: float,
+    wavelength_um: float,
+    immersion_index: float,
+    sample_index: float,
+    depth_um: float = 0.0,
+) -> np.ndarray:
     """Scalar Gibson–Lanni intensity PSF, focus at ``n // 2``, float64, unnormalised."""
     import psfmodels
 
     if depth_um < 0:
-        raise user_error(f"depth {depth_um} µm is negative", fix="give the depth below the coverslip (≥ 0 µm)")
+        raise user_error(
+            f"depth {depth_um} µm is negative", fix="give the depth below the coverslip (≥ 0 µm)"
+        )
     if sample_index <= 0:
-        raise user_error(f"sample index {sample_index} is not positive", fix="e.g. 1.33 for water, 1.45 for tissue")
+        raise user_error(
+            f"sample index {sample_index} is not positive",
+            fix="e.g. 1.33 for water, 1.45 for tissue",
+        )
     nz, ny, nx = shape
     dz, dy, dx = voxel_size_um
     dxy = min(dy, dx)
     n_lat = max(int(np.ceil(ny * dy / dxy)), int(np.ceil(nx * dx / dxy)))
     m = 2 * (n_lat // 2) + 1
-    z0 = focal_shift_um(na=na, wavelength_um=wavelength_um, immersion_index=immersion_index,
-                        sample_index=sample_index, depth_um=depth_um, step_um=dz)
+    z0 = focal_shift_um(
+        na=na,
+        wavelength_um=wavelength_um,
+        immersion_index=immersion_index,
+        sample_index=sample_index,
+        depth_um=depth_um,
+        step_um=dz,
+    )
     zv = z0 + (np.arange(nz) - nz // 2) * dz
-    psf = psfmodels.make_psf(zv, m, dxy=dxy, pz=depth_um, wvl=wavelength_um, normalize=False,
-                             oversample_factor=3, **_params(na, immersion_index, sample_index))
+    psf = psfmodels.make_psf(
+        zv,
+        m,
+        dxy=dxy,
+        pz=depth_um,
+        wvl=wavelength_um,
+        normalize=False,
+        oversample_factor=3,
+        **_params(na, immersion_index, sample_index),
+    )
     psf = np.asarray(psf, dtype=np.float64)  # (nz, m, m), lateral centre at m // 2
     from ._validate import center_crop, resample_psf
 

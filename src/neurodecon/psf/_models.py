@@ -35,7 +35,9 @@ MODELS = ("gaussian", "widefield", "gibson-lanni", "confocal", "two-photon")
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
-def textbook_fwhm_um(na: float, wavelength_um: float, immersion_index: float) -> tuple[float, float, float]:
+def textbook_fwhm_um(
+    na: float, wavelength_um: float, immersion_index: float
+) -> tuple[float, float, float]:
     """Widefield FWHM ``(z, y, x)`` in µm: lateral 0.51 λ/NA, axial 0.88 λ/(n − √(n² − NA²)).
 
     These are the intensity FWHMs of the Airy disk and of the on-axis profile of a uniformly
@@ -48,8 +50,14 @@ def textbook_fwhm_um(na: float, wavelength_um: float, immersion_index: float) ->
     return float(axial), float(lateral), float(lateral)
 
 
-def nyquist_um(model: str, *, na: float, wavelength_um: float, immersion_index: float,
-               excitation_wavelength_um: float | None = None) -> tuple[float, float]:
+def nyquist_um(
+    model: str,
+    *,
+    na: float,
+    wavelength_um: float,
+    immersion_index: float,
+    excitation_wavelength_um: float | None = None,
+) -> tuple[float, float]:
     """Largest (axial, lateral) voxel size that samples the model's OTF support without aliasing."""
     n = immersion_index
     lat_cut = 2.0 * na / wavelength_um  # cycles / µm
@@ -64,8 +72,14 @@ def nyquist_um(model: str, *, na: float, wavelength_um: float, immersion_index: 
     return float(1.0 / (2.0 * ax_cut)), float(1.0 / (2.0 * lat_cut))
 
 
-def _check_inputs(model: str, shape: Sequence[int], voxel_size_um: Sequence[float], na: float,
-                  wavelength_um: float, immersion_index: float) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+def _check_inputs(
+    model: str,
+    shape: Sequence[int],
+    voxel_size_um: Sequence[float],
+    na: float,
+    wavelength_um: float,
+    immersion_index: float,
+) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     if model not in MODELS:
         raise user_error(f"unknown PSF model {model!r}", fix=f"use one of {', '.join(MODELS)}")
     shape_t = tuple(int(s) for s in shape)
@@ -73,44 +87,70 @@ def _check_inputs(model: str, shape: Sequence[int], voxel_size_um: Sequence[floa
         raise user_error(f"invalid PSF shape {tuple(shape)}", fix="give three positive sizes Z Y X")
     vox = tuple(float(v) for v in voxel_size_um)
     if len(vox) != 3 or not all(np.isfinite(v) and v > 0 for v in vox):
-        raise user_error(f"invalid voxel size {tuple(voxel_size_um)}",
-                         fix="give three positive numbers Z Y X in µm")
+        raise user_error(
+            f"invalid voxel size {tuple(voxel_size_um)}",
+            fix="give three positive numbers Z Y X in µm",
+        )
     if not 0 < na < immersion_index:
-        raise user_error(f"NA {na} must be positive and below the immersion index {immersion_index}",
-                         fix="check --na and --immersion-index (air 1.0, water 1.33, oil 1.515)")
+        raise user_error(
+            f"NA {na} must be positive and below the immersion index {immersion_index}",
+            fix="check --na and --immersion-index (air 1.0, water 1.33, oil 1.515)",
+        )
     if not 0.1 < wavelength_um < 3.0:
-        raise user_error(f"wavelength {wavelength_um} µm is implausible",
-                         fix="give wavelengths in micrometres, e.g. 0.52 for 520 nm")
+        raise user_error(
+            f"wavelength {wavelength_um} µm is implausible",
+            fix="give wavelengths in micrometres, e.g. 0.52 for 520 nm",
+        )
     return shape_t, vox  # type: ignore[return-value]
 
 
-def _warn_sampling(model: str, shape: tuple[int, int, int], vox: tuple[float, float, float],
-                   fwhm: tuple[float, float, float], nyq: tuple[float, float] | None) -> None:
+def _warn_sampling(
+    model: str,
+    shape: tuple[int, int, int],
+    vox: tuple[float, float, float],
+    fwhm: tuple[float, float, float],
+    nyq: tuple[float, float] | None,
+) -> None:
     if nyq is not None:
         ax, lat = nyq
         if vox[0] > 1.01 * ax or max(vox[1:]) > 1.01 * lat:
-            log.warning(f"{model} PSF: voxel size (z, y, x) = {vox} µm is coarser than Nyquist "
-                        f"({ax:.3g} µm axial, {lat:.3g} µm lateral); the sampled PSF is aliased")
+            log.warning(
+                f"{model} PSF: voxel size (z, y, x) = {vox} µm is coarser than Nyquist "
+                f"({ax:.3g} µm axial, {lat:.3g} µm lateral); the sampled PSF is aliased"
+            )
     for axis, name in enumerate("zyx"):
         if shape[axis] > 1 and shape[axis] * vox[axis] < 2.0 * fwhm[axis]:
-            log.warning(f"{model} PSF: the {name} extent {shape[axis] * vox[axis]:.3g} µm is less "
-                        f"than twice the FWHM ({fwhm[axis]:.3g} µm); the PSF is truncated")
+            log.warning(
+                f"{model} PSF: the {name} extent {shape[axis] * vox[axis]:.3g} µm is less "
+                f"than twice the FWHM ({fwhm[axis]:.3g} µm); the PSF is truncated"
+            )
 
 
 def _finish(psf: np.ndarray) -> np.ndarray:
     psf = np.clip(np.nan_to_num(psf, nan=0.0), 0.0, None)
     total = psf.sum(dtype=np.float64)
     if not total > 0:
-        raise user_error("the PSF model produced an empty array",
-                         fix="check the voxel size and shape against the optics")
+        raise user_error(
+            "the PSF model produced an empty array",
+            fix="check the voxel size and shape against the optics",
+        )
     return (psf / total).astype(np.float32)
 
 
-def make_psf(model: str, *, shape: Sequence[int], voxel_size_um: Sequence[float], na: float = 1.4,
-             wavelength_um: float = 0.52, immersion_index: float = 1.515,
-             excitation_wavelength_um: float | None = None, sample_index: float | None = None,
-             depth_um: float = 0.0, pinhole_au: float = 1.0,
-             fwhm_um: Sequence[float] | None = None) -> np.ndarray:
+def make_psf(
+    model: str,
+    *,
+    shape: Sequence[int],
+    voxel_size_um: Sequence[float],
+    na: float = 1.4,
+    wavelength_um: float = 0.52,
+    immersion_index: float = 1.515,
+    excitation_wavelength_um: float | None = None,
+    sample_index: float | None = None,
+    depth_um: float = 0.0,
+    pinhole_au: float = 1.0,
+    fwhm_um: Sequence[float] | None = None,
+) -> np.ndarray:
     """Theoretical point spread function.
 
     Parameters
@@ -140,30 +180,51 @@ def make_psf(model: str, *, shape: Sequence[int], voxel_size_um: Sequence[float]
         Non-negative, sums to 1.
     """
     shape_t, vox = _check_inputs(model, shape, voxel_size_um, na, wavelength_um, immersion_index)
-    mismatch = (sample_index is not None and abs(sample_index - immersion_index) > 1e-9) or depth_um > 0
-    optics = {"na": na, "immersion_index": immersion_index, "sample_index": sample_index,
-              "depth_um": float(depth_um), "force_gl": model == "gibson-lanni" or mismatch}
+    mismatch = (
+        sample_index is not None and abs(sample_index - immersion_index) > 1e-9
+    ) or depth_um > 0
+    optics = {
+        "na": na,
+        "immersion_index": immersion_index,
+        "sample_index": sample_index,
+        "depth_um": float(depth_um),
+        "force_gl": model == "gibson-lanni" or mismatch,
+    }
     if model == "gaussian":
         return _finish(_gaussian(shape_t, vox, fwhm_um, na, wavelength_um, immersion_index))
     if fwhm_um is not None:
         log.warning(f"{model} PSF: fwhm_um is used only by the gaussian model; ignored")
     fwhm = textbook_fwhm_um(na, wavelength_um, immersion_index)
     if model in ("widefield", "gibson-lanni"):
-        _warn_sampling(model, shape_t, vox, fwhm,
-                       nyquist_um(model, na=na, wavelength_um=wavelength_um, immersion_index=immersion_index))
+        _warn_sampling(
+            model,
+            shape_t,
+            vox,
+            fwhm,
+            nyquist_um(model, na=na, wavelength_um=wavelength_um, immersion_index=immersion_index),
+        )
         return _finish(_intensity(shape_t, vox, wavelength_um, **optics))
     lam_ex = excitation_wavelength_um
     if model == "two-photon" and lam_ex is None:
-        raise user_error("the two-photon model needs an excitation wavelength",
-                         fix="pass --excitation-wavelength (e.g. 0.92 µm for GFP)")
+        raise user_error(
+            "the two-photon model needs an excitation wavelength",
+            fix="pass --excitation-wavelength (e.g. 0.92 µm for GFP)",
+        )
     lam_ex = float(lam_ex if lam_ex is not None else wavelength_um)
-    nyq = nyquist_um(model, na=na, wavelength_um=wavelength_um, immersion_index=immersion_index,
-                     excitation_wavelength_um=lam_ex)
+    nyq = nyquist_um(
+        model,
+        na=na,
+        wavelength_um=wavelength_um,
+        immersion_index=immersion_index,
+        excitation_wavelength_um=lam_ex,
+    )
     _warn_sampling(model, shape_t, vox, fwhm, nyq)
     if model == "two-photon":
         return _finish(_intensity(shape_t, vox, lam_ex, **optics) ** 2)
     if pinhole_au < 0:
-        raise user_error(f"pinhole {pinhole_au} AU is negative", fix="give a pinhole size ≥ 0 Airy units")
+        raise user_error(
+            f"pinhole {pinhole_au} AU is negative", fix="give a pinhole size ≥ 0 Airy units"
+        )
     return _finish(_confocal(shape_t, vox, lam_ex, wavelength_um, pinhole_au, optics))
 
 
@@ -172,7 +233,10 @@ def _gaussian(shape, vox, fwhm_um, na, wavelength_um, immersion_index) -> np.nda
         fwhm_um = textbook_fwhm_um(na, wavelength_um, immersion_index)
     fwhm = tuple(float(f) for f in fwhm_um)
     if len(fwhm) != 3 or not all(f > 0 for f in fwhm):
-        raise user_error(f"invalid Gaussian FWHM {tuple(fwhm_um)}", fix="give three positive FWHM values Z Y X in µm")
+        raise user_error(
+            f"invalid Gaussian FWHM {tuple(fwhm_um)}",
+            fix="give three positive FWHM values Z Y X in µm",
+        )
     axes = []
     for n, d, f in zip(shape, vox, fwhm, strict=True):
         sigma = f / _FWHM_PER_SIGMA
@@ -181,22 +245,30 @@ def _gaussian(shape, vox, fwhm_um, na, wavelength_um, immersion_index) -> np.nda
     return axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
 
 
-def _intensity(shape, vox, wavelength_um, *, na, immersion_index, sample_index, depth_um,
-               force_gl) -> np.ndarray:
+def _intensity(
+    shape, vox, wavelength_um, *, na, immersion_index, sample_index, depth_um, force_gl
+) -> np.ndarray:
     """Widefield intensity PSF at one wavelength (Born–Wolf, or Gibson–Lanni when asked/needed)."""
     if not force_gl:
-        return born_wolf_psf(shape, vox, na=na, wavelength_um=wavelength_um,
-                             immersion_index=immersion_index)
+        return born_wolf_psf(
+            shape, vox, na=na, wavelength_um=wavelength_um, immersion_index=immersion_index
+        )
     from ._gibson_lanni import gibson_lanni_psf
 
-    return gibson_lanni_psf(shape, vox, na=na, wavelength_um=wavelength_um,
-                            immersion_index=immersion_index,
-                            sample_index=immersion_index if sample_index is None else sample_index,
-                            depth_um=depth_um)
+    return gibson_lanni_psf(
+        shape,
+        vox,
+        na=na,
+        wavelength_um=wavelength_um,
+        immersion_index=immersion_index,
+        sample_index=immersion_index if sample_index is None else sample_index,
+        depth_um=depth_um,
+    )
 
 
-def pinhole_disk(shape_yx: tuple[int, int], vox_yx: tuple[float, float], diameter_um: float,
-                 oversample: int = 8) -> np.ndarray:
+def pinhole_disk(
+    shape_yx: tuple[int, int], vox_yx: tuple[float, float], diameter_um: float, oversample: int = 8
+) -> np.ndarray:
     """Area-weighted disk of ``diameter_um`` centred at ``n // 2`` (a single voxel when tiny)."""
     ny, nx = shape_yx
     dy, dx = vox_yx
@@ -223,6 +295,6 @@ def _confocal(shape, vox, lam_ex, lam_em, pinhole_au, optics) -> np.ndarray:
     fshape = (big[1] + disk.shape[0] - 1, big[2] + disk.shape[1] - 1)
     conv = fft.irfft2(fft.rfft2(em, fshape) * fft.rfft2(disk, fshape), fshape)
     # full linear convolution: the disk centre (ry, rx) shifts by (ry, rx); crop back to ``shape``
-    em_pinhole = conv[:, 2 * ry: 2 * ry + ny, 2 * rx: 2 * rx + nx]
+    em_pinhole = conv[:, 2 * ry : 2 * ry + ny, 2 * rx : 2 * rx + nx]
     ex = _intensity(shape, vox, lam_ex, **optics)
     return ex * np.clip(em_pinhole, 0.0, None)

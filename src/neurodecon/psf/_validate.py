@@ -38,8 +38,11 @@ def center_crop(arr: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 def _keys(t: np.ndarray) -> np.ndarray:
     """Keys cubic convolution kernel (a = −0.5)."""
     t = np.abs(t)
-    return np.where(t <= 1, 1.5 * t**3 - 2.5 * t**2 + 1,
-                    np.where(t < 2, -0.5 * t**3 + 2.5 * t**2 - 4 * t + 2, 0.0))
+    return np.where(
+        t <= 1,
+        1.5 * t**3 - 2.5 * t**2 + 1,
+        np.where(t < 2, -0.5 * t**3 + 2.5 * t**2 - 4 * t + 2, 0.0),
+    )
 
 
 def _axis_matrix(n_in: int, n_out: int, ratio: float) -> np.ndarray:
@@ -58,9 +61,14 @@ def _axis_matrix(n_in: int, n_out: int, ratio: float) -> np.ndarray:
     return mat
 
 
-def resample_psf(psf: np.ndarray, from_voxel_size_um: Sequence[float],
-                 to_voxel_size_um: Sequence[float], *, shape: Sequence[int] | None = None,
-                 normalize: bool = True) -> np.ndarray:
+def resample_psf(
+    psf: np.ndarray,
+    from_voxel_size_um: Sequence[float],
+    to_voxel_size_um: Sequence[float],
+    *,
+    shape: Sequence[int] | None = None,
+    normalize: bool = True,
+) -> np.ndarray:
     """Resample a centred PSF to another voxel size, keeping its centre at ``n // 2``.
 
     Cubic (Keys) interpolation; when a voxel grows, each new voxel averages several interpolated
@@ -72,10 +80,14 @@ def resample_psf(psf: np.ndarray, from_voxel_size_um: Sequence[float],
     src = tuple(float(v) for v in from_voxel_size_um)
     dst = tuple(float(v) for v in to_voxel_size_um)
     if len(src) != arr.ndim or len(dst) != arr.ndim or min(src + dst) <= 0:
-        raise user_error(f"cannot resample a {arr.ndim}-D PSF from {src} to {dst} µm",
-                         fix="give one positive voxel size per axis")
+        raise user_error(
+            f"cannot resample a {arr.ndim}-D PSF from {src} to {dst} µm",
+            fix="give one positive voxel size per axis",
+        )
     if shape is None:
-        shape = tuple(max(1, int(round(n * a / b))) for n, a, b in zip(arr.shape, src, dst, strict=True))
+        shape = tuple(
+            max(1, int(round(n * a / b))) for n, a, b in zip(arr.shape, src, dst, strict=True)
+        )
     for axis, (n_out, a, b) in enumerate(zip(shape, src, dst, strict=True)):
         if arr.shape[axis] == n_out and abs(a - b) <= 1e-9 * a:
             continue
@@ -91,11 +103,15 @@ def resample_psf(psf: np.ndarray, from_voxel_size_um: Sequence[float],
 
 
 # ---------------------------------------------------------------------------------------------
-def _fwhm_3d(psf: np.ndarray, voxel_size_um: Sequence[float], peak: Sequence[int]) -> tuple[float, ...]:
+def _fwhm_3d(
+    psf: np.ndarray, voxel_size_um: Sequence[float], peak: Sequence[int]
+) -> tuple[float, ...]:
     """FWHM (z, y, x) in µm through ``peak``: the metrics package's bead FWHM (Gaussian fits)."""
     from ..metrics import bead_fwhm
 
-    return tuple(float(v) for v in bead_fwhm(psf, voxel_size_um, center=tuple(float(p) for p in peak)))
+    return tuple(
+        float(v) for v in bead_fwhm(psf, voxel_size_um, center=tuple(float(p) for p in peak))
+    )
 
 
 def psf_info(psf: np.ndarray, voxel_size_um: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, Any]:
@@ -112,12 +128,14 @@ def psf_info(psf: np.ndarray, voxel_size_um: Sequence[float] = (1.0, 1.0, 1.0)) 
     """
     arr = np.asarray(psf, dtype=np.float64)
     if arr.ndim != 3:
-        raise user_error(f"expected a 3-D PSF (Z, Y, X), got {arr.ndim} dimensions",
-                         fix="give a PSF stack with Z, Y, X axes")
+        raise user_error(
+            f"expected a 3-D PSF (Z, Y, X), got {arr.ndim} dimensions",
+            fix="give a PSF stack with Z, Y, X axes",
+        )
     peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(arr)), arr.shape))
     fz, fy, fx = _fwhm_3d(arr, voxel_size_um, peak)
     before = float(arr[: peak[0]].sum())
-    after = float(arr[peak[0] + 1:].sum())
+    after = float(arr[peak[0] + 1 :].sum())
     centre = tuple(n // 2 for n in arr.shape)
     return {
         "shape": list(arr.shape),
@@ -137,15 +155,24 @@ def psf_info(psf: np.ndarray, voxel_size_um: Sequence[float] = (1.0, 1.0, 1.0)) 
 # prepare a user PSF for an image
 def _check_values(arr: np.ndarray, path: Any) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise user_error(f"unsupported PSF pixel type {arr.dtype}", path=path,
-                         fix="save the PSF as real-valued integers or floats")
+        raise user_error(
+            f"unsupported PSF pixel type {arr.dtype}",
+            path=path,
+            fix="save the PSF as real-valued integers or floats",
+        )
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
-        raise user_error(f"the PSF contains {int((~np.isfinite(arr)).sum())} NaN/Inf values", path=path,
-                         fix="replace them (e.g. with 0) or regenerate the PSF")
+        raise user_error(
+            f"the PSF contains {int((~np.isfinite(arr)).sum())} NaN/Inf values",
+            path=path,
+            fix="replace them (e.g. with 0) or regenerate the PSF",
+        )
     if not arr.max() > 0:
-        raise user_error("the PSF has no positive values", path=path,
-                         fix="check that this is the PSF file (a bright spot on a dark background)")
+        raise user_error(
+            "the PSF has no positive values",
+            path=path,
+            fix="check that this is the PSF file (a bright spot on a dark background)",
+        )
     neg = arr < 0
     if neg.any():
         log.info(f"{path or 'PSF'}: clipped {int(neg.sum())} negative values to 0")
@@ -159,8 +186,11 @@ def _match_ndim(arr: np.ndarray, ndim: int, path: Any) -> np.ndarray:
     while arr.ndim < ndim and ndim - arr.ndim == 1 and ndim == 3:
         arr = arr[None]
     if arr.ndim != ndim:
-        raise user_error(f"the PSF has {arr.ndim} dimensions but the image has {ndim}", path=path,
-                         fix="give a PSF with the same axes as the image (Z, Y, X)")
+        raise user_error(
+            f"the PSF has {arr.ndim} dimensions but the image has {ndim}",
+            path=path,
+            fix="give a PSF with the same axes as the image (Z, Y, X)",
+        )
     return arr
 
 
@@ -171,14 +201,22 @@ def _recentre(arr: np.ndarray, path: Any) -> np.ndarray:
     peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(arr)), arr.shape))
     if peak == centre:
         return arr
-    smooth_peak = tuple(int(i) for i in np.unravel_index(
-        int(np.argmax(gaussian_filter(arr, 1.0, mode="constant"))), arr.shape))
+    smooth_peak = tuple(
+        int(i)
+        for i in np.unravel_index(
+            int(np.argmax(gaussian_filter(arr, 1.0, mode="constant"))), arr.shape
+        )
+    )
     if smooth_peak == centre:
         return arr
-    new_shape = tuple(2 * max(p, n - 1 - p) + 1 for p, n in zip(smooth_peak, arr.shape, strict=True))
+    new_shape = tuple(
+        2 * max(p, n - 1 - p) + 1 for p, n in zip(smooth_peak, arr.shape, strict=True)
+    )
     out = np.zeros(new_shape)
-    dst = tuple(slice(m // 2 - p, m // 2 - p + n)
-                for p, n, m in zip(smooth_peak, arr.shape, new_shape, strict=True))
+    dst = tuple(
+        slice(m // 2 - p, m // 2 - p + n)
+        for p, n, m in zip(smooth_peak, arr.shape, new_shape, strict=True)
+    )
     out[dst] = arr
     log.info(f"{path or 'PSF'}: maximum at {smooth_peak}, not at the centre {centre}; re-centred")
     return out
@@ -189,14 +227,25 @@ def _warn_axis_order(arr: np.ndarray, vox: Sequence[float], path: Any) -> None:
         return
     peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(arr)), arr.shape))
     fz, fy, fx = _fwhm_3d(arr, vox, peak)
-    if np.isfinite([fz, fy, fx]).all() and fz < 0.7 * max(fy, fx) and max(fy, fx) > 2 * min(vox[1:]):
-        log.warning(f"{path or 'PSF'}: the PSF is narrower along z ({fz:.3g} µm) than along y/x "
-                    f"({fy:.3g}/{fx:.3g} µm); check that its axes are (Z, Y, X) and its voxel size")
+    if (
+        np.isfinite([fz, fy, fx]).all()
+        and fz < 0.7 * max(fy, fx)
+        and max(fy, fx) > 2 * min(vox[1:])
+    ):
+        log.warning(
+            f"{path or 'PSF'}: the PSF is narrower along z ({fz:.3g} µm) than along y/x "
+            f"({fy:.3g}/{fx:.3g} µm); check that its axes are (Z, Y, X) and its voxel size"
+        )
 
 
-def prepare_psf(psf: np.ndarray, *, image_shape: Sequence[int],
-                psf_voxel_size_um: Sequence[float] | None = None,
-                image_voxel_size_um: Sequence[float] | None = None, path: Any = None) -> np.ndarray:
+def prepare_psf(
+    psf: np.ndarray,
+    *,
+    image_shape: Sequence[int],
+    psf_voxel_size_um: Sequence[float] | None = None,
+    image_voxel_size_um: Sequence[float] | None = None,
+    path: Any = None,
+) -> np.ndarray:
     """Make a PSF usable for an image: validated, resampled, re-centred, cropped, float32, sum 1.
 
     Parameters
@@ -234,6 +283,9 @@ def prepare_psf(psf: np.ndarray, *, image_shape: Sequence[int],
         _warn_axis_order(arr, image_voxel_size_um or psf_voxel_size_um, path)
     total = arr.sum()
     if not total > 0:
-        raise user_error("the PSF is empty after cropping to the image", path=path,
-                         fix="give a PSF whose peak lies inside the image's extent")
+        raise user_error(
+            "the PSF is empty after cropping to the image",
+            path=path,
+            fix="give a PSF whose peak lies inside the image's extent",
+        )
     return (arr / total).astype(np.float32)

@@ -15,8 +15,14 @@ import numpy as np
 from . import _views
 
 __all__ = [
-    "method_colours", "orthoview_figure", "profile_figure", "spectra_figure", "fourier_figure",
-    "fwhm_figure", "metrics_figure", "psf_figure",
+    "method_colours",
+    "orthoview_figure",
+    "profile_figure",
+    "spectra_figure",
+    "fourier_figure",
+    "fwhm_figure",
+    "metrics_figure",
+    "psf_figure",
 ]
 
 RAW, TRUTH = "raw", "truth"
@@ -68,8 +74,7 @@ def _scale_bar(ax, length_px: float, label: str, shape: tuple[int, int]) -> None
     x0 = w * 0.04
     y0 = h * 0.94
     ax.plot([x0, x0 + length_px], [y0, y0], color="white", lw=3, solid_capstyle="butt")
-    ax.text(x0 + length_px + w * 0.02, y0, label, color="white", ha="left", va="center",
-            fontsize=7)
+    ax.text(x0 + length_px + w * 0.02, y0, label, color="white", ha="left", va="center", fontsize=7)
 
 
 def _nice_length(target: float) -> float:
@@ -83,9 +88,14 @@ def _nice_length(target: float) -> float:
     return float(10**k)
 
 
-def orthoview_figure(volumes: Mapping[str, np.ndarray], point: Sequence[int],
-                     voxel_size_um: Sequence[float], path: str | Path, *,
-                     titles: Mapping[str, str] | None = None) -> Path:
+def orthoview_figure(
+    volumes: Mapping[str, np.ndarray],
+    point: Sequence[int],
+    voxel_size_um: Sequence[float],
+    path: str | Path,
+    *,
+    titles: Mapping[str, str] | None = None,
+) -> Path:
     """Orthogonal views (XY, YZ, XZ through ``point``) of every volume side by side.
 
     Every volume is shown with the same rule: linear grey levels from its own 0.5th to 99.95th
@@ -99,41 +109,53 @@ def orthoview_figure(volumes: Mapping[str, np.ndarray], point: Sequence[int],
     panel_h = 3.1 * aspect + 0.3
     fig = _figure(3.1 * cols, panel_h * rows + 0.4, layout=None)
     axes = fig.subplots(rows, cols, squeeze=False)
-    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.4 / (panel_h * rows + 0.4),
-                        wspace=0.03, hspace=0.3 / panel_h)
+    fig.subplots_adjust(
+        left=0.005,
+        right=0.995,
+        bottom=0.005,
+        top=1 - 0.4 / (panel_h * rows + 0.4),
+        wspace=0.03,
+        hspace=0.3 / panel_h,
+    )
     vz, vy, vx = (float(v) for v in voxel_size_um)
     z, y, x = (int(p) for p in point)
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, name in zip(axes.ravel(), names, strict=False):
-        comp, boxes = _views.orthoview_composite(_views.to_display(volumes[name]), point,
-                                                 voxel_size_um, fill=np.nan)
-        ax.imshow(np.ma.masked_invalid(comp), cmap=_CMAP, vmin=0, vmax=1,
-                  interpolation="nearest")
+        comp, boxes = _views.orthoview_composite(
+            _views.to_display(volumes[name]), point, voxel_size_um, fill=np.nan
+        )
+        ax.imshow(np.ma.masked_invalid(comp), cmap=_CMAP, vmin=0, vmax=1, interpolation="nearest")
         ax.set_facecolor("white")
         r, c, nr, nc = boxes["xy"]
         yy, xx = (y + 0.5) * vy / vx - 0.5, x
         zz = (z + 0.5) * vz / vx - 0.5
         style = {"color": "#5ad1ff", "lw": 0.6, "ls": (0, (3, 3)), "alpha": 0.8}
-        ax.plot([c, c + nc - 1], [r + yy, r + yy], **style)          # y = y0 in XY
-        ax.plot([c + xx, c + xx], [r, r + nr - 1], **style)          # x = x0 in XY
+        ax.plot([c, c + nc - 1], [r + yy, r + yy], **style)  # y = y0 in XY
+        ax.plot([c + xx, c + xx], [r, r + nr - 1], **style)  # x = x0 in XY
         r2, c2, nr2, nc2 = boxes["yz"]
-        ax.plot([c2 + zz, c2 + zz], [r2, r2 + nr2 - 1], **style)     # z = z0 in YZ
+        ax.plot([c2 + zz, c2 + zz], [r2, r2 + nr2 - 1], **style)  # z = z0 in YZ
         r3, c3, nr3, nc3 = boxes["xz"]
-        ax.plot([c3, c3 + nc3 - 1], [r3 + zz, r3 + zz], **style)     # z = z0 in XZ
+        ax.plot([c3, c3 + nc3 - 1], [r3 + zz, r3 + zz], **style)  # z = z0 in XZ
         for key, (rb, cb, _, _) in boxes.items():
             ax.text(cb + 2, rb + 2, key.upper(), color="white", fontsize=7, va="top")
         bar_um = _nice_length(0.25 * nc * vx)
         _scale_bar(ax, bar_um / vx, f"{bar_um:g} µm", (nr, nc))
         ax.set_title((titles or {}).get(name, name), fontsize=9, loc="left")
-    fig.suptitle(f"Orthogonal views through z={z}, y={y}, x={x} (voxel {vz:.3g}×{vy:.3g}×{vx:.3g} µm)",
-                 fontsize=10)
+    fig.suptitle(
+        f"Orthogonal views through z={z}, y={y}, x={x} (voxel {vz:.3g}×{vy:.3g}×{vx:.3g} µm)",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
-def profile_figure(profiles: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
-                   path: str | Path, *, fwhm_um: Mapping[str, Mapping[str, float]] | None = None,
-                   background: Mapping[str, float] | None = None) -> Path:
+def profile_figure(
+    profiles: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    path: str | Path,
+    *,
+    fwhm_um: Mapping[str, Mapping[str, float]] | None = None,
+    background: Mapping[str, float] | None = None,
+) -> Path:
     """Lateral (x) and axial (z) intensity profiles through the same structure, each scaled to
     ``(value - background) / (peak - background)`` so that shapes compare; FWHM in the legend."""
     names = list(profiles)
@@ -160,8 +182,12 @@ def profile_figure(profiles: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndar
     return _save(fig, path)
 
 
-def spectra_figure(spectra: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
-                   path: str | Path, *, cutoff_um: Mapping[str, float] | None = None) -> Path:
+def spectra_figure(
+    spectra: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    path: str | Path,
+    *,
+    cutoff_um: Mapping[str, float] | None = None,
+) -> Path:
     """Radially averaged lateral and axial power spectra (log scale), one curve per volume.
 
     ``cutoff_um`` optionally marks frequencies (``{"lateral": f, "axial": f}`` in cycles/µm),
@@ -175,8 +201,14 @@ def spectra_figure(spectra: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarr
             f, p = spectra[name][key]
             sel = f > 0
             lw = 2.2 if name == TRUTH else 1.4
-            ax.semilogy(f[sel], p[sel] / p[sel].sum(), color=colours[name], lw=lw,
-                        ls="--" if name == RAW else "-", label=name)
+            ax.semilogy(
+                f[sel],
+                p[sel] / p[sel].sum(),
+                color=colours[name],
+                lw=lw,
+                ls="--" if name == RAW else "-",
+                label=name,
+            )
         if cutoff_um and cutoff_um.get(key):
             ax.axvline(cutoff_um[key], color="#999999", lw=0.8, ls=":", label="PSF support")
         ax.set_xlabel("spatial frequency (cycles/µm)")
@@ -187,28 +219,46 @@ def spectra_figure(spectra: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarr
     return _save(fig, path)
 
 
-def fourier_figure(volumes: Mapping[str, np.ndarray], voxel_size_um: Sequence[float],
-                   path: str | Path) -> Path:
+def fourier_figure(
+    volumes: Mapping[str, np.ndarray], voxel_size_um: Sequence[float], path: str | Path
+) -> Path:
     """log amplitude spectra of the XY planes (averaged over z) and XZ planes (averaged over y),
     the same colour range for every volume."""
     names = list(volumes)
-    specs = {name: (_views.log_spectrum_2d(v), _views.log_spectrum_2d(np.moveaxis(v, 1, 0)))
-             for name, v in volumes.items()}
+    specs = {
+        name: (_views.log_spectrum_2d(v), _views.log_spectrum_2d(np.moveaxis(v, 1, 0)))
+        for name, v in volumes.items()
+    }
     allv = np.concatenate([np.ravel(a) for pair in specs.values() for a in pair])
     lo, hi = np.percentile(allv, [5, 99.9])
     vz, vy, vx = (float(v) for v in voxel_size_um)
     width = 1.9 * len(names) + 1.3
     fig = _figure(width, 4.3, layout=None)
     axes = fig.subplots(2, len(names), squeeze=False, sharex=True, sharey="row")
-    fig.subplots_adjust(left=0.75 / width, right=1 - 0.95 / width, bottom=0.12, top=0.86,
-                        wspace=0.08, hspace=0.12)
+    fig.subplots_adjust(
+        left=0.75 / width, right=1 - 0.95 / width, bottom=0.12, top=0.86, wspace=0.08, hspace=0.12
+    )
     fy, fx, fz = 0.5 / vy, 0.5 / vx, 0.5 / vz
     for j, name in enumerate(names):
         xy, xz = specs[name]
-        im = axes[0, j].imshow(xy, cmap="viridis", vmin=lo, vmax=hi, extent=(-fx, fx, -fy, fy),
-                               interpolation="nearest", aspect="auto")
-        axes[1, j].imshow(xz, cmap="viridis", vmin=lo, vmax=hi, extent=(-fx, fx, -fz, fz),
-                          interpolation="nearest", aspect="auto")
+        im = axes[0, j].imshow(
+            xy,
+            cmap="viridis",
+            vmin=lo,
+            vmax=hi,
+            extent=(-fx, fx, -fy, fy),
+            interpolation="nearest",
+            aspect="auto",
+        )
+        axes[1, j].imshow(
+            xz,
+            cmap="viridis",
+            vmin=lo,
+            vmax=hi,
+            extent=(-fx, fx, -fz, fz),
+            interpolation="nearest",
+            aspect="auto",
+        )
         axes[0, j].set_title(name, fontsize=9)
         axes[1, j].set_xlabel("k_x (1/µm)", fontsize=7)
         for i in (0, 1):
@@ -218,13 +268,19 @@ def fourier_figure(volumes: Mapping[str, np.ndarray], voxel_size_um: Sequence[fl
     cax = fig.add_axes((1 - 0.8 / width, 0.2, 0.12 / width, 0.6))
     fig.colorbar(im, cax=cax).set_label("log10 amplitude", fontsize=7)
     cax.tick_params(labelsize=6)
-    fig.suptitle("Fourier spectra: XY planes (top, mean over z), XZ planes (bottom, mean over y)",
-                 fontsize=10)
+    fig.suptitle(
+        "Fourier spectra: XY planes (top, mean over z), XZ planes (bottom, mean over y)",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
-def fwhm_figure(fwhm_um: Mapping[str, np.ndarray], path: str | Path, *,
-                psf_fwhm_um: Sequence[float] | None = None) -> Path:
+def fwhm_figure(
+    fwhm_um: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    psf_fwhm_um: Sequence[float] | None = None,
+) -> Path:
     """Median FWHM (x, y, z) of small objects per volume with the interquartile range as error bar.
 
     ``fwhm_um[name]`` is an ``(n_objects, 3)`` array in ``(z, y, x)`` order (NaN = not measured).
@@ -249,12 +305,17 @@ def fwhm_figure(fwhm_um: Mapping[str, np.ndarray], path: str | Path, *,
         ax.set_ylabel("FWHM (µm)")
         ax.set_title(f"FWHM along {axis}", fontsize=10)
     n = max((len(np.asarray(v).reshape(-1, 3)) for v in fwhm_um.values()), default=0)
-    fig.suptitle(f"Size of small objects (median and quartiles over up to {n} objects)", fontsize=10)
+    fig.suptitle(
+        f"Size of small objects (median and quartiles over up to {n} objects)", fontsize=10
+    )
     return _save(fig, path)
 
 
-def metrics_figure(table: Mapping[str, Mapping[str, float]],
-                   columns: Sequence[tuple[str, str, bool]], path: str | Path) -> Path:
+def metrics_figure(
+    table: Mapping[str, Mapping[str, float]],
+    columns: Sequence[tuple[str, str, bool]],
+    path: str | Path,
+) -> Path:
     """Horizontal bars of selected metrics per method: ``columns`` = (key, label, higher_is_better)."""
     names = list(table)
     colours = method_colours(names)
@@ -263,14 +324,19 @@ def metrics_figure(table: Mapping[str, Mapping[str, float]],
     nrows = max(1, -(-len(cols) // ncols))
     fig = _figure(2.7 * ncols + 0.6, (0.28 * len(names) + 0.9) * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.ravel()[len(cols):]:
+    for ax in axes.ravel()[len(cols) :]:
         ax.set_axis_off()
     for k, (ax, (key, label, higher)) in enumerate(zip(axes.ravel(), cols, strict=False)):
         vals = [float(table[n].get(key, np.nan)) for n in names]
         ax.barh(range(len(names)), np.nan_to_num(vals), color=[colours[n] for n in names])
         for i, v in enumerate(vals):
-            ax.text(v if np.isfinite(v) else 0, i, f" {v:.3g}" if np.isfinite(v) else " –",
-                    va="center", fontsize=6)
+            ax.text(
+                v if np.isfinite(v) else 0,
+                i,
+                f" {v:.3g}" if np.isfinite(v) else " –",
+                va="center",
+                fontsize=6,
+            )
         ax.set_yticks(range(len(names)), names if k % ncols == 0 else [""] * len(names), fontsize=7)
         ax.invert_yaxis()
         ax.set_title(f"{label} ({'↑' if higher else '↓'} better)", fontsize=8)
@@ -279,13 +345,20 @@ def metrics_figure(table: Mapping[str, Mapping[str, float]],
     return _save(fig, path)
 
 
-def psf_figure(psf: np.ndarray, voxel_size_um: Sequence[float], path: str | Path, *,
-               fwhm_um: Sequence[float] | None = None, title: str = "PSF") -> Path:
+def psf_figure(
+    psf: np.ndarray,
+    voxel_size_um: Sequence[float],
+    path: str | Path,
+    *,
+    fwhm_um: Sequence[float] | None = None,
+    title: str = "PSF",
+) -> Path:
     """Orthogonal views of the PSF through its centre (square-root scale) and its x/z profiles."""
     psf = np.asarray(psf, dtype=np.float32)
     centre = tuple(n // 2 for n in psf.shape)
-    comp, boxes = _views.orthoview_composite(np.sqrt(np.clip(psf / psf.max(), 0, None)), centre,
-                                             voxel_size_um, fill=np.nan)
+    comp, boxes = _views.orthoview_composite(
+        np.sqrt(np.clip(psf / psf.max(), 0, None)), centre, voxel_size_um, fill=np.nan
+    )
     vz, _, vx = (float(v) for v in voxel_size_um)
     fig = _figure(9, 4.4)
     ax0, ax1 = fig.subplots(1, 2, width_ratios=[1.5, 1])
@@ -308,7 +381,8 @@ def psf_figure(psf: np.ndarray, voxel_size_um: Sequence[float], path: str | Path
     ax1.legend(fontsize=7, frameon=False)
     ax1.grid(alpha=0.25)
     if fwhm_um is not None:
-        ax1.set_title("FWHM z/y/x = " + " / ".join(f"{float(v):.3g}" for v in fwhm_um) + " µm",
-                      fontsize=9)
+        ax1.set_title(
+            "FWHM z/y/x = " + " / ".join(f"{float(v):.3g}" for v in fwhm_um) + " µm", fontsize=9
+        )
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)

@@ -48,15 +48,23 @@ def figure_block(png: str | Path, caption: str, *, page_dir: str | Path, fig_id:
     png = Path(png)
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     rel = png.resolve().relative_to(Path(page_dir).resolve()).as_posix()
-    return (f'<figure id="{html.escape(fig_id)}">'
-            f'<img alt="{html.escape(caption)}" data-file="{html.escape(rel)}" '
-            f'src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)} (<a href=\"{html.escape(rel)}\">PNG</a>)"
-            "</figcaption></figure>")
+    return (
+        f'<figure id="{html.escape(fig_id)}">'
+        f'<img alt="{html.escape(caption)}" data-file="{html.escape(rel)}" '
+        f'src="data:image/png;base64,{data}">'
+        f'<figcaption>{html.escape(caption)} (<a href="{html.escape(rel)}">PNG</a>)'
+        "</figcaption></figure>"
+    )
 
 
-def table_block(table_id: str, header: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                caption: str = "", row_classes: Sequence[str] | None = None) -> str:
+def table_block(
+    table_id: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    caption: str = "",
+    row_classes: Sequence[str] | None = None,
+) -> str:
     """A plain HTML table (``id=table_id``); cells are formatted with :func:`fmt` and escaped."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = []
@@ -65,8 +73,10 @@ def table_block(table_id: str, header: Sequence[str], rows: Sequence[Sequence[An
         cells = "".join(f"<td>{html.escape(fmt(c))}</td>" for c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return (f'<table id="{html.escape(table_id)}">{cap}<thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f'<table id="{html.escape(table_id)}">{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
@@ -83,7 +93,9 @@ def section(title: str, *blocks: str, note: str = "") -> str:
 
 def render_page(title: str, subtitle: str, sections: Sequence[str]) -> str:
     """The whole page as one string."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p class=\"note\">{html.escape(subtitle)}</p>"
-            f"{''.join(sections)}</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f'<h1>{html.escape(title)}</h1><p class="note">{html.escape(subtitle)}</p>'
+        f"{''.join(sections)}</body></html>\n"
+    )

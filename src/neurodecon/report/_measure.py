@@ -10,22 +10,38 @@ import numpy as np
 
 from . import _views
 
-__all__ = ["volume_metrics", "objects_fwhm", "profile_fwhm", "rank", "metric_direction",
-           "TRUTH_METRICS", "METRIC_LABELS", "reference_point", "small_objects"]
+__all__ = [
+    "volume_metrics",
+    "objects_fwhm",
+    "profile_fwhm",
+    "rank",
+    "metric_direction",
+    "TRUTH_METRICS",
+    "METRIC_LABELS",
+    "reference_point",
+    "small_objects",
+]
 
 log = logging.getLogger("neurodecon")
 
 #: Short labels of the metrics shown in tables and figures (others keep their key).
 METRIC_LABELS = {
-    "psnr": "PSNR (dB)", "ssim": "SSIM", "nrmse": "NRMSE", "rmse": "RMSE", "pearson": "Pearson r",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "nrmse": "NRMSE",
+    "rmse": "RMSE",
+    "pearson": "Pearson r",
     "decorr_xy_resolution_um": "decorr. resolution XY (µm)",
     "decorr_xz_resolution_um": "decorr. resolution XZ (µm)",
     "decorr_yz_resolution_um": "decorr. resolution YZ (µm)",
-    "decorr_xy_snr": "decorr. SNR XY", "decorr_xz_snr": "decorr. SNR XZ",
+    "decorr_xy_snr": "decorr. SNR XY",
+    "decorr_xz_snr": "decorr. SNR XZ",
     "decorr_yz_snr": "decorr. SNR YZ",
-    "objects_fwhm_x_um": "object FWHM x (µm)", "objects_fwhm_y_um": "object FWHM y (µm)",
+    "objects_fwhm_x_um": "object FWHM x (µm)",
+    "objects_fwhm_y_um": "object FWHM y (µm)",
     "objects_fwhm_z_um": "object FWHM z (µm)",
-    "profile_fwhm_x_um": "profile FWHM x (µm)", "profile_fwhm_z_um": "profile FWHM z (µm)",
+    "profile_fwhm_x_um": "profile FWHM x (µm)",
+    "profile_fwhm_z_um": "profile FWHM z (µm)",
 }
 
 #: Metrics against the ground truth (in ranking order of importance).
@@ -54,8 +70,13 @@ def volume_metrics(volume: np.ndarray, truth: np.ndarray | None, voxel_size_um) 
     return {str(k): float(v) for k, v in values.items() if np.isscalar(v) or np.ndim(v) == 0}
 
 
-def objects_fwhm(volume: np.ndarray, centres: np.ndarray, voxel_size_um, *,
-                 half_size: tuple[int, int, int] = (6, 8, 8)) -> np.ndarray:
+def objects_fwhm(
+    volume: np.ndarray,
+    centres: np.ndarray,
+    voxel_size_um,
+    *,
+    half_size: tuple[int, int, int] = (6, 8, 8),
+) -> np.ndarray:
     """FWHM ``(n, 3)`` in µm (z, y, x) of the objects at ``centres``; NaN where not measurable.
 
     Each object is measured by :func:`neurodecon.metrics.bead_fwhm` on a crop of
@@ -67,7 +88,7 @@ def objects_fwhm(volume: np.ndarray, centres: np.ndarray, voxel_size_um, *,
     for i, c in enumerate(centres):
         lo = [max(0, int(ci) - h) for ci, h in zip(c, half_size, strict=True)]
         hi = [min(n, int(ci) + h + 1) for ci, h, n in zip(c, half_size, volume.shape, strict=True)]
-        crop = volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        crop = volume[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         local = tuple(int(ci) - l0 for ci, l0 in zip(c, lo, strict=True))
         try:
             out[i] = np.asarray(bead_fwhm(crop, tuple(voxel_size_um), center=local), dtype=float)
@@ -105,7 +126,9 @@ def _ranks(values: Sequence[float], direction: int) -> np.ndarray:
 _NO_TRUTH = tuple(f"decorr_{p}_{m}" for m in ("resolution_um", "snr") for p in ("xy", "xz", "yz"))
 
 
-def rank(table: Mapping[str, Mapping[str, Any]], *, use_truth: bool) -> tuple[list[str], str, list[str]]:
+def rank(
+    table: Mapping[str, Mapping[str, Any]], *, use_truth: bool
+) -> tuple[list[str], str, list[str]]:
     """Order the rows of ``table`` (name -> metrics) from best to worst.
 
     With a ground truth the score is the mean of the ranks by PSNR and by SSIM (NRMSE and Pearson
@@ -121,8 +144,10 @@ def rank(table: Mapping[str, Mapping[str, Any]], *, use_truth: bool) -> tuple[li
         criterion = "mean of the ranks by PSNR and by SSIM against the ground truth"
     else:
         used = [k for k in _NO_TRUTH if k in keys]
-        criterion = ("mean rank over decorrelation resolution (lower is better) and SNR "
-                     "(higher is better) in the XY, XZ and YZ planes; no ground truth")
+        criterion = (
+            "mean rank over decorrelation resolution (lower is better) and SNR "
+            "(higher is better) in the XY, XZ and YZ planes; no ground truth"
+        )
     if not used or not names:
         return names, "not ranked (no comparable metric)", []
     score = np.zeros(len(names))
@@ -135,8 +160,9 @@ def rank(table: Mapping[str, Mapping[str, Any]], *, use_truth: bool) -> tuple[li
     return order, criterion, used
 
 
-def small_objects(raw: np.ndarray, voxel_size_um, *, psf_fwhm_um=None,
-                  max_objects: int = 20) -> np.ndarray:
+def small_objects(
+    raw: np.ndarray, voxel_size_um, *, psf_fwhm_um=None, max_objects: int = 20
+) -> np.ndarray:
     """Centres ``(n, 3)`` of small, isolated, bright objects of the input, brightest first.
 
     Candidates are difference-of-Gaussians maxima (:func:`_views.find_small_objects`, at the
@@ -155,7 +181,7 @@ def small_objects(raw: np.ndarray, voxel_size_um, *, psf_fwhm_um=None,
     half = max(4, int(round(3 * (scale or 3 * vs[2]) / vs[2])))
     widths = []
     for z, y, x in cands:
-        line = raw[z, y, max(0, x - half):x + half + 1]
+        line = raw[z, y, max(0, x - half) : x + half + 1]
         try:
             widths.append(float(line_profile_fwhm(line, vs[2])))
         except (ValueError, RuntimeError, ArithmeticError):
@@ -171,8 +197,9 @@ def small_objects(raw: np.ndarray, voxel_size_um, *, psf_fwhm_um=None,
     return cands[keep][:max_objects]
 
 
-def reference_point(raw: np.ndarray, voxel_size_um, objects: np.ndarray | None = None
-                    ) -> tuple[int, int, int]:
+def reference_point(
+    raw: np.ndarray, voxel_size_um, objects: np.ndarray | None = None
+) -> tuple[int, int, int]:
     """Where figures look: the brightest small object, else the brightest small structure."""
     if objects is not None and len(objects):
         return tuple(int(v) for v in objects[0])  # type: ignore[return-value]

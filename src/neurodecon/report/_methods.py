@@ -15,8 +15,14 @@ import numpy as np
 from .._progress import Cancelled, ProgressFn
 from ..errors import user_error
 
-__all__ = ["MethodSpec", "MethodResult", "parse_methods", "run_method", "DEFAULT_METHODS",
-           "ITERATIVE"]
+__all__ = [
+    "MethodSpec",
+    "MethodResult",
+    "parse_methods",
+    "run_method",
+    "DEFAULT_METHODS",
+    "ITERATIVE",
+]
 
 log = logging.getLogger("neurodecon")
 
@@ -67,18 +73,27 @@ def parse_methods(methods: str | list[str] | tuple[str, ...]) -> list[MethodSpec
         if not raw:
             continue
         if raw.lower().startswith("model:"):
-            target = raw[len("model:"):]
+            target = raw[len("model:") :]
             if target in ("", "default"):
                 specs.append(MethodSpec(raw, "model", "neurodecon", "NeuroDecon (shipped model)"))
             else:
                 path = Path(target)
-                specs.append(MethodSpec(raw, "model", _safe_name(f"model_{path.name or 'dir'}"),
-                                        f"NeuroDecon model {path.name}", model_path=path))
+                specs.append(
+                    MethodSpec(
+                        raw,
+                        "model",
+                        _safe_name(f"model_{path.name or 'dir'}"),
+                        f"NeuroDecon model {path.name}",
+                        model_path=path,
+                    )
+                )
             continue
         name = raw.lower()
         if name not in METHODS:
-            raise user_error(f"unknown method {raw!r}",
-                             fix="use one of " + ", ".join(METHODS) + ", model:default or model:DIR")
+            raise user_error(
+                f"unknown method {raw!r}",
+                fix="use one of " + ", ".join(METHODS) + ", model:default or model:DIR",
+            )
         specs.append(MethodSpec(raw, "classical", name, name.upper() if len(name) <= 5 else name))
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -94,13 +109,21 @@ def _default_model_path() -> Path:
 
     path = Path(default_model_path())
     if not path.exists():
-        raise user_error("no shipped default model in this installation", path=path,
-                         fix="train one with `neurodecon train` and pass model:DIR")
+        raise user_error(
+            "no shipped default model in this installation",
+            path=path,
+            fix="train one with `neurodecon train` and pass model:DIR",
+        )
     return path
 
 
-def _run_classical(spec: MethodSpec, image: np.ndarray, psf: np.ndarray | None,
-                   options: dict[str, Any], progress: ProgressFn | None) -> tuple[np.ndarray, dict]:
+def _run_classical(
+    spec: MethodSpec,
+    image: np.ndarray,
+    psf: np.ndarray | None,
+    options: dict[str, Any],
+    progress: ProgressFn | None,
+) -> tuple[np.ndarray, dict]:
     from ..classical import deconvolve
 
     if psf is None:
@@ -122,8 +145,9 @@ def _run_classical(spec: MethodSpec, image: np.ndarray, psf: np.ndarray | None,
     return out, params
 
 
-def _run_model(spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str,
-               progress: ProgressFn | None) -> tuple[np.ndarray, dict]:
+def _run_model(
+    spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str, progress: ProgressFn | None
+) -> tuple[np.ndarray, dict]:
     from ..learn import load_model, predict
 
     path = spec.model_path if spec.model_path is not None else _default_model_path()
@@ -136,9 +160,16 @@ def _run_model(spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str,
     return out, params
 
 
-def run_method(spec: MethodSpec, image: np.ndarray, *, psf: np.ndarray | None, voxel_size_um,
-               options: dict[str, Any], device: str = "auto",
-               progress: ProgressFn | None = None) -> MethodResult:
+def run_method(
+    spec: MethodSpec,
+    image: np.ndarray,
+    *,
+    psf: np.ndarray | None,
+    voxel_size_um,
+    options: dict[str, Any],
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+) -> MethodResult:
     """Run one method and time it. Any exception except a cancellation becomes
     ``MethodResult(error="one line")`` so that one broken method does not stop the report."""
     t0 = time.perf_counter()
@@ -157,5 +188,7 @@ def run_method(spec: MethodSpec, image: np.ndarray, *, psf: np.ndarray | None, v
     except Exception as exc:  # reported in the table, with the traceback in the debug log
         log.debug("method %s failed", spec.spec, exc_info=True)
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        return MethodResult(spec, None, time.perf_counter() - t0, {}, f"{type(exc).__name__}: {reason}")
+        return MethodResult(
+            spec, None, time.perf_counter() - t0, {}, f"{type(exc).__name__}: {reason}"
+        )
     return MethodResult(spec, out, time.perf_counter() - t0, params)

@@ -12,9 +12,16 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
-    "display_range", "to_display", "find_small_objects", "brightest_small_structure",
-    "orthoslices", "orthoview_composite", "line_profiles", "radial_spectrum",
-    "axial_spectrum", "log_spectrum_2d",
+    "display_range",
+    "to_display",
+    "find_small_objects",
+    "brightest_small_structure",
+    "orthoslices",
+    "orthoview_composite",
+    "line_profiles",
+    "radial_spectrum",
+    "axial_spectrum",
+    "log_spectrum_2d",
 ]
 
 Voxel = Sequence[float]
@@ -68,9 +75,15 @@ def _response_noise(volume: np.ndarray, voxel_size_um, scale_um: float) -> float
     return _noise_sigma(volume) * gain + 1e-12
 
 
-def find_small_objects(volume: np.ndarray, voxel_size_um: Voxel, *, scale_um: float | None = None,
-                       max_objects: int = 20, margin_um: float | None = None,
-                       min_separation_um: float | None = None) -> np.ndarray:
+def find_small_objects(
+    volume: np.ndarray,
+    voxel_size_um: Voxel,
+    *,
+    scale_um: float | None = None,
+    max_objects: int = 20,
+    margin_um: float | None = None,
+    min_separation_um: float | None = None,
+) -> np.ndarray:
     """Centres ``(n, 3)`` (int voxel indices) of the brightest small, isolated objects.
 
     Objects are maxima of a difference-of-Gaussians response at ``scale_um`` (default: 3 lateral
@@ -84,11 +97,15 @@ def find_small_objects(volume: np.ndarray, voxel_size_um: Voxel, *, scale_um: fl
     resp = _blob_response(volume, vs, scale)
     size = tuple(max(3, 2 * int(round(sep / v / 2)) + 1) for v in vs)
     peaks = (resp == ndimage.maximum_filter(resp, size=size, mode="nearest")) & (resp > 0)
-    margins = [float(margin_um) / v if margin_um is not None else max(2.0 * scale / v, 0.1 * n)
-               for v, n in zip(vs, resp.shape, strict=True)]
+    margins = [
+        float(margin_um) / v if margin_um is not None else max(2.0 * scale / v, 0.1 * n)
+        for v, n in zip(vs, resp.shape, strict=True)
+    ]
     m = [min(int(np.ceil(mg)), (n - 1) // 2) for mg, n in zip(margins, resp.shape, strict=True)]
     inner = np.zeros_like(peaks)
-    inner[m[0]:resp.shape[0] - m[0], m[1]:resp.shape[1] - m[1], m[2]:resp.shape[2] - m[2]] = True
+    inner[m[0] : resp.shape[0] - m[0], m[1] : resp.shape[1] - m[1], m[2] : resp.shape[2] - m[2]] = (
+        True
+    )
     idx = np.argwhere(peaks & inner)
     if len(idx) == 0:
         return np.zeros((0, 3), dtype=int)
@@ -124,8 +141,14 @@ def _stretch(plane: np.ndarray, axis: int, factor: float) -> np.ndarray:
     return ndimage.zoom(plane, zoom, order=1, mode="nearest", grid_mode=True)
 
 
-def orthoview_composite(volume: np.ndarray, point: Sequence[int], voxel_size_um: Voxel, *,
-                        gap: int = 2, fill: float = 1.0) -> tuple[np.ndarray, dict[str, tuple]]:
+def orthoview_composite(
+    volume: np.ndarray,
+    point: Sequence[int],
+    voxel_size_um: Voxel,
+    *,
+    gap: int = 2,
+    fill: float = 1.0,
+) -> tuple[np.ndarray, dict[str, tuple]]:
     """One image holding XY (top left), YZ (right) and XZ (below), z stretched to the lateral scale.
 
     Returns the composite and, per plane, its ``(row0, col0, rows, cols)`` box in the composite.
@@ -139,16 +162,24 @@ def orthoview_composite(volume: np.ndarray, point: Sequence[int], voxel_size_um:
     h = xy.shape[0] + gap + xz.shape[0]
     w = xy.shape[1] + gap + yz.shape[1]
     comp = np.full((h, w), fill, dtype=np.float32)
-    boxes = {"xy": (0, 0, *xy.shape), "yz": (0, xy.shape[1] + gap, *yz.shape),
-             "xz": (xy.shape[0] + gap, 0, *xz.shape)}
+    boxes = {
+        "xy": (0, 0, *xy.shape),
+        "yz": (0, xy.shape[1] + gap, *yz.shape),
+        "xz": (xy.shape[0] + gap, 0, *xz.shape),
+    }
     for name, plane in (("xy", xy), ("yz", yz), ("xz", xz)):
         r, c, nr, nc = boxes[name]
-        comp[r:r + nr, c:c + nc] = plane
+        comp[r : r + nr, c : c + nc] = plane
     return comp, boxes
 
 
-def line_profiles(volume: np.ndarray, point: Sequence[int], voxel_size_um: Voxel, *,
-                  half_length_um: float | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def line_profiles(
+    volume: np.ndarray,
+    point: Sequence[int],
+    voxel_size_um: Voxel,
+    *,
+    half_length_um: float | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Intensity along x and along z through ``point``: ``{"x": (pos_um, values), "z": ...}``.
 
     Positions are relative to the point; ``half_length_um`` defaults to 12 lateral voxels (x)
@@ -160,8 +191,10 @@ def line_profiles(volume: np.ndarray, point: Sequence[int], voxel_size_um: Voxel
     x0, x1 = max(0, x - half), min(volume.shape[2], x + half + 1)
     px = (np.arange(x0, x1) - x) * vx
     pz = (np.arange(volume.shape[0]) - z) * vz
-    return {"x": (px, np.asarray(volume[z, y, x0:x1], dtype=np.float32)),
-            "z": (pz, np.asarray(volume[:, y, x], dtype=np.float32))}
+    return {
+        "x": (px, np.asarray(volume[z, y, x0:x1], dtype=np.float32)),
+        "z": (pz, np.asarray(volume[:, y, x], dtype=np.float32)),
+    }
 
 
 def _standardise(volume: np.ndarray) -> np.ndarray:
@@ -173,13 +206,18 @@ def _window(n: int) -> np.ndarray:
     return np.hanning(n).astype(np.float32) if n > 2 else np.ones(n, dtype=np.float32)
 
 
-def radial_spectrum(volume: np.ndarray, voxel_size_um: Voxel, *, n_bins: int | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def radial_spectrum(
+    volume: np.ndarray, voxel_size_um: Voxel, *, n_bins: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Lateral power spectrum: XY planes (standardised volume, each plane's mean removed,
     Hann-windowed) averaged over z and over rings of equal spatial frequency. Returns ``(frequency in cycles/µm, power)``."""
     _, vy, vx = (float(v) for v in voxel_size_um)
     v = _standardise(volume)
-    v = (v - v.mean(axis=(1, 2), keepdims=True)) * _window(v.shape[1])[:, None] * _window(v.shape[2])
+    v = (
+        (v - v.mean(axis=(1, 2), keepdims=True))
+        * _window(v.shape[1])[:, None]
+        * _window(v.shape[2])
+    )
     power = (np.abs(np.fft.fft2(v, axes=(1, 2))) ** 2).mean(axis=0)
     fy = np.fft.fftfreq(volume.shape[1], d=vy)
     fx = np.fft.fftfreq(volume.shape[2], d=vx)

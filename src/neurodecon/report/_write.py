@@ -24,21 +24,39 @@ log = logging.getLogger("neurodecon")
 
 #: figure id -> (file name, caption); the page's contents list uses the caption's first words.
 FIGURES: dict[str, tuple[str, str]] = {
-    "fig-orthoviews": ("orthoviews.png", "Orthogonal views (XY, YZ, XZ) through the brightest small "
-                       "object of the input; each volume shown from its own 0.5th to 99.95th "
-                       "percentile, z drawn to scale."),
-    "fig-profiles": ("line_profiles.png", "Intensity profiles along x and z through the same point, "
-                     "each scaled from its volume's background to its peak; FWHM in the legend."),
-    "fig-spectra": ("spectra.png", "Radially averaged Fourier power spectra, lateral and axial "
-                    "(standardised volumes, Hann window). More power at high frequency = more "
-                    "detail, or more noise; compare with the ground truth when there is one."),
-    "fig-fourier": ("fourier.png", "log amplitude spectra of the XY and XZ planes, common colour "
-                    "range (Fig. 2B of the NeuroDecon paper)."),
-    "fig-fwhm": ("fwhm.png", "FWHM of the small objects of the input (lateral FWHM below 1.5 × "
-                 "the PSF's), measured at the same places in every volume (median and quartiles)."),
+    "fig-orthoviews": (
+        "orthoviews.png",
+        "Orthogonal views (XY, YZ, XZ) through the brightest small "
+        "object of the input; each volume shown from its own 0.5th to 99.95th "
+        "percentile, z drawn to scale.",
+    ),
+    "fig-profiles": (
+        "line_profiles.png",
+        "Intensity profiles along x and z through the same point, "
+        "each scaled from its volume's background to its peak; FWHM in the legend.",
+    ),
+    "fig-spectra": (
+        "spectra.png",
+        "Radially averaged Fourier power spectra, lateral and axial "
+        "(standardised volumes, Hann window). More power at high frequency = more "
+        "detail, or more noise; compare with the ground truth when there is one.",
+    ),
+    "fig-fourier": (
+        "fourier.png",
+        "log amplitude spectra of the XY and XZ planes, common colour "
+        "range (Fig. 2B of the NeuroDecon paper).",
+    ),
+    "fig-fwhm": (
+        "fwhm.png",
+        "FWHM of the small objects of the input (lateral FWHM below 1.5 × "
+        "the PSF's), measured at the same places in every volume (median and quartiles).",
+    ),
     "fig-metrics": ("metrics.png", "The main metrics per method."),
     "fig-psf": ("psf.png", "The PSF given to the classical methods, at the image's voxel size."),
-    "fig-beads": ("beads_qc.png", "Bead extraction: the averaged bead and the beads used/rejected."),
+    "fig-beads": (
+        "beads_qc.png",
+        "Bead extraction: the averaged bead and the beads used/rejected.",
+    ),
 }
 
 
@@ -66,8 +84,12 @@ def _measure_all(vols, truth, vs, point, centres, progress, step, n_steps) -> di
         row["profile_fwhm_x_um"] = pf.get("x", float("nan"))
         row["profile_fwhm_z_um"] = pf.get("z", float("nan"))
         table[name] = row
-        extra[name] = {"fwhm": fw, "profiles": prof, "profile_fwhm": pf,
-                       "background": float(np.percentile(vol, 1.0))}
+        extra[name] = {
+            "fwhm": fw,
+            "profiles": prof,
+            "profile_fwhm": pf,
+            "background": float(np.percentile(vol, 1.0)),
+        }
     return {"table": table, "extra": extra}
 
 
@@ -81,15 +103,23 @@ def _figures_all(out: Path, vols, m, vs, point, psf, progress, step, n_steps) ->
     report(progress, step, n_steps, "figures: orthogonal views")
     _figures.orthoview_figure(vols, point, vs, path("fig-orthoviews"))
     report(progress, step, n_steps, "figures: profiles and spectra")
-    _figures.profile_figure({n: e["profiles"] for n, e in m["extra"].items()}, path("fig-profiles"),
-                            fwhm_um={n: e["profile_fwhm"] for n, e in m["extra"].items()},
-                            background={n: e["background"] for n, e in m["extra"].items()})
-    _figures.spectra_figure({n: {"lateral": _views.radial_spectrum(v, vs),
-                                 "axial": _views.axial_spectrum(v, vs)} for n, v in vols.items()},
-                            path("fig-spectra"))
+    _figures.profile_figure(
+        {n: e["profiles"] for n, e in m["extra"].items()},
+        path("fig-profiles"),
+        fwhm_um={n: e["profile_fwhm"] for n, e in m["extra"].items()},
+        background={n: e["background"] for n, e in m["extra"].items()},
+    )
+    _figures.spectra_figure(
+        {
+            n: {"lateral": _views.radial_spectrum(v, vs), "axial": _views.axial_spectrum(v, vs)}
+            for n, v in vols.items()
+        },
+        path("fig-spectra"),
+    )
     _figures.fourier_figure(vols, vs, path("fig-fourier"))
-    done.update({k: FIGURES[k][0] for k in ("fig-orthoviews", "fig-profiles", "fig-spectra",
-                                            "fig-fourier")})
+    done.update(
+        {k: FIGURES[k][0] for k in ("fig-orthoviews", "fig-profiles", "fig-spectra", "fig-fourier")}
+    )
     fw = {n: e["fwhm"] for n, e in m["extra"].items()}
     if any(np.isfinite(np.asarray(v)).any() for v in fw.values()):
         _figures.fwhm_figure(fw, path("fig-fwhm"), psf_fwhm_um=psf.fwhm_um)
@@ -99,8 +129,9 @@ def _figures_all(out: Path, vols, m, vs, point, psf, progress, step, n_steps) ->
         _figures.metrics_figure(m["table"], cols, path("fig-metrics"))
         done["fig-metrics"] = FIGURES["fig-metrics"][0]
     if psf.psf is not None:
-        _figures.psf_figure(psf.psf, vs, path("fig-psf"), fwhm_um=psf.fwhm_um,
-                            title=f"PSF: {psf.source}")
+        _figures.psf_figure(
+            psf.psf, vs, path("fig-psf"), fwhm_um=psf.fwhm_um, title=f"PSF: {psf.source}"
+        )
         done["fig-psf"] = FIGURES["fig-psf"][0]
     if psf.bead_result is not None and psf.beads_image is not None:
         from ..psf import bead_qc_figure
@@ -111,15 +142,29 @@ def _figures_all(out: Path, vols, m, vs, point, psf, progress, step, n_steps) ->
 
 
 #: Metrics drawn in metrics.png, in order (those present are drawn, up to 8).
-_PLOTTED = ("psnr", "ssim", "nrmse", "pearson", "decorr_xy_resolution_um",
-            "decorr_xz_resolution_um", "decorr_yz_resolution_um", "decorr_xy_snr",
-            "decorr_xz_snr", "decorr_yz_snr", "objects_fwhm_x_um", "objects_fwhm_z_um")
+_PLOTTED = (
+    "psnr",
+    "ssim",
+    "nrmse",
+    "pearson",
+    "decorr_xy_resolution_um",
+    "decorr_xz_resolution_um",
+    "decorr_yz_resolution_um",
+    "decorr_xy_snr",
+    "decorr_xz_snr",
+    "decorr_yz_snr",
+    "objects_fwhm_x_um",
+    "objects_fwhm_z_um",
+)
 
 
 def _metric_columns(table) -> list[tuple[str, str, bool]]:
     keys = {k for row in table.values() for k in row}
-    return [(k, _measure.METRIC_LABELS[k], (_measure.metric_direction(k) or -1) > 0)
-            for k in _PLOTTED if k in keys][:8]
+    return [
+        (k, _measure.METRIC_LABELS[k], (_measure.metric_direction(k) or -1) > 0)
+        for k in _PLOTTED
+        if k in keys
+    ][:8]
 
 
 def _json_ready(obj: Any) -> Any:
@@ -140,8 +185,9 @@ def _json_ready(obj: Any) -> Any:
 
 
 def _write_tables(out: Path, summary: dict) -> None:
-    (out / "metrics.json").write_text(json.dumps(_json_ready(summary), indent=2) + "\n",
-                                      encoding="utf-8")
+    (out / "metrics.json").write_text(
+        json.dumps(_json_ready(summary), indent=2) + "\n", encoding="utf-8"
+    )
     rows = summary["methods"]
     keys = sorted({k for r in rows.values() for k in r.get("metrics", {})})
     with open(out / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
@@ -149,10 +195,18 @@ def _write_tables(out: Path, summary: dict) -> None:
         w.writerow(["method", "status", "rank", "time_s", "iterations", *keys, "output", "error"])
         for name, r in rows.items():
             mets = r.get("metrics", {})
-            w.writerow([name, r["status"], r.get("rank") or "", _cell(r.get("time_s")),
-                        _cell(r.get("iterations")),
-                        *[_cell(mets.get(k)) for k in keys], r.get("output") or "",
-                        r.get("error") or ""])
+            w.writerow(
+                [
+                    name,
+                    r["status"],
+                    r.get("rank") or "",
+                    _cell(r.get("time_s")),
+                    _cell(r.get("iterations")),
+                    *[_cell(mets.get(k)) for k in keys],
+                    r.get("output") or "",
+                    r.get("error") or "",
+                ]
+            )
 
 
 def _cell(v: Any) -> str:
@@ -167,13 +221,18 @@ def _summary(results, m, order, criterion, used, figures, psf, vs, context) -> d
     for name in ["raw", *by_name, *(["truth"] if "truth" in m["table"] else [])]:
         r = by_name.get(name)
         row: dict[str, Any] = {
-            "label": r.spec.label if r else ("input (not deconvolved)" if name == "raw" else "ground truth"),
+            "label": r.spec.label
+            if r
+            else ("input (not deconvolved)" if name == "raw" else "ground truth"),
             "spec": r.spec.spec if r else None,
             "status": "ok" if (r is None or r.ok) else "failed",
-            "time_s": r.seconds if r else None, "error": r.error if r else None,
-            "iterations": (r.parameters.get("iterations_used", r.parameters.get("iterations"))
-                           if r else None),
-            "parameters": r.parameters if r else {}, "output": (r.parameters.get("output") if r else None),
+            "time_s": r.seconds if r else None,
+            "error": r.error if r else None,
+            "iterations": (
+                r.parameters.get("iterations_used", r.parameters.get("iterations")) if r else None
+            ),
+            "parameters": r.parameters if r else {},
+            "output": (r.parameters.get("output") if r else None),
             "metrics": m["table"].get(name, {}),
             "rank": (order.index(name) + 1) if name in order else None,
         }
@@ -182,20 +241,37 @@ def _summary(results, m, order, criterion, used, figures, psf, vs, context) -> d
         "neurodecon_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "input": context, "voxel_size_um": list(vs),
-        "psf": {"source": psf.source, "fwhm_um": list(psf.fwhm_um) if psf.fwhm_um else None,
-                "shape": list(psf.psf.shape) if psf.psf is not None else None,
-                "file": "results/psf.tif" if psf.psf is not None else None,
-                **({"n_beads_used": int(psf.bead_result.n_used)} if psf.bead_result is not None else {})},
+        "input": context,
+        "voxel_size_um": list(vs),
+        "psf": {
+            "source": psf.source,
+            "fwhm_um": list(psf.fwhm_um) if psf.fwhm_um else None,
+            "shape": list(psf.psf.shape) if psf.psf is not None else None,
+            "file": "results/psf.tif" if psf.psf is not None else None,
+            **(
+                {"n_beads_used": int(psf.bead_result.n_used)} if psf.bead_result is not None else {}
+            ),
+        },
         "ranking": {"criterion": criterion, "metrics": used, "order": order},
         "total_s": time.time() - float(context.get("started", time.time())),
-        "methods": rows, "figures": figures,
+        "methods": rows,
+        "figures": figures,
     }
 
 
-def write_report(out: Path, *, raw: np.ndarray, truth: np.ndarray | None, results: Sequence,
-                 psf, voxel_size_um, context: Mapping[str, Any], progress: ProgressFn | None,
-                 step: int, n_steps: int) -> dict[str, Any]:
+def write_report(
+    out: Path,
+    *,
+    raw: np.ndarray,
+    truth: np.ndarray | None,
+    results: Sequence,
+    psf,
+    voxel_size_um,
+    context: Mapping[str, Any],
+    progress: ProgressFn | None,
+    step: int,
+    n_steps: int,
+) -> dict[str, Any]:
     """Measure, rank, draw and write everything; returns the ``metrics.json`` content + paths."""
     from ._page import render
 

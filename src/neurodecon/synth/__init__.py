@@ -5,6 +5,12 @@ from ._phantoms import PHANTOMS, phantom
 from ._simulate import Simulation, default_psf_shape, simulate, write_simulation
 
 __all__ = [
-    "PHANTOMS", "phantom", "convolve", "forward_model",
-    "Simulation", "simulate", "write_simulation", "default_psf_shape",
+    "PHANTOMS",
+    "phantom",
+    "convolve",
+    "forward_model",
+    "Simulation",
+    "simulate",
+    "write_simulation",
+    "default_psf_shape",
 ]

@@ -22,8 +22,10 @@ def _trim_zeros(ker: np.ndarray) -> np.ndarray:
         return ker
     centre = np.array([n // 2 for n in ker.shape])
     half = np.maximum(centre - nz.min(axis=0), nz.max(axis=0) - centre)
-    sl = tuple(slice(max(c - h, 0), min(c + h + 1, n))
-               for c, h, n in zip(centre, half, ker.shape, strict=True))
+    sl = tuple(
+        slice(max(c - h, 0), min(c + h + 1, n))
+        for c, h, n in zip(centre, half, ker.shape, strict=True)
+    )
     return ker[sl]  # centre of the slice is again at its n // 2 (or the original array)
 
 
@@ -56,8 +58,10 @@ def convolve(volume: np.ndarray, psf: np.ndarray, *, boundary: str = "zero") -> 
     vol = np.asarray(volume, dtype=np.float32)
     ker = np.asarray(psf, dtype=np.float32)
     if vol.ndim != ker.ndim:
-        raise user_error(f"the PSF has {ker.ndim} dimensions but the volume has {vol.ndim}",
-                         fix="give a PSF with the same axes as the volume")
+        raise user_error(
+            f"the PSF has {ker.ndim} dimensions but the volume has {vol.ndim}",
+            fix="give a PSF with the same axes as the volume",
+        )
     if boundary not in ("zero", "periodic"):
         raise user_error(f"unknown boundary {boundary!r}", fix="use 'zero' or 'periodic'")
     if boundary == "periodic":
@@ -73,9 +77,17 @@ def convolve(volume: np.ndarray, psf: np.ndarray, *, boundary: str = "zero") -> 
     return np.ascontiguousarray(out[crop], dtype=np.float32)
 
 
-def forward_model(truth: np.ndarray, psf: np.ndarray, *, photons: float | None = 1000.0,
-                  background: float = 0.0, read_noise: float = 0.0, offset: float = 0.0,
-                  seed: int = 0, boundary: str = "zero") -> np.ndarray:
+def forward_model(
+    truth: np.ndarray,
+    psf: np.ndarray,
+    *,
+    photons: float | None = 1000.0,
+    background: float = 0.0,
+    read_noise: float = 0.0,
+    offset: float = 0.0,
+    seed: int = 0,
+    boundary: str = "zero",
+) -> np.ndarray:
     """Simulate a camera image of ``truth`` seen through ``psf``.
 
     ``truth`` is scaled so that its maximum emits ``photons`` expected photons (per voxel, before
@@ -105,21 +117,29 @@ def forward_model(truth: np.ndarray, psf: np.ndarray, *, photons: float | None =
     """
     truth = np.asarray(truth, dtype=np.float32)
     if truth.size == 0 or not np.isfinite(truth).all():
-        raise user_error("the ground truth is empty or contains NaN/Inf", fix="check the input volume")
+        raise user_error(
+            "the ground truth is empty or contains NaN/Inf", fix="check the input volume"
+        )
     if truth.min() < 0:
-        raise user_error("the ground truth has negative values",
-                         fix="clip or offset it: photon emission cannot be negative")
+        raise user_error(
+            "the ground truth has negative values",
+            fix="clip or offset it: photon emission cannot be negative",
+        )
     if photons is not None and not photons > 0:
         raise user_error(f"photons {photons} must be positive", fix="e.g. --photons 1000")
     if background < 0 or read_noise < 0:
-        raise user_error("background and read noise must be ≥ 0", fix="check --background and --read-noise")
+        raise user_error(
+            "background and read noise must be ≥ 0", fix="check --background and --read-noise"
+        )
     kernel = np.clip(np.asarray(psf, dtype=np.float64), 0.0, None)
     if not kernel.sum() > 0:
         raise user_error("the PSF has no positive values", fix="check the PSF")
     kernel = (kernel / kernel.sum()).astype(np.float32)
     peak = float(truth.max())
     scaled = truth * np.float32(photons / peak) if (photons is not None and peak > 0) else truth
-    expected = np.clip(convolve(scaled, kernel, boundary=boundary), 0.0, None) + np.float32(background)
+    expected = np.clip(convolve(scaled, kernel, boundary=boundary), 0.0, None) + np.float32(
+        background
+    )
     rng = np.random.default_rng(seed)
     image = rng.poisson(expected).astype(np.float32) if photons is not None else expected
     image += np.float32(offset)

@@ -75,8 +75,7 @@ def _range(value, u: float, default: tuple[float, float]) -> tuple[float, float]
 
 
 # ---------------------------------------------------------------------------------------------
-def _ellipsoids(vol, vox, u, rng, density, radius_um=None, levels=(0.25, 0.5, 0.75, 1.0),
-                fill=0.3):
+def _ellipsoids(vol, vox, u, rng, density, radius_um=None, levels=(0.25, 0.5, 0.75, 1.0), fill=0.3):
     r_lo, r_hi = _range(radius_um, u, (2.0, 8.0))
     mean_vol = 4.0 / 3.0 * np.pi * ((r_lo + r_hi) / 2) ** 3
     n = _count(density * fill * _volume_um3(vol.shape, vox) / mean_vol, rng)
@@ -122,8 +121,15 @@ def _tubes(vol, vox, u, rng, density, radius_um=None, intensity=(0.3, 1.0), leng
         radii += [r] * len(a)
         values += [val] * len(a)
     if starts:
-        draw_capsules(vol, vox, np.concatenate(starts).astype(np.float32),
-                      np.concatenate(ends).astype(np.float32), radii, values, edge_um=u)
+        draw_capsules(
+            vol,
+            vox,
+            np.concatenate(starts).astype(np.float32),
+            np.concatenate(ends).astype(np.float32),
+            radii,
+            values,
+            edge_um=u,
+        )
 
 
 def _perturb(d: list[float], g: Sequence[float], scale: float) -> list[float]:
@@ -134,8 +140,17 @@ def _perturb(d: list[float], g: Sequence[float], scale: float) -> list[float]:
     return [c / n for c in v]
 
 
-def _filaments(vol, vox, u, rng, density, radius_um=None, length_density=6e-3, tree_length=400.0,
-               branch_probability=0.08):
+def _filaments(
+    vol,
+    vox,
+    u,
+    rng,
+    density,
+    radius_um=None,
+    length_density=6e-3,
+    tree_length=400.0,
+    branch_probability=0.08,
+):
     ext = [float(n * v) for n, v in zip(vol.shape, vox, strict=True)]
     r_lo, r_hi = _range(radius_um, u, (0.8, 2.0))
     per_tree = min(tree_length * u, 3.0 * float(np.cbrt(_volume_um3(vol.shape, vox))))
@@ -165,8 +180,15 @@ def _filaments(vol, vox, u, rng, density, radius_um=None, length_density=6e-3, t
                 if chance[k - 1] < branch_probability:
                     stack.append((p, _perturb(d, turns[k - 1], 1.5), max(0.7 * r, 0.4 * u)))
     if starts:
-        draw_capsules(vol, vox, np.asarray(starts, np.float32), np.asarray(ends, np.float32),
-                      radii, values, edge_um=u)
+        draw_capsules(
+            vol,
+            vox,
+            np.asarray(starts, np.float32),
+            np.asarray(ends, np.float32),
+            radii,
+            values,
+            edge_um=u,
+        )
 
 
 def _modulation(shape, vox, u, rng, lo, hi):
@@ -207,8 +229,13 @@ def _beads(vol, vox, u, rng, density, diameter_um=None, spacing=24.0):
 
 
 _FAMILIES: dict[str, Callable[..., None]] = {
-    "ellipsoids": _ellipsoids, "tubes": _tubes, "sheets": _sheets, "filaments": _filaments,
-    "sponge": _sponge, "puncta": _puncta, "beads": _beads,
+    "ellipsoids": _ellipsoids,
+    "tubes": _tubes,
+    "sheets": _sheets,
+    "filaments": _filaments,
+    "sponge": _sponge,
+    "puncta": _puncta,
+    "beads": _beads,
 }
 PHANTOMS = tuple(_FAMILIES)
 
@@ -219,8 +246,10 @@ def _parse_names(names: str | Sequence[str]) -> list[str]:
     names = list(names)
     bad = [n for n in names if n not in _FAMILIES]
     if not names or bad:
-        raise user_error(f"unknown phantom {', '.join(bad) or '(none given)'}",
-                         fix=f"use one or more of {', '.join(PHANTOMS)}")
+        raise user_error(
+            f"unknown phantom {', '.join(bad) or '(none given)'}",
+            fix=f"use one or more of {', '.join(PHANTOMS)}",
+        )
     return names
 
 
@@ -231,21 +260,33 @@ def _family_options(names: list[str], kw: dict[str, Any]) -> dict[str, dict[str,
     for key, value in kw.items():
         family = next((n for n in PHANTOMS if key.startswith(n + "_")), None)
         if family is None:
-            raise user_error(f"unknown phantom option {key!r}",
-                             fix="prefix family options with the family name, e.g. tubes_radius_um")
-        param = key[len(family) + 1:]
+            raise user_error(
+                f"unknown phantom option {key!r}",
+                fix="prefix family options with the family name, e.g. tubes_radius_um",
+            )
+        param = key[len(family) + 1 :]
         allowed = list(inspect.signature(_FAMILIES[family]).parameters)[5:]
         if param not in allowed:
-            raise user_error(f"unknown option {key!r} for {family}",
-                             fix=f"use one of {', '.join(family + '_' + a for a in allowed)}")
+            raise user_error(
+                f"unknown option {key!r} for {family}",
+                fix=f"use one of {', '.join(family + '_' + a for a in allowed)}",
+            )
         if family in opts:
             opts[family][param] = value
     return opts
 
 
-def phantom(names: str | Sequence[str], *, shape: Sequence[int], voxel_size_um: Sequence[float],
-            seed: int = 0, margin_px: int | Sequence[int] = 0, density: float = 1.0,
-            feature_um: float | None = None, **kw: Any) -> np.ndarray:
+def phantom(
+    names: str | Sequence[str],
+    *,
+    shape: Sequence[int],
+    voxel_size_um: Sequence[float],
+    seed: int = 0,
+    margin_px: int | Sequence[int] = 0,
+    density: float = 1.0,
+    feature_um: float | None = None,
+    **kw: Any,
+) -> np.ndarray:
     """Generate a synthetic ground-truth volume.
 
     Parameters
@@ -284,14 +325,21 @@ def phantom(names: str | Sequence[str], *, shape: Sequence[int], voxel_size_um: 
     shape_t = tuple(int(s) for s in shape)
     vox = tuple(float(v) for v in voxel_size_um)
     if len(shape_t) != 3 or min(shape_t) < 1:
-        raise user_error(f"invalid phantom shape {tuple(shape)}", fix="give three positive sizes Z Y X")
+        raise user_error(
+            f"invalid phantom shape {tuple(shape)}", fix="give three positive sizes Z Y X"
+        )
     if len(vox) != 3 or not all(np.isfinite(v) and v > 0 for v in vox):
-        raise user_error(f"invalid voxel size {tuple(voxel_size_um)}", fix="give three positive numbers Z Y X in µm")
+        raise user_error(
+            f"invalid voxel size {tuple(voxel_size_um)}",
+            fix="give three positive numbers Z Y X in µm",
+        )
     margin = (int(margin_px),) * 3 if np.isscalar(margin_px) else tuple(int(m) for m in margin_px)
     if len(margin) != 3 or min(margin) < 0:
         raise user_error(f"invalid margin {margin_px!r}", fix="give a margin ≥ 0 in voxels")
     if not density > 0:
-        raise user_error(f"density {density} must be positive", fix="e.g. 0.5 for sparser, 2 for denser")
+        raise user_error(
+            f"density {density} must be positive", fix="e.g. 0.5 for sparser, 2 for denser"
+        )
     u = float(feature_um) if feature_um else min(vox[1:])
     opts = _family_options(families, kw)
     big = tuple(s + 2 * m for s, m in zip(shape_t, margin, strict=True))

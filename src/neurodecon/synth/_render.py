@@ -21,7 +21,9 @@ def _box(vol_shape, vox, lo_um, hi_um):
     return tuple(slice(lo[i], hi[i]) for i in range(3)), axes
 
 
-def draw_capsules(vol: np.ndarray, vox, starts, ends, radii, intensities, *, edge_um: float) -> None:
+def draw_capsules(
+    vol: np.ndarray, vox, starts, ends, radii, intensities, *, edge_um: float
+) -> None:
     """Draw segments of radius ``r`` (µm) with a linear soft edge ``edge_um`` wide.
 
     Tubes thinner than half the edge are drawn at that radius with the intensity scaled by the
@@ -61,7 +63,9 @@ def draw_spheres(vol: np.ndarray, vox, centres, radii, intensities, *, oversampl
         dx = (x[:, None] + sub[None, :] * vox[2] - c[2]).ravel() ** 2
         inside = (dz[:, None, None] + dy[None, :, None] + dx[None, None, :]) <= r * r
         k = oversample
-        frac = inside.reshape(z.size, k, y.size, k, x.size, k).mean(axis=(1, 3, 5), dtype=np.float32)
+        frac = inside.reshape(z.size, k, y.size, k, x.size, k).mean(
+            axis=(1, 3, 5), dtype=np.float32
+        )
         np.maximum(vol[sl], float(val) * frac, out=vol[sl])
 
 
@@ -72,8 +76,11 @@ def draw_ellipsoids(vol: np.ndarray, vox, centres, radii, intensities) -> None:
         if got is None:
             continue
         sl, (z, y, x) = got
-        q = (((z - c[0]) / r[0]) ** 2)[:, None, None] + (((y - c[1]) / r[1]) ** 2)[None, :, None] \
+        q = (
+            (((z - c[0]) / r[0]) ** 2)[:, None, None]
+            + (((y - c[1]) / r[1]) ** 2)[None, :, None]
             + (((x - c[2]) / r[2]) ** 2)[None, None, :]
+        )
         np.maximum(vol[sl], np.where(q <= 1.0, np.float32(val), np.float32(0)), out=vol[sl])
 
 

@@ -30,13 +30,17 @@ class Simulation:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def default_psf_shape(model: str, image_shape: Sequence[int], voxel_size_um: Sequence[float],
-                      **optics: Any) -> tuple[int, int, int]:
+def default_psf_shape(
+    model: str, image_shape: Sequence[int], voxel_size_um: Sequence[float], **optics: Any
+) -> tuple[int, int, int]:
     """Odd PSF shape covering ±6 widefield FWHM (±3 for the Gaussian), at most the image's size."""
     from ..psf import textbook_fwhm_um
 
-    fwhm = optics.get("fwhm_um") or textbook_fwhm_um(optics.get("na", 1.4), optics.get("wavelength_um", 0.52),
-                                                     optics.get("immersion_index", 1.515))
+    fwhm = optics.get("fwhm_um") or textbook_fwhm_um(
+        optics.get("na", 1.4),
+        optics.get("wavelength_um", 0.52),
+        optics.get("immersion_index", 1.515),
+    )
     reach = 3.0 if model == "gaussian" else 6.0
     out = []
     for f, v, n in zip(fwhm, voxel_size_um, image_shape, strict=True):
@@ -46,14 +50,27 @@ def default_psf_shape(model: str, image_shape: Sequence[int], voxel_size_um: Seq
     return tuple(out)  # type: ignore[return-value]
 
 
-def simulate(phantoms: str | Sequence[str], *, shape: Sequence[int], voxel_size_um: Sequence[float],
-             psf: np.ndarray | None = None, psf_model: str | None = None,
-             psf_params: dict[str, Any] | None = None, psf_shape: Sequence[int] | None = None,
-             photons: float | None = 1000.0, background: float = 0.0, read_noise: float = 0.0,
-             offset: float = 0.0, seed: int = 0, margin_px: int | Sequence[int] | None = None,
-             density: float = 1.0, output_dir: str | os.PathLike | None = None,
-             overwrite: bool = False, psf_source: str | os.PathLike | None = None,
-             **phantom_options: Any) -> Simulation:
+def simulate(
+    phantoms: str | Sequence[str],
+    *,
+    shape: Sequence[int],
+    voxel_size_um: Sequence[float],
+    psf: np.ndarray | None = None,
+    psf_model: str | None = None,
+    psf_params: dict[str, Any] | None = None,
+    psf_shape: Sequence[int] | None = None,
+    photons: float | None = 1000.0,
+    background: float = 0.0,
+    read_noise: float = 0.0,
+    offset: float = 0.0,
+    seed: int = 0,
+    margin_px: int | Sequence[int] | None = None,
+    density: float = 1.0,
+    output_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    psf_source: str | os.PathLike | None = None,
+    **phantom_options: Any,
+) -> Simulation:
     """Phantom → blur → noise, in one call.
 
     Parameters
@@ -87,42 +104,71 @@ def simulate(phantoms: str | Sequence[str], *, shape: Sequence[int], voxel_size_
     params = dict(psf_params or {})
     if psf is not None:
         kernel = prepare_psf(psf, image_shape=shape_t)
-        psf_desc: dict[str, Any] = {"source": str(psf_source) if psf_source else "array",
-                                    "shape": list(kernel.shape)}
+        psf_desc: dict[str, Any] = {
+            "source": str(psf_source) if psf_source else "array",
+            "shape": list(kernel.shape),
+        }
     elif psf_model is not None:
-        pshape = tuple(psf_shape) if psf_shape else default_psf_shape(psf_model, shape_t, vox, **params)
+        pshape = (
+            tuple(psf_shape) if psf_shape else default_psf_shape(psf_model, shape_t, vox, **params)
+        )
         kernel = make_psf(psf_model, shape=pshape, voxel_size_um=vox, **params)
         psf_desc = {"source": "model", "model": psf_model, "shape": list(pshape), **params}
     else:
-        raise user_error("no PSF given", fix="pass a PSF array (--psf FILE) or a model (--model ...)")
+        raise user_error(
+            "no PSF given", fix="pass a PSF array (--psf FILE) or a model (--model ...)"
+        )
     if margin_px is None:
         margin = tuple(n // 2 for n in kernel.shape)
     else:
-        margin = (int(margin_px),) * 3 if np.isscalar(margin_px) else tuple(int(m) for m in margin_px)
+        margin = (
+            (int(margin_px),) * 3 if np.isscalar(margin_px) else tuple(int(m) for m in margin_px)
+        )
     big = tuple(s + 2 * m for s, m in zip(shape_t, margin, strict=True))
-    truth_big = phantom(phantoms, shape=big, voxel_size_um=vox, seed=seed, density=density,
-                        **phantom_options)
-    image_big = forward_model(truth_big, kernel, photons=photons, background=background,
-                              read_noise=read_noise, offset=offset, seed=seed + 1)
+    truth_big = phantom(
+        phantoms, shape=big, voxel_size_um=vox, seed=seed, density=density, **phantom_options
+    )
+    image_big = forward_model(
+        truth_big,
+        kernel,
+        photons=photons,
+        background=background,
+        read_noise=read_noise,
+        offset=offset,
+        seed=seed + 1,
+    )
     crop = tuple(slice(m, m + s) for m, s in zip(margin, shape_t, strict=True))
     parameters = {
         "version": __version__,
         "phantoms": phantoms if isinstance(phantoms, str) else ",".join(phantoms),
-        "shape": list(shape_t), "voxel_size_um": list(vox), "seed": int(seed),
-        "density": float(density), "margin_px": list(margin), "phantom_options": phantom_options,
-        "psf": psf_desc, "photons": photons, "background": background,
-        "read_noise": read_noise, "offset": offset,
+        "shape": list(shape_t),
+        "voxel_size_um": list(vox),
+        "seed": int(seed),
+        "density": float(density),
+        "margin_px": list(margin),
+        "phantom_options": phantom_options,
+        "psf": psf_desc,
+        "photons": photons,
+        "background": background,
+        "read_noise": read_noise,
+        "offset": offset,
         "forward_model": "image = Poisson(truth / max(truth) * photons ⊛ psf + background) + offset + N(0, read_noise²)",
     }
-    sim = Simulation(truth=np.ascontiguousarray(truth_big[crop]),
-                     image=np.ascontiguousarray(image_big[crop]), psf=kernel, voxel_size_um=vox,
-                     parameters=parameters)
+    sim = Simulation(
+        truth=np.ascontiguousarray(truth_big[crop]),
+        image=np.ascontiguousarray(image_big[crop]),
+        psf=kernel,
+        voxel_size_um=vox,
+        parameters=parameters,
+    )
     if output_dir is not None:
         write_simulation(sim, output_dir, overwrite=overwrite)
     return sim
 
 
-def write_simulation(sim: Simulation, output_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def write_simulation(
+    sim: Simulation, output_dir: str | os.PathLike, *, overwrite: bool = False
+) -> Path:
     """Write ``truth.tif``, ``image.tif``, ``psf.tif`` and ``simulation.json`` into ``output_dir``."""
     from ..io import write
 
@@ -130,13 +176,19 @@ def write_simulation(sim: Simulation, output_dir: str | os.PathLike, *, overwrit
     if out.exists() and not out.is_dir():
         raise user_error("output exists and is not a folder", path=out, fix="choose a folder name")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise user_error("output folder is not empty", path=out,
-                         fix="choose a new folder or pass --overwrite")
+        raise user_error(
+            "output folder is not empty", path=out, fix="choose a new folder or pass --overwrite"
+        )
     out.mkdir(parents=True, exist_ok=True)
     prov = {"simulation": sim.parameters}
     for name, arr in (("truth", sim.truth), ("image", sim.image), ("psf", sim.psf)):
-        write(out / f"{name}.tif", arr, voxel_size_um=sim.voxel_size_um, overwrite=overwrite,
-              provenance=prov)
+        write(
+            out / f"{name}.tif",
+            arr,
+            voxel_size_um=sim.voxel_size_um,
+            overwrite=overwrite,
+            provenance=prov,
+        )
     tmp = out / ".simulation.json.partial"
     tmp.write_text(json.dumps(sim.parameters, indent=2, default=str) + "\n")
     os.replace(tmp, out / "simulation.json")
