@@ -61,8 +61,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args()
 
-    from neurodecon._progress import console_progress
     from neurodecon.learn import default_model_path, train
+    from neurodecon.progress import console_progress
     from neurodecon.psf import make_psf
 
     out = Path(args.output) if args.output else default_model_path()

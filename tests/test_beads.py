@@ -220,7 +220,7 @@ def test_median_average_and_progress_cancellation():
     )
     assert ncc(res.psf, gaussian_psf(res.psf.shape, VOX, sigma)) > 0.98
     assert calls[-1][0] == calls[-1][1] and "beads used" in calls[-1][2]
-    from neurodecon._progress import Cancelled
+    from neurodecon.progress import Cancelled
 
     with pytest.raises(Cancelled):
         extract_psf(stack, voxel_size_um=VOX, progress=lambda d, t, m: False)

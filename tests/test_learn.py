@@ -316,7 +316,7 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
     psf = gaussian_kernel()
     full = train(cfg, output_dir=tmp_path / "full", psf=psf)
 
-    from neurodecon._progress import Cancelled
+    from neurodecon.progress import Cancelled
 
     with pytest.raises(Cancelled):
         train(cfg, output_dir=tmp_path / "cut", psf=psf, progress=lambda s, t, m: s < 5)

@@ -1,5 +1,6 @@
 """The classical deconvolution engine: validation, the reusable :class:`Deconvolver` context and
-the convenience function :func:`deconvolve` (multi-channel, one PSF per channel)."""
+the convenience function :func:`deconvolve` (multi-channel, one PSF per channel).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._progress import ProgressFn, report
 from ..errors import user_error
+from ..progress import ProgressFn, report
 from ._direct import DIRECT_METHODS, direct_filter
 from ._iterative import (
     landweber,
@@ -268,7 +269,7 @@ class Deconvolver:
         boundary: str = "unknown",
         device: str = "auto",
     ):
-        from .._device import resolve_device
+        from ..device import resolve_device
 
         self.method = _check_method(method)
         if boundary not in BOUNDARIES:

@@ -10,7 +10,8 @@ __all__ = ["highpass_residual"]
 def highpass_residual(img: np.ndarray) -> tuple[np.ndarray, float]:
     """``(residual, variance factor)``: each voxel minus the mean of its ``2·ndim`` face
     neighbours (mirrored at the borders), and the factor ``1 + 1/(2·ndim)`` by which that
-    residual's variance exceeds white noise's variance ``σ²``."""
+    residual's variance exceeds white noise's variance ``σ²``.
+    """
     from scipy.ndimage import convolve
 
     kernel = np.zeros((3,) * img.ndim, np.float32)

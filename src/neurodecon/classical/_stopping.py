@@ -44,7 +44,7 @@ import logging
 import numpy as np
 import torch
 
-from .._progress import ProgressFn, report
+from ..progress import ProgressFn, report
 from ._engine import POISSON_METHODS
 from ._iterative import TINY, richardson_lucy
 
@@ -95,7 +95,8 @@ CREEP = 1e-4
 def tail_gain(curve) -> float:
     """Gain of the curve over its second half, as a fraction of its total gain.
 
-    Three lookups, no copy: the cross-validation calls it after every iteration."""
+    Three lookups, no copy: the cross-validation calls it after every iteration.
+    """
     if len(curve) == 0:
         return 0.0
     total = float(curve[-1]) - float(curve[0])

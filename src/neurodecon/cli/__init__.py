@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .._version import __version__
+from .. import __version__
 from ..errors import NeuroDeconError
 
 __all__ = ["main", "build_parser"]

@@ -97,8 +97,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from .._progress import console_progress
     from ..io import Image, read
+    from ..progress import console_progress
     from ..psf import bead_qc_figure, extract_psf
     from ._common import write_output
 

@@ -105,10 +105,10 @@ def _background(text: str) -> float | str:
 
 
 def _deconvolve(args: argparse.Namespace) -> int:
-    from .._progress import console_progress
     from ..classical._engine import _check_iterations
     from ..errors import user_error
     from ..io import read
+    from ..progress import console_progress
 
     iterations = _check_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
@@ -181,8 +181,8 @@ def _inputs(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _run_network(args: argparse.Namespace, image, out_path: Path, model_dir: str) -> int:
-    from .._progress import console_progress
     from ..learn import load_model, predict
+    from ..progress import console_progress
 
     model = load_model(model_dir)
     with console_progress("Deconvolving (network)") as bar:

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .._json import json_default as _json_default
 from ..errors import user_error
+from ..jsonutil import json_default
 
 __all__ = [
     "add_voxel_size",
@@ -168,4 +168,4 @@ def write_output(
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=_json_default))
+    print(json.dumps(obj, indent=2, default=json_default))

@@ -313,8 +313,8 @@ def _kernel_source(args: argparse.Namespace, cfg: dict) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .._progress import console_progress
     from ..learn import load_model, train
+    from ..progress import console_progress
 
     cfg = _overrides(args)
     kernel = _kernel_source(args, cfg)

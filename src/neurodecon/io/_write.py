@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._version import __version__
+from .. import __version__
 from ..errors import user_error
 from ._api import format_of
 from ._image import DEFAULT_VOXEL_SIZE_UM, Image

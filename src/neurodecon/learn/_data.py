@@ -197,7 +197,8 @@ def add_noise(
 ) -> np.ndarray:
     """Poisson noise with ``photons`` expected counts at intensity 1 on top of ``background``
     expected counts per voxel, plus Gaussian read noise (in counts); returned in the intensity
-    units of ``x`` (the background stays in, as ``background / photons``)."""
+    units of ``x`` (the background stays in, as ``background / photons``).
+    """
     counts = rng.poisson(np.clip(x, 0, None) * photons + background).astype(np.float32)
     if read_noise:
         counts += rng.normal(0.0, read_noise, size=x.shape).astype(np.float32)

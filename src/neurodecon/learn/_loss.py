@@ -1,5 +1,6 @@
 """Training losses: MAE + α · mean Frobenius norm of the prediction's Hessian (paper §4.2.4),
-optionally MSE + a Fourier-amplitude term (DeBCR-style)."""
+optionally MSE + a Fourier-amplitude term (DeBCR-style).
+"""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def fourier_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def ssim3d(pred: torch.Tensor, target: torch.Tensor, win: int = 7) -> torch.Tensor:
     """Mean SSIM of ``(B, 1, Z, Y, X)`` volumes with a uniform ``win³`` window (valid part) and
-    each target's own range as the data range — scikit-image's defaults, differentiable."""
+    each target's own range as the data range — scikit-image's defaults, differentiable.
+    """
     import torch.nn.functional as F
 
     p, t = pred.float(), target.float()
@@ -95,7 +97,8 @@ def neurodecon_loss(
     ssim_weight: float = 0.0,
 ) -> torch.Tensor:
     """``MAE(pred, target) + α · mean ‖H(pred)‖_F`` (``kind="mse"`` uses the squared error),
-    plus ``ssim_weight · (1 − SSIM)`` and the Fourier term when their weights are set."""
+    plus ``ssim_weight · (1 − SSIM)`` and the Fourier term when their weights are set.
+    """
     pred = pred.float()
     target = target.float()
     diff = pred - target

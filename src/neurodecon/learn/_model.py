@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._json import json_default as _json_default
 from ..errors import user_error
+from ..jsonutil import json_default
 from ._net import ResUNet, build_network
 
 __all__ = ["Model", "load_model", "save_model", "default_model_path", "FORMAT"]
@@ -71,7 +71,8 @@ def save_model(
     physics_psf: np.ndarray | None = None,
 ) -> Path:
     """Write ``weights.pt`` (state dict; fp16 when ``half``) and ``config.json`` into ``path``
-    (plus the RL_K PSF, float32 ``.npy``, for the physics-aware variant)."""
+    (plus the RL_K PSF, float32 ``.npy``, for the physics-aware variant).
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if physics_psf is not None:
@@ -90,7 +91,7 @@ def save_model(
     tmp = path / (WEIGHTS_NAME + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path / WEIGHTS_NAME)
-    (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
+    (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=json_default) + "\n")
     return path
 
 

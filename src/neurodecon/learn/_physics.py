@@ -28,7 +28,8 @@ def physics_channel(
 ) -> np.ndarray:
     """``RL_K(volume)``: ``iterations`` of ``method`` with ``psf`` and ``background`` (a number
     of counts, or ``"auto"``: estimated from the volume by :func:`neurodecon.classical.deconvolve`),
-    float32."""
+    float32.
+    """
     from ..classical import deconvolve
     from ..psf import prepare_psf
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._device import resolve_device
-from .._progress import ProgressFn, report
+from ..device import resolve_device
 from ..errors import user_error
+from ..progress import ProgressFn, report
 from ._model import Model, check_voxel_size, load_model
 from ._norm import robust_range
 

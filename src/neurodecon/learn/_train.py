@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._device import resolve_device
-from .._progress import ProgressFn, report
-from .._version import __version__
+from .. import __version__
+from ..device import resolve_device
 from ..errors import user_error
+from ..progress import ProgressFn, report
 from ._config import TrainConfig
 from ._data import Pool, build_pool, private_phantom, sample_batch, scale_to_unit
 from ._loss import neurodecon_loss
@@ -464,7 +464,8 @@ class _State:
 
     def update_ema(self) -> None:
         """``ema ← d·ema + (1 − d)·w``, with ``d = min(decay, (1 + step) / (10 + step))`` so
-        that the average does not lag behind the fast early changes."""
+        that the average does not lag behind the fast early changes.
+        """
         if self.ema is None:
             return
         d = min(self.ema_decay, (1 + self.step) / (10 + self.step))
@@ -503,7 +504,8 @@ class _State:
 
 def lr_factor(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_fraction`` — over the
-    steps, or over the time budget when ``time_fraction`` (of it spent) runs ahead of them."""
+    steps, or over the time budget when ``time_fraction`` (of it spent) runs ahead of them.
+    """
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
@@ -518,7 +520,8 @@ def _cuda_amp_dtype(device: torch.device):
 
     fp16 overflowed here: the paper-width network (16 base channels, lr 1e-3, no normalisation
     layers) trained on an H100 with fp16 autocast produced a NaN loss at step 149, where bf16's
-    float32 exponent range leaves headroom."""
+    float32 exponent range leaves headroom.
+    """
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -543,7 +546,8 @@ def _autocast(device: torch.device, cfg: TrainConfig):
 
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has native bf16 (AVX512-BF16 or AMX): there bf16 autocast is ~1.8×
-    faster; without it (e.g. AVX2-only CPUs) bf16 3D convolutions are over 100× slower."""
+    faster; without it (e.g. AVX2-only CPUs) bf16 3D convolutions are over 100× slower.
+    """
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -652,7 +656,8 @@ def _validate(state: _State, cfg: TrainConfig, val, *, loss_ema: float) -> None:
 
 def _metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Mean PSNR/SSIM over validation crops after the least-squares affine fit of each
-    prediction to its target (CARE's convention, as in ``neurodecon.metrics``), range of the target."""
+    prediction to its target (CARE's convention, as in ``neurodecon.metrics``), range of the target.
+    """
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     ps, ss = [], []

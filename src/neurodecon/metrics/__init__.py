@@ -1,5 +1,6 @@
 """Image quality and resolution metrics: with a ground truth (PSNR, SSIM, NRMSE, Pearson, FSC) and
-without one (decorrelation resolution/SNR, bead FWHM, GLCM texture, entropy)."""
+without one (decorrelation resolution/SNR, bead FWHM, GLCM texture, entropy).
+"""
 
 from ._decorrelation import DecorrelationResult, decorrelation, decorrelation_curve
 from ._evaluate import METRIC_KEYS, evaluate

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import ProgressFn, report
 from ..errors import user_error
+from ..progress import ProgressFn, report
 from ._decorrelation import decorrelation
 from ._fidelity import (
     NORMALIZATIONS,

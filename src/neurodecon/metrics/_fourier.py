@@ -169,7 +169,8 @@ def threshold_curve(curve: FourierCorrelation, threshold: str | float = "1/7") -
 
 def _crossing(curve: FourierCorrelation, thr: np.ndarray) -> float:
     """First frequency (fraction of Nyquist) where the curve falls below ``thr``, interpolated;
-    1 (Nyquist) when it never does."""
+    1 (Nyquist) when it never does.
+    """
     c, f = curve.correlation, curve.frequency
     ok = np.nonzero(curve.n_points > 0)[0]
     c, f, thr = c[ok], f[ok], thr[ok]

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import ProgressFn, report
 from ..errors import user_error
+from ..progress import ProgressFn, report
 from . import _bead_align as al
 from . import _bead_detect as det
 from ._bead_figure import bead_qc_figure

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import ProgressFn, report
 from ..errors import user_error
+from ..progress import ProgressFn, report
 from ._methods import DEFAULT_METHODS, MethodResult, parse_methods, run_method
 
 __all__ = ["compare", "PsfRecord"]

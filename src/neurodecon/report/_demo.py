@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import ProgressFn
 from ..classical._stopping import ACCELERATED_FACTOR
 from ..errors import user_error
+from ..progress import ProgressFn
 
 __all__ = ["demo", "DEMO_MICROSCOPE", "demo_microscope", "demo_data"]
 
@@ -50,7 +50,8 @@ _PHANTOMS = ["sponge", "puncta"]  # an ER-like membrane network and vesicles
 
 def demo_microscope() -> dict[str, Any]:
     """The demo's microscope: the shipped model's recorded PSF parameters when it has them
-    (``config.json`` → ``kernel.psf_params``), else :data:`DEMO_MICROSCOPE`."""
+    (``config.json`` → ``kernel.psf_params``), else :data:`DEMO_MICROSCOPE`.
+    """
     micro = dict(DEMO_MICROSCOPE)
     from ..learn import default_model_path
 
@@ -146,7 +147,8 @@ def demo(
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Simulate the demo data, write it to ``output_dir/inputs`` and run :func:`compare` on it:
-    PSF from the beads, classical methods, the shipped model when installed, ground truth."""
+    PSF from the beads, classical methods, the shipped model when installed, ground truth.
+    """
     from ..io import Image, write
     from ..learn import default_model_path
     from ._compare import compare
@@ -159,7 +161,7 @@ def demo(
             fix="choose another folder with -o or pass --overwrite",
         )
     (out / "inputs").mkdir(parents=True, exist_ok=True)
-    from .._progress import report
+    from ..progress import report
 
     report(progress, 0, 1, "simulating the sample, the beads and the ground truth")
     data = demo_data(quick=quick)

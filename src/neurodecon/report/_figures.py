@@ -157,7 +157,8 @@ def profile_figure(
     background: Mapping[str, float] | None = None,
 ) -> Path:
     """Lateral (x) and axial (z) intensity profiles through the same structure, each scaled to
-    ``(value - background) / (peak - background)`` so that shapes compare; FWHM in the legend."""
+    ``(value - background) / (peak - background)`` so that shapes compare; FWHM in the legend.
+    """
     names = list(profiles)
     colours = method_colours(names)
     fig = _figure(10, 3.6)
@@ -191,7 +192,8 @@ def spectra_figure(
     """Radially averaged lateral and axial power spectra (log scale), one curve per volume.
 
     ``cutoff_um`` optionally marks frequencies (``{"lateral": f, "axial": f}`` in cycles/µm),
-    e.g. the PSF's support."""
+    e.g. the PSF's support.
+    """
     names = list(spectra)
     colours = method_colours(names)
     fig = _figure(10, 3.6)
@@ -222,8 +224,9 @@ def spectra_figure(
 def fourier_figure(
     volumes: Mapping[str, np.ndarray], voxel_size_um: Sequence[float], path: str | Path
 ) -> Path:
-    """log amplitude spectra of the XY planes (averaged over z) and XZ planes (averaged over y),
-    the same colour range for every volume."""
+    """Log amplitude spectra of the XY planes (averaged over z) and XZ planes (averaged over y),
+    the same colour range for every volume.
+    """
     names = list(volumes)
     specs = {
         name: (_views.log_spectrum_2d(v), _views.log_spectrum_2d(np.moveaxis(v, 1, 0)))

@@ -1,5 +1,6 @@
 """Method specifications for ``compare``: parse ``"rl"`` / ``"model:DIR"`` / ``"model:default"``
-and run one method, timed, turning a failure into a one-line reason instead of a crash."""
+and run one method, timed, turning a failure into a one-line reason instead of a crash.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import Cancelled, ProgressFn
 from ..errors import user_error
+from ..progress import Cancelled, ProgressFn
 
 __all__ = [
     "MethodSpec",
@@ -171,7 +172,8 @@ def run_method(
     progress: ProgressFn | None = None,
 ) -> MethodResult:
     """Run one method and time it. Any exception except a cancellation becomes
-    ``MethodResult(error="one line")`` so that one broken method does not stop the report."""
+    ``MethodResult(error="one line")`` so that one broken method does not stop the report.
+    """
     t0 = time.perf_counter()
     try:
         if spec.kind == "model":

@@ -57,7 +57,8 @@ def _blob_response(volume: np.ndarray, voxel_size_um: Voxel, scale_um: float) ->
 
 def _noise_sigma(volume: np.ndarray) -> float:
     """Noise standard deviation of a volume from its voxel-to-neighbours differences (robust MAD;
-    structure larger than a voxel barely enters)."""
+    structure larger than a voxel barely enters).
+    """
     v = np.asarray(volume, dtype=np.float32)
     k = np.zeros((3, 3, 3), np.float32)
     k[1, 1, 1] = 1.0
@@ -118,7 +119,8 @@ def find_small_objects(
 
 def brightest_small_structure(volume: np.ndarray, voxel_size_um: Voxel) -> tuple[int, int, int]:
     """Voxel index of the brightest small structure (the strongest object of
-    :func:`find_small_objects`); the brightest voxel of a smoothed copy when there is none."""
+    :func:`find_small_objects`); the brightest voxel of a smoothed copy when there is none.
+    """
     objs = find_small_objects(volume, voxel_size_um, max_objects=1)
     if len(objs):
         return tuple(int(i) for i in objs[0])  # type: ignore[return-value]
@@ -210,7 +212,8 @@ def radial_spectrum(
     volume: np.ndarray, voxel_size_um: Voxel, *, n_bins: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lateral power spectrum: XY planes (standardised volume, each plane's mean removed,
-    Hann-windowed) averaged over z and over rings of equal spatial frequency. Returns ``(frequency in cycles/µm, power)``."""
+    Hann-windowed) averaged over z and over rings of equal spatial frequency. Returns ``(frequency in cycles/µm, power)``.
+    """
     _, vy, vx = (float(v) for v in voxel_size_um)
     v = _standardise(volume)
     v = (
@@ -238,7 +241,8 @@ def axial_spectrum(volume: np.ndarray, voxel_size_um: Voxel) -> tuple[np.ndarray
     """Axial power spectrum: 1D spectra along z (each line's mean removed, Hann-windowed)
     averaged over all (y, x).
 
-    Returns ``(frequency in cycles/µm, power)`` for the non-negative frequencies."""
+    Returns ``(frequency in cycles/µm, power)`` for the non-negative frequencies.
+    """
     vz = float(voxel_size_um[0])
     v = _standardise(volume)
     v = (v - v.mean(axis=0, keepdims=True)) * _window(v.shape[0])[:, None, None]
@@ -248,7 +252,8 @@ def axial_spectrum(volume: np.ndarray, voxel_size_um: Voxel) -> tuple[np.ndarray
 
 def log_spectrum_2d(planes: np.ndarray) -> np.ndarray:
     """``log10`` of the centred amplitude spectrum of a Hann-windowed, standardised 2D plane, or
-    of the root-mean-square spectrum over the first axis of a stack of planes."""
+    of the root-mean-square spectrum over the first axis of a stack of planes.
+    """
     p = _standardise(planes)
     p = p * _window(p.shape[-2])[:, None] * _window(p.shape[-1])[None, :]
     power = np.abs(np.fft.fft2(p, axes=(-2, -1))) ** 2

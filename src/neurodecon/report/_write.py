@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import ProgressFn, report
-from .._version import __version__
+from .. import __version__
+from ..progress import ProgressFn, report
 from . import _figures, _measure, _views
 
 __all__ = ["write_report", "FIGURES"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._version import __version__
+from .. import __version__
 from ..errors import user_error
 from ._forward import forward_model
 from ._phantoms import phantom
