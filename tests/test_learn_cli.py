@@ -83,7 +83,20 @@ def test_cli_train_then_deconvolve_with_the_model(tmp_path, run_cli):
     assert res.data.shape == img.shape and np.all(np.isfinite(res.data))
 
     code, out, err = run_cli(
-        "train", "--model", "gaussian", "--fwhm", "0.3", "0.15", "0.15", *TINY_ARGS, "-o", model_dir
+        "train",
+        "--model",
+        "gaussian",
+        "--fwhm",
+        "0.3",
+        "0.15",
+        "0.15",
+        "--voxel-size",
+        "0.1",
+        "0.05",
+        "0.05",
+        *TINY_ARGS,
+        "-o",
+        model_dir,
     )
     assert code == 2 and "already holds a trained model" in err and "--overwrite" in err
 

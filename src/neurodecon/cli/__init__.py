@@ -21,11 +21,13 @@ _MODULES = ("_io", "_psf", "_beads", "_simulate", "_metrics", "_classical", "_le
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Return the ``neurodecon`` argument parser with every sub-command registered."""
     import importlib
 
     parser = argparse.ArgumentParser(
         prog="neurodecon",
-        description="3D deconvolution for fluorescence microscopy (classical, bead-calibrated, learned).",
+        description="3D deconvolution for fluorescence microscopy "
+        "(classical, bead-calibrated, learned).",
     )
     parser.add_argument("--version", action="version", version=f"neurodecon {__version__}")
     parser.add_argument(
@@ -70,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except MemoryError:
         print(
-            "error: out of memory; use a smaller --tile size or a machine with more RAM",
+            "error: out of memory; process a smaller volume (crop it first) or use a machine "
+            "with more RAM",
             file=sys.stderr,
         )
         return 3

@@ -1,4 +1,4 @@
-"""``neurodecon deconvolve``: classical methods with a PSF file or model, or a trained network."""
+"""``neurodecon deconvolve``: a classical method with a PSF (file, beads or model), or a network."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from ._common import (
     PSF_MODELS,
     add_device,
     add_output_options,
-    add_psf_model_options,
+    add_psf_source_options,
     add_voxel_size,
-    psf_from_args,
+    psf_sources,
     write_output,
 )
 
@@ -25,22 +25,12 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p = sub.add_parser(
         "deconvolve",
         help="deconvolve a stack with a PSF (classical methods) or a trained model",
-        description="Deconvolve INPUT with a measured PSF (--psf FILE), a theoretical PSF "
-        "(--model gaussian|widefield|gibson-lanni|confocal|two-photon and its options) or a "
-        "trained NeuroDecon network (--model MODEL_DIR, or --model default).",
+        description="Deconvolve INPUT with a measured PSF (--psf FILE), a PSF extracted from a "
+        "bead stack (--beads FILE --bead-diameter UM), a theoretical PSF (--model "
+        "gaussian|widefield|gibson-lanni|confocal|two-photon and its options) or a trained "
+        "NeuroDecon network (--model MODEL_DIR, or --model default).",
     )
     p.add_argument("input", metavar="INPUT", help="image file (TIFF, OME-TIFF, OME-Zarr, .npy)")
-    p.add_argument(
-        "--psf", default=None, metavar="PSF", help="PSF file (centre at n//2, any scale)"
-    )
-    p.add_argument(
-        "--psf-voxel-size",
-        nargs=3,
-        type=float,
-        metavar=("Z", "Y", "X"),
-        default=None,
-        help="voxel size of the PSF file in µm (default: its metadata; resampled to the image's)",
-    )
     p.add_argument(
         "--method",
         default="rl",
@@ -73,8 +63,11 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         help="unknown (default, no edge artefacts), reflect or periodic",
     )
     add_voxel_size(p)
-    add_psf_model_options(p)
+    add_psf_source_options(p)
     _accept_model_directories(p)
+    p.add_argument(
+        "--psf-out", default=None, metavar="FILE", help="also write the PSF that was used"
+    )
     add_device(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     add_output_options(p)
@@ -106,48 +99,56 @@ def _background(text: str) -> float | str:
 
 def _deconvolve(args: argparse.Namespace) -> int:
     from ..classical._engine import _check_iterations
-    from ..errors import user_error
     from ..io import read
-    from ..progress import console_progress
 
     iterations = _check_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
+    _check_outputs(args)
     image = read(args.input, voxel_size_um=args.voxel_size)
-    out_path = Path(args.output)
-    if out_path.exists() and not args.overwrite:
-        raise user_error(
-            "output exists", path=out_path, fix="pass --overwrite or choose another name"
-        )
-    spatial = tuple(image.data.shape[-3:]) if image.data.ndim >= 3 else tuple(image.data.shape)
-    model = args.psf_model
-    if model is not None and model not in PSF_MODELS:
-        if args.psf is not None:
-            raise user_error("give either --psf or a trained --model, not both")
-        return _run_network(args, image, out_path, model)
-    if args.psf is not None:
-        if model is not None:
-            raise user_error("give either --psf FILE or a PSF --model, not both")
-        psf_img = read(args.psf, voxel_size_um=args.psf_voxel_size, check=False)
-        from ..psf import prepare_psf
+    network = args.psf_model is not None and args.psf_model not in PSF_MODELS
+    if network:
+        return _run_network(args, image)
+    return _run_classical(args, image, iterations, background)
 
-        psf = prepare_psf(
-            psf_img.data,
-            image_shape=spatial,
-            psf_voxel_size_um=None if psf_img.voxel_size_assumed else psf_img.voxel_size_um,
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an existing output, or one that names an input, before any work."""
+    from ..errors import user_error
+
+    inputs = [args.input, args.psf, args.beads]
+    for out in (args.output, args.psf_out):
+        if out is None:
+            continue
+        if any(i is not None and Path(i).resolve() == Path(out).resolve() for i in inputs):
+            raise user_error(
+                "refusing to overwrite an input file", path=out, fix="choose another output name"
+            )
+        if Path(out).exists() and not args.overwrite:
+            raise user_error(
+                "output exists", path=out, fix="pass --overwrite or choose another name"
+            )
+    network = args.psf_model is not None and args.psf_model not in PSF_MODELS
+    if network and (args.psf is not None or args.beads is not None):
+        raise user_error("give either a PSF (--psf, --beads) or a trained --model, not both")
+
+
+def _run_classical(args: argparse.Namespace, image, iterations, background) -> int:
+    from .. import deconvolve
+    from ..progress import console_progress
+    from ..psf import resolve_psf
+
+    with console_progress("PSF") as bar:
+        resolved = resolve_psf(
+            image_shape=image.spatial_shape,
             image_voxel_size_um=image.voxel_size_um,
-            path=args.psf,
+            progress=bar,
+            **psf_sources(args),
         )
-        psf_source = str(args.psf)
-    else:
-        psf = psf_from_args(args, shape=_psf_shape(spatial), voxel_size_um=image.voxel_size_um)
-        psf_source = f"model {model}"
-    from ..classical import deconvolve
-
     with console_progress(f"Deconvolving ({args.method})") as bar:
         result = deconvolve(
             image.data,
-            psf,
-            args.method,
+            resolved.psf,
+            method=args.method,
             iterations=iterations,
             regularization=args.regularization,
             background=background,
@@ -161,37 +162,39 @@ def _deconvolve(args: argparse.Namespace) -> int:
         "regularization": args.regularization,
         "background": args.background,
         "boundary": args.boundary,
-        "psf": psf_source,
-        "psf_shape": list(psf.shape),
+        "psf": resolved.description,
+        "psf_record": resolved.record,
+        "psf_shape": list(resolved.psf.shape),
     }
+    if args.psf_out:
+        psf_image = image.with_data(resolved.psf, axes="ZYX", metadata={})
+        write_output(args, args.psf_out, psf_image, inputs=_inputs(args), parameters=params)
     written = write_output(
-        args, out_path, image.with_data(result), inputs=_inputs(args), parameters=params
+        args, args.output, image.with_data(result), inputs=_inputs(args), parameters=params
     )
     print(f"wrote {written} ({args.method}, {result.shape}, {result.dtype})")
     return 0
 
 
-def _psf_shape(spatial: tuple[int, ...]) -> tuple[int, ...]:
-    """Default theoretical PSF shape: odd, at most the image (+1), at most 65 voxels per axis."""
-    return tuple(min(65, n + (1 - n % 2)) for n in spatial)
-
-
 def _inputs(args: argparse.Namespace) -> tuple[str, ...]:
-    return tuple(str(p) for p in (args.input, args.psf) if p is not None)
+    return tuple(str(p) for p in (args.input, args.psf, args.beads) if p is not None)
 
 
-def _run_network(args: argparse.Namespace, image, out_path: Path, model_dir: str) -> int:
-    from ..learn import load_model, predict
+def _run_network(args: argparse.Namespace, image) -> int:
+    from .. import deconvolve
     from ..progress import console_progress
 
-    model = load_model(model_dir)
     with console_progress("Deconvolving (network)") as bar:
-        result = predict(
-            model, image.data, voxel_size_um=image.voxel_size_um, device=args.device, progress=bar
+        result = deconvolve(
+            image.data,
+            model=args.psf_model,
+            voxel_size_um=image.voxel_size_um,
+            device=args.device,
+            progress=bar,
         )
-    params = {"model": str(model_dir)}
+    params = {"model": str(args.psf_model)}
     written = write_output(
-        args, out_path, image.with_data(result), inputs=(str(args.input),), parameters=params
+        args, args.output, image.with_data(result), inputs=(str(args.input),), parameters=params
     )
-    print(f"wrote {written} (network {model_dir}, {result.shape}, {result.dtype})")
+    print(f"wrote {written} (network {args.psf_model}, {result.shape}, {result.dtype})")
     return 0

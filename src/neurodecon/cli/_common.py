@@ -11,11 +11,12 @@ from ..errors import user_error
 from ..jsonutil import json_default
 
 __all__ = [
+    "add_psf_source_options",
+    "psf_sources",
     "add_voxel_size",
     "add_output_options",
     "add_device",
     "add_psf_model_options",
-    "psf_from_args",
     "write_output",
     "print_json",
     "has_psf_model",
@@ -52,7 +53,7 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def add_psf_model_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """Theoretical PSF options shared by psf generate, simulate, deconvolve, compare, train."""
+    """Add the theoretical PSF options shared by psf generate, simulate, deconvolve, compare, train."""
     g = p.add_argument_group("theoretical PSF model")
     g.add_argument(
         "--model", dest="psf_model", choices=PSF_MODELS, required=required, help="PSF model"
@@ -103,12 +104,46 @@ def add_psf_model_options(p: argparse.ArgumentParser, *, required: bool = False)
     )
 
 
+def add_psf_source_options(p: argparse.ArgumentParser) -> None:
+    """Add the PSF sources shared by deconvolve, compare and train: file, beads or a model."""
+    g = p.add_argument_group("PSF source (one of --psf, --beads, --model)")
+    g.add_argument("--psf", default=None, metavar="PSF", help="PSF file (any scale, any centre)")
+    g.add_argument(
+        "--psf-voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="voxel size of the PSF file in µm (default: its metadata, else the image's)",
+    )
+    g.add_argument(
+        "--beads", default=None, metavar="BEADS", help="bead stack to extract the PSF from"
+    )
+    g.add_argument(
+        "--bead-diameter",
+        type=float,
+        default=None,
+        metavar="UM",
+        help="bead diameter in µm (required with --beads)",
+    )
+    g.add_argument(
+        "--beads-voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="voxel size of the bead stack in µm (default: its metadata)",
+    )
+    add_psf_model_options(p)
+
+
 def has_psf_model(args: argparse.Namespace) -> bool:
-    return getattr(args, "psf_model", None) is not None
+    """Tell whether the command line names a theoretical PSF model."""
+    return getattr(args, "psf_model", None) in PSF_MODELS
 
 
 def psf_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :func:`neurodecon.psf.make_psf` given on the command line."""
+    """Return the keyword arguments of :func:`neurodecon.psf.make_psf` given on the command line."""
     params: dict[str, Any] = {
         "na": args.na,
         "wavelength_um": args.wavelength,
@@ -127,23 +162,19 @@ def psf_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def psf_from_args(
-    args: argparse.Namespace,
-    *,
-    shape: tuple[int, int, int],
-    voxel_size_um: tuple[float, float, float],
-):
-    """Build the theoretical PSF the options describe, as a float32 array summing to 1."""
-    from ..psf import make_psf
-
-    if not has_psf_model(args):
-        raise user_error(
-            "no PSF given", fix="pass --psf FILE, or a model with --model and its options"
-        )
-    psf_shape = tuple(args.psf_shape) if args.psf_shape else shape
-    return make_psf(
-        args.psf_model, shape=psf_shape, voxel_size_um=voxel_size_um, **psf_params(args)
-    )
+def psf_sources(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the PSF source the options name, as keyword arguments of ``resolve_psf``."""
+    model = args.psf_model if has_psf_model(args) else None
+    return {
+        "psf": getattr(args, "psf", None),
+        "psf_voxel_size_um": getattr(args, "psf_voxel_size", None),
+        "beads": getattr(args, "beads", None),
+        "bead_diameter_um": getattr(args, "bead_diameter", None),
+        "beads_voxel_size_um": getattr(args, "beads_voxel_size", None),
+        "model": model,
+        "optics": psf_params(args) if model else None,
+        "shape": tuple(args.psf_shape) if model and args.psf_shape else None,
+    }
 
 
 def write_output(

@@ -8,11 +8,10 @@ import math
 from pathlib import Path
 
 from ..errors import user_error
-from ._common import add_device, add_psf_model_options, add_voxel_size, has_psf_model, psf_from_args
+from ._common import add_device, add_psf_model_options, add_voxel_size, has_psf_model, psf_sources
 
 log = logging.getLogger("neurodecon")
 
-DEFAULT_PSF_SHAPE = (33, 49, 49)
 
 
 def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersAction) -> None:
@@ -275,37 +274,28 @@ def _kernel_source(args: argparse.Namespace, cfg: dict) -> dict:
             "bead_diameter_um": args.bead_diameter,
             "kernel_info": {"source": str(args.beads)},
         }
-    if args.psf is not None:
-        from ..psf import prepare_psf
+    if args.psf is not None or has_psf_model(args):
+        from ..learn import TrainConfig
+        from ..psf import resolve_psf
 
-        img = read(args.psf)
-        vs = tuple(args.voxel_size) if args.voxel_size else tuple(img.voxel_size_um)
-        psf = prepare_psf(
-            img.data,
-            image_shape=tuple(cfg.get("pool_shape", (48, 160, 160))),
-            psf_voxel_size_um=img.voxel_size_um,
-            image_voxel_size_um=vs,
-            path=args.psf,
+        sources = psf_sources(args)
+        vs = args.voxel_size
+        if vs is None and args.psf is not None:
+            vs = read(args.psf, check=False).voxel_size_um
+        if vs is None:
+            raise user_error(
+                "training from a PSF model needs the voxel size of the data it is meant for",
+                fix="add --voxel-size Z Y X (µm)",
+            )
+        pool_shape = cfg.get("pool_shape", TrainConfig().pool_shape)
+        resolved = resolve_psf(
+            image_shape=pool_shape, image_voxel_size_um=vs, **{**sources, "beads": None}
         )
-        cfg["voxel_size_um"] = vs
-        return {"psf": psf, "kernel_info": {"source": str(args.psf)}}
-    if has_psf_model(args):
-        from ._common import psf_params
-
-        vs = tuple(args.voxel_size) if args.voxel_size else (0.1, 0.05, 0.05)
-        cfg["voxel_size_um"] = vs
-        shape = tuple(args.psf_shape) if args.psf_shape else DEFAULT_PSF_SHAPE
-        psf = psf_from_args(args, shape=shape, voxel_size_um=vs)
-        return {
-            "psf": psf,
-            "kernel_info": {
-                "psf_params": {
-                    "model": args.psf_model,
-                    **psf_params(args),
-                    "voxel_size_um": list(vs),
-                }
-            },
-        }
+        cfg["voxel_size_um"] = tuple(float(v) for v in vs)
+        info = {"source": resolved.description}
+        if resolved.source == "model":
+            info["psf_params"] = {**resolved.record, "voxel_size_um": list(cfg["voxel_size_um"])}
+        return {"psf": resolved.psf, "kernel_info": info}
     raise user_error(
         "no kernel source given",
         fix="pass --beads FILE --bead-diameter UM, --psf FILE, or --model MODEL",
@@ -316,7 +306,10 @@ def _train(args: argparse.Namespace) -> int:
     from ..learn import load_model, train
     from ..progress import console_progress
 
+    from ..learn import TrainConfig
+
     cfg = _overrides(args)
+    TrainConfig.from_dict(cfg)  # option errors first, before reading or extracting anything
     kernel = _kernel_source(args, cfg)
     sharp = [str(s) for s in args.sharp] if args.sharp else None
     with console_progress("Training") as cb:

@@ -7,7 +7,7 @@ import re
 import sys
 import time
 
-from ._common import add_device, add_psf_model_options, add_voxel_size, has_psf_model, psf_from_args
+from ._common import add_device, add_psf_source_options, add_voxel_size, psf_sources
 
 _INNER = re.compile(r": \d+/\d+")
 
@@ -43,25 +43,7 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         "metrics and a ranking, plus metrics.json/csv and each result as a TIFF.",
     )
     p.add_argument("input", help="the blurred 3D stack")
-    src = p.add_argument_group("PSF (for classical methods)")
-    src.add_argument("--psf", help="PSF file")
-    src.add_argument(
-        "--psf-voxel-size",
-        nargs=3,
-        type=float,
-        metavar=("Z", "Y", "X"),
-        help="voxel size of the PSF file in µm (default: its metadata, else the image's)",
-    )
-    src.add_argument("--beads", help="bead image to extract the PSF from")
-    src.add_argument("--bead-diameter", type=float, help="bead diameter in µm (with --beads)")
-    src.add_argument(
-        "--beads-voxel-size",
-        nargs=3,
-        type=float,
-        metavar=("Z", "Y", "X"),
-        help="voxel size of the bead image in µm (default: its metadata)",
-    )
-    add_psf_model_options(p)
+    add_psf_source_options(p)
     p.add_argument(
         "--methods",
         default=None,
@@ -120,40 +102,23 @@ def _number_or_auto(text: str, what: str, cast=float):
         raise user_error(f"invalid {what} {text!r}", fix="give a number or auto") from None
 
 
-def _default_methods() -> str:
-    from pathlib import Path
-
-    from ..learn import default_model_path
-
-    shipped = (Path(default_model_path()) / "config.json").is_file()
-    return "wiener,rl,rltv" + (",model:default" if shipped else "")
-
-
 def _compare(args: argparse.Namespace) -> int:
-    from ..errors import user_error
     from ..io import read
     from ..report import compare
 
-    sources = [args.psf is not None, args.beads is not None, has_psf_model(args)]
-    if sum(sources) > 1:
-        raise user_error("give one PSF source", fix="use --psf, --beads or --model, not several")
-    if args.beads is not None and args.bead_diameter is None:
-        raise user_error(
-            "--beads needs --bead-diameter", fix="e.g. --bead-diameter 0.2 for 200 nm beads"
-        )
     image = read(args.input, voxel_size_um=args.voxel_size)
-    psf = args.psf
-    if has_psf_model(args):
-        shape = tuple(
-            min(n, cap) for n, cap in zip(image.spatial_shape, (65, 129, 129), strict=True)
-        )
-        psf = psf_from_args(args, shape=shape, voxel_size_um=image.voxel_size_um)
+    src = psf_sources(args)
     summary = compare(
         image,
-        psf=psf,
-        beads=args.beads,
-        bead_diameter_um=args.bead_diameter,
-        methods=args.methods or _default_methods(),
+        psf=src["psf"],
+        psf_voxel_size_um=src["psf_voxel_size_um"],
+        beads=src["beads"],
+        bead_diameter_um=src["bead_diameter_um"],
+        beads_voxel_size_um=src["beads_voxel_size_um"],
+        psf_model=src["model"],
+        optics=src["optics"],
+        psf_shape=src["shape"],
+        methods=args.methods,
         truth=args.truth,
         voxel_size_um=args.voxel_size,
         output_dir=args.output,
@@ -162,8 +127,6 @@ def _compare(args: argparse.Namespace) -> int:
         regularization=args.regularization,
         background=_number_or_auto(args.background, "background"),
         device=args.device,
-        psf_voxel_size_um=args.psf_voxel_size,
-        bead_options={"voxel_size_um": args.beads_voxel_size} if args.beads_voxel_size else None,
         title=f"NeuroDecon comparison: {args.input}",
         progress=StepPrinter(),
     )

@@ -1,7 +1,18 @@
 """Image I/O that keeps voxel sizes: TIFF / OME-TIFF, OME-Zarr, .npy and z-series folders."""
 
 from ._api import check_image, format_of, read
+from ._coerce import as_image, as_volume, source_of
 from ._image import DEFAULT_VOXEL_SIZE_UM, Image
 from ._write import write
 
-__all__ = ["Image", "DEFAULT_VOXEL_SIZE_UM", "read", "write", "check_image", "format_of"]
+__all__ = [
+    "Image",
+    "DEFAULT_VOXEL_SIZE_UM",
+    "read",
+    "write",
+    "check_image",
+    "format_of",
+    "as_image",
+    "as_volume",
+    "source_of",
+]

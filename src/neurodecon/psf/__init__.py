@@ -2,9 +2,14 @@
 
 from ._beads import BeadPSF, bead_qc_figure, extract_psf, render_ideal_bead
 from ._models import MODELS, make_psf, nyquist_um, textbook_fwhm_um
+from ._resolve import OPTICS_KEYS, ResolvedPSF, default_psf_shape, resolve_psf
 from ._validate import center_crop, prepare_psf, psf_info, resample_psf
 
 __all__ = [
+    "ResolvedPSF",
+    "resolve_psf",
+    "default_psf_shape",
+    "OPTICS_KEYS",
     "MODELS",
     "make_psf",
     "nyquist_um",

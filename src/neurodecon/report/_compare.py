@@ -16,7 +16,7 @@ from ..errors import user_error
 from ..progress import ProgressFn, report
 from ._methods import DEFAULT_METHODS, MethodResult, parse_methods, run_method
 
-__all__ = ["compare", "PsfRecord"]
+__all__ = ["compare", "PsfRecord", "default_methods"]
 
 log = logging.getLogger("neurodecon")
 
@@ -36,42 +36,30 @@ class PsfRecord:
     beads_image: np.ndarray | None = None
 
 
+def default_methods() -> tuple[str, ...]:
+    """Return the methods compared when none are named: Wiener, RL, RL-TV and the shipped model.
+
+    The shipped model is left out when the installation does not include it.
+    """
+    from ..learn import default_model_path
+
+    shipped = (Path(default_model_path()) / "config.json").is_file()
+    return tuple(m for m in DEFAULT_METHODS if shipped or not m.startswith("model:"))
+
+
 def _load(obj: ImageLike, what: str, voxel_size_um=None):
     """An :class:`Image` from an array, an Image or a path (``voxel_size_um`` overrides)."""
-    from ..io import Image, read
+    from ..io import as_image
 
     if obj is None:
         return None
-    if isinstance(obj, (str, os.PathLike)):
-        return read(obj, voxel_size_um=voxel_size_um)
-    if isinstance(obj, Image):
-        return (
-            obj
-            if voxel_size_um is None
-            else obj.with_data(obj.data, voxel_size_um=tuple(voxel_size_um))
-        )
-    arr = np.asarray(obj)
-    if voxel_size_um is None and what == "image":
-        raise user_error("an array has no voxel size", fix="pass voxel_size_um=(z, y, x) in µm")
-    return Image(
-        data=arr,
-        axes="ZYX"[-arr.ndim :] if arr.ndim <= 3 else "CZYX"[-arr.ndim :],
-        voxel_size_um=tuple(voxel_size_um) if voxel_size_um is not None else (1.0, 1.0, 1.0),
-        voxel_size_assumed=voxel_size_um is None,
-    )
+    return as_image(obj, voxel_size_um=voxel_size_um, what=what, require_voxel_size=what == "image")
 
 
 def _as_volume(img, what: str, path: Any = None) -> np.ndarray:
-    data = np.asarray(img.data)
-    if data.ndim == 4 and data.shape[0] == 1:
-        data = data[0]
-    if data.ndim != 3:
-        raise user_error(
-            f"{what} must be one 3D stack (Z, Y, X); got shape {data.shape}",
-            path=path,
-            fix="pick one channel/time point, e.g. with `neurodecon convert`",
-        )
-    return data.astype(np.float32, copy=False)
+    from ..io import as_volume
+
+    return as_volume(img, what, path)
 
 
 def _prepare_output(output_dir: str | os.PathLike, overwrite: bool) -> Path:
@@ -99,66 +87,29 @@ def _prepare_output(output_dir: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
-def _psf_record(
-    psf,
-    beads,
-    bead_diameter_um,
-    image_shape,
-    voxel_size_um,
-    psf_voxel_size_um,
-    bead_options,
-    progress,
-) -> PsfRecord:
-    """The PSF from a file/array, or extracted from beads; resampled and centred for the image."""
-    from ..psf import prepare_psf, psf_info
+def _psf_record(sources: dict[str, Any], image_shape, voxel_size_um, progress) -> PsfRecord:
+    """The PSF from a file/array, a bead stack or a model, through :func:`resolve_psf`."""
+    from ..io import as_image, as_volume
+    from ..psf import resolve_psf
 
-    bead_result, beads_data, source = None, None, ""
-    if beads is not None:
-        from ..psf import extract_psf
-
-        bimg = _load(beads, "beads", bead_options.pop("voxel_size_um", None))
-        if bead_diameter_um is None:
-            raise user_error(
-                "the bead diameter is needed to extract a PSF from beads",
-                fix="pass --bead-diameter UM (e.g. 0.2 for 200 nm beads)",
-            )
-        beads_data = _as_volume(bimg, "the bead image", beads)
-        bead_result = extract_psf(
-            beads_data,
-            voxel_size_um=bimg.voxel_size_um,
-            bead_diameter_um=bead_diameter_um,
-            progress=progress,
-            **bead_options,
-        )
-        raw_psf, from_vs = bead_result.psf, tuple(bead_result.voxel_size_um)
-        source = (
-            f"extracted from {beads if isinstance(beads, (str, os.PathLike)) else 'a bead image'}"
-            f" ({bead_result.n_used} beads of {bead_diameter_um:g} µm)"
-        )
-    elif psf is not None:
-        pimg = _load(psf, "psf", psf_voxel_size_um)
-        raw_psf = _as_volume(pimg, "the PSF", psf if isinstance(psf, (str, os.PathLike)) else None)
-        from_vs = tuple(pimg.voxel_size_um) if not pimg.voxel_size_assumed else tuple(voxel_size_um)
-        source = f"file {psf}" if isinstance(psf, (str, os.PathLike)) else "given array"
-        if pimg.voxel_size_assumed:
-            source += " (no voxel size in the file: taken equal to the image's)"
-    else:
+    if all(sources.get(k) is None for k in ("psf", "beads", "model")):
         return PsfRecord(None, "none (no classical method needs one)", tuple(voxel_size_um))
-    ready = prepare_psf(
-        raw_psf,
-        image_shape=image_shape,
-        psf_voxel_size_um=from_vs,
-        image_voxel_size_um=tuple(voxel_size_um),
-        path=psf if isinstance(psf, (str, os.PathLike)) else None,
+    beads_data = None
+    if sources.get("beads") is not None:
+        bimg = as_image(sources["beads"], voxel_size_um=sources.pop("beads_voxel_size_um", None))
+        beads_data = as_volume(bimg, "the bead image", sources["beads"])
+        sources["beads"] = bimg
+    resolved = resolve_psf(
+        image_shape=image_shape, image_voxel_size_um=voxel_size_um, progress=progress, **sources
     )
-    info = psf_info(ready, tuple(voxel_size_um))
+    info = resolved.info()
     return PsfRecord(
-        ready,
-        source,
+        resolved.psf,
+        resolved.description,
         tuple(voxel_size_um),
         _zyx(info.get("fwhm_um")),
-        info,
-        bead_result,
+        {**info, "record": resolved.record},
+        resolved.beads,
         beads_data,
     )
 
@@ -193,7 +144,7 @@ def compare(
     psf: ImageLike = None,
     beads: ImageLike = None,
     bead_diameter_um: float | None = None,
-    methods: str | Sequence[str] = DEFAULT_METHODS,
+    methods: str | Sequence[str] | None = None,
     truth: ImageLike = None,
     voxel_size_um: Sequence[float] | None = None,
     output_dir: str | os.PathLike,
@@ -204,7 +155,11 @@ def compare(
     device: str = "auto",
     method_options: dict[str, dict[str, Any]] | None = None,
     psf_voxel_size_um: Sequence[float] | None = None,
+    beads_voxel_size_um: Sequence[float] | None = None,
     bead_options: dict[str, Any] | None = None,
+    psf_model: str | None = None,
+    optics: dict[str, Any] | None = None,
+    psf_shape: Sequence[int] | None = None,
     title: str | None = None,
     notes: Sequence[str] = (),
     progress: ProgressFn | None = None,
@@ -217,9 +172,19 @@ def compare(
         The blurred stack.
     psf, beads : ndarray, Image or path, optional
         A PSF, or a bead image from which one is extracted (needs ``bead_diameter_um``).
-        Classical methods need one of them; learned models (``model:DIR``) do not.
-    methods : str or list of str
-        Classical names (see ``neurodecon.classical.METHODS``), ``model:DIR`` or ``model:default``.
+        Classical methods need a PSF source (these, or ``psf_model``); learned models
+        (``model:DIR``) do not. The PSF is chosen by :func:`neurodecon.psf.resolve_psf`, as in
+        ``deconvolve`` and ``train``.
+    psf_voxel_size_um, beads_voxel_size_um : (z, y, x), optional
+        Override the PSF file's or the bead stack's voxel size.
+    bead_options : dict, optional
+        Options of :func:`neurodecon.psf.extract_psf`.
+    psf_model, optics, psf_shape : optional
+        A theoretical PSF: model name, keyword arguments of :func:`neurodecon.psf.make_psf` and
+        shape (default from the optics and the image).
+    methods : str or list of str, optional
+        Classical names (see ``neurodecon.classical.METHODS``), ``model:DIR`` or ``model:default``;
+        default :func:`default_methods`.
     truth : ndarray, Image or path, optional
         Ground truth; adds PSNR/SSIM/NRMSE/Pearson and ranks by them.
     voxel_size_um : (z, y, x), optional
@@ -241,7 +206,7 @@ def compare(
     from ._write import write_report
 
     started = time.time()
-    specs = parse_methods(methods)
+    specs = parse_methods(default_methods() if methods is None else methods)
     img = _load(image, "image", voxel_size_um)
     in_path = image if isinstance(image, (str, os.PathLike)) else img.metadata.get("source")
     raw = _as_volume(img, "the image", in_path)
@@ -255,7 +220,7 @@ def compare(
             fix="give the ground truth of this very stack",
         )
     needs_psf = any(s.kind == "classical" for s in specs)
-    if needs_psf and psf is None and beads is None:
+    if needs_psf and psf is None and beads is None and psf_model is None:
         raise user_error(
             "the classical methods need a PSF",
             fix="pass --psf FILE, --beads FILE --bead-diameter UM, or a PSF model",
@@ -263,16 +228,18 @@ def compare(
     out = _prepare_output(output_dir, overwrite)
     n_steps = len(specs) + 4
     report(progress, 0, n_steps, "PSF")
-    rec = _psf_record(
-        psf,
-        beads,
-        bead_diameter_um,
-        raw.shape,
-        vs,
-        psf_voxel_size_um,
-        dict(bead_options or {}),
-        _sub(progress, 0, n_steps, "PSF"),
-    )
+    sources = {
+        "psf": psf,
+        "psf_voxel_size_um": psf_voxel_size_um,
+        "beads": beads,
+        "bead_diameter_um": bead_diameter_um,
+        "beads_voxel_size_um": beads_voxel_size_um,
+        "bead_options": bead_options,
+        "model": psf_model,
+        "optics": optics,
+        "shape": psf_shape,
+    }
+    rec = _psf_record(sources, raw.shape, vs, _sub(progress, 0, n_steps, "PSF"))
     if rec.psf is not None:
         _write_result(out, "psf", rec.psf, vs, (), {"source": rec.source})
     inputs = [p for p in (in_path, truth, psf, beads) if isinstance(p, (str, os.PathLike))]

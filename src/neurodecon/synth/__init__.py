@@ -2,7 +2,7 @@
 
 from ._forward import convolve, forward_model
 from ._phantoms import PHANTOMS, phantom
-from ._simulate import Simulation, default_psf_shape, simulate, write_simulation
+from ._simulate import Simulation, simulate, write_simulation
 
 __all__ = [
     "PHANTOMS",
@@ -12,5 +12,4 @@ __all__ = [
     "Simulation",
     "simulate",
     "write_simulation",
-    "default_psf_shape",
 ]

@@ -16,7 +16,7 @@ from ..errors import user_error
 from ._forward import forward_model
 from ._phantoms import phantom
 
-__all__ = ["simulate", "Simulation", "default_psf_shape"]
+__all__ = ["simulate", "Simulation"]
 
 
 @dataclass
@@ -28,26 +28,6 @@ class Simulation:
     psf: np.ndarray
     voxel_size_um: tuple[float, float, float]
     parameters: dict[str, Any] = field(default_factory=dict)
-
-
-def default_psf_shape(
-    model: str, image_shape: Sequence[int], voxel_size_um: Sequence[float], **optics: Any
-) -> tuple[int, int, int]:
-    """Odd PSF shape covering ±6 widefield FWHM (±3 for the Gaussian), at most the image's size."""
-    from ..psf import textbook_fwhm_um
-
-    fwhm = optics.get("fwhm_um") or textbook_fwhm_um(
-        optics.get("na", 1.4),
-        optics.get("wavelength_um", 0.52),
-        optics.get("immersion_index", 1.515),
-    )
-    reach = 3.0 if model == "gaussian" else 6.0
-    out = []
-    for f, v, n in zip(fwhm, voxel_size_um, image_shape, strict=True):
-        half = int(np.ceil(reach * f / v))
-        cap = n if n % 2 == 1 else n - 1
-        out.append(max(1, min(2 * half + 1, cap)))
-    return tuple(out)  # type: ignore[return-value]
 
 
 def simulate(
@@ -97,27 +77,29 @@ def simulate(
     psf_source : str, optional
         Where ``psf`` came from (a file name), recorded in the parameters.
     """
-    from ..psf import make_psf, prepare_psf
+    from ..psf import resolve_psf
 
     shape_t = tuple(int(s) for s in shape)
     vox = tuple(float(v) for v in voxel_size_um)
     params = dict(psf_params or {})
-    if psf is not None:
-        kernel = prepare_psf(psf, image_shape=shape_t)
-        psf_desc: dict[str, Any] = {
-            "source": str(psf_source) if psf_source else "array",
-            "shape": list(kernel.shape),
-        }
-    elif psf_model is not None:
-        pshape = (
-            tuple(psf_shape) if psf_shape else default_psf_shape(psf_model, shape_t, vox, **params)
-        )
-        kernel = make_psf(psf_model, shape=pshape, voxel_size_um=vox, **params)
-        psf_desc = {"source": "model", "model": psf_model, "shape": list(pshape), **params}
-    else:
+    if psf is None and psf_model is None:
         raise user_error(
             "no PSF given", fix="pass a PSF array (--psf FILE) or a model (--model ...)"
         )
+    resolved = resolve_psf(
+        image_shape=shape_t,
+        image_voxel_size_um=vox,
+        psf=None if psf is None else np.asarray(psf),
+        model=None if psf is not None else psf_model,
+        optics=params if psf is None else None,
+        shape=psf_shape,
+    )
+    kernel = resolved.psf
+    psf_desc: dict[str, Any] = {"shape": list(kernel.shape)}
+    if psf is not None:
+        psf_desc["source"] = str(psf_source) if psf_source else "array"
+    else:
+        psf_desc.update(source="model", model=psf_model, **params)
     if margin_px is None:
         margin = tuple(n // 2 for n in kernel.shape)
     else:
