@@ -82,7 +82,7 @@ def iterations_study() -> None:
     from neurodecon.classical import deconvolve
     from neurodecon.metrics import evaluate
     from neurodecon.psf import extract_psf
-    from neurodecon.report._demo import demo_data
+    from neurodecon.report import demo_data
 
     chosen: dict[str, int] = {}
 

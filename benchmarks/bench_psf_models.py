@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodecon.metrics import bead_fwhm
-from neurodecon.psf import make_psf, textbook_fwhm_um
-from neurodecon.psf._bornwolf import born_wolf_psf
+from neurodecon.psf import born_wolf_psf, make_psf, textbook_fwhm_um
 from neurodecon.synth import PHANTOMS, forward_model, phantom
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

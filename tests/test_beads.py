@@ -203,7 +203,7 @@ def test_widefield_psf_from_make_psf():
 # ----------------------------------------------------------------------------- options, edges
 def test_requested_size_pads_in_z_without_wraparound():
     stack, _, sigma = simulate_beads(1, shape=(24, 102, 102), grid=4, n_doublets=0, n_saturated=0)
-    res = extract_psf(stack, voxel_size_um=VOX, size=(41, 17, 16))
+    res = extract_psf(stack, voxel_size_um=VOX, size=(41, 17, 16), bead_diameter_um=0.2)
     assert res.psf.shape == (41, 17, 16)
     # the stack has 24 planes: the outer planes of a 41-plane kernel are padding, not wrapped light
     assert res.blurred_bead[:4].sum() == 0 and res.blurred_bead[-4:].sum() == 0
@@ -216,20 +216,24 @@ def test_median_average_and_progress_cancellation():
     stack, _, sigma = simulate_beads(2, grid=4, n_doublets=0, n_saturated=0)
     calls = []
     res = extract_psf(
-        stack, voxel_size_um=VOX, average="median", progress=lambda d, t, m: calls.append((d, t, m))
+        stack,
+        voxel_size_um=VOX,
+        bead_diameter_um=0.2,
+        average="median",
+        progress=lambda d, t, m: calls.append((d, t, m)),
     )
     assert ncc(res.psf, gaussian_psf(res.psf.shape, VOX, sigma)) > 0.98
     assert calls[-1][0] == calls[-1][1] and "beads used" in calls[-1][2]
     from neurodecon.progress import Cancelled
 
     with pytest.raises(Cancelled):
-        extract_psf(stack, voxel_size_um=VOX, progress=lambda d, t, m: False)
+        extract_psf(stack, voxel_size_um=VOX, progress=lambda d, t, m: False, bead_diameter_um=0.2)
 
 
 def test_stack_without_beads_is_a_one_line_user_error():
     noise = np.random.default_rng(0).poisson(10, (24, 96, 96)).astype(np.uint16)
     with pytest.raises(NeuroDeconError, match="no beads found") as exc:
-        extract_psf(noise, voxel_size_um=VOX)
+        extract_psf(noise, voxel_size_um=VOX, bead_diameter_um=0.2)
     assert "\n" not in str(exc.value)
 
 
@@ -238,17 +242,19 @@ def test_all_beads_crowded_names_the_reason():
         4, grid=4, spacing=12, n_doublets=0, n_saturated=0, shape=(32, 80, 80)
     )
     with pytest.raises(NeuroDeconError, match="all rejected.*close"):
-        extract_psf(stack, voxel_size_um=VOX, size=(21, 31, 31))
+        extract_psf(stack, voxel_size_um=VOX, size=(21, 31, 31), bead_diameter_um=0.2)
 
 
 def test_array_without_voxel_size_and_unknown_options_are_refused():
     stack = np.zeros((8, 16, 16), np.float32)
+    with pytest.raises(NeuroDeconError, match="bead diameter"):
+        extract_psf(stack, voxel_size_um=VOX)
     with pytest.raises(NeuroDeconError, match="voxel size"):
-        extract_psf(stack)
+        extract_psf(stack, bead_diameter_um=0.2)
     with pytest.raises(TypeError, match="unknown options"):
-        extract_psf(stack, voxel_size_um=VOX, treshold=3)
+        extract_psf(stack, voxel_size_um=VOX, treshold=3, bead_diameter_um=0.2)
     with pytest.raises(NeuroDeconError, match="2-D"):
-        extract_psf(stack[0], voxel_size_um=VOX)
+        extract_psf(stack[0], voxel_size_um=VOX, bead_diameter_um=0.2)
 
 
 def test_path_input_keeps_the_file_voxel_size(tmp_path):
@@ -258,7 +264,7 @@ def test_path_input_keeps_the_file_voxel_size(tmp_path):
     nd.write(
         tmp_path / "beads.tif", stack.astype(np.float32) * 0.37, dtype="uint16", voxel_size_um=VOX
     )
-    res = extract_psf(str(tmp_path / "beads.tif"))
+    res = extract_psf(str(tmp_path / "beads.tif"), bead_diameter_um=0.2)
     assert res.voxel_size_um == pytest.approx(VOX)
     # the rescaled uint16 file reaches 65535 by construction: that is not saturation
     assert res.n_used == 16 and "saturated" not in res.rejection_counts
@@ -269,7 +275,7 @@ def test_rgb_input_uses_the_channel_with_data():
     stack, _, sigma = simulate_beads(5, grid=4, n_doublets=0, n_saturated=0)
     rgb = np.zeros(stack.shape + (3,), np.uint16)
     rgb[..., 1] = stack
-    res = extract_psf(rgb, voxel_size_um=VOX)
+    res = extract_psf(rgb, voxel_size_um=VOX, bead_diameter_um=0.2)
     assert ncc(res.psf, gaussian_psf(res.psf.shape, VOX, sigma)) > 0.98
 
 

@@ -59,6 +59,8 @@ def test_cli_extract_writes_kernels_report_and_json(hoogenboom, run_cli, tmp_pat
         "psf",
         "extract",
         folder,
+        "--bead-diameter",
+        "0.2",
         "--voxel-size",
         *HOOG_VOX,
         "-o",
@@ -88,7 +90,9 @@ def test_cli_extract_writes_kernels_report_and_json(hoogenboom, run_cli, tmp_pat
     png = (tmp_path / "qc.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
     # an existing output is refused before any work, with one line
-    code, _, err = run_cli("psf", "extract", folder, "--voxel-size", *HOOG_VOX, "-o", out)
+    code, _, err = run_cli(
+        "psf", "extract", folder, "--bead-diameter", "0.2", "--voxel-size", *HOOG_VOX, "-o", out
+    )
     assert code == 2 and err.count("\n") == 1 and "already exists" in err
 
 
@@ -123,6 +127,8 @@ def test_cli_no_beads_one_line_error(run_cli, tmp_path):
         "psf",
         "extract",
         tmp_path / "noise.npy",
+        "--bead-diameter",
+        "0.2",
         "--voxel-size",
         "0.3",
         "0.1",

@@ -195,15 +195,15 @@ def test_permission_denied_real(run_cli, tmp_path):
 
 def test_permission_denied_simulated(run_cli, tmp_path, monkeypatch):
     """The OS's PermissionError is injected where tifffile opens the file (works as root too)."""
-    import neurodecon.io._tiff as tiff_module
+    import tifffile
 
     p = tmp_path / "locked.tif"
     _good_stack(p)
 
-    def denied(path):
+    def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(tiff_module, "read_tiff", denied)
+    monkeypatch.setattr(tifffile, "TiffFile", denied)
     assert_one_line_error(*run_cli("info", p), p, "permission denied", "chmod")
 
 

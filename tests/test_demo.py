@@ -14,8 +14,7 @@ import neurodecon as nd
 
 def test_demo_data_is_deterministic_and_matches_the_microscope():
     from neurodecon.psf import extract_psf, psf_info
-    from neurodecon.report import demo_microscope
-    from neurodecon.report._demo import demo_data
+    from neurodecon.report import demo_data, demo_microscope
 
     a, b = demo_data(quick=True), demo_data(quick=True)
     for key in ("sample", "truth", "beads", "psf"):

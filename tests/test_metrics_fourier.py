@@ -7,8 +7,13 @@ import pytest
 from scipy import ndimage as ndi
 
 from neurodecon.errors import NeuroDeconError
-from neurodecon.metrics import decorrelation, decorrelation_curve, frc_resolution, fsc
-from neurodecon.metrics._spectral import periodic_component
+from neurodecon.metrics import (
+    decorrelation,
+    decorrelation_curve,
+    frc_resolution,
+    fsc,
+    periodic_component,
+)
 
 
 def _band_limited(shape, kc, rng):

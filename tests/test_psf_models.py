@@ -148,7 +148,7 @@ def test_own_born_wolf_agrees_with_psfmodels_gibson_lanni(na, wavelength, n, vox
 def test_own_born_wolf_agrees_with_epfl_psf_generator(shared_data):
     import tifffile
 
-    from neurodecon.psf._bornwolf import born_wolf_psf
+    from neurodecon.psf import born_wolf_psf
 
     # PSFGenerator Gibson–Lanni: NA 1.4, 610 nm, 100 nm pixels, 250 nm steps, 8×16×16, centred at
     # (n − 1)/2 (between voxels): sample our integral on a grid twice as fine and take odd indices
@@ -215,8 +215,7 @@ def test_confocal_with_closed_pinhole_is_excitation_times_emission():
 def test_confocal_fft_pinhole_equals_direct_convolution():
     from scipy.signal import convolve2d
 
-    from neurodecon.psf._bornwolf import born_wolf_psf
-    from neurodecon.psf._models import pinhole_disk
+    from neurodecon.psf import born_wolf_psf, pinhole_disk
 
     shape, vox = (9, 25, 25), (0.15, 0.05, 0.05)
     diameter = 1.0 * 1.22 * 0.52 / 1.4

@@ -160,7 +160,7 @@ def test_method_colours_are_distinct_and_fixed_for_raw_and_truth():
 
 
 def test_rank_with_truth_uses_psnr_and_ssim_ties_to_ssim_nan_last():
-    from neurodecon.report._measure import rank
+    from neurodecon.report import rank
 
     table = {
         "raw": {"psnr": 20.0, "ssim": 0.4, "nrmse": 0.1},
@@ -174,7 +174,7 @@ def test_rank_with_truth_uses_psnr_and_ssim_ties_to_ssim_nan_last():
 
 
 def test_rank_without_truth_prefers_finer_resolution_and_higher_snr():
-    from neurodecon.report._measure import rank
+    from neurodecon.report import rank
 
     def row(res, snr):
         return (

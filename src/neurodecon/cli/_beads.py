@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..psf._bead_detect import REASONS
+from ..psf import BEAD_REJECTION_REASONS as REASONS
 from ._common import add_output_options, add_voxel_size, print_json
 
 __all__ = ["register"]
@@ -31,9 +31,9 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p.add_argument(
         "--bead-diameter",
         type=float,
-        default=0.2,
+        required=True,
         metavar="UM",
-        help="bead diameter in µm (default 0.2)",
+        help="bead diameter in µm (required; e.g. 0.1 for 100 nm beads)",
     )
     add_voxel_size(p)
     p.add_argument(

@@ -3,6 +3,7 @@
 from ._api import check_image, format_of, read
 from ._coerce import as_image, as_volume, source_of
 from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._units import canonical_axes, unit_to_um
 from ._write import write
 
 __all__ = [
@@ -15,4 +16,6 @@ __all__ = [
     "as_image",
     "as_volume",
     "source_of",
+    "canonical_axes",
+    "unit_to_um",
 ]

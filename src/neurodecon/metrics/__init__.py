@@ -16,6 +16,7 @@ from ._fidelity import (
 )
 from ._fourier import FourierCorrelation, frc_resolution, fsc, threshold_curve
 from ._fwhm import FWHM_PER_SIGMA, bead_fwhm, line_profile_fwhm
+from ._spectral import periodic_component
 from ._texture import glcm_features, shannon_entropy
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "FWHM_PER_SIGMA",
     "glcm_features",
     "shannon_entropy",
+    "periodic_component",
 ]

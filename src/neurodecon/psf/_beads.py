@@ -68,7 +68,7 @@ class BeadPSF:
     n_used : int
         Beads averaged.
     rejected : list of ((z, y, x), reason)
-        Every other detected bead, with a reason code (see ``REASONS``).
+        Every other detected bead, with a reason code (see :data:`neurodecon.psf.BEAD_REJECTION_REASONS`).
     positions : ndarray, shape (n_used, 3)
         Sub-voxel centres (voxels) of the beads used.
     fwhm_um : tuple of 3 floats
@@ -122,7 +122,7 @@ def extract_psf(
     beads: Any,
     *,
     voxel_size_um: tuple[float, float, float] | None = None,
-    bead_diameter_um: float = 0.2,
+    bead_diameter_um: float | None = None,
     size: tuple[int, int, int] | None = None,
     progress: ProgressFn | None = None,
     **options: Any,
@@ -137,7 +137,7 @@ def extract_psf(
     voxel_size_um : 3 floats, optional
         (z, y, x) in µm; required for arrays, overrides an Image's or file's metadata.
     bead_diameter_um : float
-        Bead diameter (default 0.2 µm) for the ideal bead i*.
+        Bead diameter in µm for the ideal bead i* (required; e.g. 0.1 for 100 nm beads).
     size : 3 ints, optional
         Output shape (Z, Y, X); default ±2.5 FWHM per axis. Windows past the stack's ends in z are
         padded with zeros (after background subtraction), never wrapped.
@@ -155,6 +155,13 @@ def extract_psf(
     if unknown:
         raise TypeError(f"extract_psf() got unknown options {sorted(unknown)}")
     opt = {**_DEFAULTS, **options}
+    if bead_diameter_um is None or not np.isfinite(bead_diameter_um) or bead_diameter_um <= 0:
+        raise user_error(
+            "the bead diameter is needed to extract a PSF"
+            if bead_diameter_um is None
+            else f"invalid bead diameter {bead_diameter_um} µm",
+            fix="give the diameter of the beads in µm, e.g. 0.1 for 100 nm beads",
+        )
     raw, vox, path = load_beads(beads, voxel_size_um, opt["channel"])
     volume = raw.astype(np.float32)
     report(progress, 0, 6, "detecting beads")

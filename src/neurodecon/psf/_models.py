@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import user_error
 from ._bornwolf import born_wolf_psf
 
-__all__ = ["make_psf", "MODELS", "textbook_fwhm_um", "nyquist_um"]
+__all__ = ["make_psf", "MODELS", "textbook_fwhm_um", "nyquist_um", "pinhole_disk"]
 
 log = logging.getLogger("neurodecon")
 

@@ -1,13 +1,16 @@
 """Side-by-side comparison of deconvolution methods with a visual report (``compare``, ``demo``)."""
 
 from ._compare import compare, default_methods
-from ._demo import DEMO_MICROSCOPE, demo, demo_microscope
+from ._demo import DEMO_MICROSCOPE, demo, demo_data, demo_microscope
+from ._measure import rank
 from ._methods import DEFAULT_METHODS
 
 __all__ = [
     "compare",
     "default_methods",
     "demo",
+    "demo_data",
+    "rank",
     "demo_microscope",
     "DEMO_MICROSCOPE",
     "DEFAULT_METHODS",
