@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurodecon.errors import NeuroDeconError
-from neurodecon.psf import MODELS, make_psf, textbook_fwhm_um
+from neurodecon.psf import MODELS, make_psf, psf_info, textbook_fwhm_um
 
 
 def half_max_width(profile: np.ndarray, spacing: float) -> float:
@@ -291,3 +291,24 @@ def test_undersampling_and_truncation_are_warned(caplog):
     with caplog.at_level(logging.WARNING, logger="neurodecon"):
         make_psf("widefield", shape=(33, 33, 33), voxel_size_um=(0.1, 0.04, 0.04))
     assert caplog.text == ""
+
+
+def test_spherical_aberration_follows_the_marechal_strehl_ratio():
+    """Zernike Z4^0 of A waves has an RMS of A/√5: Strehl ≈ exp(-(2π A/√5)²) for small A."""
+    from neurodecon.psf import born_wolf_psf
+
+    args = dict(na=1.2, wavelength_um=0.5, immersion_index=1.33)
+    clean = born_wolf_psf((81, 33, 33), (0.05, 0.04, 0.04), **args)
+    for waves in (0.05, 0.1):
+        ab = born_wolf_psf((81, 33, 33), (0.05, 0.04, 0.04), spherical_waves=waves, **args)
+        strehl = ab.max() / clean.max()
+        assert strehl == pytest.approx(np.exp(-((2 * np.pi * waves / np.sqrt(5)) ** 2)), rel=2e-3)
+    # a strong aberration breaks the axial symmetry and moves the focus; the model says so
+    psf = make_psf(
+        "widefield", shape=(61, 33, 33), voxel_size_um=(0.1, 0.05, 0.05), spherical_waves=0.35
+    )
+    assert psf_info(psf, (0.1, 0.05, 0.05))["axial_asymmetry"] != pytest.approx(0.0, abs=0.02)
+    with pytest.raises(NeuroDeconError, match="Born–Wolf"):
+        make_psf(
+            "gibson-lanni", shape=(9, 9, 9), voxel_size_um=(0.2, 0.1, 0.1), spherical_waves=0.2
+        )

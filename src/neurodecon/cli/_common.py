@@ -87,6 +87,13 @@ def add_psf_model_options(p: argparse.ArgumentParser, *, required: bool = False)
         "--pinhole", type=float, default=1.0, help="confocal pinhole in Airy units (default 1)"
     )
     g.add_argument(
+        "--spherical-aberration",
+        type=float,
+        default=0.0,
+        metavar="WAVES",
+        help="primary spherical aberration in waves (widefield, confocal, two-photon; default 0)",
+    )
+    g.add_argument(
         "--fwhm",
         nargs=3,
         type=float,
@@ -159,6 +166,8 @@ def psf_params(args: argparse.Namespace) -> dict[str, Any]:
         params["pinhole_au"] = args.pinhole
     if args.fwhm is not None:
         params["fwhm_um"] = tuple(args.fwhm)
+    if getattr(args, "spherical_aberration", 0.0):
+        params["spherical_waves"] = args.spherical_aberration
     return params
 
 

@@ -4,10 +4,12 @@ The amplitude at lateral distance ``r`` and defocus ``z`` from the focus of an a
 objective (numerical aperture ``NA``, immersion index ``n``, vacuum wavelength ``λ``, wave number
 ``k = 2π/λ``) is the Hankel-type integral over the normalised pupil radius ``ρ ∈ [0, 1]``::
 
-    E(r, z) = ∫₀¹ J₀(k · NA · r · ρ) · exp(i · k · z · √(n² − NA² ρ²)) · ρ dρ
+    E(r, z) = ∫₀¹ J₀(k · NA · r · ρ) · exp(i · k · z · √(n² − NA² ρ²)) · P(ρ) · ρ dρ
 
 and the intensity PSF is ``|E|²`` (Born & Wolf, *Principles of Optics*, §8.8; the defocus phase is
-kept non-paraxial, ``k z n cos θ``, so that the axial extent stays right at high NA).
+kept non-paraxial, ``k z n cos θ``, so that the axial extent stays right at high NA). The pupil
+``P(ρ) = exp(2πi · A · (6ρ⁴ − 6ρ² + 1))`` carries primary spherical aberration of ``A`` waves
+(the Zernike polynomial Z₄⁰ with its balancing defocus; ``A = 0``: aberration-free).
 
 The integral is a matrix product: ``J₀`` is tabulated once on a fine radial grid × Gauss–Legendre
 nodes in ρ, the phase on nodes × planes. The lateral pixels integrate the intensity over their
@@ -29,18 +31,25 @@ def _nodes(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def radial_profile(
-    r_um: np.ndarray, z_um: np.ndarray, *, na: float, wavelength_um: float, immersion_index: float
+    r_um: np.ndarray,
+    z_um: np.ndarray,
+    *,
+    na: float,
+    wavelength_um: float,
+    immersion_index: float,
+    spherical_waves: float = 0.0,
 ) -> np.ndarray:
-    """Intensity ``|E(r, z)|²`` on a grid of radii ``r_um`` (R,) and defocus ``z_um`` (Z,) → (Z, R)."""
+    """Compute ``|E(r, z)|²`` on radii ``r_um`` (R,) and defocus ``z_um`` (Z,), shape (Z, R)."""
     k = 2.0 * np.pi / wavelength_um
     r_um = np.asarray(r_um, dtype=np.float64)
     z_um = np.asarray(z_um, dtype=np.float64)
     n = immersion_index
     phase_span = k * float(np.max(np.abs(z_um), initial=0.0)) * (n - np.sqrt(n * n - na * na))
     bessel_span = k * na * float(np.max(r_um, initial=0.0))
-    n_nodes = int(48 + 1.2 * (phase_span + bessel_span))
+    n_nodes = int(48 + 1.2 * (phase_span + bessel_span) + 40 * abs(spherical_waves))
     rho, w = _nodes(n_nodes)
-    bessel = j0(np.outer(r_um, k * na * rho)) * (w * rho)  # (R, N)
+    pupil = np.exp(2j * np.pi * spherical_waves * (6 * rho**4 - 6 * rho**2 + 1))
+    bessel = j0(np.outer(r_um, k * na * rho)) * (w * rho * pupil)  # (R, N)
     cos_term = np.sqrt(n * n - (na * rho) ** 2)  # n cos θ
     phase = np.exp(1j * k * np.outer(cos_term, z_um))  # (N, Z)
     amp = bessel @ phase  # (R, Z)
@@ -54,9 +63,13 @@ def born_wolf_psf(
     na: float,
     wavelength_um: float,
     immersion_index: float,
+    spherical_waves: float = 0.0,
     oversample: int = 3,
 ) -> np.ndarray:
-    """Widefield intensity PSF on a ``shape`` grid centred at ``n // 2``, float64, unnormalised."""
+    """Compute the widefield intensity PSF on ``shape`` centred at ``n // 2`` (float64, not unit).
+
+    ``spherical_waves`` is the primary spherical aberration in waves (see the module docstring).
+    """
     nz, ny, nx = shape
     dz, dy, dx = voxel_size_um
     z = (np.arange(nz) - nz // 2) * dz
@@ -67,7 +80,12 @@ def born_wolf_psf(
     dr = min(dy, dx) / (4 * oversample)
     r_grid = np.arange(0.0, r_max + 2 * dr, dr)
     prof = radial_profile(
-        r_grid, z, na=na, wavelength_um=wavelength_um, immersion_index=immersion_index
+        r_grid,
+        z,
+        na=na,
+        wavelength_um=wavelength_um,
+        immersion_index=immersion_index,
+        spherical_waves=spherical_waves,
     )  # (Z, R)
     # pixel-area integration as one sparse (pixels × radii) matrix of interpolation weights
     from scipy import sparse

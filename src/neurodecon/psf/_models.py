@@ -150,6 +150,7 @@ def make_psf(
     depth_um: float = 0.0,
     pinhole_au: float = 1.0,
     fwhm_um: Sequence[float] | None = None,
+    spherical_waves: float = 0.0,
 ) -> np.ndarray:
     """Theoretical point spread function.
 
@@ -173,6 +174,9 @@ def make_psf(
         Confocal pinhole diameter in Airy units.
     fwhm_um : (3,) floats, optional
         Gaussian model: FWHM ``(z, y, x)`` in µm.
+    spherical_waves : float
+        Primary spherical aberration in waves (Zernike Z₄⁰ with balancing defocus) of the
+        widefield, confocal and two-photon models (Born–Wolf integral); 0 = aberration-free.
 
     Returns
     -------
@@ -189,7 +193,14 @@ def make_psf(
         "sample_index": sample_index,
         "depth_um": float(depth_um),
         "force_gl": model == "gibson-lanni" or mismatch,
+        "spherical_waves": float(spherical_waves),
     }
+    if spherical_waves and optics["force_gl"]:
+        raise user_error(
+            "spherical_waves applies to the Born–Wolf models; Gibson–Lanni derives its "
+            "aberration from the refractive indices and depth",
+            fix="drop --spherical-aberration, or drop the index mismatch / depth",
+        )
     if model == "gaussian":
         return _finish(_gaussian(shape_t, vox, fwhm_um, na, wavelength_um, immersion_index))
     if fwhm_um is not None:
@@ -246,12 +257,26 @@ def _gaussian(shape, vox, fwhm_um, na, wavelength_um, immersion_index) -> np.nda
 
 
 def _intensity(
-    shape, vox, wavelength_um, *, na, immersion_index, sample_index, depth_um, force_gl
+    shape,
+    vox,
+    wavelength_um,
+    *,
+    na,
+    immersion_index,
+    sample_index,
+    depth_um,
+    force_gl,
+    spherical_waves=0.0,
 ) -> np.ndarray:
     """Widefield intensity PSF at one wavelength (Born–Wolf, or Gibson–Lanni when asked/needed)."""
     if not force_gl:
         return born_wolf_psf(
-            shape, vox, na=na, wavelength_um=wavelength_um, immersion_index=immersion_index
+            shape,
+            vox,
+            na=na,
+            wavelength_um=wavelength_um,
+            immersion_index=immersion_index,
+            spherical_waves=spherical_waves,
         )
     from ._gibson_lanni import gibson_lanni_psf
 

@@ -35,6 +35,7 @@ OPTICS_KEYS = (
     "depth_um",
     "pinhole_au",
     "fwhm_um",
+    "spherical_waves",
 )
 
 
@@ -207,7 +208,9 @@ def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:
         raise user_error(f"unknown PSF model {model!r}", fix=f"use one of {', '.join(MODELS)}")
     unknown = sorted(set(optics) - set(OPTICS_KEYS))
     if unknown:
-        raise user_error(f"unknown optics {', '.join(unknown)}", fix=f"use {', '.join(OPTICS_KEYS)}")
+        raise user_error(
+            f"unknown optics {', '.join(unknown)}", fix=f"use {', '.join(OPTICS_KEYS)}"
+        )
     psf_shape = (
         tuple(int(n) for n in shape)
         if shape is not None
