@@ -19,6 +19,7 @@ _CODES = {
     "dim": "d",
     "shape": "W",
     "mismatch": "M",
+    "residual": "R",
 }
 
 
