@@ -76,6 +76,7 @@ def extract_psf(
     method: str = "joint",
     optics: Mapping[str, Any] | None = None,
     image_shape: Sequence[int] | None = None,
+    image_voxel_size_um: Sequence[float] | None = None,
     progress: ProgressFn | None = None,
     **options: Any,
 ) -> BeadPSF:
@@ -102,7 +103,10 @@ def extract_psf(
         :data:`MODELS`, default widefield) the tails are extended by that model, scaled to the
         measured flux, where ``size``/``image_shape`` need more than the stack measured.
     image_shape : 3 ints, optional
-        Shape of the image the PSF is for (joint method): bounds the default box.
+        Shape of the image the PSF is for (joint method): its extent bounds the default box, and
+        the hybrid tails (``optics``) reach as far as it needs.
+    image_voxel_size_um : 3 floats, optional
+        That image's voxel size (default: the bead stack's).
     progress : callable, optional
         ``progress(done, total, message)``; return False to cancel.
     **options
@@ -149,7 +153,7 @@ def extract_psf(
             opt,
             bead_diameter_um,
             size=size,
-            image_shape=image_shape,
+            image_shape=_in_bead_voxels(image_shape, image_voxel_size_um, vox),
             optics=optics,
             progress=progress,
         )
@@ -201,3 +205,16 @@ def _merge_same_bead(cands: det.Candidates, radius: np.ndarray) -> det.Candidate
     return det.Candidates(
         pos[k], cands.peaks[k], cands.raw_peaks[k], cands.background, cands.noise, cands.threshold
     )
+
+
+def _in_bead_voxels(shape, image_vox, bead_vox) -> tuple[int, int, int] | None:
+    """The image's extent in voxels of the bead stack (odd sizes round down)."""
+    if shape is None:
+        return None
+    if image_vox is None:
+        return (int(shape[0]), int(shape[1]), int(shape[2]))
+    n = [
+        max(1, int(np.floor(int(s) * float(a) / float(b) + 1e-6)))
+        for s, a, b in zip(shape, image_vox, bead_vox, strict=True)
+    ]
+    return (n[0], n[1], n[2])
