@@ -121,14 +121,16 @@ def solve_joint(
     factor = _coarse_factor(volume.shape, fwhm)
     core = (int(np.ceil(1.5 * fwhm[0])), float(np.ceil(3.0 * max(fwhm[1], fwhm[2]))))
     r0_um = 2.0 * core[1] * min(vox[1:])
-    ticker = _Ticker(
-        progress, opt["coarse_passes"] * opt["coarse_iterations"] + opt["fine_iterations"]
-    )
+    n_coarse = opt["coarse_passes"] * opt["coarse_iterations"]
+    ticker = _Ticker(progress, 2 * n_coarse + opt["fine_iterations"])
     cone = GENERIC_TAN_THETA if tan_theta is None else float(tan_theta) * opt["cone_margin"]
     coarse = _Coarse(volume, weights, centres, vox, bead_diameter_um, factor, core, opt)
-    theta, amps, b = coarse.fit(
-        amplitudes, _initial_background(volume, weights), cone, r0_um, ticker
-    )
+    b0 = _initial_background(volume, weights)
+    theta, amps, b = coarse.fit(amplitudes, b0, cone, r0_um, ticker, shrink=0.0)
+    shrink = 0.0
+    if opt["shrink"] > 0 and _swells(coarse.level.box(theta).sum(axis=(1, 2)), coarse.core[0]):
+        shrink = float(opt["shrink"])
+        theta, amps, b = coarse.fit(amplitudes, b0, cone, r0_um, ticker, shrink=shrink)
     level = coarse.level
     h_coarse = level.box(theta)
     sig_cells = level.cell_sigma(amps, theta, b)
@@ -146,6 +148,7 @@ def solve_joint(
         "cone_tan_theta": round(float(cone), 4),
         "cone_from_optics": tan_theta is not None,
         "cone_r0_um": round(float(r0_um), 4),
+        "tail_shrink": shrink,
         "background": float(b),
         "measured_half_vox": list(measured),
         "fine_half_vox": list(fine.half),
@@ -207,7 +210,7 @@ class _Coarse:
         self.core = (core[0] // factor[0], max(1.0, core[1] / factor[1]))
         self.level: JointLevel
 
-    def fit(self, amps, b, tan_theta, r0_um, ticker):
+    def fit(self, amps, b, tan_theta, r0_um, ticker, *, shrink: float):
         """Alternate weighted least squares for ``(h, b)`` (CG) and for the amplitudes."""
         import torch
 
@@ -226,13 +229,31 @@ class _Coarse:
                 amps,
                 b,
                 self.opt["coarse_iterations"],
-                shrink=self.opt["shrink"],
+                shrink=shrink,
                 tick=ticker,
             )
             amps = level.solve_amplitudes(theta, amps, b)
             s = float((torch.clamp(theta, min=0) * level.counts).sum())
             theta, amps = theta / s, amps * s
         return torch.clamp(theta, min=0), amps, b / float(np.prod(self.factor))
+
+
+def _swells(flux: np.ndarray, core_z: int, tolerance: float = 2.0) -> bool:
+    """True when, beyond the core, a plane holds more than ``tolerance`` × the least flux of the
+    planes nearer focus (3-plane running mean): light that grows away from focus is not a PSF's.
+
+    A widefield PSF keeps its flux per plane (ratio ≈ 1), a confocal one loses it; a far plane far
+    brighter than nearer ones is the background leaking into the tails (the flat pedestal the
+    data hardly see), and the fit is repeated with the tail cells soft-thresholded.
+    """
+    f = np.convolve(flux, np.ones(3) / 3, mode="same")
+    c = len(f) // 2
+    for side in (f[c:], f[c::-1]):
+        env = np.minimum.accumulate(np.clip(side, 1e-30, None))
+        far = np.arange(len(side)) > core_z + 1
+        if np.any(side[far] > tolerance * env[far]):
+            return True
+    return False
 
 
 def _plane_sigma(level: JointLevel, sig_cells) -> np.ndarray:
