@@ -63,7 +63,7 @@ def simulate_beads(
     n_saturated=4,
     clip=4095,
 ):
-    """uint16 stack of a jittered grid of beads: singles, doublets (280 nm apart) and clipped ones."""
+    """uint16 stack of a jittered grid of beads: singles, doublets (280 nm apart), clipped ones."""
     rng = np.random.default_rng(seed)
     sigma = np.asarray(fwhm_um) / FWHM_PER_SIGMA
     stack = np.full(shape, background, np.float64)

@@ -191,7 +191,7 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _optics(args: argparse.Namespace) -> dict | None:
-    """The optics given on the command line (None when no NA)."""
+    """Return the optics given on the command line (None when no NA)."""
     if args.na is None:
         return None
     out = {"na": args.na, "model": args.tail_model}

@@ -174,7 +174,9 @@ def _assemble(psf, blurred, ideal, vox, used, cands, reasons, sat, opt, diameter
         "bead_diameter_um": diameter,
         "channel": opt["channel"],
         "average": opt["average"],
-        "bead_removal": f"Richardson-Lucy, {int(opt['bead_removal_iterations'])} iterations, linear convolution",
+        "bead_removal": (
+            f"Richardson-Lucy, {int(opt['bead_removal_iterations'])} iterations, linear convolution"
+        ),
         "fwhm_method": "neurodecon.metrics.bead_fwhm (Gaussian fits to line profiles)",
         "per_bead_fwhm_um": per_bead.tolist(),
     }
@@ -186,9 +188,14 @@ def _assemble(psf, blurred, ideal, vox, used, cands, reasons, sat, opt, diameter
         n_used=len(used),
         rejected=rejected,
         positions=np.array([b["centre"] for b in used]),
-        fwhm_um=tuple(float(v) for v in fwhm),
-        fwhm_spread_um=tuple(float(v) for v in spread),
-        psf_fwhm_um=tuple(float(v) for v in fwhm_um(psf, vox)),
+        fwhm_um=_t3(fwhm),
+        fwhm_spread_um=_t3(spread),
+        psf_fwhm_um=_t3(fwhm_um(psf, vox)),
         info=info,
         method="average",
     )
+
+
+def _t3(values) -> tuple[float, float, float]:
+    v = [float(x) for x in values]
+    return (v[0], v[1], v[2])

@@ -34,107 +34,17 @@ Numerics:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import ndimage as ndi
 
+from ._bead_cells import Cells
 from ._bead_ideal import render_ideal_bead
 
-__all__ = ["Cells", "JointLevel", "polar_cells", "cone_support", "bin_volume", "upsample_box"]
+__all__ = ["JointLevel", "Tick"]
 
 Tick = Callable[[int, int], None]
-
-
-@dataclass
-class Cells:
-    """How the PSF box is split into cells (``labels``: box-shaped ints ``0..n-1``)."""
-
-    labels: np.ndarray
-    n: int
-    allowed: np.ndarray  # (n,) bool: cell inside the support cone
-    counts: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.counts = np.bincount(self.labels.ravel(), minlength=self.n).astype(np.float64)
-
-
-def _radius_px(half: Sequence[int], vox: Sequence[float]) -> np.ndarray:
-    """Lateral radius (in units of the smaller lateral voxel) on the (Y, X) box of ``half``."""
-    y = np.arange(-half[1], half[1] + 1) * vox[1]
-    x = np.arange(-half[2], half[2] + 1) * vox[2]
-    return np.sqrt(y[:, None] ** 2 + x[None, :] ** 2) / min(vox[1], vox[2])
-
-
-def cone_support(
-    half: Sequence[int], vox: Sequence[float], tan_theta: float, r0_um: float
-) -> np.ndarray:
-    """Boolean box ``(2·half+1)``: lateral radius ≤ ``r0_um + |z|·tan_theta`` (µm)."""
-    z = np.abs(np.arange(-half[0], half[0] + 1)) * vox[0]
-    r_um = _radius_px(half, vox) * min(vox[1], vox[2])
-    return r_um[None] <= (r0_um + z * tan_theta)[:, None, None]
-
-
-def polar_cells(
-    half: Sequence[int],
-    vox: Sequence[float],
-    core: tuple[int, float],
-    *,
-    sectors: int = 1,
-    support: np.ndarray | None = None,
-) -> Cells:
-    """Voxel cells for ``|z| ≤ core[0]`` and ``r ≤ core[1]`` (px), polar cells elsewhere.
-
-    Polar cells are 1-voxel-wide rings in each plane, split into ``sectors`` angular sectors
-    (1: radially symmetric tails). ``support`` (box bool) marks where the PSF may be non-zero.
-    """
-    nz = 2 * half[0] + 1
-    r = _radius_px(half, vox)
-    ring = np.floor(r + 0.5).astype(np.int64)
-    if sectors > 1:
-        yy = np.arange(-half[1], half[1] + 1)[:, None] * vox[1]
-        xx = np.arange(-half[2], half[2] + 1)[None, :] * vox[2]
-        ang = (np.arctan2(yy, xx) + np.pi) / (2 * np.pi)
-        sec = np.minimum((ang * sectors).astype(np.int64), sectors - 1)
-        ring = ring * sectors + np.where(ring <= 2, 0, sec)
-    per_plane = int(ring.max()) + 1
-    labels = np.arange(nz, dtype=np.int64)[:, None, None] * per_plane + ring[None]
-    z = np.abs(np.arange(-half[0], half[0] + 1))
-    core_mask = (z[:, None, None] <= core[0]) & (r[None] <= core[1])
-    labels[core_mask] = nz * per_plane + np.arange(int(core_mask.sum()))
-    uniq, inv = np.unique(labels, return_inverse=True)
-    labels = inv.reshape(labels.shape)
-    n = len(uniq)
-    sup = np.ones(labels.shape, bool) if support is None else support
-    allowed = np.bincount(labels.ravel(), weights=sup.ravel(), minlength=n) > 0
-    return Cells(labels, n, allowed)
-
-
-def bin_volume(volume: np.ndarray, factor: Sequence[int], *, how: str = "sum") -> np.ndarray:
-    """Sum (or minimum, for masks) over ``factor`` blocks; a remainder at the far end is dropped."""
-    f = [int(k) for k in factor]
-    d = [n // k * k for n, k in zip(volume.shape, f, strict=True)]
-    v = volume[: d[0], : d[1], : d[2]]
-    v = v.reshape(d[0] // f[0], f[0], d[1] // f[1], f[1], d[2] // f[2], f[2])
-    return v.min(axis=(1, 3, 5)) if how == "min" else v.sum(axis=(1, 3, 5), dtype=np.float64)
-
-
-def upsample_box(coarse: np.ndarray, factor: Sequence[int], half: Sequence[int]) -> np.ndarray:
-    """Per-voxel density on the fine box ``2·half+1`` from a coarse centred box (linear)."""
-    hc = [n // 2 for n in coarse.shape]
-    coords = np.meshgrid(
-        *[
-            np.arange(-h, h + 1, dtype=np.float64) / k + c
-            for h, k, c in zip(half, factor, hc, strict=True)
-        ],
-        indexing="ij",
-        sparse=True,
-    )
-    full = np.broadcast_arrays(*coords)
-    out = ndi.map_coordinates(coarse.astype(np.float64), full, order=1, mode="constant")
-    return np.clip(out, 0, None) / float(np.prod(factor))
 
 
 class JointLevel:
@@ -181,7 +91,7 @@ class JointLevel:
             int(sfft.next_fast_len(int(n + h + r + 1), real=True))
             for n, h, r in zip(self.shape, self.half, reach, strict=True)
         )
-        self._beads = [self._render(c, vox, bead_diameter_um, reach) for c in centres]
+        self.beads = [self._render(c, vox, bead_diameter_um, reach) for c in centres]
         self._points = np.ravel_multi_index(
             tuple(np.rint(np.asarray(centres, float)).astype(int).T % np.array(self.grid)[:, None]),
             self.grid,
@@ -230,7 +140,7 @@ class JointLevel:
     def object(self, amplitudes: np.ndarray):
         """Spectrum of ``Σ a_i s(· − c_i)`` on the grid."""
         o = self.torch.zeros(int(np.prod(self.grid)), device=self.dev)
-        for (flat, vals), a in zip(self._beads, amplitudes, strict=True):
+        for (flat, vals), a in zip(self.beads, amplitudes, strict=True):
             o.index_add_(0, flat, vals * float(a))
         return self.rfft(o.reshape(self.grid))
 
@@ -264,7 +174,7 @@ class JointLevel:
         return s.scatter_add_(0, self._lab, vals) / self.counts
 
     def model(self, theta, amplitudes, background, *, box: np.ndarray | None = None):
-        """Expected stack ``b + Σ a_i s_i ⊛ h (+ fixed)`` on the data's shape, float32.
+        """Return the expected stack ``b + Σ a_i s_i ⊛ h (+ fixed)`` on the data's shape, float32.
 
         ``h`` comes from the cell values ``theta``, or from a box-shaped array ``box``.
         """
@@ -352,132 +262,12 @@ class JointLevel:
                 tick(it + 1, iterations)
         return theta, amps, b
 
-    def solve_least_squares(
-        self,
-        theta,
-        amplitudes: np.ndarray,
-        background: float,
-        iterations: int,
-        *,
-        restart_every: int = 10,
-        shrink: float = 1.0,
-        tick: Tick | None = None,
-    ):
-        """Non-negative weighted least squares for ``(h, b)``: preconditioned CG, active set.
-
-        Weights ``1 / μ`` with ``μ`` the model at the start (Poisson variance). CG reaches the
-        smooth, slow directions (far tails against the flat background) in tens of iterations
-        where RL's multiplicative steps need thousands. Every ``restart_every`` iterations the
-        estimate is clipped at 0 and the cells held at 0 by a positive gradient leave the free
-        set (projected CG with restarts): unconstrained least squares lets far planes swing by
-        the size of the whole PSF in directions the data hardly see (a pedestal in one plane
-        against the background and the next planes). Jacobi preconditioner: the diagonal of
-        the normal matrix (voxel cross terms neglected).
-
-        ``shrink`` κ adds ``κ Σ σ_c⁻¹ θ_c`` over the tail cells (rings; σ_c their standard error
-        from the diagonal): each tail cell is soft-thresholded by about κ standard errors, and
-        in the directions the data do not see (a flat pedestal in far planes against the
-        background) the fit keeps the tails small and puts the level into the background.
-        """
-        t = self.torch
-        o_hat = self.object(amplitudes)
-        good = self.observed(amplitudes)
-        mu = self.irfft(o_hat * self.rfft(self.to_grid(theta))) + background
-        if self.fixed is not None:
-            mu = mu + self.fixed
-        wgt = self.w / t.clamp(mu, min=1.0)
-        target = self.y - (self.fixed if self.fixed is not None else 0.0)
-
-        def normal(x_cells, xb):
-            r = wgt * (self.irfft(o_hat * self.rfft(self.to_grid(x_cells))) + xb)
-            return self.to_cells(self.irfft(t.conj(o_hat) * self.rfft(r))), float(r.sum())
-
-        o2 = t.zeros(int(np.prod(self.grid)), device=self.dev)
-        for (flat, vals), a in zip(self._beads, amplitudes, strict=True):
-            o2.index_add_(0, flat, (vals * float(a)) ** 2)
-        diag = self.to_cells(self.irfft(t.conj(self.rfft(o2.reshape(self.grid))) * self.rfft(wgt)))
-        pre_all = t.where(good & (diag > 0), 1.0 / t.clamp(diag, min=1e-30), 0.0)
-        pre_b = 1.0 / float(wgt.sum())
-        rhs = self.to_cells(self.irfft(t.conj(o_hat) * self.rfft(wgt * target)))
-        tails = t.as_tensor(self.cells.counts > 1, device=self.dev)
-        rhs = rhs - t.where(tails & good, shrink * t.sqrt(t.clamp(diag, min=0)), 0.0)
-        rhs_b = float((wgt * target).sum())
-        x = t.clamp(t.where(good, theta, 0.0), min=0)
-        xb = float(background)
-        done = 0
-        while done < iterations:
-            nx, nb = normal(x, xb)
-            grad = nx - rhs  # gradient of ½ xᵀNx − rhsᵀx
-            free = good & ~((x <= 0) & (grad > 0))
-            pre = t.where(free, pre_all, 0.0)
-            r, rb = t.where(free, -grad, 0.0), rhs_b - nb
-            z, zb = pre * r, pre_b * rb
-            p, pb = z.clone(), zb
-            rz = float((r * z).sum()) + rb * zb
-            for _ in range(min(restart_every, iterations - done)):
-                if rz <= 0:
-                    break
-                ap, apb = normal(p, pb)
-                ap = t.where(free, ap, 0.0)
-                step = rz / (float((p * ap).sum()) + pb * apb)
-                x, xb = x + step * p, xb + step * pb
-                r, rb = r - step * ap, rb - step * apb
-                z, zb = pre * r, pre_b * rb
-                rz_new = float((r * z).sum()) + rb * zb
-                p, pb = z + (rz_new / rz) * p, zb + (rz_new / rz) * pb
-                rz = rz_new
-                done += 1
-                if tick is not None:
-                    tick(done, iterations)
-            else:
-                x = t.clamp(x, min=0)
-                continue
-            x = t.clamp(x, min=0)
-            break
-        return x, xb
-
-    def solve_amplitudes(
-        self, theta, amplitudes: np.ndarray, background: float, iterations: int = 8
-    ):
-        """Weighted least squares for the bead amplitudes (``h``, ``b`` fixed), by CG.
-
-        The model is linear in the amplitudes: ``μ = b + Σ a_i (s_i ⊛ h)``; weights ``1/μ``.
-        """
-        t = self.torch
-        amps = np.asarray(amplitudes, np.float64).copy()
-        h_hat = self.rfft(self.to_grid(t.clamp(theta, min=0)))
-        mu = self.irfft(self.object(amps) * h_hat) + background
-        if self.fixed is not None:
-            mu = mu + self.fixed
-        wgt = self.w / t.clamp(mu, min=1.0)
-        target = self.y - background - (self.fixed if self.fixed is not None else 0.0)
-
-        def adjoint(r):
-            corr = self.irfft(self.rfft(r) * t.conj(h_hat)).reshape(-1)
-            return np.array([float((corr[f] * v).sum()) for f, v in self._beads])
-
-        def normal(p):
-            return adjoint(wgt * self.irfft(self.object(p) * h_hat))
-
-        r = adjoint(wgt * target) - normal(amps)
-        p = r.copy()
-        rr = float(r @ r)
-        for _ in range(min(iterations, len(amps))):
-            if rr <= 0:
-                break
-            ap = normal(p)
-            step = rr / float(p @ ap)
-            amps, r = amps + step * p, r - step * ap
-            rr_new = float(r @ r)
-            p, rr = r + (rr_new / rr) * p, rr_new
-        return np.clip(amps, 1e-12 * max(float(amps.max()), 1e-30), None)
-
     def _update_amplitudes(self, amps, r_hat, h_hat):
         t = self.torch
         corr_r = self.irfft(r_hat * t.conj(h_hat)).reshape(-1)
         corr_w = self.irfft(self.w_hat * t.conj(h_hat)).reshape(-1)
         out = amps.copy()
-        for i, (flat, vals) in enumerate(self._beads):
+        for i, (flat, vals) in enumerate(self.beads):
             num = float((corr_r[flat] * vals).sum())
             den = float((corr_w[flat] * vals).sum())
             if den > 0:
@@ -492,7 +282,7 @@ class JointLevel:
         """
         t = self.torch
         o2 = t.zeros(int(np.prod(self.grid)), device=self.dev)
-        for (flat, vals), a in zip(self._beads, amplitudes, strict=True):
+        for (flat, vals), a in zip(self.beads, amplitudes, strict=True):
             o2.index_add_(0, flat, (vals * float(a)) ** 2)
         mu = self.irfft(self.object(amplitudes) * self.rfft(self.to_grid(theta))) + background
         if self.fixed is not None:

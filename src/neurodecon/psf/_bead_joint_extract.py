@@ -185,7 +185,7 @@ def _device(name: str):
 
 
 def _residual_outliers(data, weights, fit: JointResult, beads, core) -> np.ndarray:
-    """Used beads whose core residual ``Σ|y − μ| / Σ|μ − b|`` is far above the others'.
+    """Flag the used beads whose core residual ``Σ|y − μ| / Σ|μ − b|`` is far above the others'.
 
     Judged where the fine model exists (the fit's window: the whole stack unless it is large).
     """
@@ -277,9 +277,9 @@ def _assemble(psf, blurred, ideal, vox, fit, beads, cands, data, weights, hybrid
         n_used=int(use.sum()),
         rejected=rejected_list(cands.positions, beads["reasons"]),
         positions=beads["centres"][use],
-        fwhm_um=tuple(float(v) for v in fwhm_um(blurred, vox)),
-        fwhm_spread_um=tuple(float(v) for v in spread),
-        psf_fwhm_um=tuple(float(v) for v in fwhm_um(psf, vox)),
+        fwhm_um=_t3(fwhm_um(blurred, vox)),
+        fwhm_spread_um=_t3(spread),
+        psf_fwhm_um=_t3(fwhm_um(psf, vox)),
         info=info,
         method="joint",
         flux_per_plane=flux / flux.sum(),
@@ -312,3 +312,8 @@ def _qc(data, weights, fit: JointResult, hybrid) -> dict[str, Any]:
         "background": fit.background,
         "hybrid": hybrid,
     }
+
+
+def _t3(values) -> tuple[float, float, float]:
+    v = [float(x) for x in values]
+    return (v[0], v[1], v[2])

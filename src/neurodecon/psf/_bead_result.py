@@ -113,8 +113,10 @@ def rejected_list(positions: np.ndarray, reasons: list[str | None]):
 
 
 _HINTS = {
-    "close": "the beads are too dense for the crop: use --method joint, give a smaller --size or a sparser bead field",
-    "border": "move the beads away from the stack border (a larger field or z range) or give a smaller --size",
+    "close": "the beads are too dense for the crop: use --method joint, give a smaller --size "
+    "or a sparser bead field",
+    "border": "move the beads away from the stack border (a larger field or z range) or give a "
+    "smaller --size",
     "saturated": "re-acquire with lower laser power or gain, or set the saturation level",
 }
 

@@ -33,8 +33,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..progress import ProgressFn, report
-from . import _bead_align as al
-from ._bead_joint import JointLevel, bin_volume, cone_support, polar_cells, upsample_box
+from ._bead_cells import bin_volume, cone_support, polar_cells, upsample_box
+from ._bead_joint import JointLevel
+from ._bead_lsq import solve_amplitudes, solve_least_squares
+from ._bead_size import measured_half, plane_sigma, post_filter, swells
 
 __all__ = ["JointResult", "solve_joint", "GENERIC_TAN_THETA", "tan_theta_of"]
 
@@ -128,19 +130,19 @@ def solve_joint(
     b0 = _initial_background(volume, weights)
     theta, amps, b = coarse.fit(amplitudes, b0, cone, r0_um, ticker, shrink=0.0)
     shrink = 0.0
-    if opt["shrink"] > 0 and _swells(coarse.level.box(theta).sum(axis=(1, 2)), coarse.core[0]):
+    if opt["shrink"] > 0 and swells(coarse.level.box(theta).sum(axis=(1, 2)), coarse.core[0]):
         shrink = float(opt["shrink"])
         theta, amps, b = coarse.fit(amplitudes, b0, cone, r0_um, ticker, shrink=shrink)
     level = coarse.level
     h_coarse = level.box(theta)
     sig_cells = level.cell_sigma(amps, theta, b)
-    measured = _measured_half(level, theta, sig_cells, factor, cone, r0_um, vox, opt)
+    measured = measured_half(level, theta, sig_cells, factor, cone, r0_um, vox, opt)
     window = _fine_window(volume.shape, centres, weights, int(opt["fine_voxels"]))
     fine = _Fine(volume, weights, centres, vox, bead_diameter_um, core, cone, r0_um, opt, window)
     psf, model, b, sig, noise = fine.fit(h_coarse, coarse, amps, b, measured, ticker, device)
-    coarse_sig = _plane_sigma(level, sig_cells)
+    coarse_sig = plane_sigma(level, sig_cells)
     sig = np.where(np.isfinite(sig), sig, _centred(coarse_sig, len(sig)) / factor[0] ** 0.5)
-    psf = _post_filter(psf, opt["voxel_box"], noise if opt["spectral_filter"] else 0.0)
+    psf = post_filter(psf, opt["voxel_box"], noise if opt["spectral_filter"] else 0.0)
     total = psf.sum()
     info = {
         "coarse_binning": list(factor),
@@ -202,8 +204,8 @@ class _Coarse:
     def __init__(self, volume, weights, centres, vox, diameter, factor, core, opt) -> None:
         f = np.asarray(factor)
         self.factor, self.opt, self.diameter = tuple(factor), opt, diameter
-        self.data = bin_volume(volume, f).astype(np.float32)
-        self.weights = bin_volume(weights, f, how="min").astype(np.float32)
+        self.data = bin_volume(volume, self.factor).astype(np.float32)
+        self.weights = bin_volume(weights, self.factor, how="min").astype(np.float32)
         self.centres = (np.asarray(centres, float) + 0.5) / f - 0.5
         self.vox = vox * f
         self.half = tuple(max(1, n - 2) for n in self.data.shape)
@@ -224,7 +226,8 @@ class _Coarse:
         b = b * float(np.prod(self.factor))
         amps = np.asarray(amps, np.float64)
         for _ in range(self.opt["coarse_passes"]):
-            theta, b = level.solve_least_squares(
+            theta, b = solve_least_squares(
+                level,
                 theta,
                 amps,
                 b,
@@ -232,89 +235,14 @@ class _Coarse:
                 shrink=shrink,
                 tick=ticker,
             )
-            amps = level.solve_amplitudes(theta, amps, b)
+            amps = solve_amplitudes(level, theta, amps, b)
             s = float((torch.clamp(theta, min=0) * level.counts).sum())
             theta, amps = theta / s, amps * s
         return torch.clamp(theta, min=0), amps, b / float(np.prod(self.factor))
 
 
-def _swells(flux: np.ndarray, core_z: int, tolerance: float = 2.0) -> bool:
-    """True when, beyond the core, a plane holds more than ``tolerance`` × the least flux of the
-    planes nearer focus (3-plane running mean): light that grows away from focus is not a PSF's.
-
-    A widefield PSF keeps its flux per plane (ratio ≈ 1), a confocal one loses it; a far plane far
-    brighter than nearer ones is the background leaking into the tails (the flat pedestal the
-    data hardly see), and the fit is repeated with the tail cells soft-thresholded.
-    """
-    f = np.convolve(flux, np.ones(3) / 3, mode="same")
-    c = len(f) // 2
-    for side in (f[c:], f[c::-1]):
-        env = np.minimum.accumulate(np.clip(side, 1e-30, None))
-        far = np.arange(len(side)) > core_z + 1
-        if np.any(side[far] > tolerance * env[far]):
-            return True
-    return False
-
-
-def _plane_sigma(level: JointLevel, sig_cells) -> np.ndarray:
-    """Standard error of the flux of each plane of the level's box."""
-    plane, _ = level.cell_geometry()
-    cnt = level.cells.counts
-    s = sig_cells.cpu().numpy()
-    var = np.where(np.isfinite(s), (cnt * s) ** 2, 0.0)
-    return np.sqrt(np.bincount(plane, weights=var, minlength=level.cells.labels.shape[0]))
-
-
-def _plane_extents(level: JointLevel, theta, sig_cells, k: float):
-    """Per plane: is its flux significant, and the radius (px) beyond which it is not.
-
-    Cells are taken outwards from the axis: the plane counts as measured when the cumulative flux
-    exceeds ``k`` standard errors at some radius; its extent is the smallest radius beyond which
-    the remaining flux stays within ``k`` standard errors of zero.
-    """
-    plane, radius = level.cell_geometry()
-    cnt = level.cells.counts
-    flux = cnt * theta.cpu().numpy()
-    s = sig_cells.cpu().numpy()
-    var = np.where(np.isfinite(s), (cnt * s) ** 2, 0.0)
-    nz = level.cells.labels.shape[0]
-    ok, extent = np.zeros(nz, bool), np.zeros(nz)
-    for z in range(nz):
-        sel = np.flatnonzero((plane == z) & (var > 0))
-        if not len(sel):
-            continue
-        order = sel[np.argsort(radius[sel], kind="stable")]
-        f, v = flux[order], var[order]
-        ok[z] = float((np.cumsum(f) / np.sqrt(np.cumsum(v))).max()) > k
-        outer_f = np.cumsum(f[::-1])[::-1]
-        outer_s = np.sqrt(np.cumsum(v[::-1])[::-1])
-        inside = np.flatnonzero(outer_f > k * outer_s)
-        extent[z] = radius[order][inside[-1]] + 1 if len(inside) else 0.0
-    return ok, extent
-
-
-def _measured_half(level, theta, sig_cells, factor, cone, r0_um, vox, opt) -> tuple[int, int, int]:
-    """Half-size (fine voxels) of the box of measured planes and of their light.
-
-    Axially the measured planes, contiguous around focus; laterally the largest significant
-    radius among them (+10 %, at least 2 core radii), no larger than the cone there.
-    """
-    ok, extent = _plane_extents(level, theta, sig_cells, opt["flux_significance"])
-    hz = len(ok) // 2
-    dz = 0
-    while dz < hz and ok[hz + dz + 1] and ok[hz - dz - 1]:
-        dz += 1
-    zf = max(dz, 1) * factor[0]
-    u = min(vox[1:])
-    r_sig = 1.1 * float(extent[hz - dz : hz + dz + 1].max()) * factor[1] * u  # µm
-    r_um = min(r0_um + zf * vox[0] * cone, max(r_sig, r0_um))
-    caps = [n // 2 * k for n, k in zip(level.cells.labels.shape[1:], factor[1:], strict=True)]
-    lat = [min(int(np.ceil(r_um / v)), c) for v, c in zip(vox[1:], caps, strict=True)]
-    return (zf, lat[0], lat[1])
-
-
 def _fine_window(shape, centres, weights, budget: int) -> tuple[slice, slice, slice]:
-    """The whole stack, or the lateral window (all planes) holding the most used beads."""
+    """Return the whole stack, or the lateral window (all planes) holding the most used beads."""
     nz, ny, nx = shape
     if nz * ny * nx <= budget:
         return (slice(0, nz), slice(0, ny), slice(0, nx))
@@ -392,7 +320,7 @@ class _Fine:
         sl = tuple(slice(m - h, m + h + 1) for m, h in zip(measured, half, strict=True))
         full[sl] = level.box(theta)
         sigma = np.full(full.shape[0], np.nan)
-        sigma[sl[0]] = _plane_sigma(level, sig_cells)
+        sigma[sl[0]] = plane_sigma(level, sig_cells)
         model = level.model(theta, amps[inside], b)
         return full, model, b, sigma, _core_noise_power(level, sig_cells)
 
@@ -419,8 +347,11 @@ def _centred(values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _fixed_light(h_coarse, coarse, amps, half, outside, window) -> np.ndarray:
-    """Coarse light the fine pass does not fit: the PSF outside the inner box for every bead,
-    and all of it for beads outside the window; upsampled to the window's voxels."""
+    """Return the coarse light the fine pass does not fit, upsampled to the window's voxels.
+
+    That is the PSF outside the inner box for every bead, and all of it for beads outside the
+    window.
+    """
     f = coarse.factor
     hc = [n // 2 for n in h_coarse.shape]
     z, y, x = (np.abs(np.arange(n) - c) for n, c in zip(h_coarse.shape, hc, strict=True))
@@ -442,38 +373,3 @@ def _fixed_light(h_coarse, coarse, amps, half, outside, window) -> np.ndarray:
     )
     up = ndi.map_coordinates(mu, np.broadcast_arrays(*coords), order=1, mode="nearest")
     return (up / float(np.prod(f))).astype(np.float32)
-
-
-def _post_filter(psf: np.ndarray, voxel_box: bool, noise: float) -> np.ndarray:
-    """Put the voxel box back (its transfer function, see :mod:`._bead_joint`) and zero the
-    frequency shells whose power does not beat the noise (:func:`._bead_align.spectral_filter`).
-    """
-    from scipy import fft
-
-    if not voxel_box and noise <= 0:
-        return psf
-    pad = 4
-    big = np.pad(psf, pad)
-    spec = fft.rfftn(big, workers=-1)
-    if noise > 0:
-        full_gain = al.spectral_filter(psf, noise)  # on the PSF's own grid (FFT layout)
-        gain = _resample_gain(full_gain, big.shape)
-        spec *= gain
-    if voxel_box:
-        k = [np.fft.fftfreq(n) for n in big.shape[:2]] + [np.fft.rfftfreq(big.shape[2])]
-        spec *= (
-            np.sinc(k[0])[:, None, None]
-            * np.sinc(k[1])[None, :, None]
-            * np.sinc(k[2])[None, None, :]
-        )
-    out = fft.irfftn(spec, big.shape, workers=-1)[pad:-pad, pad:-pad, pad:-pad]
-    return np.clip(out, 0, None)
-
-
-def _resample_gain(gain: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """A (0/1) gain on one FFT grid evaluated at the frequencies of another (nearest), rfft half."""
-    idx = []
-    for n_src, n_dst, half in zip(gain.shape, shape, (False, False, True), strict=True):
-        f = np.fft.rfftfreq(n_dst) if half else np.fft.fftfreq(n_dst)
-        idx.append(np.rint(f * n_src).astype(int) % n_src)
-    return gain[np.ix_(*idx)]

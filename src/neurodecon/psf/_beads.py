@@ -171,7 +171,8 @@ def _detect(volume, dtype, size, opt, path):
         raise user_error(
             "no beads found (no local maximum rises above the noise threshold)",
             path=path,
-            fix="check the channel and that the stack shows beads, or lower the detection threshold (--threshold)",
+            fix="check the channel and that the stack shows beads, or lower the detection "
+            "threshold (--threshold)",
         )
     cands = _merge_same_bead(cands, np.full(3, 2.0))  # plateau voxels of one saturated top
     sat = det.saturation_level(volume, dtype, opt["saturation_level"])
@@ -208,7 +209,7 @@ def _merge_same_bead(cands: det.Candidates, radius: np.ndarray) -> det.Candidate
 
 
 def _in_bead_voxels(shape, image_vox, bead_vox) -> tuple[int, int, int] | None:
-    """The image's extent in voxels of the bead stack (odd sizes round down)."""
+    """Return the image's extent in voxels of the bead stack."""
     if shape is None:
         return None
     if image_vox is None:
