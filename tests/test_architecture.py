@@ -149,8 +149,7 @@ def _without_package_inits(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         m: {
             t
             for t in targets
-            if not (_is_package(t, modules) and m.startswith(t + ".") and t != PKG)
-            and t != PKG
+            if not (_is_package(t, modules) and m.startswith(t + ".") and t != PKG) and t != PKG
         }
         for m, targets in graph.items()
     }

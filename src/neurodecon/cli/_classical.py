@@ -167,7 +167,9 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
         "psf_shape": list(resolved.psf.shape),
     }
     if args.psf_out:
-        psf_image = image.with_data(resolved.psf, axes="ZYX", metadata={})
+        from ..io import Image
+
+        psf_image = Image(data=resolved.psf, voxel_size_um=resolved.voxel_size_um, axes="ZYX")
         write_output(args, args.psf_out, psf_image, inputs=_inputs(args), parameters=params)
     written = write_output(
         args, args.output, image.with_data(result), inputs=_inputs(args), parameters=params

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import user_error
 from ..jsonutil import json_default
 
 __all__ = [
@@ -53,7 +52,7 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def add_psf_model_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """Add the theoretical PSF options shared by psf generate, simulate, deconvolve, compare, train."""
+    """Add the theoretical PSF options (psf generate, simulate, deconvolve, compare, train)."""
     g = p.add_argument_group("theoretical PSF model")
     g.add_argument(
         "--model", dest="psf_model", choices=PSF_MODELS, required=required, help="PSF model"

@@ -101,7 +101,7 @@ def _check_inputs(
             f"wavelength {wavelength_um} µm is implausible",
             fix="give wavelengths in micrometres, e.g. 0.52 for 520 nm",
         )
-    return shape_t, vox  # type: ignore[return-value]
+    return (shape_t[0], shape_t[1], shape_t[2]), (vox[0], vox[1], vox[2])
 
 
 def _warn_sampling(

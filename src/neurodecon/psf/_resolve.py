@@ -200,7 +200,7 @@ def _from_psf(psf, psf_vox, image_shape, vox) -> ResolvedPSF:
     }
     note = "" if from_vox else " (no voxel size: taken equal to the image's)"
     desc = f"{where}{note}, {_shape_text(ready)}"
-    return ResolvedPSF(ready, vox, record["source"], desc, record)
+    return ResolvedPSF(ready, vox, "file" if path else "array", desc, record)
 
 
 def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:

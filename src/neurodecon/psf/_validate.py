@@ -46,7 +46,7 @@ def _keys(t: np.ndarray) -> np.ndarray:
 
 
 def _axis_matrix(n_in: int, n_out: int, ratio: float) -> np.ndarray:
-    """(n_out, n_in) matrix: cubic interpolation, area-averaged when downsampling; centre → centre."""
+    """Return the (n_out, n_in) cubic interpolation matrix (area-averaged when downsampling)."""
     k = 1 if ratio <= 1.0 + 1e-9 else 2 * math.ceil(ratio) + 1
     sub = ((np.arange(k) + 0.5) / k - 0.5) * ratio if k > 1 else np.zeros(1)
     pos = n_in // 2 + (np.arange(n_out)[:, None] - n_out // 2) * ratio + sub[None, :]
@@ -73,7 +73,7 @@ def resample_psf(
 
     Cubic (Keys) interpolation; when a voxel grows, each new voxel averages several interpolated
     sub-samples (area integration, no aliasing of the narrow peak). The output covers the same
-    physical extent unless ``shape`` is given. Negative interpolation lobes are clipped; with
+    physical extent (odd sizes: the centre stays on a voxel) unless ``shape`` is given. Negative interpolation lobes are clipped; with
     ``normalize`` the result sums to 1. Returns float32 when ``normalize`` else float64.
     """
     arr = np.asarray(psf, dtype=np.float64)
@@ -84,9 +84,10 @@ def resample_psf(
             f"cannot resample a {arr.ndim}-D PSF from {src} to {dst} µm",
             fix="give one positive voxel size per axis",
         )
-    if shape is None:
+    if shape is None:  # same physical extent, odd so that the centre stays a voxel
         shape = tuple(
-            max(1, int(round(n * a / b))) for n, a, b in zip(arr.shape, src, dst, strict=True)
+            n if abs(a - b) <= 1e-9 * a else 2 * int(np.ceil((n // 2) * a / b - 0.5)) + 1
+            for n, a, b in zip(arr.shape, src, dst, strict=True)
         )
     for axis, (n_out, a, b) in enumerate(zip(shape, src, dst, strict=True)):
         if arr.shape[axis] == n_out and abs(a - b) <= 1e-9 * a:
@@ -279,8 +280,9 @@ def prepare_psf(
         new = tuple(min(p, i) for p, i in zip(arr.shape, image_shape, strict=True))
         log.info(f"{path or 'PSF'}: cropped from {arr.shape} to {new} to fit the image")
         arr = center_crop(arr, new)
-    if arr.ndim == 3 and (psf_voxel_size_um is not None or image_voxel_size_um is not None):
-        _warn_axis_order(arr, image_voxel_size_um or psf_voxel_size_um, path)
+    axis_vox = image_voxel_size_um if image_voxel_size_um is not None else psf_voxel_size_um
+    if arr.ndim == 3 and axis_vox is not None:
+        _warn_axis_order(arr, axis_vox, path)
     total = arr.sum()
     if not total > 0:
         raise user_error(
