@@ -105,12 +105,12 @@ def _background(text: str) -> float | str:
 
 
 def _deconvolve(args: argparse.Namespace) -> int:
-    from ..classical._engine import _check_iterations
+    from ..classical import parse_iterations
     from ..errors import user_error
     from ..io import read
     from ..progress import console_progress
 
-    iterations = _check_iterations(args.iterations)  # option errors first, before any reading
+    iterations = parse_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
     image = read(args.input, voxel_size_um=args.voxel_size)
     out_path = Path(args.output)
