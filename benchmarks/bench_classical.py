@@ -231,8 +231,7 @@ def memory_child(method: str, quick: bool) -> None:
     """Runs in a fresh process: peak RSS growth during one deconvolution, in padded volumes."""
     import torch
 
-    from neurodecon.classical import Deconvolver
-    from neurodecon.classical._operator import plan_geometry
+    from neurodecon.classical import Deconvolver, plan_geometry
 
     shape = (32, 128, 128) if quick else (64, 256, 256)
     truth, image, psf = anchor_case(shape)
@@ -280,7 +279,7 @@ def memory(args):
 # -- iterations=auto ------------------------------------------------------------------------------
 def auto(args):
     from neurodecon.classical import Deconvolver
-    from neurodecon.classical._stopping import auto_iterations
+    from neurodecon.classical.stopping import auto_iterations
 
     print("## iterations=auto vs the oracle-best iteration (PSNR, photon units)")
     cases = []
@@ -353,7 +352,7 @@ def auto_study(args):
     (affine-normalised PSNR against the truth) and the PSNR at ``f · k½`` for several factors f.
     """
     from neurodecon.classical import Deconvolver
-    from neurodecon.classical._stopping import auto_iterations
+    from neurodecon.classical.stopping import auto_iterations
     from neurodecon.synth import forward_model, phantom
 
     factors = (0.5, 1.0, 2.0**0.5, 2.0)
@@ -444,7 +443,7 @@ def auto_bars(args):
     """``auto`` on the flowdec bars set, where the mismatched-PSF cap fires: the RL and rl-accel
     PSNR curves far past the quality table's caps, and the held-out curve's statistics."""
     from neurodecon.classical import Deconvolver
-    from neurodecon.classical._stopping import auto_iterations, gain_fraction_iteration, tail_gain
+    from neurodecon.classical.stopping import auto_iterations, gain_fraction_iteration, tail_gain
 
     name, img, psf, truth, bg = next(s for s in quality_sets(False) if "bars" in s[0])
     img = img.astype(np.float32)
@@ -565,10 +564,10 @@ def _path(dec, img, bg, truth, iterations, keep=()):
 
 
 def quality(args):
-    from neurodecon.classical import METHODS, Deconvolver, _stopping, estimate_background
+    from neurodecon.classical import METHODS, Deconvolver, estimate_background, stopping
     from neurodecon.metrics import normalize_pair
 
-    _stopping.MAX_AUTO_ITERATIONS = args.auto_budget
+    stopping.MAX_AUTO_ITERATIONS = args.auto_budget
     print("## Quality: PSNR/SSIM (affine-normalised to the truth, as metrics.evaluate) per method")
     print(
         "best = best regularisation (small grid) and iteration count against the truth (oracle); "
@@ -594,7 +593,7 @@ def quality(args):
                 if method in MAX_IT:
                     keep = ()
                     if reg is None:
-                        k_auto = _stopping.auto_iterations(dec, img, b)
+                        k_auto = stopping.auto_iterations(dec, img, b)
                         keep = (k_auto,)
                     curve = _path(
                         dec, img, b, truth, max(MAX_IT[method], max(keep, default=0)), keep

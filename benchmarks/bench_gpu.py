@@ -66,8 +66,7 @@ def _rel(a, b):
 
 
 def parity():
-    from neurodecon.classical import deconvolve
-    from neurodecon.classical._engine import METHODS, POISSON_METHODS
+    from neurodecon.classical import METHODS, POISSON_METHODS, deconvolve
     from neurodecon.learn import predict
 
     truth, image, psf = anchor_case()

@@ -258,8 +258,7 @@ def ssim_split(a) -> None:
     from scipy.signal import fftconvolve
     from skimage.metrics import structural_similarity
 
-    from neurodecon.classical import deconvolve
-    from neurodecon.classical._engine import estimate_background
+    from neurodecon.classical import deconvolve, estimate_background
     from neurodecon.learn import load_model, predict
     from neurodecon.learn._physics import physics_channel
     from neurodecon.metrics import normalize_pair

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .classical import DeconvolutionResult
 
 __all__ = ["deconvolve"]
 
@@ -16,7 +19,7 @@ def deconvolve(
     method: str = "rl",
     model: Any = None,
     **options: Any,
-) -> np.ndarray:
+) -> np.ndarray | DeconvolutionResult:
     """Deconvolve a ``(Z, Y, X)`` (or ``(C, Z, Y, X)``) array.
 
     Parameters
@@ -31,6 +34,13 @@ def deconvolve(
         A trained NeuroDecon model directory (or the object from :func:`neurodecon.load_model`).
     **options
         Passed to the classical method or to :func:`neurodecon.learn.predict`.
+
+    Returns
+    -------
+    ndarray or DeconvolutionResult
+        The result array; for a classical method given ``return_result=True``, a
+        :class:`neurodecon.classical.DeconvolutionResult` (the array with the iterations,
+        background and boundary actually used).
     """
     if model is not None:
         from .learn import load_model, predict

@@ -2,26 +2,42 @@
 
 One FFT operator (padded OTF, Bertero–Boccacci weights, scratch buffers) is shared by every
 method; CPU and CUDA run the same torch code. See ``docs/classical.md``.
+
+Public submodules: :mod:`neurodecon.classical.stopping` (the ``iterations="auto"`` rule and its
+parts) and :mod:`neurodecon.classical.spectra` (the noise and power spectra of the Wiener filter).
 """
 
-from ._engine import (
+from ._deconvolve import deconvolve
+from ._engine import Deconvolver
+from ._inputs import normalize_psf, parse_iterations
+from ._methods import (
     DEFAULT_REGULARIZATION,
+    DIRECT_METHODS,
+    ITERATIVE_METHODS,
     METHODS,
     NON_NEGATIVE,
-    Deconvolver,
-    deconvolve,
-    estimate_background,
-    normalize_psf,
+    POISSON_METHODS,
 )
-from ._operator import BOUNDARIES
+from ._noise import estimate_background
+from ._operator import BOUNDARIES, Geometry, plan_geometry
+from ._result import DeconvolutionResult
+from .stopping import ACCELERATED_FACTOR
 
 __all__ = [
+    "ACCELERATED_FACTOR",
     "BOUNDARIES",
     "DEFAULT_REGULARIZATION",
+    "DIRECT_METHODS",
+    "ITERATIVE_METHODS",
     "METHODS",
     "NON_NEGATIVE",
+    "POISSON_METHODS",
+    "DeconvolutionResult",
     "Deconvolver",
+    "Geometry",
     "deconvolve",
     "estimate_background",
     "normalize_psf",
+    "parse_iterations",
+    "plan_geometry",
 ]

@@ -98,10 +98,10 @@ def _background(text: str) -> float | str:
 
 
 def _deconvolve(args: argparse.Namespace) -> int:
-    from ..classical._engine import _check_iterations
+    from ..classical import parse_iterations
     from ..io import read
 
-    iterations = _check_iterations(args.iterations)  # option errors first, before any reading
+    iterations = parse_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
     _check_outputs(args)
     image = read(args.input, voxel_size_um=args.voxel_size)
@@ -145,7 +145,7 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
             **psf_sources(args),
         )
     with console_progress(f"Deconvolving ({args.method})") as bar:
-        result = deconvolve(
+        run = deconvolve(
             image.data,
             resolved.psf,
             method=args.method,
@@ -155,13 +155,13 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
             boundary=args.boundary,
             device=args.device,
             progress=bar,
+            return_result=True,
         )
+    result = run.data
     params = {
-        "method": args.method,
-        "iterations": args.iterations,
-        "regularization": args.regularization,
-        "background": args.background,
-        "boundary": args.boundary,
+        **run.parameters(),
+        "iterations_requested": args.iterations,
+        "background_requested": args.background,
         "psf": resolved.description,
         "psf_record": resolved.record,
         "psf_shape": list(resolved.psf.shape),
@@ -174,7 +174,10 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
     written = write_output(
         args, args.output, image.with_data(result), inputs=_inputs(args), parameters=params
     )
-    print(f"wrote {written} ({args.method}, {result.shape}, {result.dtype})")
+    used = "" if run.iterations is None else f", {run.iterations} iterations"
+    if args.iterations == "auto" and run.iterations is not None:
+        used += " (auto)"
+    print(f"wrote {written} ({args.method}{used}, {result.shape}, {result.dtype})")
     return 0
 
 
