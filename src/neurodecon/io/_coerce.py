@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image, voxel_size_3
 
 __all__ = ["as_image", "as_volume", "source_of"]
 
@@ -72,7 +72,9 @@ def as_image(
     return Image(
         data=arr,
         axes=_default_axes(arr.ndim),
-        voxel_size_um=tuple(voxel_size_um) if voxel_size_um is not None else DEFAULT_VOXEL_SIZE_UM,
+        voxel_size_um=(
+            voxel_size_3(voxel_size_um) if voxel_size_um is not None else DEFAULT_VOXEL_SIZE_UM
+        ),
         voxel_size_assumed=voxel_size_um is None,
     )
 
