@@ -31,7 +31,7 @@ PERCENTILES = (1.0, 99.8)
 
 
 def check_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 views of a prediction and its truth; a shape mismatch is a one-line user error."""
+    """Return float32 views of a prediction and its truth; a shape mismatch is a user error."""
     pred = np.asarray(pred, dtype=np.float32)
     truth = np.asarray(truth, dtype=np.float32)
     if pred.shape != truth.shape:
@@ -61,7 +61,10 @@ def _percentile_scale(x: np.ndarray) -> np.ndarray:
 
 
 def _affine_fit(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``a * pred + b`` with (a, b) minimising the squared error to ``target`` (float64 sums)."""
+    """Return ``a * pred + b`` with (a, b) minimising the squared error to ``target``.
+
+    The sums are accumulated in float64; the result is float32.
+    """
     p = pred.astype(np.float64).ravel()
     t = target.astype(np.float64).ravel()
     pm, tm = p.mean(), t.mean()
@@ -108,7 +111,7 @@ def normalize_pair(
 
 
 def data_range_of(truth_n: np.ndarray, mode: str) -> float:
-    """The ``data_range`` used for PSNR/SSIM after :func:`normalize_pair` in ``mode``.
+    """Return the ``data_range`` used for PSNR/SSIM after :func:`normalize_pair` in ``mode``.
 
     1.0 after ``"affine"`` or ``"percentile"`` (the truth's 1st–99.8th percentile span);
     ``max(truth) - min(truth)`` with ``"none"``.
