@@ -211,6 +211,22 @@ def check_image(
     Checks: not empty, at least ``min_ndim`` dimensions (exactly ``ndim`` when given, e.g. 3
     for a ``(Z, Y, X)`` stack), a numeric pixel type, no NaN/Inf, not constant (unless
     ``allow_constant``).
+
+    Parameters
+    ----------
+    image : Image
+        The image to check (its ``data`` and ``axes``).
+    path : path-like, optional
+        The file named in the message.
+    min_ndim, ndim : int
+        Least and (optionally) exact number of dimensions of ``image.data``.
+    allow_constant : bool
+        Accept an image whose voxels all have one value.
+
+    Raises
+    ------
+    NeuroDeconError
+        On the first check that fails.
     """
     data = image.data
     if data.size == 0:

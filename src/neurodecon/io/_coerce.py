@@ -82,8 +82,8 @@ def as_image(
 def as_volume(image: Image, what: str = "the image", path: Any = None) -> np.ndarray:
     """Return the single ``(Z, Y, X)`` float32 volume of ``image`` (leading singleton axes dropped).
 
-    Raises a one-line error naming ``what`` (and ``path``) when the image holds several channels
-    or time points, or fewer than three spatial axes.
+    Raises a one-line error naming ``what`` (and ``path``, default the image's source file) when
+    the image holds several channels or time points, or fewer than three spatial axes.
     """
     data = np.asarray(image.data)
     while data.ndim > 3 and data.shape[0] == 1:

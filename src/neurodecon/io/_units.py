@@ -67,6 +67,26 @@ def canonical_axes(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
     ``I``/``Q`` (an unnamed stack axis, as tifffile reports plain multi-page TIFFs) becomes ``Z``
     when there is no ``Z``; a sample axis ``S`` (RGB) is treated as a channel axis ``C`` when
     there is no ``C``.
+
+    Parameters
+    ----------
+    data : ndarray
+        Any number of dimensions, one letter of ``axes`` each.
+    axes : str
+        Axis letters of ``data`` as the file reports them (case ignored).
+
+    Returns
+    -------
+    data, axes : ndarray, str
+        The data with its axes reordered (no copy) and its axis letters, e.g. ``"CZYX"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodecon.io import canonical_axes
+    >>> data, axes = canonical_axes(np.zeros((5, 4, 3, 2)), "ZCYX")
+    >>> data.shape, axes
+    ((4, 5, 3, 2), 'CZYX')
     """
     axes = axes.upper()
     for generic in ("I", "Q"):

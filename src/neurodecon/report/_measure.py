@@ -135,7 +135,24 @@ def rank(
     are reported but not counted: NRMSE is PSNR in other units); ties go to the higher SSIM.
     Without one it is the mean rank over decorrelation resolution (lower is better) and
     decorrelation SNR (higher is better) in the XY, XZ and YZ planes; ties go to the finer XY
-    resolution. Returns ``(order, criterion text, keys used)``.
+    resolution.
+
+    Parameters
+    ----------
+    table : mapping
+        ``{name: {metric key: value}}``, e.g. from :func:`neurodecon.metrics.evaluate`; missing
+        or NaN values rank last.
+    use_truth : bool
+        Rank by the ground-truth metrics instead of the no-reference ones.
+
+    Returns
+    -------
+    order : list of str
+        The names, best first.
+    criterion : str
+        The ranking rule in words.
+    used : list of str
+        The metric keys that counted (empty when none was present: then not ranked).
     """
     names = list(table)
     keys = {k for row in table.values() for k in row}
