@@ -87,7 +87,9 @@ def _violations_private() -> list[str]:
                 outside = True
             private = _private_parts(full.removeprefix(PKG))
             private_attr = name is not None and name.startswith("_") and not name.startswith("__")
-            if outside and (private or private_attr) and full != f"{PKG}._version":
+            # the root package re-exports public names of its own modules (``_version``, ``_api``)
+            own_root = module == PKG and full.count(".") == 1 and not private_attr
+            if outside and (private or private_attr) and full != f"{PKG}._version" and not own_root:
                 bad.append(f"{module} imports {full}{'.' + name if private_attr else ''}")
     return bad
 

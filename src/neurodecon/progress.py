@@ -31,7 +31,7 @@ def report(progress: ProgressFn | None, done: int, total: int, message: str = ""
 
 @contextlib.contextmanager
 def console_progress(description: str, *, enabled: bool | None = None) -> Iterator[ProgressFn]:
-    """Context manager yielding a :data:`ProgressFn` that draws a rich progress bar with ETA.
+    """Draw a rich progress bar with ETA; yield the :data:`ProgressFn` that updates it.
 
     The bar goes to stderr; when stderr is not a terminal (CI, pipes) it is disabled unless
     ``enabled=True``.

@@ -76,8 +76,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     d = sub.add_parser(
         "demo",
         help="simulate a stack and beads, compare methods, write a report (a few minutes)",
-        description="Simulate a confocal stack, a bead image and the ground truth from a documented "
-        "microscope, extract the PSF from the beads, run classical methods and the "
+        description="Simulate a confocal stack, a bead image and the ground truth from a "
+        "documented microscope, extract the PSF from the beads, run classical methods and the "
         "shipped NeuroDecon model, and write the comparison report.",
     )
     d.add_argument(

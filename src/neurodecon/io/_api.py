@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import DEFAULT_VOXEL_SIZE_UM, Image, unlabelled_image
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image, unlabelled_image, voxel_size_3
 from ._units import default_axes
 
 __all__ = ["read", "check_image", "format_of"]
@@ -24,7 +24,17 @@ _FIX_FORMATS = "use .tif/.tiff, .ome.tif, .ome.zarr, .npy or a folder of TIFF pl
 
 
 def format_of(path: str | os.PathLike) -> str:
-    """Format name from a path: ``ome-tiff``, ``tiff``, ``ome-zarr``, ``npy``, ``series`` or ``unknown``."""
+    """Return the format name of ``path``.
+
+    One of ``ome-tiff``, ``tiff``, ``ome-zarr``, ``npy``, ``series`` (a folder or a glob of
+    TIFF planes) or ``unknown``; decided from the name alone, except for folders.
+
+    Examples
+    --------
+    >>> from neurodecon.io import format_of
+    >>> format_of("cells.ome.tif"), format_of("planes/*.tif"), format_of("stack.npy")
+    ('ome-tiff', 'series', 'npy')
+    """
     p = str(path).lower().rstrip("/\\")
     if any(ch in p for ch in "*?["):
         return "series"
@@ -63,6 +73,12 @@ def read(
     unscale : bool
         For files written with ``dtype="uint16"`` (scaling recorded in the metadata), return
         float32 values ``stored * scale + offset`` instead of the stored integers.
+
+    Returns
+    -------
+    Image
+        Data with the spatial axes last (``Z, Y, X``, after any ``T``/``C``), the voxel size,
+        and metadata naming the reader, the source and where the voxel size came from.
     """
     fmt = format_of(path)
     p = Path(path)
@@ -111,7 +127,7 @@ def _restore_recorded_shape(image: Image) -> None:
 
 def _assume_voxel_size(image: Image, path: Any) -> None:
     found = image.metadata.get("voxel_size_from_file") or [None] * 3
-    filled = tuple(f if f else d for f, d in zip(found, DEFAULT_VOXEL_SIZE_UM, strict=True))
+    filled = voxel_size_3(f if f else d for f, d in zip(found, DEFAULT_VOXEL_SIZE_UM, strict=True))
     missing = "".join(ax for ax, f in zip("zyx", found, strict=True) if not f)
     image.voxel_size_um = filled
     msg = (
@@ -179,7 +195,7 @@ def _valid_voxel_size(values: Sequence[float], path: Any = None) -> tuple[float,
             path=path,
             fix="give three positive numbers Z Y X in µm",
         )
-    return vals  # type: ignore[return-value]
+    return vals
 
 
 def check_image(
@@ -195,6 +211,22 @@ def check_image(
     Checks: not empty, at least ``min_ndim`` dimensions (exactly ``ndim`` when given, e.g. 3
     for a ``(Z, Y, X)`` stack), a numeric pixel type, no NaN/Inf, not constant (unless
     ``allow_constant``).
+
+    Parameters
+    ----------
+    image : Image
+        The image to check (its ``data`` and ``axes``).
+    path : path-like, optional
+        The file named in the message.
+    min_ndim, ndim : int
+        Least and (optionally) exact number of dimensions of ``image.data``.
+    allow_constant : bool
+        Accept an image whose voxels all have one value.
+
+    Raises
+    ------
+    NeuroDeconError
+        On the first check that fails.
     """
     data = image.data
     if data.size == 0:

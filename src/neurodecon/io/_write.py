@@ -1,4 +1,8 @@
-"""Writing with the output policy every command shares: dtype, provenance, atomic rename, no overwrite."""
+"""Writing with the output policy every command shares.
+
+Pixel type, provenance in the file, atomic rename, no overwriting (of an input never, of an
+existing output only when asked).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 from .. import __version__
 from ..errors import user_error
 from ._api import format_of
-from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image, voxel_size_3
 from ._units import default_axes
 
 __all__ = ["write"]
@@ -44,6 +48,29 @@ def write(
       (not for ``.npy``, which has no metadata);
     * the file is written to a temporary name and renamed (atomic);
     * an input is never overwritten; an existing output only with ``overwrite=True``.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file: ``.tif``, ``.ome.tif``, ``.ome.zarr`` or ``.npy``.
+    image : Image or ndarray
+        What to write. An array gets the default axes for its dimensions (``ZYX``, ``CZYX``,
+        ``TCZYX``) and ``voxel_size_um`` (else 1 µm).
+    dtype : {"float32", "uint16", "keep"}
+        Stored pixel type, as above.
+    overwrite : bool
+        Replace an existing output.
+    inputs : sequence of path-like
+        The files the command read; writing over one of them is refused.
+    provenance : dict, optional
+        More provenance (e.g. the parameters), stored beside the version and command line.
+    voxel_size_um : 3 floats, optional
+        ``(z, y, x)`` in µm; replaces the Image's.
+
+    Returns
+    -------
+    Path
+        The file written.
     """
     out = Path(path)
     if isinstance(image, np.ndarray):
@@ -54,7 +81,11 @@ def write(
                 path=out,
                 fix="give at most 5 axes (T, C, Z, Y, X)",
             )
-        image = Image(data=image, axes=axes, voxel_size_um=voxel_size_um or DEFAULT_VOXEL_SIZE_UM)
+        image = Image(
+            data=image,
+            axes=axes,
+            voxel_size_um=voxel_size_3(voxel_size_um or DEFAULT_VOXEL_SIZE_UM),
+        )
     elif voxel_size_um is not None:
         image = image.with_data(image.data, voxel_size_um=tuple(voxel_size_um))
     fmt = format_of(out)
@@ -67,9 +98,8 @@ def write(
     _check_output_path(out, inputs, overwrite)
     data, scaling = _apply_dtype(image.data, dtype, out)
     if dtype == "keep" and isinstance(image.metadata.get("scaling"), dict):
-        scaling = image.metadata[
-            "scaling"
-        ]  # a faithful copy keeps the meaning of the stored values
+        # a faithful copy keeps the meaning of the stored values
+        scaling = image.metadata["scaling"]
     extra = {
         "software": "neurodecon",
         "version": __version__,
@@ -132,8 +162,8 @@ def _apply_dtype(data: np.ndarray, dtype: str, out: Path) -> tuple[np.ndarray, d
 def _to_uint16(data: np.ndarray, out: Path) -> tuple[np.ndarray, dict]:
     meaning = "value = stored * scale + offset"
     if data.dtype == bool or np.issubdtype(data.dtype, np.integer):
-        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
-        if lo >= 0 and hi <= 65535:
+        imin, imax = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        if imin >= 0 and imax <= 65535:
             return data.astype(np.uint16), {
                 "dtype": "uint16",
                 "scale": 1.0,

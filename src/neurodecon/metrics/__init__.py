@@ -1,5 +1,7 @@
-"""Image quality and resolution metrics: with a ground truth (PSNR, SSIM, NRMSE, Pearson, FSC) and
-without one (decorrelation resolution/SNR, bead FWHM, GLCM texture, entropy).
+"""Image quality and resolution metrics, with and without a ground truth.
+
+With a ground truth: PSNR, SSIM, NRMSE, RMSE, Pearson, FSC. Without one: decorrelation
+resolution and SNR, bead FWHM, GLCM texture, entropy. :func:`evaluate` computes all that apply.
 """
 
 from ._decorrelation import DecorrelationResult, decorrelation, decorrelation_curve

@@ -30,7 +30,7 @@ def _trim_zeros(ker: np.ndarray) -> np.ndarray:
 
 
 def _wrap_kernel(ker: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Kernel folded onto a periodic grid of ``shape`` with its centre at index 0."""
+    """Return the kernel folded onto a periodic grid of ``shape``, its centre at index 0."""
     idx = [(np.arange(k) - k // 2) % n for k, n in zip(ker.shape, shape, strict=True)]
     out = np.zeros(shape, dtype=np.float32)
     np.add.at(out, np.ix_(*idx), ker)
@@ -38,7 +38,7 @@ def _wrap_kernel(ker: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def convolve(volume: np.ndarray, psf: np.ndarray, *, boundary: str = "zero") -> np.ndarray:
-    """Convolution of ``volume`` with ``psf``, same shape as ``volume``, float32.
+    """Convolve ``volume`` with ``psf``; the result has the shape of ``volume``, in float32.
 
     The PSF's centre is index ``n // 2`` on every axis, also for even sizes: a delta in the
     volume stays where it is. The PSF is used as given (normalise it to sum 1 to keep the flux).
@@ -52,6 +52,23 @@ def convolve(volume: np.ndarray, psf: np.ndarray, *, boundary: str = "zero") -> 
         least ``volume + psf − 1`` voxels per axis, cropped from the PSF centre).
         ``"periodic"``: circular convolution, the volume wraps around (the FFT convention of
         many published simulations).
+
+    Returns
+    -------
+    ndarray
+        float32, shape of ``volume``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodecon.synth import convolve
+    >>> vol = np.zeros((5, 5, 5), np.float32)
+    >>> vol[2, 2, 2] = 1.0
+    >>> psf = np.zeros((3, 3, 3), np.float32)
+    >>> psf[1, 1, 1], psf[1, 1, 2] = 0.75, 0.25
+    >>> out = convolve(vol, psf)
+    >>> out.shape, np.round(out[2, 2, 2:4], 4).tolist(), round(float(out.sum()), 4)
+    ((5, 5, 5), [0.75, 0.25], 1.0)
     """
     from scipy import fft
 

@@ -68,7 +68,7 @@ def _directions(n: int, rng) -> np.ndarray:
 def _range(value, u: float, default: tuple[float, float]) -> tuple[float, float]:
     if value is None:
         return default[0] * u, default[1] * u
-    if np.isscalar(value):
+    if isinstance(value, (int, float, np.number)):
         return float(value), float(value)
     lo, hi = (float(v) for v in value)
     return lo, hi
@@ -133,7 +133,10 @@ def _tubes(vol, vox, u, rng, density, radius_um=None, intensity=(0.3, 1.0), leng
 
 
 def _perturb(d: list[float], g: Sequence[float], scale: float) -> list[float]:
-    """Unit vector ``d + scale · g_⊥`` (``g_⊥`` = part of ``g`` orthogonal to ``d``), plain floats."""
+    """Return the unit vector along ``d + scale · g_⊥``, as plain floats.
+
+    ``g_⊥`` is the part of ``g`` orthogonal to ``d``.
+    """
     dot = d[0] * g[0] + d[1] * g[1] + d[2] * g[2]
     v = [d[i] + scale * (g[i] - dot * d[i]) for i in range(3)]
     n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) or 1.0
@@ -333,7 +336,11 @@ def phantom(
             f"invalid voxel size {tuple(voxel_size_um)}",
             fix="give three positive numbers Z Y X in µm",
         )
-    margin = (int(margin_px),) * 3 if np.isscalar(margin_px) else tuple(int(m) for m in margin_px)
+    margin = (
+        (int(margin_px),) * 3
+        if isinstance(margin_px, (int, float, np.number))
+        else tuple(int(m) for m in margin_px)
+    )
     if len(margin) != 3 or min(margin) < 0:
         raise user_error(f"invalid margin {margin_px!r}", fix="give a margin ≥ 0 in voxels")
     if not density > 0:
