@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
+from ._floor import check_measured_psf
 
 __all__ = ["prepare_psf", "resample_psf", "psf_info", "center_crop"]
 
@@ -246,6 +247,7 @@ def prepare_psf(
     psf_voxel_size_um: Sequence[float] | None = None,
     image_voxel_size_um: Sequence[float] | None = None,
     path: Any = None,
+    background: float | str | None = "auto",
 ) -> np.ndarray:
     """Make a PSF usable for an image: validated, resampled, re-centred, cropped, float32, sum 1.
 
@@ -259,6 +261,11 @@ def prepare_psf(
         When both are given and differ by more than 1 %, the PSF is resampled to the image's.
     path : optional
         Named in error messages.
+    background : float, "auto" or None
+        A measured PSF's offset: ``"auto"`` detects a camera offset or measurement noise far from
+        the bead and removes it with the noise outside the PSF's support (one info line; see
+        :mod:`neurodecon.psf._floor`); a number is subtracted as the offset; ``None`` skips
+        the check (for kernels known to be clean).
 
     Raises
     ------
@@ -268,6 +275,7 @@ def prepare_psf(
     image_shape = tuple(int(s) for s in image_shape)
     arr = _check_values(np.asarray(psf), path)
     arr = _match_ndim(arr, len(image_shape), path)
+    arr = check_measured_psf(arr, background=background, path=path)
     if psf_voxel_size_um is not None and image_voxel_size_um is not None:
         src = tuple(float(v) for v in psf_voxel_size_um)
         dst = tuple(float(v) for v in image_voxel_size_um)
