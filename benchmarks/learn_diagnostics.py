@@ -270,8 +270,7 @@ def ssim_split(a) -> None:
     from scipy.signal import fftconvolve
     from skimage.metrics import structural_similarity
 
-    from neurodecon.classical import deconvolve
-    from neurodecon.classical._engine import estimate_background
+    from neurodecon.classical import deconvolve, estimate_background
     from neurodecon.learn import load_model, physics_channel, predict
     from neurodecon.metrics import normalize_pair
 
