@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from enum import Enum
@@ -172,6 +173,7 @@ class TrainConfig:
         return sorted(k for k in a if k not in ignore and a[k] != b.get(k))
 
 
+@functools.cache
 def _flat_names() -> dict[str, tuple[str, str]]:
     return {o.flat: (o.path[0], o.path[1]) for o in TrainConfig.options() if o.flat}
 
