@@ -221,7 +221,11 @@ def test_kernel_source_errors_come_before_any_work(tmp_path):
     psf = make_psf("gaussian", shape=(9, 9, 9), voxel_size_um=VS, fwhm_um=(0.3, 0.15, 0.15))
     with pytest.raises(NeuroDeconError, match="exactly one"):
         train(TINY, output_dir=tmp_path / "d", psf=psf, beads=beads, bead_diameter_um=0.1)
-    assert not any(tmp_path.iterdir())  # nothing written
+    np.save(tmp_path / "beads.npy", beads + np.arange(16.0))  # no voxel size recorded
+    with pytest.raises(NeuroDeconError, match="no voxel size.*--beads-voxel-size"):
+        cfg = {**TINY, "voxel_size_um": VS}
+        train(cfg, output_dir=tmp_path / "e", beads=tmp_path / "beads.npy", bead_diameter_um=0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beads.npy"]  # nothing written
 
 
 @pytest.fixture(scope="module")

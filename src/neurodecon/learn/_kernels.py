@@ -140,9 +140,10 @@ class TrainingKernels:
         Notes
         -----
         The training voxel size is ``config.data.voxel_size_um`` when set, else the bead stack's
-        or PSF file's (its metadata or ``*_voxel_size_um``). A model PSF or a file without a
-        voxel size then needs it set. Bare arrays are taken at the training voxel size; when every
-        kernel is one and none is set, training runs at :data:`ARRAY_VOXEL_SIZE_UM` (logged).
+        or PSF file's (its metadata or ``*_voxel_size_um``); a PSF is resampled to it. A model
+        PSF, or a PSF file without a voxel size, then needs it set; a bead stack always needs its
+        own. Bare arrays are taken at the training voxel size; when every kernel is one and none
+        is set, training runs at :data:`ARRAY_VOXEL_SIZE_UM` (logged).
         """
         from ..psf import resolve_psf
 
@@ -156,10 +157,11 @@ class TrainingKernels:
             ideal_bead=ideal_bead,
         )
         vox: Sequence[float] | None = config.data.voxel_size_um
-        if vox is None:  # the file's own, read once here and handed on as an Image
-            psf, vox = _with_voxel_size(psf, psf_voxel_size_um, "PSF", check=False)
-            if vox is None:
-                beads, vox = _with_voxel_size(beads, beads_voxel_size_um, "bead stack", check=True)
+        # the files' own voxel sizes (read once here, handed on as Images); a bead stack needs
+        # one, a PSF file only when it sets the training voxel size
+        beads, beads_vox = _with_voxel_size(beads, beads_voxel_size_um, "bead stack", need=True)
+        psf, psf_vox = _with_voxel_size(psf, psf_voxel_size_um, "PSF", need=vox is None)
+        vox = vox or psf_vox or beads_vox
         if vox is None and psf_model is not None:
             raise user_error(
                 "training from a PSF model needs the voxel size of the data it is meant for",
@@ -243,12 +245,12 @@ def _is_array(obj: Any) -> bool:
 
 
 def _with_voxel_size(
-    source: Any, given: Sequence[float] | None, what: str, *, check: bool
+    source: Any, given: Sequence[float] | None, what: str, *, need: bool
 ) -> tuple[Any, tuple[float, ...] | None]:
     """Return a PSF or bead source (a file read into an Image) and its own voxel size.
 
-    The voxel size is ``given``, else the file's or Image's metadata (an error when it has
-    none); None for a bare array, which has no voxel size of its own.
+    The voxel size is ``given``, else the file's or Image's metadata; None for a bare array,
+    which has none of its own, and for a file without one unless ``need`` makes that an error.
     """
     if source is None or (given is None and _is_array(source)):
         return source, None
@@ -256,12 +258,17 @@ def _with_voxel_size(
         return source, tuple(float(v) for v in given)
     from ..io import as_image, source_of
 
-    img = as_image(source, what=f"the {what}", check=check)
-    if img.voxel_size_assumed:
+    beads = what == "bead stack"
+    img = as_image(source, what=f"the {what}", check=beads)
+    if not img.voxel_size_assumed:
+        return img, tuple(img.voxel_size_um)
+    if need:
         raise user_error(
-            f"the {what} has no voxel size in its metadata", path=source_of(source), fix=_VOXEL_FIX
+            f"the {what} has no voxel size in its metadata",
+            path=source_of(source),
+            fix="add --beads-voxel-size Z Y X (µm; beads_voxel_size_um=)" if beads else _VOXEL_FIX,
         )
-    return img, tuple(img.voxel_size_um)
+    return img, None
 
 
 def _bead_kernels(bp: Any, vox: tuple[float, float, float], shape: Sequence[int]):
