@@ -182,8 +182,7 @@ def classical():
 
 
 def inference():
-    from neurodecon.learn import load_model, predict
-    from neurodecon.learn._physics import physics_channel
+    from neurodecon.learn import load_model, physics_channel, predict
 
     model = load_model("default")
     rng = np.random.default_rng(1)

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from neurodecon.learn import load_model, predict, train
-from neurodecon.learn._data import build_pool, center_convolve, sample_batch
-from neurodecon.learn._norm import robust_range
-from neurodecon.learn._physics import PSF_FILE, physics_channel
+from neurodecon.learn import PHYSICS_PSF_FILE as PSF_FILE
+from neurodecon.learn import (
+    build_pool,
+    center_convolve,
+    load_model,
+    physics_channel,
+    predict,
+    robust_range,
+    sample_batch,
+    train,
+)
 
 VS = (0.1, 0.05, 0.05)
 
@@ -93,7 +100,7 @@ def test_model_without_background_key_uses_zero(tmp_path):
     )
     cfg = json.loads((out / "config.json").read_text())
     del cfg["physics"]["background"]
-    cfg["training"].pop("physics_background", None)
+    cfg["training"]["physics"].pop("background", None)
     (out / "config.json").write_text(json.dumps(cfg))
     model = load_model(out)
     img = _blurred(4)
@@ -105,7 +112,7 @@ def test_model_without_background_key_uses_zero(tmp_path):
 @pytest.mark.parametrize("bad", ["dark", -1.0, float("nan"), True])
 def test_bad_physics_background_is_a_user_error(bad):
     from neurodecon.errors import NeuroDeconError
-    from neurodecon.learn._config import TrainConfig
+    from neurodecon.learn import TrainConfig
 
     with pytest.raises(NeuroDeconError, match="physics_background"):
         TrainConfig.from_dict(TINY, physics_background=bad)

@@ -2,8 +2,13 @@
 
 A pool of large sharp volumes ``i`` is built once (the user's stacks and/or synthetic phantoms),
 each convolved once with the input kernel (``o*`` in bead mode, the PSF in PSF mode) and with the
-target kernel (``i*`` in bead mode, identity in PSF mode). Crops with enough foreground, flips
-that the kernels allow, and Poisson + read noise are drawn per step from a seeded generator.
+target kernel (``i*`` in bead mode, identity in PSF mode) by :func:`neurodecon.synth.convolve`.
+Crops with enough foreground, flips that the kernels allow, and Poisson + read noise are drawn per
+step from a seeded generator.
+
+The noise is drawn here (:func:`add_noise`), not by :func:`neurodecon.synth.forward_model`: the
+pool and every batch draw from one shared ``numpy.random.Generator`` (reproducible, resumable
+runs), and ``photons`` count at intensity 1 of the sharp volume, not at its maximum.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import fftconvolve
 
+from ..synth import convolve
 from ._norm import Normalization, robust_range
 
 __all__ = [
@@ -23,21 +28,32 @@ __all__ = [
     "allowed_flips",
     "scale_to_unit",
     "sample_batch",
-    "private_phantom",
+    "add_noise",
 ]
 
 
 def center_convolve(volume: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
-    """Same-shape linear convolution with the kernel centred at ``n // 2`` (zero outside)."""
+    """Return the same-shape linear convolution with the kernel centred at ``n // 2``.
+
+    The volume is zero outside; ``kernel=None`` is the identity (a float32 copy). The kernel is
+    cropped to what can reach the volume (``2·shape − 1``) and scaled to sum 1, then
+    :func:`neurodecon.synth.convolve` (zero boundary) does the work: bit-identical to the
+    scipy ``fftconvolve`` this pool used before, except for kernels with all-zero border planes,
+    which ``convolve`` trims (a different FFT size: differences of ~1e-7 relative).
+
+    Examples
+    --------
+    >>> v = np.zeros((5, 5, 5), np.float32)
+    >>> v[2, 2, 2] = 1
+    >>> k = np.ones((3, 3, 3), np.float32)
+    >>> out = center_convolve(v, k)
+    >>> round(float(out.sum()), 5), round(float(out[1, 1, 1] * 27), 5)
+    (1.0, 1.0)
+    """
     if kernel is None:
         return volume.astype(np.float32, copy=True)
     kernel = _crop_kernel(kernel, volume.shape)
-    full = fftconvolve(volume.astype(np.float32), kernel.astype(np.float32), mode="full")
-    c = [k // 2 for k in kernel.shape]
-    out = full[
-        c[0] : c[0] + volume.shape[0], c[1] : c[1] + volume.shape[1], c[2] : c[2] + volume.shape[2]
-    ]
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return convolve(volume.astype(np.float32), kernel.astype(np.float32))
 
 
 def _crop_kernel(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -52,7 +68,7 @@ def _crop_kernel(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def allowed_flips(*kernels: np.ndarray | None, tol: float = 0.05) -> list[int]:
-    """Axes along which flipping a training pair is valid: every kernel is mirror-symmetric there.
+    """Return the axes along which every kernel is mirror-symmetric (flips of a pair are valid).
 
     Flipping ``(X, Y)`` along an axis equals imaging the flipped object with the flipped kernel, so
     it is only valid where the kernel equals its mirror image (relative L1 difference < ``tol``,
@@ -104,7 +120,8 @@ class Pool:
         """The (photons, background) pairs, photon-level-major; ``norms[v][c]`` belongs to ``c``."""
         return [(p, b) for p in self.photons for b in self.backgrounds]
 
-    # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and norms
+    # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and
+    # their normalisations
     noisy: list[list[np.ndarray]] | None = None
     rl: list[list[np.ndarray]] | None = None
     real_norms: list[list[Normalization]] | None = None
@@ -195,9 +212,11 @@ def add_noise(
     *,
     background: float = 0.0,
 ) -> np.ndarray:
-    """Poisson noise with ``photons`` expected counts at intensity 1 on top of ``background``
-    expected counts per voxel, plus Gaussian read noise (in counts); returned in the intensity
-    units of ``x`` (the background stays in, as ``background / photons``).
+    """Draw Poisson + Gaussian read noise; return it in the intensity units of ``x``.
+
+    ``photons`` expected counts at intensity 1 sit on top of ``background`` expected counts per
+    voxel; read noise is in counts. The background stays in the result, as
+    ``background / photons``.
     """
     counts = rng.poisson(np.clip(x, 0, None) * photons + background).astype(np.float32)
     if read_noise:
@@ -213,7 +232,10 @@ def _random_crop(
     fg_fraction: float,
     tries: int = 20,
 ) -> tuple[slice, ...]:
-    """A crop whose target mean is ≥ ``fg_fraction`` × the volume's (RLN's rule); best of ``tries``."""
+    """Return a crop whose target mean is ≥ ``fg_fraction`` × the volume's; else the best one.
+
+    RLN's rule, ``tries`` attempts.
+    """
     shape = pool.y[v].shape
     best, best_mean = None, -1.0
     for _ in range(tries):
@@ -224,6 +246,7 @@ def _random_crop(
             return sl
         if m > best_mean:
             best, best_mean = sl, m
+    assert best is not None  # tries >= 1 and crop means are > -1
     return best
 
 
@@ -236,20 +259,24 @@ def sample_batch(
     *,
     fg_fraction: float = 0.8,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One normalised batch of inputs ``(B, C, Z, Y, X)`` and targets ``(B, 1, Z, Y, X)``, float32.
+    """Return one normalised batch of inputs ``(B, C, Z, Y, X)`` and targets ``(B, 1, Z, Y, X)``.
 
     C = 1 (the noisy input), or 2 (noisy input, its RL_K) for the physics-aware variant.
     """
-    phys = pool.rl is not None
-    xb = np.empty((batch, 2 if phys else 1, *patch), np.float32)
+    real = None
+    if pool.rl is not None:  # the physics-aware variant's fixed realisations
+        assert pool.noisy is not None and pool.real_norms is not None and pool.real_levels
+        real = (pool.noisy, pool.rl, pool.real_norms, pool.real_levels)
+    xb = np.empty((batch, 1 if real is None else 2, *patch), np.float32)
     yb = np.empty((batch, 1, *patch), np.float32)
     for b in range(batch):
         v = int(indices[int(rng.integers(len(indices)))])
-        if phys:
-            r = int(rng.integers(len(pool.real_levels)))
+        if real is not None:
+            noisy, rl, real_norms, levels = real
+            r = int(rng.integers(len(levels)))
             sl = _random_crop(pool, v, patch, rng, fg_fraction)
-            chans = [pool.noisy[v][r][sl], pool.rl[v][r][sl]]
-            norm = pool.real_norms[v][r]
+            chans = [noisy[v][r][sl], rl[v][r][sl]]
+            norm = real_norms[v][r]
         else:
             cond = int(rng.integers(len(pool.conditions)))
             p, bg = pool.conditions[cond]
@@ -264,57 +291,3 @@ def sample_batch(
             xb[b, c] = norm.apply(arr)
         yb[b, 0] = norm.apply(y)
     return xb, yb
-
-
-# --------------------------------------------------------------------------------------------
-# Private fallback generator, used only when ``neurodecon.synth.phantom`` is not available.
-
-
-def private_phantom(
-    names: list[str], shape: tuple[int, int, int], rng: np.random.Generator
-) -> np.ndarray:
-    """Dense ellipsoids and/or tubes in ``[0, 1]`` (only these two families)."""
-    from scipy.ndimage import gaussian_filter
-
-    vol = np.zeros(shape, np.float32)
-    n_vox = float(np.prod(shape))
-    for name in names:
-        if name == "ellipsoids":
-            for _ in range(int(n_vox / 6000)):
-                _add_ellipsoid(vol, rng)
-        elif name == "tubes":
-            lines = np.zeros(shape, np.float32)
-            for _ in range(int(n_vox / 20000)):
-                _add_line(lines, rng)
-            vol += gaussian_filter(lines, 0.8) * 4
-        else:
-            raise ValueError(
-                f"private phantom generator knows only ellipsoids and tubes, not {name!r}"
-            )
-    return np.clip(vol, 0, 1)
-
-
-def _add_ellipsoid(vol: np.ndarray, rng: np.random.Generator) -> None:
-    r = rng.uniform(1.5, 6.0, 3) * np.array([0.5, 1, 1])
-    c = rng.uniform(0, 1, 3) * np.array(vol.shape)
-    lo = np.maximum(np.floor(c - r).astype(int), 0)
-    hi = np.minimum(np.ceil(c + r).astype(int) + 1, vol.shape)
-    if np.any(hi <= lo):
-        return
-    zz, yy, xx = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    inside = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 <= 1
-    sub = vol[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    sub[inside] = np.maximum(sub[inside], rng.uniform(0.2, 1.0))
-
-
-def _add_line(vol: np.ndarray, rng: np.random.Generator) -> None:
-    p0 = rng.uniform(0, 1, 3) * np.array(vol.shape)
-    d = rng.normal(size=3)
-    d[0] *= 0.4
-    d /= np.linalg.norm(d)
-    length = rng.uniform(10, 80)
-    t = np.arange(0, length, 0.5)
-    pts = np.round(p0[None] + t[:, None] * d[None]).astype(int)
-    keep = np.all((pts >= 0) & (pts < np.array(vol.shape)), axis=1)
-    pts = pts[keep]
-    vol[pts[:, 0], pts[:, 1], pts[:, 2]] = rng.uniform(0.3, 1.0)

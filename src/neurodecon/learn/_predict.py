@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ from ..progress import ProgressFn, report
 from ._model import Model, check_voxel_size, load_model
 from ._norm import robust_range
 
-__all__ = ["predict", "DEFAULT_TILE"]
+__all__ = ["predict", "predict_tiled", "DEFAULT_TILE"]
 
 DEFAULT_TILE = (64, 192, 192)
 
@@ -62,11 +64,12 @@ def predict(
         ``progress(done, total, message)``; return ``False`` to cancel.
     """
     model = load_model(model)
+    data: Any = image  # an array, or a neurodecon.io.Image (its .data)
     if hasattr(image, "data") and hasattr(image, "voxel_size_um"):  # a neurodecon.io.Image
         voxel_size_um = image.voxel_size_um if voxel_size_um is None else voxel_size_um
-        image = image.data
+        data = image.data
     check_voxel_size(model, voxel_size_um)
-    arr = np.asarray(image)
+    arr = np.asarray(data)
     if arr.ndim < 3:
         raise user_error(
             f"the network needs a 3D stack, got shape {arr.shape}",
@@ -95,6 +98,7 @@ def predict(
             if model.physics:
                 from ._physics import physics_channel
 
+                assert model.physics_psf is not None  # load_model refuses a model without it
                 rl = physics_channel(
                     vol,
                     model.physics_psf,
@@ -104,7 +108,7 @@ def predict(
                     device=str(dev),
                 )
                 inp = np.concatenate([inp, norm.apply(rl)[None]])
-            y = _predict_volume(
+            y = predict_tiled(
                 net,
                 inp,
                 tile=tile,
@@ -155,8 +159,24 @@ def _ramp(ws: int, we: int, lo: bool, hi: bool, blend: int) -> np.ndarray:
     return w
 
 
-def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, precision, progress):
-    """``vol``: normalised input channels ``(C, Z, Y, X)``; returns ``(Z, Y, X)``."""
+def predict_tiled(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    vol: np.ndarray,
+    *,
+    tile: tuple[int, ...],
+    halo: int,
+    blend: int,
+    m: int,
+    device: torch.device,
+    precision: str,
+    progress: Callable[[int, int, str], Any] | None = None,
+) -> np.ndarray:
+    """Run ``net`` tile by tile over normalised channels ``(C, Z, Y, X)``; return ``(Z, Y, X)``.
+
+    Tiles of core ``tile`` are read with ``halo`` voxels of context and written with a linear
+    cross-fade of width ``blend``; sizes are padded (symmetric) to multiples of ``m`` and cropped
+    back. A tile whose reduced-precision output is not finite is recomputed in fp32 (logged).
+    """
     shape = vol.shape[1:]
     padded_shape = tuple(max(_round_up(n, m), m) for n in shape)
     pad = [(0, 0)] + [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
@@ -185,11 +205,8 @@ def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, preci
                 pred = net(inp).float()[0, 0].cpu().numpy()
         inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
         write = tuple(slice(t[0], t[1]) for t in combo)
-        w = (
-            _ramp(*combo[0][:2], *combo[0][4:], blend)[:, None, None]
-            * _ramp(*combo[1][:2], *combo[1][4:], blend)[None, :, None]
-            * _ramp(*combo[2][:2], *combo[2][4:], blend)[None, None, :]
-        )
+        rz, ry, rx = (_ramp(t[0], t[1], t[4], t[5], blend) for t in combo)
+        w = rz[:, None, None] * ry[None, :, None] * rx[None, None, :]
         acc[write] += w * pred[inner]
         wsum[write] += w
         if progress:
