@@ -9,7 +9,7 @@ parts) and :mod:`neurodecon.classical.spectra` (the noise and power spectra of t
 
 from ._deconvolve import deconvolve
 from ._engine import Deconvolver
-from ._inputs import normalize_psf, parse_iterations
+from ._inputs import BACKGROUND_MODES, INITIAL_ESTIMATES, normalize_psf, parse_iterations
 from ._methods import (
     DEFAULT_REGULARIZATION,
     DIRECT_METHODS,
@@ -25,7 +25,9 @@ from .stopping import ACCELERATED_FACTOR
 
 __all__ = [
     "ACCELERATED_FACTOR",
+    "BACKGROUND_MODES",
     "BOUNDARIES",
+    "INITIAL_ESTIMATES",
     "DEFAULT_REGULARIZATION",
     "DIRECT_METHODS",
     "ITERATIVE_METHODS",

@@ -29,6 +29,8 @@ def deconvolve(
     device: str = ...,
     progress: ProgressFn | None = ...,
     callback: Callback | None = ...,
+    initial: str = ...,
+    background_mode: str = ...,
     return_result: Literal[False] = ...,
 ) -> np.ndarray: ...
 
@@ -46,6 +48,8 @@ def deconvolve(
     device: str = ...,
     progress: ProgressFn | None = ...,
     callback: Callback | None = ...,
+    initial: str = ...,
+    background_mode: str = ...,
     return_result: Literal[True],
 ) -> DeconvolutionResult: ...
 
@@ -62,6 +66,8 @@ def deconvolve(
     device: str = "auto",
     progress: ProgressFn | None = None,
     callback: Callback | None = None,
+    initial: str = "flat",
+    background_mode: str = "model",
     return_result: bool = False,
 ) -> np.ndarray | DeconvolutionResult:
     """Deconvolve a ``(Z, Y, X)`` stack (or ``(C, Z, Y, X)``, one PSF per channel).
@@ -98,6 +104,15 @@ def deconvolve(
     callback : callable, optional
         ``callback(iteration, estimate)`` after each iteration with a float32 copy of the
         estimate; returning ``False`` stops early.
+    initial : {"flat", "data"}
+        Start of the iterative methods: ``flat`` (default: the data's mean above the background,
+        the classical choice) or ``data`` (the data above the background, as cudaDecon does:
+        dark regions are dark from the first iteration, so few iterations leave less haze).
+        ``iterations="auto"`` cross-validates from the flat start in either case.
+    background_mode : {"model", "subtract"}
+        ``model`` (default): the background stays in the Poisson model ``Hx + b`` (the
+        statistically right choice); ``subtract``: ``max(y − b, 0)`` is deconvolved without a
+        background, as cudaDecon and most GPU tools do.
     return_result : bool
         Return a :class:`~neurodecon.classical.DeconvolutionResult` (the array with the
         iterations, background, boundary and regularization actually used) instead of the array.
@@ -130,6 +145,8 @@ def deconvolve(
         "device": device,
         "progress": progress,
         "callback": callback,
+        "initial": initial,
+        "background_mode": background_mode,
     }
     method = check_method(method)
     arr = np.asarray(image)
@@ -164,6 +181,8 @@ def deconvolve(
             background=background,
             progress=progress,
             callback=callback,
+            initial=initial,
+            background_mode=background_mode,
             return_result=True,
         )
         return res if return_result else res.data
@@ -206,6 +225,8 @@ def _channels(
             background=options["background"],
             progress=channel_progress if progress is not None else None,
             callback=options["callback"],
+            initial=options["initial"],
+            background_mode=options["background_mode"],
             return_result=True,
         )
         out[c] = res.data

@@ -22,6 +22,7 @@ from ._inputs import (
     check_boundary,
     check_method,
     check_regularization,
+    check_start,
     fit_psf,
     normalize_psf,
     parse_iterations,
@@ -144,6 +145,7 @@ class Deconvolver:
         self.geometry = plan_geometry(self.image_shape, self.psf.shape, grid)
         self.op = FFTOperator(self.psf, self.geometry, self.device)
         self._x: torch.Tensor | None = None
+        self._run_options: tuple[str, str] = ("flat", "model")
 
     # -- the interface of the auto rule (stopping.IterativeSolver) -------------------------------
     def observed_data(self, image: np.ndarray) -> torch.Tensor:
@@ -183,6 +185,19 @@ class Deconvolver:
         else:
             x.fill_(level)
         return x
+
+    def start_from_data(self, x: torch.Tensor, y: torch.Tensor, background: float) -> None:
+        """Overwrite the flat start ``x`` with the data above the background where it is seen.
+
+        Outside the field of view (``unknown`` boundary) the flat level stays. Values are kept
+        at least 1e-3 of the mean so that multiplicative updates can still move every voxel.
+        """
+        data = (y - background).clamp_(min=0.0)
+        data.clamp_(min=1e-3 * max(float(data.mean()), 1e-12))
+        if self.geometry.boundary == "unknown":
+            x[self.geometry.crop] = data
+        else:
+            x.copy_(data)
 
     def iterate(
         self,
@@ -238,6 +253,8 @@ class Deconvolver:
         background: float | str = ...,
         progress: ProgressFn | None = ...,
         callback: Callback | None = ...,
+        initial: str = ...,
+        background_mode: str = ...,
         return_result: Literal[False] = ...,
     ) -> np.ndarray: ...
 
@@ -250,6 +267,8 @@ class Deconvolver:
         background: float | str = ...,
         progress: ProgressFn | None = ...,
         callback: Callback | None = ...,
+        initial: str = ...,
+        background_mode: str = ...,
         return_result: Literal[True],
     ) -> DeconvolutionResult: ...
 
@@ -261,6 +280,8 @@ class Deconvolver:
         background: float | str = 0.0,
         progress: ProgressFn | None = None,
         callback: Callback | None = None,
+        initial: str = "flat",
+        background_mode: str = "model",
         return_result: bool = False,
     ) -> np.ndarray | DeconvolutionResult:
         """Deconvolve one frame; return a float32 array of the frame's shape.
@@ -277,21 +298,28 @@ class Deconvolver:
             )
         b = resolve_background(img, background)
         requested = parse_iterations(iterations)
+        start, mode = check_start(initial, background_mode)
         img, b = self._poisson_data(img, b)
+        self._run_options = (start, mode)
+        b_model = b
+        if mode == "subtract":  # y − b clipped at 0, then a model without background
+            img, b_model = np.clip(img - np.float32(b), 0.0, None), 0.0
         if self.method in DIRECT_METHODS:
-            out, reg = self._direct(img, b, progress)
+            out, reg = self._direct(img, b_model, progress)
             return self._finish(out, return_result, None, None, b, reg, None)
         auto = None
         if isinstance(requested, str):  # "auto"
-            choice = cross_validate(self, img, b, progress=progress)
+            choice = cross_validate(self, img, b_model, progress=progress)
             count, auto = choice.iterations, choice.summary()
             log.info("iterations=auto: %d iterations (held-out likelihood)", count)
         else:
             count = requested
         y = self.observed_data(img)
-        x = self.initial_estimate(y, b)
+        x = self.initial_estimate(y, b_model)
+        if start == "data":
+            self.start_from_data(x, y, b_model)
         hooks = _RunHooks(self.op, count, progress, callback, f"{self.method}")
-        self.iterate(y, b, x, count, hooks)
+        self.iterate(y, b_model, x, count, hooks)
         out = self._output(x)
         used = self.regularization if self.method in DEFAULT_REGULARIZATION else None
         return self._finish(out, return_result, hooks.done, requested, b, used, auto)
@@ -330,6 +358,8 @@ class Deconvolver:
             regularization=regularization,
             auto=auto,
             device=str(self.device),
+            initial=self._run_options[0],
+            background_mode=self._run_options[1],
         )
 
     def _estimate_buffer(self) -> torch.Tensor:

@@ -17,6 +17,9 @@ from ._noise import estimate_background
 from ._operator import BOUNDARIES
 
 __all__ = [
+    "INITIAL_ESTIMATES",
+    "BACKGROUND_MODES",
+    "check_start",
     "as_float32",
     "channel_psfs",
     "check_boundary",
@@ -136,6 +139,27 @@ def check_method(method: str) -> str:
     if name not in METHODS:
         raise user_error(f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}")
     return name
+
+
+#: Starts of the iterations: the data's mean everywhere, or the data itself.
+INITIAL_ESTIMATES = ("flat", "data")
+#: Where the background goes: into the forward model ``Hx + b``, or subtracted from the data.
+BACKGROUND_MODES = ("model", "subtract")
+
+
+def check_start(initial: str, background_mode: str) -> tuple[str, str]:
+    """Validate the ``initial`` estimate and the ``background_mode``; return them."""
+    if initial not in INITIAL_ESTIMATES:
+        raise user_error(
+            f"unknown initial estimate {initial!r}",
+            fix=f"use one of {', '.join(INITIAL_ESTIMATES)}",
+        )
+    if background_mode not in BACKGROUND_MODES:
+        raise user_error(
+            f"unknown background mode {background_mode!r}",
+            fix=f"use one of {', '.join(BACKGROUND_MODES)}",
+        )
+    return initial, background_mode
 
 
 def check_boundary(boundary: str) -> str:

@@ -51,6 +51,11 @@ class DeconvolutionResult:
         curve's length, whether the count was capped, ...); else ``None``.
     device : str
         The torch device that computed it (``"cpu"``, ``"cuda"``, ...).
+    initial : str
+        The start of the iterations: ``"flat"`` (the data's mean) or ``"data"`` (the data).
+    background_mode : str
+        ``"model"``: the background is in the forward model ``Hx + b``; ``"subtract"``: it was
+        subtracted from the data (clipped at 0) before deconvolving.
     """
 
     data: np.ndarray
@@ -62,6 +67,8 @@ class DeconvolutionResult:
     regularization: float | None | list[float | None]
     auto: dict[str, Any] | None | list[dict[str, Any] | None]
     device: str
+    initial: str = "flat"
+    background_mode: str = "model"
 
     def parameters(self) -> dict[str, Any]:
         """Return every field but ``data``, as a JSON-friendly dict (for reports and logs)."""
@@ -74,6 +81,8 @@ class DeconvolutionResult:
             "regularization": self.regularization,
             "auto": self.auto,
             "device": self.device,
+            "initial": self.initial,
+            "background_mode": self.background_mode,
         }
 
 
@@ -90,6 +99,8 @@ def stack_results(results: list[DeconvolutionResult], data: np.ndarray) -> Decon
         regularization=[_one(r.regularization) for r in results],
         auto=[_one(r.auto) for r in results],
         device=first.device,
+        initial=first.initial,
+        background_mode=first.background_mode,
     )
 
 

@@ -57,6 +57,20 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         help="background / camera offset in image units, or 'auto' (default 0)",
     )
     p.add_argument(
+        "--initial",
+        default="flat",
+        choices=("flat", "data"),
+        help="start of the iterations: flat (default: the data's mean) or data (the data above "
+        "the background, as cudaDecon: less haze after few iterations)",
+    )
+    p.add_argument(
+        "--background-mode",
+        default="model",
+        choices=("model", "subtract"),
+        help="model (default): the background stays in the Poisson model; subtract: "
+        "max(data - background, 0) is deconvolved, as cudaDecon does",
+    )
+    p.add_argument(
         "--boundary",
         default="unknown",
         choices=BOUNDARIES,
@@ -155,6 +169,8 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
             boundary=args.boundary,
             device=args.device,
             progress=bar,
+            initial=args.initial,
+            background_mode=args.background_mode,
             return_result=True,
         )
     result = run.data

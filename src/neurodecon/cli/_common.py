@@ -123,6 +123,14 @@ def add_psf_source_options(p: argparse.ArgumentParser) -> None:
         help="voxel size of the PSF file in µm (default: its metadata, else the image's)",
     )
     g.add_argument(
+        "--psf-background",
+        default="auto",
+        metavar="B|auto|none",
+        help="camera offset of a measured PSF file: auto (default) detects an offset or noise "
+        "and removes it with the noise outside the PSF's support; a number is subtracted; none "
+        "uses the file as it is",
+    )
+    g.add_argument(
         "--beads", default=None, metavar="BEADS", help="bead stack to extract the PSF from"
     )
     g.add_argument(
@@ -170,12 +178,27 @@ def psf_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _psf_background(text: str | None) -> float | str | None:
+    from ..errors import user_error
+
+    value = "auto" if text is None else str(text).strip().lower()
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise user_error(
+            f"--psf-background must be a number, auto or none, not {text!r}"
+        ) from None
+
+
 def psf_sources(args: argparse.Namespace) -> dict[str, Any]:
     """Return the PSF source the options name, as keyword arguments of ``resolve_psf``."""
     model = args.psf_model if has_psf_model(args) else None
     return {
         "psf": getattr(args, "psf", None),
         "psf_voxel_size_um": getattr(args, "psf_voxel_size", None),
+        "psf_background": _psf_background(getattr(args, "psf_background", "auto")),
         "beads": getattr(args, "beads", None),
         "bead_diameter_um": getattr(args, "bead_diameter", None),
         "beads_voxel_size_um": getattr(args, "beads_voxel_size", None),

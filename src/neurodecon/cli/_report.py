@@ -112,6 +112,7 @@ def _compare(args: argparse.Namespace) -> int:
         image,
         psf=src["psf"],
         psf_voxel_size_um=src["psf_voxel_size_um"],
+        psf_background=src["psf_background"],
         beads=src["beads"],
         bead_diameter_um=src["bead_diameter_um"],
         beads_voxel_size_um=src["beads_voxel_size_um"],

@@ -107,6 +107,7 @@ class TrainingKernels:
         *,
         psf: Any = None,
         psf_voxel_size_um: Sequence[float] | None = None,
+        psf_background: float | str | None = "auto",
         beads: Any = None,
         bead_diameter_um: float | None = None,
         beads_voxel_size_um: Sequence[float] | None = None,
@@ -126,8 +127,10 @@ class TrainingKernels:
         config : TrainConfig
             ``data.pool_shape`` and ``data.voxel_size_um`` are the "image" the PSF is resolved
             for; ``kernel.bead_target`` chooses bead or PSF mode for a bead stack.
-        psf, psf_voxel_size_um, beads, bead_diameter_um, beads_voxel_size_um, bead_options
+        psf, psf_voxel_size_um, psf_background, beads, bead_diameter_um, beads_voxel_size_um
             As :func:`neurodecon.psf.resolve_psf` (a bead stack needs its bead diameter).
+        bead_options : dict, optional
+            Options of the bead extraction.
         psf_model, optics, psf_shape
             A theoretical PSF: ``model``, ``optics`` and ``shape`` of ``resolve_psf``.
         blurred_bead, ideal_bead : ndarray, optional
@@ -188,6 +191,7 @@ class TrainingKernels:
             image_voxel_size_um=vox,
             psf=psf,
             psf_voxel_size_um=psf_voxel_size_um,
+            psf_background=psf_background,
             beads=beads,
             bead_diameter_um=bead_diameter_um,
             beads_voxel_size_um=beads_voxel_size_um,

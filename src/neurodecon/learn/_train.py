@@ -35,6 +35,7 @@ def train(
     output_dir: str | Path,
     psf: Any = None,
     psf_voxel_size_um: Sequence[float] | None = None,
+    psf_background: float | str | None = "auto",
     beads: Any = None,
     bead_diameter_um: float | None = None,
     beads_voxel_size_um: Sequence[float] | None = None,
@@ -72,8 +73,10 @@ def train(
         ``overrides`` replace single options (``steps=200``, ``physics="rl"``).
     output_dir : path
         The model directory. ``checkpoint.pt`` is written there every ``checkpoint_every`` steps.
-    psf, psf_voxel_size_um, beads, bead_diameter_um, beads_voxel_size_um, bead_options
+    psf, psf_voxel_size_um, psf_background, beads, bead_diameter_um, beads_voxel_size_um
         PSF sources as in :func:`neurodecon.psf.resolve_psf`.
+    bead_options : dict, optional
+        Options of the bead extraction (:func:`neurodecon.psf.extract_psf`).
     psf_model, optics, psf_shape
         A theoretical PSF: ``model``, ``optics`` and ``shape`` of ``resolve_psf``.
     blurred_bead, ideal_bead : ndarray, optional
@@ -104,6 +107,7 @@ def train(
     sources = dict(
         psf=psf,
         psf_voxel_size_um=psf_voxel_size_um,
+        psf_background=psf_background,
         beads=beads,
         bead_diameter_um=bead_diameter_um,
         beads_voxel_size_um=beads_voxel_size_um,

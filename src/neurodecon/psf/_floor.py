@@ -51,13 +51,17 @@ class FloorReport:
 
     @property
     def has_offset(self) -> bool:
-        """Tell whether the PSF sits on a flat offset (camera offset or background)."""
-        return self.floor > FLOOR_LEVEL * self.peak
+        """Tell whether the PSF sits on a flat offset (camera offset or background).
+
+        A "floor" above half the peak is no offset under a bead: the kernel itself is flat (a
+        box, or a 2-D kernel promoted to 3-D), and it is used as given.
+        """
+        return FLOOR_LEVEL * self.peak < self.floor < 0.5 * self.peak
 
     @property
     def is_noisy(self) -> bool:
         """Tell whether the PSF carries measurement noise far from the bead."""
-        return self.noise > NOISE_LEVEL * self.peak
+        return self.noise > NOISE_LEVEL * self.peak and self.floor < 0.5 * self.peak
 
 
 def _corners(arr: np.ndarray) -> np.ndarray:

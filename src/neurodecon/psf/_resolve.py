@@ -102,6 +102,7 @@ def resolve_psf(
     image_voxel_size_um: Sequence[float],
     psf: Any = None,
     psf_voxel_size_um: Sequence[float] | None = None,
+    psf_background: float | str | None = "auto",
     beads: Any = None,
     bead_diameter_um: float | None = None,
     beads_voxel_size_um: Sequence[float] | None = None,
@@ -121,7 +122,11 @@ def resolve_psf(
         The image's voxel size in µm; the PSF is resampled to it.
     psf : path, Image or (Z, Y, X) ndarray, optional
         A measured or computed PSF. Its voxel size comes from ``psf_voxel_size_um``, else its
-        metadata, else it is taken equal to the image's (logged).
+        metadata, else it is taken equal to the image's (a warning).
+    psf_background : float, "auto" or None
+        The PSF file's camera offset or background: ``"auto"`` (default) detects an offset or
+        measurement noise far from the bead and removes it together with the noise outside the
+        PSF's support (one info line); a number is subtracted; ``None`` uses the file as it is.
     beads : path, Image or (Z, Y, X) ndarray, optional
         A bead stack; the PSF is extracted with :func:`neurodecon.psf.extract_psf`.
         Needs ``bead_diameter_um``; ``beads_voxel_size_um`` overrides the stack's metadata and
@@ -165,7 +170,7 @@ def resolve_psf(
         )
     if model is not None:
         return _from_model(model, dict(optics or {}), shape, image_shape, vox)
-    return _from_psf(psf, psf_voxel_size_um, image_shape, vox)
+    return _from_psf(psf, psf_voxel_size_um, psf_background, image_shape, vox)
 
 
 def _voxel_size(vox: Sequence[float]) -> tuple[float, float, float]:
@@ -175,7 +180,7 @@ def _voxel_size(vox: Sequence[float]) -> tuple[float, float, float]:
     return (v[0], v[1], v[2])
 
 
-def _from_psf(psf, psf_vox, image_shape, vox) -> ResolvedPSF:
+def _from_psf(psf, psf_vox, background, image_shape, vox) -> ResolvedPSF:
     from ..io import as_image, as_volume, source_of
 
     path = source_of(psf)
@@ -184,16 +189,22 @@ def _from_psf(psf, psf_vox, image_shape, vox) -> ResolvedPSF:
     from_vox = None if img.voxel_size_assumed else tuple(img.voxel_size_um)
     where = f"file {path}" if path else "given array"
     if from_vox is None:
-        log.info("%s: no voxel size given or recorded; taken equal to the image's", where)
+        log.warning(
+            "%s: no voxel size given or recorded; taken equal to the image's (give it with "
+            "--psf-voxel-size if it differs)",
+            where,
+        )
     ready = prepare_psf(
         raw,
         image_shape=image_shape,
         psf_voxel_size_um=from_vox,
         image_voxel_size_um=vox,
         path=path,
+        background=background,
     )
     record = {
         "source": "file" if path else "array",
+        "background": background,
         "path": path,
         "voxel_size_um": list(from_vox) if from_vox else None,
         "shape": list(ready.shape),

@@ -155,6 +155,7 @@ def compare(
     device: str = "auto",
     method_options: dict[str, dict[str, Any]] | None = None,
     psf_voxel_size_um: Sequence[float] | None = None,
+    psf_background: float | str | None = "auto",
     beads_voxel_size_um: Sequence[float] | None = None,
     bead_options: dict[str, Any] | None = None,
     psf_model: str | None = None,
@@ -177,6 +178,8 @@ def compare(
         ``deconvolve`` and ``train``.
     psf_voxel_size_um, beads_voxel_size_um : (z, y, x), optional
         Override the PSF file's or the bead stack's voxel size.
+    psf_background : float, "auto" or None
+        A measured PSF file's offset (see :func:`neurodecon.psf.resolve_psf`).
     bead_options : dict, optional
         Options of :func:`neurodecon.psf.extract_psf`.
     psf_model, optics, psf_shape : optional
@@ -234,6 +237,7 @@ def compare(
     sources = {
         "psf": psf,
         "psf_voxel_size_um": psf_voxel_size_um,
+        "psf_background": psf_background,
         "beads": beads,
         "bead_diameter_um": bead_diameter_um,
         "beads_voxel_size_um": beads_voxel_size_um,
