@@ -27,7 +27,9 @@ def deconvolve(
     image : ndarray
         The blurred stack.
     psf : ndarray, optional
-        PSF for classical methods (centre at ``n // 2`` on each axis, normalised internally).
+        PSF for classical methods (centre at ``n // 2`` on each axis, normalised internally). A
+        measured PSF with a camera offset or noise far from the bead is cleaned first (one info
+        line; see :func:`neurodecon.psf.prepare_psf`).
     method : str
         Classical method name (see :func:`neurodecon.classical.deconvolve`), ignored with ``model``.
     model : str, path or loaded model, optional
@@ -54,4 +56,21 @@ def deconvolve(
         raise user_error("classical deconvolution needs a PSF", fix="pass psf=... or model=...")
     from .classical import deconvolve as classical_deconvolve
 
+    psf = _checked_psf(psf, np.ndim(image))
     return classical_deconvolve(image, psf, method=method, **options)
+
+
+def _checked_psf(psf: Any, image_ndim: int) -> Any:
+    """Apply the measured-PSF checks (offset, noise, several beads) to one 3-D PSF array.
+
+    Per-channel PSFs (a list, or ``(C, z, y, x)`` for a ``(C, Z, Y, X)`` image) go to the engine
+    as they are; so do kernels of other dimensionality.
+    """
+    from .psf import check_measured_psf
+
+    if isinstance(psf, (list, tuple)) or np.ndim(psf) != 3 or image_ndim == 3 + 1 == np.ndim(psf):
+        return psf
+    arr = np.asarray(psf)
+    if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
+        return psf  # the engine names the problem
+    return check_measured_psf(arr.astype(np.float64), background="auto", path=None)

@@ -187,9 +187,7 @@ def _psf_background(text: str | None) -> float | str | None:
     try:
         return float(value)
     except ValueError:
-        raise user_error(
-            f"--psf-background must be a number, auto or none, not {text!r}"
-        ) from None
+        raise user_error(f"--psf-background must be a number, auto or none, not {text!r}") from None
 
 
 def psf_sources(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,8 +7,9 @@ on every PSF before it is used (:func:`neurodecon.psf.prepare_psf`):
 
 - **floor**: the level of the in-focus planes' corners, far from the bead, where any real PSF is
   dark (Airy tails there are ~1e-6 of the peak). Above ``FLOOR_LEVEL`` of the peak it is an offset.
-- **noise**: the spread of those corners. Above ``NOISE_LEVEL`` of the peak the PSF is a
-  measurement and its noise outside the PSF's support would act as a background.
+- **noise**: the spread σ of those corners. Clipped at 0, noise leaves ~0.4 σ in every voxel: when
+  that adds up to more than ``NOISE_SHARE`` of the PSF's signal, the PSF is a measurement whose
+  noise outside the PSF's support would act as a background.
 - **several beads**: a second bright spot far from the first: a bead stack, not a PSF.
 
 A floor is subtracted plane by plane (each plane's outer ring, as the offset may drift along z),
@@ -26,14 +27,21 @@ import numpy as np
 
 from ..errors import user_error
 
-__all__ = ["FloorReport", "inspect_floor", "clean_measured_psf", "FLOOR_LEVEL", "NOISE_LEVEL"]
+__all__ = [
+    "FloorReport",
+    "inspect_floor",
+    "clean_measured_psf",
+    "check_measured_psf",
+    "FLOOR_LEVEL",
+    "NOISE_SHARE",
+]
 
 log = logging.getLogger("neurodecon")
 
 #: Corner level of the in-focus planes, relative to the peak, above which a floor is an offset.
 FLOOR_LEVEL = 2e-3
-#: Corner noise (standard deviation) relative to the peak above which the PSF counts as measured.
-NOISE_LEVEL = 2e-3
+#: Share of the PSF's signal that its clipped noise (~0.4 σ per voxel) may reach before cleaning.
+NOISE_SHARE = 0.01
 #: Support of a measured PSF: smoothed PSF above this many noise standard deviations.
 SUPPORT_SIGMAS = 4.0
 #: A second spot brighter than this fraction of the peak, far from it, means several beads.
@@ -48,6 +56,7 @@ class FloorReport:
     floor: float
     noise: float
     floor_fraction: float  # share of the PSF's sum that the flat floor accounts for
+    noise_fraction: float = 0.0  # clipped noise (0.4 σ per voxel) relative to the signal's sum
 
     @property
     def has_offset(self) -> bool:
@@ -61,7 +70,7 @@ class FloorReport:
     @property
     def is_noisy(self) -> bool:
         """Tell whether the PSF carries measurement noise far from the bead."""
-        return self.noise > NOISE_LEVEL * self.peak and self.floor < 0.5 * self.peak
+        return self.noise_fraction > NOISE_SHARE and self.floor < 0.5 * self.peak
 
 
 def _corners(arr: np.ndarray) -> np.ndarray:
@@ -94,7 +103,9 @@ def inspect_floor(psf: np.ndarray) -> FloorReport:
     noise = float(1.4826 * np.median(np.abs(corners - floor)))
     total = float(arr.sum())
     fraction = floor * arr.size / total if total > 0 else 0.0
-    return FloorReport(peak, floor, noise, float(min(max(fraction, 0.0), 1.0)))
+    signal = total - max(floor, 0.0) * arr.size
+    noisy = 0.4 * noise * arr.size / signal if signal > 0 else 0.0
+    return FloorReport(peak, floor, noise, float(min(max(fraction, 0.0), 1.0)), float(noisy))
 
 
 def _ring(shape: tuple[int, ...]) -> np.ndarray:
@@ -129,8 +140,7 @@ def _check_single_bead(q: np.ndarray, path: Any) -> None:
     spots = maximum_position(smooth, labels, range(1, n + 1))
     if len(spots) >= 2:
         raise user_error(
-            f"the PSF file shows {len(spots)} separate bright spots: it is a bead image, "
-            "not a PSF",
+            f"the PSF file shows {len(spots)} separate bright spots: it is a bead image, not a PSF",
             path=path,
             fix="extract the PSF from it with --beads FILE --bead-diameter UM "
             "(or `neurodecon psf extract`)",
@@ -179,8 +189,11 @@ def check_measured_psf(arr: np.ndarray, *, background: float | str | None, path:
     name = path or "PSF"
     if background != "auto":
         out = clean_measured_psf(arr, background=float(background), path=path)
-        log.info("%s: subtracted the given PSF background %g and the noise outside its support",
-                 name, float(background))
+        log.info(
+            "%s: subtracted the given PSF background %g and the noise outside its support",
+            name,
+            float(background),
+        )
         return _nonempty(out, path)
     rep = inspect_floor(arr)
     if not (rep.has_offset or rep.is_noisy):
@@ -190,8 +203,8 @@ def check_measured_psf(arr: np.ndarray, *, background: float | str | None, path:
         f"a flat floor of ~{rep.floor:.4g} ({100 * rep.floor_fraction:.0f} % of its sum: a "
         "camera offset or background)"
         if rep.has_offset
-        else f"noise far from the bead (σ ~{rep.noise:.3g}, {100 * rep.noise / rep.peak:.2g} % "
-        "of the peak)"
+        else f"noise far from the bead (σ ~{rep.noise:.3g}; clipped at 0 it would add "
+        f"~{100 * rep.noise_fraction:.0f} % to the PSF's sum)"
     )
     log.info(
         "%s: a measured PSF with %s: subtracted it plane by plane and set everything outside "

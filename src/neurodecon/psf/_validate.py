@@ -74,8 +74,8 @@ def resample_psf(
 
     Cubic (Keys) interpolation; when a voxel grows, each new voxel averages several interpolated
     sub-samples (area integration, no aliasing of the narrow peak). The output covers the same
-    physical extent (odd sizes: the centre stays on a voxel) unless ``shape`` is given. Negative interpolation lobes are clipped; with
-    ``normalize`` the result sums to 1. Returns float32 when ``normalize`` else float64.
+    physical extent (odd sizes: the centre stays on a voxel) unless ``shape`` is given. Negative
+    interpolation lobes are clipped; with ``normalize`` the result sums to 1. Returns float32 when ``normalize`` else float64.
     """
     arr = np.asarray(psf, dtype=np.float64)
     src = tuple(float(v) for v in from_voxel_size_um)
@@ -175,6 +175,10 @@ def _check_values(arr: np.ndarray, path: Any) -> np.ndarray:
             path=path,
             fix="check that this is the PSF file (a bright spot on a dark background)",
         )
+    return arr
+
+
+def _clip_negative(arr: np.ndarray, path: Any) -> np.ndarray:
     neg = arr < 0
     if neg.any():
         log.info(f"{path or 'PSF'}: clipped {int(neg.sum())} negative values to 0")
@@ -220,7 +224,9 @@ def _recentre(arr: np.ndarray, path: Any) -> np.ndarray:
         for p, n, m in zip(smooth_peak, arr.shape, new_shape, strict=True)
     )
     out[dst] = arr
-    log.info(f"{path or 'PSF'}: maximum at {smooth_peak}, not at the centre {centre}; re-centred")
+    off = max(abs(p - c) for p, c in zip(smooth_peak, centre, strict=True))
+    report = log.warning if off > 1 else log.info
+    report(f"{path or 'PSF'}: maximum at {smooth_peak}, not at the centre {centre}; re-centred")
     return out
 
 
@@ -275,7 +281,7 @@ def prepare_psf(
     image_shape = tuple(int(s) for s in image_shape)
     arr = _check_values(np.asarray(psf), path)
     arr = _match_ndim(arr, len(image_shape), path)
-    arr = check_measured_psf(arr, background=background, path=path)
+    arr = _clip_negative(check_measured_psf(arr, background=background, path=path), path)
     if psf_voxel_size_um is not None and image_voxel_size_um is not None:
         src = tuple(float(v) for v in psf_voxel_size_um)
         dst = tuple(float(v) for v in image_voxel_size_um)
