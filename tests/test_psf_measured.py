@@ -156,3 +156,13 @@ def test_real_lls_triplet_matches_cudadecon(run_cli, tmp_path):
     b = nd.read(tmp_path / "b.tif").data[:84, :320, :480]
     assert _pearson(b, ref) >= 0.95
     assert b.sum() / ref.sum() == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_measured_psf_cut_off_by_its_box_warns(messages):
+    psf = make_psf("gaussian", shape=(9, 41, 41), voxel_size_um=VOX, fwhm_um=(1.6, 0.3, 0.3))
+    prepare_psf(_measured(psf, offset=100.0), image_shape=(16, 64, 64), path="cut.tif")
+    assert any("cut.tif" in m and "truncated" in m and "plane" in m for m in messages)
+    messages.clear()
+    whole = make_psf("gaussian", shape=(31, 41, 41), voxel_size_um=VOX, fwhm_um=(0.9, 0.3, 0.3))
+    prepare_psf(_measured(whole, offset=100.0), image_shape=(32, 64, 64), path="ok.tif")
+    assert not any("truncated" in m for m in messages)

@@ -175,7 +175,27 @@ def clean_measured_psf(
         q = arr - float(background)
     _check_single_bead(np.clip(q, 0.0, None), path)
     mask = _support(q, ring)
+    _warn_truncated(mask, path)
     return np.where(mask, np.clip(q, 0.0, None), 0.0)
+
+
+def _warn_truncated(mask: np.ndarray, path: Any) -> None:
+    """Warn when the PSF's support reaches a face of its box (the PSF is cut off there)."""
+    faces = {
+        "first plane": mask[0],
+        "last plane": mask[-1],
+        "y border": np.concatenate([mask[:, 0], mask[:, -1]]),
+        "x border": np.concatenate([mask[:, :, 0], mask[:, :, -1]]),
+    }
+    touched = [name for name, face in faces.items() if face.any()]
+    if touched:
+        log.warning(
+            "%s: the PSF's support reaches its box (%s): it is truncated there, and light beyond "
+            "it is missing from the kernel; record a larger box or extract the PSF from a bead "
+            "stack (--beads)",
+            path or "PSF",
+            ", ".join(touched),
+        )
 
 
 def check_measured_psf(arr: np.ndarray, *, background: float | str | None, path: Any) -> np.ndarray:
