@@ -147,7 +147,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _run_classical(args: argparse.Namespace, image, iterations, background) -> int:
-    from .. import deconvolve
+    from ..classical import deconvolve
     from ..progress import console_progress
     from ..psf import resolve_psf
 
@@ -202,13 +202,13 @@ def _inputs(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _run_network(args: argparse.Namespace, image) -> int:
-    from .. import deconvolve
+    from ..learn import load_model, predict
     from ..progress import console_progress
 
     with console_progress("Deconvolving (network)") as bar:
-        result = deconvolve(
+        result = predict(
+            load_model(args.psf_model),
             image.data,
-            model=args.psf_model,
             voxel_size_um=image.voxel_size_um,
             device=args.device,
             progress=bar,

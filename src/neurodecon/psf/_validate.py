@@ -75,7 +75,8 @@ def resample_psf(
     Cubic (Keys) interpolation; when a voxel grows, each new voxel averages several interpolated
     sub-samples (area integration, no aliasing of the narrow peak). The output covers the same
     physical extent (odd sizes: the centre stays on a voxel) unless ``shape`` is given. Negative
-    interpolation lobes are clipped; with ``normalize`` the result sums to 1. Returns float32 when ``normalize`` else float64.
+    interpolation lobes are clipped; with ``normalize`` the result sums to 1. Returns float32
+    when ``normalize`` else float64.
     """
     arr = np.asarray(psf, dtype=np.float64)
     src = tuple(float(v) for v in from_voxel_size_um)
