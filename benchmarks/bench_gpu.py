@@ -135,7 +135,8 @@ def classical():
         res[f"{name}_iter_s"] = per
         res[f"{name}_call10_s"] = short
         print(
-            f"{name}: {per * 1e3:.2f} ms / iteration = {per / (2 * res['fft_pair_s']):.2f} × FFT floor; "
+            f"{name}: {per * 1e3:.2f} ms / iteration = "
+            f"{per / (2 * res['fft_pair_s']):.2f} × FFT floor; "
             f"a 10-iteration call {short:.3f} s (copies and setup included)",
             flush=True,
         )
@@ -195,7 +196,8 @@ def inference():
             t = _wall(lambda v=vol, p=prec: predict(model, v, device="cuda", precision=p), repeat=2)
             res[f"{shape} {prec}"] = t
             print(
-                f"predict {shape} {prec}: {t:.2f} s = {n / t:.3g} voxels/s (RL_100 channel included)",
+                f"predict {shape} {prec}: {t:.2f} s = {n / t:.3g} voxels/s "
+                "(RL_100 channel included)",
                 flush=True,
             )
         t = _wall(

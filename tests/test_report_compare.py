@@ -415,7 +415,10 @@ def test_compare_runs_a_trained_model_beside_classical_methods(tiny, tmp_path):
 def test_compare_real_grid_with_psf_from_beads_of_the_same_microscope(
     shared_data, tmp_path, run_cli
 ):
-    """MPI-CBG confocal: a line grid and a bead image from the same instrument (the only real pair)."""
+    """MPI-CBG confocal: a line grid and a bead image from the same instrument.
+
+    This is the only real pair.
+    """
     d = shared_data / "bioimage_analysis_notebooks"
     out = tmp_path / "grid"
     code, _, err = run_cli(
