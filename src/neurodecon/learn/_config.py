@@ -26,9 +26,11 @@ from ._groups import (
 from ._net import NetConfig
 from ._options import (
     BeadTarget,
+    Calibrate,
     ConfigOption,
     LossKind,
     Option,
+    PhotonsAt,
     PhysicsInput,
     PhysicsMethod,
     as_tuple,
@@ -49,6 +51,8 @@ __all__ = [
     "PhysicsInput",
     "PhysicsMethod",
     "BeadTarget",
+    "Calibrate",
+    "PhotonsAt",
 ]
 
 

@@ -191,7 +191,8 @@ def calibrate_noise(
     :func:`~neurodecon.metrics.photon_transfer`, the brightest structures' level from
     :func:`structure_level` and the peaks from the local maxima (7-voxel neighbourhoods) of the
     Gaussian-smoothed stack (σ 1 voxel) that stand 6 σ above the dark level, read on the stack
-    smoothed with a quartic 7-point Savitzky–Golay filter per axis (which keeps a peak's height). Photons are counts above the offset divided by the gain.
+    smoothed with a quartic 7-point Savitzky–Golay filter per axis (which keeps a peak's
+    height). Photons are counts above the offset divided by the gain.
 
     Parameters
     ----------
