@@ -284,3 +284,64 @@ def test_a_trained_model_directory_loads_with_its_limits(tmp_path):
     save_model(tmp_path, model.net, model.config)
     back = load_model(tmp_path)
     assert trained_levels(back.config)["photons"] == [10.0, 40.0]
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+
+def test_cli_train_calibrates_on_beads_and_samples_and_deconvolve_warns(
+    beads, sample, tmp_path, run_cli
+):
+    from neurodecon.io import write
+
+    write(tmp_path / "beads.tif", beads, voxel_size_um=VOX)
+    write(tmp_path / "sample.tif", sample[0], voxel_size_um=VOX)
+    tiny = ["--phantoms", "clusters", "--n-phantoms", "2", "--pool-shape", "16", "32", "32"]
+    tiny += ["--patch", "8", "16", "16", "--steps", "2", "--val-every", "2"]
+    tiny += ["--base-channels", "4", "--net-depth", "1", "--threads", "1", "--device", "cpu"]
+    code, _, err = run_cli(
+        "train",
+        "--beads",
+        tmp_path / "beads.tif",
+        "--bead-diameter",
+        "0.1",
+        "--sample",
+        tmp_path / "sample.tif",
+        "--read-noise",
+        "3",
+        *tiny,
+        "-o",
+        tmp_path / "m",
+    )
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    sources = [c["source"] for c in cfg["noise"]["calibration"]["calibrations"]]
+    assert sources == [str(tmp_path / "beads.tif"), str(tmp_path / "sample.tif")]
+    assert cfg["training"]["noise"]["read_noise"] == 3.0 and cfg["noise"]["explicit"] == [
+        "read_noise"
+    ]
+    assert "training noise from the calibration" in err
+    # the offset-free copy of the sample is outside the trained dark levels: one warning line
+    write(tmp_path / "flat.tif", sample[0] - 100.0, voxel_size_um=VOX)
+    code, _, err = run_cli(
+        "deconvolve", tmp_path / "flat.tif", "--model", tmp_path / "m", "-o", tmp_path / "o.tif"
+    )
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(lines) == 1 and "dark level" in lines[0] and "trained" in lines[0]
+
+
+def test_cli_simulate_takes_a_camera_gain(tmp_path, run_cli):
+    from neurodecon.io import read
+
+    args = ["simulate", "--phantom", "puncta", "--shape", "8", "32", "32"]
+    args += ["--voxel-size", "0.2", "0.1", "0.1", "--model", "gaussian", "--fwhm", "0.6", "0.3"]
+    args += ["0.3", "--photons", "100", "--offset", "100"]
+    code, _, err = run_cli(*args, "--gain", "3", "-o", tmp_path / "g3")
+    assert code == 0, err
+    code, _, err = run_cli(*args, "-o", tmp_path / "g1")
+    assert code == 0, err
+    a, b = (read(tmp_path / d / "image.tif").data for d in ("g3", "g1"))
+    np.testing.assert_allclose(a - 100.0, 3.0 * (b - 100.0), rtol=1e-5, atol=1e-3)
+    sim = json.loads((tmp_path / "g3" / "simulation.json").read_text())
+    assert sim["gain"] == 3.0
