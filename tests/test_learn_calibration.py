@@ -87,7 +87,7 @@ def _warnings(caplog):
 
 
 def test_the_bead_stack_gives_the_camera_and_the_beads_photons(beads, caplog):
-    from neurodecon.learn import BEAD_PHOTON_FACTORS
+    from neurodecon.learn import BEAD_PEAK_FACTOR, MAX_PHOTON_LEVELS
 
     with _warnings(caplog):
         noise = calibrate_training_noise(beads=beads)
@@ -97,7 +97,12 @@ def test_the_bead_stack_gives_the_camera_and_the_beads_photons(beads, caplog):
     assert noise.backgrounds == (0.0,)
     peak = noise.record["calibrations"][0]["median_peak_photons"]
     assert peak == pytest.approx(300.0, rel=0.15)
-    assert noise.photons == pytest.approx(tuple(peak * f for f in BEAD_PHOTON_FACTORS), rel=1e-3)
+    # from the read-noise floor (σ_e² = 4 photons) to twice the beads' peak, at most 5 levels
+    assert noise.photons[0] == pytest.approx(READ_E**2, rel=0.2)
+    assert noise.photons[-1] == pytest.approx(BEAD_PEAK_FACTOR * peak, rel=1e-3)
+    assert len(noise.photons) == MAX_PHOTON_LEVELS
+    steps = np.diff(np.log(noise.photons))
+    assert np.allclose(steps, steps[0], rtol=1e-3)
     assert any("--sample" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     json.dumps(noise.record)  # the record is JSON
 

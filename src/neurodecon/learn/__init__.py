@@ -9,7 +9,8 @@ Configuration: ``TrainConfig`` with its groups ``DataConfig``, ``NoiseConfig``,
 ``KernelConfig``; the choices ``LossKind``, ``PhysicsInput``, ``PhysicsMethod``, ``BeadTarget``,
 ``Calibrate`` and ``PhotonsAt``; ``ConfigOption`` (``TrainConfig.options()``: each field's
 command-line flag). Training noise from the microscope's stacks: ``calibrate_training_noise``
-(a ``TrainingNoise``; rules in ``BEAD_PHOTON_FACTORS``), resolved into ``NoiseConfig.resolved``.
+(a ``TrainingNoise``; its rules' constants ``BEAD_PEAK_FACTOR``,
+``SAMPLE_PHOTON_SPREAD``, ``MAX_PHOTON_LEVELS``), resolved into ``NoiseConfig.resolved``.
 
 The building blocks, public for tests, benchmarks and experiments:
 
@@ -27,7 +28,13 @@ The building blocks, public for tests, benchmarks and experiments:
   for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
 """
 
-from ._calibration import BEAD_PHOTON_FACTORS, TrainingNoise, calibrate_training_noise
+from ._calibration import (
+    BEAD_PEAK_FACTOR,
+    MAX_PHOTON_LEVELS,
+    SAMPLE_PHOTON_SPREAD,
+    TrainingNoise,
+    calibrate_training_noise,
+)
 from ._config import (
     BeadTarget,
     Calibrate,
@@ -92,7 +99,9 @@ __all__ = [
     "ConfigOption",
     "calibrate_training_noise",
     "TrainingNoise",
-    "BEAD_PHOTON_FACTORS",
+    "BEAD_PEAK_FACTOR",
+    "SAMPLE_PHOTON_SPREAD",
+    "MAX_PHOTON_LEVELS",
     "TrainingKernels",
     "training_volumes",
     "split_volumes",

@@ -12,9 +12,12 @@ background light. :func:`calibrate_training_noise` turns these into the training
 * backgrounds: 0, and each sample's dark level above that offset, in photons (its background
   light);
 * photons, counted at the input's brightest structures: with samples, from half the dimmest
-  sample's level to twice the brightest's, in steps of at most ×2; from beads alone, the beads'
-  median peak × :data:`BEAD_PHOTON_FACTORS` (a bead's brightness says little about a sample's:
-  one decade around it, and a warning to pass ``--sample``).
+  sample's level to twice the brightest's (:data:`SAMPLE_PHOTON_SPREAD`), in steps of at most
+  ×2; from beads alone, from the read-noise floor (``read_noise_e²`` photons, where shot noise
+  and read noise are equal) to twice the beads' median peak (:data:`BEAD_PEAK_FACTOR`), with a
+  warning to pass ``--sample``: a bead's brightness says little about a sample's (on the
+  simulated microscopes of ``benchmarks/microscopes.py`` the beads peak at 250–1000 photons, the
+  thin filaments of a sample at 10–20); at most :data:`MAX_PHOTON_LEVELS` levels, geometric.
 """
 
 from __future__ import annotations
@@ -29,14 +32,23 @@ import numpy as np
 
 from ..errors import user_error
 
-__all__ = ["TrainingNoise", "calibrate_training_noise", "BEAD_PHOTON_FACTORS", "read_counts"]
+__all__ = [
+    "TrainingNoise",
+    "calibrate_training_noise",
+    "read_counts",
+    "MAX_PHOTON_LEVELS",
+    "BEAD_PEAK_FACTOR",
+    "SAMPLE_PHOTON_SPREAD",
+]
 
 log = logging.getLogger("neurodecon")
 
-#: Without a sample: the training photon levels as multiples of the beads' median peak photons.
-BEAD_PHOTON_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: Without a sample: the highest photon level is the beads' median peak times this.
+BEAD_PEAK_FACTOR = 2.0
 #: With samples: the photon levels reach this factor below the dimmest and above the brightest.
 SAMPLE_PHOTON_SPREAD = 2.0
+#: At most this many photon levels (the physics-aware variant computes RL_K for each).
+MAX_PHOTON_LEVELS = 5
 #: Smallest photon level trained on.
 MIN_PHOTONS = 1.0
 
@@ -170,14 +182,16 @@ def _training_noise(cals: list[tuple[str, Any]]) -> TrainingNoise:
     else:
         bead = next(c for kind, c in cals if kind == "beads")
         peak = bead.median_peak_photons if bead.peaks else bead.signal / gain
-        photons = tuple(max(peak * f, MIN_PHOTONS) for f in BEAD_PHOTON_FACTORS)
+        floor = max((read_noise / gain) ** 2, MIN_PHOTONS)
+        photons = _span(floor, max(BEAD_PEAK_FACTOR * peak, 2 * floor))
         rule = (
-            f"photons: the beads' median peak ({peak:.4g} photons) × "
-            f"{', '.join(f'{f:g}' for f in BEAD_PHOTON_FACTORS)} (no --sample given)"
+            f"photons: from the read-noise floor ({floor:.3g} photons) to {BEAD_PEAK_FACTOR:g} × "
+            f"the beads' median peak ({peak:.4g} photons); no --sample given"
         )
         log.warning(
-            f"training photons {_fmt(photons)} guessed from the beads' peaks ({peak:.4g} photons);"
-            " pass --sample STACK (repeatable) to measure your samples' levels"
+            f"training photons {_fmt(photons)} span the read-noise floor to the beads' peaks "
+            f"({peak:.4g} photons); pass --sample STACK (repeatable) to measure your samples' "
+            "levels"
         )
     record = {
         "calibrations": [{"kind": kind, **c.to_dict()} for kind, c in cals],
@@ -206,9 +220,11 @@ def _training_noise(cals: list[tuple[str, Any]]) -> TrainingNoise:
 
 
 def _span(lo: float, hi: float) -> tuple[float, ...]:
-    """Geometric levels from ``lo`` to ``hi``, neighbours at most a factor 2 apart."""
-    n = max(1, math.ceil(math.log2(hi / lo) - 1e-9)) + 1 if hi > lo else 1
-    return tuple(float(v) for v in np.geomspace(lo, hi, n)) if n > 1 else (float(lo),)
+    """Geometric levels from ``lo`` to ``hi``, ×2 apart or closer, at most MAX_PHOTON_LEVELS."""
+    if not hi > lo:
+        return (float(lo),)
+    n = min(math.ceil(math.log2(hi / lo) - 1e-9) + 1, MAX_PHOTON_LEVELS)
+    return tuple(float(v) for v in np.geomspace(lo, hi, max(n, 2)))
 
 
 def _fmt(values: Sequence[float]) -> str:

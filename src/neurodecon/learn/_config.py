@@ -18,12 +18,12 @@ from ._groups import (
     DataConfig,
     KernelConfig,
     LossConfig,
-    NoiseConfig,
     OptimConfig,
     PhysicsConfig,
     RunConfig,
 )
 from ._net import NetConfig
+from ._noise_config import NoiseConfig
 from ._options import (
     BeadTarget,
     Calibrate,

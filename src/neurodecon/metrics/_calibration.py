@@ -304,8 +304,8 @@ def _peaks(
     """Return the counts above ``offset`` at the isolated, significant maxima, brightest first.
 
     A maximum counts when it stands 6 σ above the dark level (σ of the σ = 1 Gaussian-smoothed
-    noise at its own level) and reaches a fifth of the bright maxima (their 95th percentile):
-    dim beads' halos and noise make many faint maxima that are no structure.
+    noise at its own level) and reaches a quarter of the third brightest one: dim beads' halos,
+    a widefield PSF's out-of-focus light and noise make many faint maxima that are no bead.
     """
     from scipy.ndimage import gaussian_filter, maximum_filter
 
@@ -316,8 +316,8 @@ def _peaks(
     g = gain if math.isfinite(gain) and gain > 0 else 0.0
     norm = (4.0 * math.pi) ** (-img.ndim / 4.0)
     sigma = np.sqrt(read_noise**2 + g * np.clip(level, 0, None)) * norm
-    values = (smooth[is_max] - np.float32(offset))[level > 6.0 * sigma]
+    values = np.sort((smooth[is_max] - np.float32(offset))[level > 6.0 * sigma])[::-1]
     if values.size == 0:
         return ()
-    values = np.sort(values[values >= 0.2 * np.percentile(values, 95)])[::-1][:limit]
+    values = values[values >= 0.25 * values[min(2, values.size - 1)]][:limit]
     return tuple(float(v) for v in values if v > 0)
