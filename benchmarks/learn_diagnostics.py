@@ -138,7 +138,7 @@ def curve(a) -> None:
             "net": {"base_channels": 8, "depth": 3, "res_scale_init": 1.0},
         }
     )
-    d, lc = cfg.data, cfg.loss
+    d, lc, noise = cfg.data, cfg.loss, cfg.noise.resolved()  # no calibration here: the fallbacks
     t0 = time.perf_counter()
     fn = physics_function(cfg, psf) if physics else None
     sources, desc = training_volumes(cfg, None)
@@ -146,11 +146,11 @@ def curve(a) -> None:
         sources,
         o,
         i,
-        photons=cfg.noise.photons,
-        read_noise=cfg.noise.read_noise,
+        photons=noise.photons,
+        read_noise=noise.read_noise,
         seed=2,
         norm_percentiles=d.norm_percentiles,
-        backgrounds=cfg.noise.backgrounds,
+        backgrounds=noise.backgrounds,
         physics=fn,
         physics_draws=2,
     )

@@ -7,6 +7,7 @@ Public submodules: :mod:`neurodecon.classical.stopping` (the ``iterations="auto"
 parts) and :mod:`neurodecon.classical.spectra` (the noise and power spectra of the Wiener filter).
 """
 
+from ..metrics import estimate_background
 from ._deconvolve import deconvolve
 from ._engine import Deconvolver
 from ._inputs import BACKGROUND_MODES, INITIAL_ESTIMATES, normalize_psf, parse_iterations
@@ -18,7 +19,6 @@ from ._methods import (
     NON_NEGATIVE,
     POISSON_METHODS,
 )
-from ._noise import estimate_background
 from ._operator import BOUNDARIES, Geometry, plan_geometry
 from ._result import DeconvolutionResult
 from .stopping import ACCELERATED_FACTOR

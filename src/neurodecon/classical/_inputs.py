@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
+from ..metrics import estimate_background
 from ._methods import DEFAULT_REGULARIZATION, METHODS
-from ._noise import estimate_background
 from ._operator import BOUNDARIES
 
 __all__ = [

@@ -50,10 +50,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ..metrics import estimate_gain
 from ..progress import ProgressFn, report
 from ._iterative import TINY, Hooks
 from ._methods import POISSON_METHODS
-from ._noise import estimate_gain, to_counts
+from ._noise import to_counts
 
 __all__ = [
     "ACCELERATED_FACTOR",

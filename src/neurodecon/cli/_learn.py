@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         description="Train the NeuroDecon residual 3D U-Net. Kernel source: a bead stack "
         "(--beads, with --bead-diameter), a PSF file (--psf), or a theoretical PSF "
         "(--model and its options). Sharp training volumes: --sharp DIR and/or "
-        "synthetic --phantoms.",
+        "synthetic --phantoms. The training noise is calibrated on the bead stack and any "
+        "--sample stacks (offset, gain, read noise, photon levels) unless given.",
     )
     add_psf_source_options(p)
     g = p.add_argument_group("training options (recorded in MODEL_DIR/config.json)")
@@ -53,6 +54,15 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         default=None,
         metavar="DIR",
         help="folder (or file) of sharp stacks to train on; repeatable",
+    )
+    p.add_argument(
+        "--sample",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="a stack of the samples the model is for, from the same camera: its photon levels "
+        "and background light set the training noise (with --calibrate auto); repeatable",
     )
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in MODEL_DIR")
@@ -103,11 +113,13 @@ def _train(args: argparse.Namespace) -> int:
     sources = psf_sources(args)
     sources["psf_model"], sources["psf_shape"] = sources.pop("model"), sources.pop("shape")
     sharp = [str(s) for s in args.sharp] if args.sharp else None
+    samples = [str(s) for s in args.sample] if args.sample else None
     with console_progress("Training") as bar:
         out = train(
             config,
             output_dir=args.output,
             sharp=sharp,
+            samples=samples,
             resume=args.resume,
             overwrite=args.overwrite,
             progress=bar,

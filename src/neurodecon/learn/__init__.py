@@ -6,8 +6,11 @@ tiled inference; ``default_model_path`` is the small model shipped with the pack
 
 Configuration: ``TrainConfig`` with its groups ``DataConfig``, ``NoiseConfig``,
 ``OptimConfig``, ``LossConfig``, ``PhysicsConfig``, ``NetConfig``, ``RunConfig`` and
-``KernelConfig``; the choices ``LossKind``, ``PhysicsInput``, ``PhysicsMethod`` and
-``BeadTarget``; ``ConfigOption`` (``TrainConfig.options()``: each field's command-line flag).
+``KernelConfig``; the choices ``LossKind``, ``PhysicsInput``, ``PhysicsMethod``, ``BeadTarget``,
+``Calibrate`` and ``PhotonsAt``; ``ConfigOption`` (``TrainConfig.options()``: each field's
+command-line flag). Training noise from the microscope's stacks: ``calibrate_training_noise``
+(a ``TrainingNoise``; its rules' constants ``BEAD_PEAK_FACTOR``,
+``SAMPLE_PHOTON_SPREAD``, ``MAX_PHOTON_LEVELS``), resolved into ``NoiseConfig.resolved``.
 
 The building blocks, public for tests, benchmarks and experiments:
 
@@ -20,18 +23,28 @@ The building blocks, public for tests, benchmarks and experiments:
 - precision: ``training_autocast``, ``precision_name``, ``cpu_has_fast_bf16``;
 - loop: ``TrainState``, ``lr_factor``, ``train_step``, ``run_loop``, ``validation_metrics``;
 - network: ``ResUNet``, ``ResBlock``, ``build_network``, ``count_parameters``;
-- model directory: ``save_model``, ``model_card``, ``KERNEL_PSF_FILE``; inference:
-  ``predict_tiled``.
+- model directory: ``save_model``, ``model_card``, ``trained_for``, ``KERNEL_PSF_FILE``;
+  inference: ``predict_tiled``, and the checks of an input against what the model was trained
+  for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
 """
 
+from ._calibration import (
+    BEAD_PEAK_FACTOR,
+    MAX_PHOTON_LEVELS,
+    SAMPLE_PHOTON_SPREAD,
+    TrainingNoise,
+    calibrate_training_noise,
+)
 from ._config import (
     BeadTarget,
+    Calibrate,
     DataConfig,
     KernelConfig,
     LossConfig,
     LossKind,
     NoiseConfig,
     OptimConfig,
+    PhotonsAt,
     PhysicsConfig,
     PhysicsInput,
     PhysicsMethod,
@@ -48,9 +61,10 @@ from ._data import (
     scale_to_unit,
 )
 from ._kernels import KERNEL_PSF_FILE, TrainingKernels
+from ._limits import LEVEL_CHECK_VOXELS, check_levels, check_voxel_size, trained_levels
 from ._loop import TrainState, lr_factor, run_loop, train_step, validation_metrics
 from ._loss import fourier_loss, hessian_frobenius, neurodecon_loss, ssim3d
-from ._model import Model, default_model_path, load_model, model_card, save_model
+from ._model import Model, default_model_path, load_model, model_card, save_model, trained_for
 from ._net import NetConfig, ResBlock, ResUNet, build_network, count_parameters
 from ._norm import Normalization, robust_range
 from ._options import ConfigOption
@@ -80,7 +94,14 @@ __all__ = [
     "PhysicsInput",
     "PhysicsMethod",
     "BeadTarget",
+    "Calibrate",
+    "PhotonsAt",
     "ConfigOption",
+    "calibrate_training_noise",
+    "TrainingNoise",
+    "BEAD_PEAK_FACTOR",
+    "SAMPLE_PHOTON_SPREAD",
+    "MAX_PHOTON_LEVELS",
     "TrainingKernels",
     "training_volumes",
     "split_volumes",
@@ -114,6 +135,11 @@ __all__ = [
     "count_parameters",
     "save_model",
     "model_card",
+    "trained_for",
+    "check_voxel_size",
+    "check_levels",
+    "trained_levels",
+    "LEVEL_CHECK_VOXELS",
     "KERNEL_PSF_FILE",
     "predict_tiled",
 ]

@@ -18,17 +18,19 @@ from ._groups import (
     DataConfig,
     KernelConfig,
     LossConfig,
-    NoiseConfig,
     OptimConfig,
     PhysicsConfig,
     RunConfig,
 )
 from ._net import NetConfig
+from ._noise_config import NoiseConfig
 from ._options import (
     BeadTarget,
+    Calibrate,
     ConfigOption,
     LossKind,
     Option,
+    PhotonsAt,
     PhysicsInput,
     PhysicsMethod,
     as_tuple,
@@ -49,6 +51,8 @@ __all__ = [
     "PhysicsInput",
     "PhysicsMethod",
     "BeadTarget",
+    "Calibrate",
+    "PhotonsAt",
 ]
 
 

@@ -3,12 +3,14 @@
 A pool of large sharp volumes ``i`` is built once (the user's stacks and/or synthetic phantoms),
 each convolved once with the input kernel (``o*`` in bead mode, the PSF in PSF mode) and with the
 target kernel (``i*`` in bead mode, identity in PSF mode) by :func:`neurodecon.synth.convolve`.
-Crops with enough foreground, flips that the kernels allow, and Poisson + read noise are drawn per
-step from a seeded generator.
+Crops with enough foreground, flips that the kernels allow, and camera noise (gain · Poisson +
+offset + read noise) are drawn per step from a seeded generator.
 
 The noise is drawn here (:func:`add_noise`), not by :func:`neurodecon.synth.forward_model`: the
 pool and every batch draw from one shared ``numpy.random.Generator`` (reproducible, resumable
-runs), and ``photons`` count at intensity 1 of the sharp volume, not at its maximum.
+runs), and ``photons`` count at intensity 1 of the sharp volume (not at its maximum) or, with
+``photons_at_input``, at the blurred input's brightest structures
+(:func:`neurodecon.metrics.structure_level`, what a noise calibration measures on real data).
 """
 
 from __future__ import annotations
@@ -114,11 +116,36 @@ class Pool:
     flips: list[int]
     y_means: list[float] = field(default_factory=list)
     backgrounds: tuple[float, ...] = (0.0,)
+    gain: float = 1.0
+    offset: float = 0.0
+    # per volume: the factor from a photon level to the photons at intensity 1 of its sharp volume
+    photon_scale: list[float] = field(default_factory=list)
 
     @property
     def conditions(self) -> list[tuple[float, float]]:
         """The (photons, background) pairs, photon-level-major; ``norms[v][c]`` belongs to ``c``."""
         return [(p, b) for p in self.photons for b in self.backgrounds]
+
+    def photons_of(self, v: int, level: float) -> float:
+        """Return the photons at intensity 1 of volume ``v``'s sharp volume for a photon level."""
+        return level * (self.photon_scale[v] if self.photon_scale else 1.0)
+
+    def input_levels(self) -> dict[str, list[float]]:
+        """Return the ranges the inputs span: photons at their brightest structures, dark level.
+
+        ``photons``: :func:`~neurodecon.metrics.structure_level` of each noise-free input times
+        its photons (min, max over volumes and levels); ``offset_counts``: ``offset + gain ·
+        background`` over the backgrounds. What ``predict`` compares an input with.
+        """
+        from ..metrics import structure_level
+
+        tops = [structure_level(x) for x in self.x]
+        levels = [t * self.photons_of(v, p) for v, t in enumerate(tops) for p in self.photons]
+        dark = [self.offset + self.gain * b for b in self.backgrounds]
+        return {
+            "photons": [float(min(levels)), float(max(levels))],
+            "offset_counts": [float(min(dark)), float(max(dark))],
+        }
 
     # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and
     # their normalisations
@@ -142,39 +169,51 @@ def build_pool(
     seed: int,
     norm_percentiles: tuple[float, float],
     backgrounds: tuple[float, ...] = (0.0,),
+    gain: float = 1.0,
+    offset: float = 0.0,
+    photons_at_input: bool = False,
     physics: PhysicsFn | None = None,
     physics_draws: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> Pool:
     """Convolve each sharp source once and record the normalisation that inference will use.
 
-    Noise conditions are all pairs of ``photons`` (expected counts at intensity 1) and
-    ``backgrounds`` (expected background counts per voxel, left in the input as on a real
-    microscope; the target has none). With ``physics`` (the RL_K function), ``physics_draws``
-    noisy realisations per photon level of every whole volume are drawn once (backgrounds taken
-    in turn, shifted by one per volume) and ``physics`` is applied to each (RL on the whole
-    volume, as at inference); crops are then drawn from these fixed realisations.
+    Noise conditions are all pairs of ``photons`` (expected photo-electrons at intensity 1 of
+    the sharp volume; with ``photons_at_input`` at each input's brightest structures, its
+    :func:`~neurodecon.metrics.structure_level`) and ``backgrounds`` (expected background
+    photons per voxel, left in the input as on a real microscope; the target has none); the
+    camera multiplies by ``gain`` and adds ``offset`` counts and read noise (:func:`add_noise`).
+    With ``physics`` (the RL_K function), ``physics_draws`` noisy realisations per photon level
+    of every whole volume are drawn once (backgrounds taken in turn, shifted by one per volume)
+    and ``physics`` is applied to each (RL on the whole volume, as at inference); crops are then
+    drawn from these fixed realisations.
     """
+    from ..metrics import structure_level
+
     rng = np.random.default_rng(seed)
     backgrounds = tuple(float(b) for b in backgrounds) or (0.0,)
-    xs, ys, norms = [], [], []
+    camera = {"gain": float(gain), "offset": float(offset)}
+    xs, ys, norms, scales = [], [], [], []
     noisy_all, rl_all, rnorm_all = [], [], []
     levels = [lv for lv in range(len(photons)) for _ in range(physics_draws)]
     for n, s in enumerate(sources):
         x = center_convolve(s, kernel_x)
         y = center_convolve(s, kernel_y)
+        scale = 1.0 / max(structure_level(x), 1e-6) if photons_at_input else 1.0
         per_level = []
         for p in photons:
             for b in backgrounds:
-                noisy = add_noise(x, p, read_noise, rng, background=b)
+                noisy = add_noise(x, p * scale, read_noise, rng, background=b, **camera)
                 per_level.append(robust_range(noisy, norm_percentiles))
         if physics is not None:
             nv, rv, nn = [], [], []
             for j, lv in enumerate(levels):
                 bg = backgrounds[(j + n) % len(backgrounds)]  # every pairing across volumes
-                noisy = add_noise(x, photons[lv], read_noise, rng, background=bg)
+                p = photons[lv] * scale
+                noisy = add_noise(x, p, read_noise, rng, background=bg, **camera)
                 nv.append(noisy)
-                rv.append(physics(noisy, bg / photons[lv]))
+                # the background the RL channel should see, in the input's units
+                rv.append(physics(noisy, (offset + gain * bg) / (gain * p)))
                 nn.append(robust_range(noisy, norm_percentiles))
             noisy_all.append(nv)
             rl_all.append(rv)
@@ -182,6 +221,7 @@ def build_pool(
         xs.append(x)
         ys.append(y)
         norms.append(per_level)
+        scales.append(scale)
         if progress:
             progress(n + 1, len(sources))
     pool = Pool(
@@ -193,6 +233,9 @@ def build_pool(
         allowed_flips(kernel_x, kernel_y),
         [float(y.mean()) for y in ys],
         backgrounds,
+        float(gain),
+        float(offset),
+        scales,
     )
     if physics is not None:
         pool.noisy, pool.rl, pool.real_norms, pool.real_levels = (
@@ -211,17 +254,34 @@ def add_noise(
     rng: np.random.Generator,
     *,
     background: float = 0.0,
+    gain: float = 1.0,
+    offset: float = 0.0,
 ) -> np.ndarray:
-    """Draw Poisson + Gaussian read noise; return it in the intensity units of ``x``.
+    """Draw a camera's noise; return it in the intensity units of ``x``.
 
-    ``photons`` expected counts at intensity 1 sit on top of ``background`` expected counts per
-    voxel; read noise is in counts. The background stays in the result, as
-    ``background / photons``.
+    ``counts = gain · Poisson(x · photons + background) + offset + N(0, read_noise²)``:
+    ``photons`` expected photo-electrons at intensity 1 on top of ``background`` photons per
+    voxel, ``gain`` counts per photo-electron, ``offset`` and ``read_noise`` in counts. The result
+    is ``counts / (gain · photons)``, so the background and offset stay in it, as
+    ``(offset + gain · background) / (gain · photons)``. Gain 1 and offset 0 (the defaults) are
+    the noise of earlier versions, bit for bit.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.full((64, 64, 64), 0.5, np.float32)
+    >>> y = add_noise(x, 200.0, 4.0, rng, gain=2.0, offset=100.0)
+    >>> round(float(y.mean()), 2), round(float(y.var() * (2.0 * 200.0) ** 2))  # 0.5 + 100/400
+    (0.75, 416)
     """
     counts = rng.poisson(np.clip(x, 0, None) * photons + background).astype(np.float32)
+    if gain != 1.0:
+        counts *= np.float32(gain)
+    if offset:
+        counts += np.float32(offset)
     if read_noise:
         counts += rng.normal(0.0, read_noise, size=x.shape).astype(np.float32)
-    return counts / np.float32(photons)
+    return counts / np.float32(photons * gain)
 
 
 def _random_crop(
@@ -281,7 +341,18 @@ def sample_batch(
             cond = int(rng.integers(len(pool.conditions)))
             p, bg = pool.conditions[cond]
             sl = _random_crop(pool, v, patch, rng, fg_fraction)
-            chans = [add_noise(pool.x[v][sl], p, pool.read_noise, rng, background=bg)]
+            p = pool.photons_of(v, p)
+            chans = [
+                add_noise(
+                    pool.x[v][sl],
+                    p,
+                    pool.read_noise,
+                    rng,
+                    background=bg,
+                    gain=pool.gain,
+                    offset=pool.offset,
+                )
+            ]
             norm = pool.norms[v][cond]
         y = pool.y[v][sl]
         for a in pool.flips:

@@ -1,14 +1,14 @@
 """The groups of the training configuration, one per concept, each validated on creation.
 
-``data`` (training volumes, crops, split), ``noise``, ``optim`` (optimiser, schedule, weight
+``data`` (training volumes, crops, split), ``optim`` (optimiser, schedule, weight
 averaging), ``loss``, ``physics`` (the RL_K input), ``run`` (steps, time, seed, device,
-intervals) and ``kernel``; the network's group is :class:`~neurodecon.learn.NetConfig`.
+intervals) and ``kernel``; the network's group is :class:`~neurodecon.learn.NetConfig`, the
+noise's :class:`~neurodecon.learn.NoiseConfig` (its own module, with its calibrated defaults).
 Each field carries its command-line spelling (:func:`._options.option`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ._options import (
@@ -26,11 +26,9 @@ from ._options import (
     parse_names,
     set_field,
 )
-from ._options import parse_numbers as _nums
 
 __all__ = [
     "DataConfig",
-    "NoiseConfig",
     "OptimConfig",
     "LossConfig",
     "PhysicsConfig",
@@ -128,49 +126,6 @@ class DataConfig:
             fail("fg_fraction", f"{self.fg_fraction!r} must be a number >= 0")
         if not (finite(self.val_fraction) and 0 <= self.val_fraction < 1):
             fail("val_fraction", f"{self.val_fraction!r} must be in [0, 1)")
-
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    """Training noise, drawn per crop: Poisson(x · photons + background) + N(0, read_noise).
-
-    ``photons`` are expected counts at the sharp volume's robust maximum (99.9th percentile
-    scaled to 1), ``backgrounds`` expected background counts per voxel (left in the input, as a
-    microscope's would be; not in the target), ``read_noise`` the Gaussian σ in counts.
-    """
-
-    photons: tuple[float, ...] = option(
-        (30.0, 100.0, 300.0, 1000.0),
-        flag="--photons",
-        parse=_nums,
-        metavar="P,...",
-        help="expected photon counts at the sharp volume's robust maximum, one drawn per crop",
-    )
-    backgrounds: tuple[float, ...] = option(
-        (0.0, 2.0, 5.0, 10.0),
-        flag="--backgrounds",
-        parse=_nums,
-        metavar="B,...",
-        help="background counts per voxel left in the input, one drawn per crop; match your "
-        "microscope's",
-    )
-    read_noise: float = option(
-        1.0, flag="--read-noise", parse=float, help="Gaussian read noise σ in counts"
-    )
-
-    def __post_init__(self) -> None:
-        for name, low in (("photons", "> 0"), ("backgrounds", ">= 0")):
-            try:
-                t = as_tuple(getattr(self, name), float)
-            except (TypeError, ValueError):
-                t = ()
-            if not t or not all(
-                math.isfinite(v) and (v > 0 if low == "> 0" else v >= 0) for v in t
-            ):
-                fail(name, f"{getattr(self, name)!r} must be numbers {low}", "e.g. 0,5,10")
-            set_field(self, name, t)
-        if not (finite(self.read_noise) and self.read_noise >= 0):
-            fail("read_noise", f"{self.read_noise!r} must be a number >= 0")
 
 
 @dataclass(frozen=True)

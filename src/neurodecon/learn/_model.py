@@ -28,6 +28,7 @@ __all__ = [
     "load_model",
     "save_model",
     "model_card",
+    "trained_for",
     "default_model_path",
     "FORMAT",
     "FORMAT_VERSION",
@@ -97,6 +98,7 @@ def model_card(
     training_data: Mapping[str, Any],
     run: Mapping[str, Any],
     physics: Mapping[str, Any] | None = None,
+    noise: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the ``config.json`` content that explains a trained model.
 
@@ -116,8 +118,14 @@ def model_card(
         Steps done, stops, time, device, precision, validation (see ``TrainState.summary``).
     physics : dict, optional
         The physics-aware variant's RL_K settings (``physics_description``).
+    noise : dict, optional
+        Merged into the ``noise`` entry: ``calibration`` (what the noise was calibrated on and
+        how), ``explicit`` (the noise options given), ``input_levels`` (the photons and dark
+        levels the training inputs spanned, ``Pool.input_levels``; what ``predict`` checks).
     """
-    d, n = cfg.data, cfg.noise
+    d, n = cfg.data, cfg.noise.resolved()  # resolved already when train() calls it
+    assert n.photons is not None and n.backgrounds is not None and n.gain is not None
+    extra = dict(noise or {})
     return {
         "description": "NeuroDecon residual 3D U-Net (Kalinin et al., §4.2.1), trained on "
         + description,
@@ -136,14 +144,60 @@ def model_card(
         "training_data": dict(training_data),
         "noise": {
             "photons": list(n.photons),
+            "photons_at": n.photons_at.value,
             "read_noise_counts": n.read_noise,
-            "background_counts": list(n.backgrounds),
-            "model": "Poisson(x·photons + background) + N(0, read_noise), divided by photons",
+            "background_photons": list(n.backgrounds),
+            "background_counts": [n.gain * b for b in n.backgrounds],
+            "gain_counts_per_e": n.gain,
+            "offset_counts": n.offset,
+            "model": "counts = gain · Poisson(x · photons + background) + offset + "
+            "N(0, read_noise²); the input is counts / (gain · photons)",
+            **extra,
         },
+        "trained_for": trained_for(cfg, kernel, extra, training_data),
         "training": cfg.to_dict(),
         **run,
         "inference": {"halo": 16},
         **({"physics": dict(physics)} if physics else {}),
+    }
+
+
+def trained_for(
+    cfg: TrainConfig,
+    kernel: Mapping[str, Any],
+    noise: Mapping[str, Any],
+    training_data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Return what a model is for: voxel size, optics, noise levels, training structures.
+
+    The ``trained_for`` entry of ``config.json`` (``noise`` as :func:`model_card` takes it);
+    ``predict`` warns when an input's voxel size or levels differ.
+    """
+    input_levels = noise.get("input_levels")
+    volumes = [str(v) for v in training_data.get("volumes", ())]
+    d, n = cfg.data, cfg.noise.resolved()
+    optics: dict[str, Any] | None = None
+    if kernel.get("psf_params"):
+        optics = dict(kernel["psf_params"])
+    elif kernel.get("psf_fwhm_um"):
+        optics = {"psf_fwhm_um": kernel["psf_fwhm_um"], "from": "bead extraction"}
+    gain = n.gain or 1.0
+    return {
+        "voxel_size_um": list(d.voxel_size_um or ()),
+        "optics": optics,
+        "noise": {
+            "gain_counts_per_e": n.gain,
+            "read_noise_e": (n.read_noise or 0.0) / gain,
+            "calibrated_from": [
+                c.get("source") for c in (noise.get("calibration") or {}).get("calibrations", ())
+            ],
+            **({"input_levels": dict(input_levels)} if input_levels else {}),
+        },
+        "structures": {
+            "phantoms": list(d.phantoms),
+            "magnification": list(d.magnification),
+            "sharp_stacks": sorted({v for v in volumes if not v.startswith("phantom:")}),
+        },
     }
 
 
@@ -252,17 +306,3 @@ def _migrate(config: dict[str, Any], path: Path) -> None:
         config["training"] = TrainConfig.from_dict(training).to_dict()
     except NeuroDeconError as exc:  # keep what the file says; inference does not need it
         log.warning(f"{path}: the training options of this model could not be read ({exc})")
-
-
-def check_voxel_size(model: Model, voxel_size_um, *, rtol: float = 0.1) -> None:
-    """Warn (once per call) when the image's voxel size differs from the model's by > ``rtol``."""
-    if voxel_size_um is None:
-        return
-    want = model.voxel_size_um
-    got = tuple(float(v) for v in voxel_size_um)
-    if any(abs(g - w) > rtol * w for g, w in zip(got, want, strict=True)):
-        log.warning(
-            f"the image voxel size {got} µm differs from the model's {want} µm; the network "
-            f"expects the blur in voxels it was trained on. Resample the image to {want} µm, or "
-            f"train a model for {got} µm (`neurodecon train --voxel-size ...`)"
-        )

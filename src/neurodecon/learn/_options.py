@@ -29,6 +29,8 @@ __all__ = [
     "PhysicsInput",
     "PhysicsMethod",
     "BeadTarget",
+    "Calibrate",
+    "PhotonsAt",
 ]
 
 
@@ -225,6 +227,21 @@ class BeadTarget(str, Enum):
 
     BEAD = "bead"
     PSF = "psf"
+
+
+class Calibrate(str, Enum):
+    """Training noise from the microscope's stacks (bead stack, ``--sample``): on or off."""
+
+    AUTO = "auto"
+    OFF = "off"
+
+
+class PhotonsAt(str, Enum):
+    """Where the training photons are counted: the sharp volume's or the blurred input's top."""
+
+    AUTO = "auto"
+    SHARP = "sharp"
+    INPUT = "input"
 
 
 E = TypeVar("E", bound=Enum)

@@ -14,7 +14,8 @@ import torch
 from ..device import resolve_device
 from ..errors import user_error
 from ..progress import ProgressFn, report
-from ._model import Model, check_voxel_size, load_model
+from ._limits import check_levels, check_voxel_size
+from ._model import Model, load_model
 from ._norm import robust_range
 
 __all__ = ["predict", "predict_tiled", "DEFAULT_TILE"]
@@ -38,6 +39,7 @@ def predict(
     blend: int | None = None,
     device: str = "auto",
     precision: str = "auto",
+    check: bool = True,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """Deconvolve ``image`` (``(..., Z, Y, X)``) with a trained network; float32, same shape.
@@ -50,7 +52,8 @@ def predict(
         One volume, or several (channels, time points) stacked in front; each is normalised on
         its own, with the model's recorded whole-volume normalisation.
     voxel_size_um : (z, y, x), optional
-        The image's voxel size; a mismatch with the model's logs a warning that says what to do.
+        The image's voxel size; a mismatch with the model's (> 10 % on an axis) logs a warning
+        that names both and says what to do.
     tile_shape : (z, y, x), optional
         Core size of a tile in voxels (rounded up to the network's multiple); default
         ``(64, 192, 192)``, which bounds memory to roughly 1 GB on the CPU whatever the volume size.
@@ -60,6 +63,10 @@ def predict(
         Width of the linear cross-fade between neighbouring tiles (default: the network multiple).
     precision : "auto" | "fp32" | "bf16" | "fp16"
         ``auto`` = fp16 autocast on CUDA, fp32 on the CPU.
+    check : bool
+        Measure the first volume's dark level and photons (``neurodecon.metrics.
+        calibrate_noise`` on at most 2 × 10⁶ voxels) and warn in one line when they lie outside
+        the model's trained range by more than a factor 2 (see ``config.json["trained_for"]``).
     progress : callable, optional
         ``progress(done, total, message)``; return ``False`` to cancel.
     """
@@ -78,6 +85,8 @@ def predict(
     if not np.all(np.isfinite(arr)):
         raise user_error("the image contains NaN or infinite values", fix="clean the image first")
     vols = arr.reshape(-1, *arr.shape[-3:])
+    if check:
+        check_levels(model, vols[0])
     out = np.empty(vols.shape, np.float32)
     dev = resolve_device(device)
     net = model.net.to(dev).eval()

@@ -14,7 +14,8 @@ import torch
 
 from ..errors import user_error
 from ..progress import ProgressFn, report
-from ._config import TrainConfig
+from ._calibration import calibrate_training_noise
+from ._config import Calibrate, PhotonsAt, TrainConfig
 from ._data import build_pool, sample_batch
 from ._kernels import KERNEL_PSF_FILE, TrainingKernels
 from ._loop import TrainState, run_loop, validation_metrics
@@ -47,6 +48,7 @@ def train(
     ideal_bead: np.ndarray | None = None,
     physics_psf: Any = None,
     sharp: Any = None,
+    samples: Sequence[Any] | None = None,
     kernel_info: Mapping[str, Any] | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -87,6 +89,11 @@ def train(
     sharp : folder, file, array or list of those, optional
         The user's sharp volumes; used together with ``data.phantoms`` (set ``phantoms=()``
         to train on them alone).
+    samples : list of file, Image or array, optional
+        Stacks of the samples the model is for, from the same camera: with
+        ``noise.calibrate="auto"`` (the default) their photon levels and background light are
+        measured, like the camera on the bead stack (:func:`calibrate_training_noise`), and the
+        training noise is drawn around them; noise options given explicitly win.
     kernel_info : dict, optional
         Merged into ``config.json["kernel"]`` (provenance the caller knows better).
     resume : bool
@@ -127,6 +134,12 @@ def train(
         torch.set_num_threads(int(cfg.run.threads))
     kernels = TrainingKernels.resolve(cfg, progress=progress, **sources)
     cfg = replace(cfg, data=replace(cfg.data, voxel_size_um=kernels.voxel_size_um))
+    explicit = cfg.noise.explicit
+    calibrated = None
+    if cfg.noise.calibrate == Calibrate.AUTO and (beads is not None or samples):
+        channel = (bead_options or {}).get("channel")
+        calibrated = calibrate_training_noise(beads=beads, samples=samples or (), channel=channel)
+    cfg = replace(cfg, noise=cfg.noise.resolved(calibrated.values() if calibrated else None))
     out.mkdir(parents=True, exist_ok=True)
     ppsf = None
     if cfg.physics.on:
@@ -144,15 +157,21 @@ def train(
         k = cfg.physics.iterations
         report(progress, 0, cfg.run.steps, f"RL_{k} of the pool: volume {done}/{total}")
 
+    noise = cfg.noise
+    assert noise.photons is not None and noise.backgrounds is not None  # resolved above
+    assert noise.read_noise is not None and noise.gain is not None and noise.offset is not None
     pool = build_pool(
         volumes,
         kernels.input,
         kernels.target,
-        photons=cfg.noise.photons,
-        read_noise=cfg.noise.read_noise,
+        photons=noise.photons,
+        read_noise=noise.read_noise,
         seed=cfg.run.seed + 1,
         norm_percentiles=cfg.data.norm_percentiles,
-        backgrounds=cfg.noise.backgrounds,
+        backgrounds=noise.backgrounds,
+        gain=noise.gain,
+        offset=noise.offset,
+        photons_at_input=noise.photons_at == PhotonsAt.INPUT,
         physics=physics_fn,
         physics_draws=cfg.physics.draws,
         progress=pool_progress if (physics_fn and progress) else None,
@@ -201,8 +220,14 @@ def train(
     if kernels.psf is not None:
         kernel["psf_file"] = PSF_FILE if cfg.physics.on else KERNEL_PSF_FILE
     kernel.update(kernel_info or {})
+    noise_record = {
+        "calibration": calibrated.record if calibrated else None,
+        "explicit": list(explicit),
+        "input_levels": pool.input_levels(),
+    }
     card = model_card(
         cfg,
+        noise=noise_record,
         n_parameters=count_parameters(state.net),
         kernel=kernel,
         description=kernels.description,

@@ -43,6 +43,7 @@ def simulate(
     background: float = 0.0,
     read_noise: float = 0.0,
     offset: float = 0.0,
+    gain: float = 1.0,
     seed: int = 0,
     margin_px: int | Sequence[int] | None = None,
     density: float = 1.0,
@@ -65,7 +66,7 @@ def simulate(
         A PSF at ``voxel_size_um`` (validated and centred with
         :func:`neurodecon.psf.prepare_psf`); otherwise ``psf_model`` with ``psf_params``
         (keyword arguments of :func:`neurodecon.psf.make_psf`) and ``psf_shape``.
-    photons, background, read_noise, offset, seed
+    photons, background, read_noise, offset, gain, seed
         See :func:`neurodecon.synth.forward_model`.
     margin_px : int or (3,) ints, optional
         The phantom is drawn larger by this margin on each side and blurred before cropping, so
@@ -127,6 +128,7 @@ def simulate(
         background=background,
         read_noise=read_noise,
         offset=offset,
+        gain=gain,
         seed=seed + 1,
     )
     crop = tuple(slice(m, m + s) for m, s in zip(margin, shape_t, strict=True))
@@ -144,8 +146,9 @@ def simulate(
         "background": background,
         "read_noise": read_noise,
         "offset": offset,
-        "forward_model": "image = Poisson(truth / max(truth) * photons ⊛ psf + background) "
-        "+ offset + N(0, read_noise²)",
+        "gain": gain,
+        "forward_model": "image = gain · (Poisson(truth / max(truth) * photons ⊛ psf + "
+        "background) + N(0, read_noise²)) + offset",
     }
     sim = Simulation(
         truth=np.ascontiguousarray(truth_big[crop]),
