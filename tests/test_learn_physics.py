@@ -196,6 +196,32 @@ def test_pool_realisations_pair_raw_with_its_rl():
     assert xb.shape == (3, 2, 8, 16, 16) and yb.shape == (3, 1, 8, 16, 16)
 
 
+def test_pool_fits_the_rl_runs_into_its_time_budget(messages):
+    """A slow RL_K: every volume gets fewer realisations, the photon levels taken in turn."""
+    import time
+
+    k = gaussian_kernel()
+    src = [np.random.default_rng(s).uniform(0, 1, (8, 16, 16)).astype(np.float32) for s in range(4)]
+    calls = []
+
+    def slow(v, bg):
+        calls.append(bg)
+        time.sleep(0.05)
+        return v
+
+    args = dict(photons=(10.0, 100.0, 1000.0), read_noise=1.0, seed=0, norm_percentiles=(1.0, 99.8))
+    pool = build_pool(src, k, None, physics=slow, physics_draws=2, physics_budget_s=0.45, **args)
+    # 6 realisations per volume would take 4 × 6 × 0.05 s = 1.2 s: 2 per volume fit in 0.45 s
+    assert [len(r) for r in pool.rl] == [2] * 4
+    assert len(pool.real_levels) == 2 and len(calls) == 8
+    assert any("realisation" in m for m in messages)
+    xb, _ = sample_batch(pool, [0, 1, 2, 3], 4, (8, 16, 16), np.random.default_rng(0))
+    assert xb.shape == (4, 2, 8, 16, 16)
+    calls.clear()
+    build_pool(src, k, None, physics=slow, physics_draws=2, physics_budget_s=60, **args)
+    assert len(calls) == 4 * 6  # within the budget nothing is dropped
+
+
 def test_bead_kernels_without_psf_is_a_user_error(tmp_path):
     from neurodecon.errors import NeuroDeconError
 

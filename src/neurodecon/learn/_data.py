@@ -15,13 +15,18 @@ runs), and ``photons`` count at intensity 1 of the sharp volume (not at its maxi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..synth import convolve
 from ._norm import Normalization, robust_range
+
+log = logging.getLogger("neurodecon")
 
 __all__ = [
     "Pool",
@@ -174,6 +179,7 @@ def build_pool(
     photons_at_input: bool = False,
     physics: PhysicsFn | None = None,
     physics_draws: int = 2,
+    physics_budget_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Pool:
     """Convolve each sharp source once and record the normalisation that inference will use.
@@ -186,7 +192,9 @@ def build_pool(
     With ``physics`` (the RL_K function), ``physics_draws`` noisy realisations per photon level
     of every whole volume are drawn once (backgrounds taken in turn, shifted by one per volume)
     and ``physics`` is applied to each (RL on the whole volume, as at inference); crops are then
-    drawn from these fixed realisations.
+    drawn from these fixed realisations. With ``physics_budget_s``, the first RL_K run is timed
+    and, when all realisations would not fit in that budget, every volume gets fewer (at least
+    one), the photon levels taken in turn across volumes so that all of them are covered.
     """
     from ..metrics import structure_level
 
@@ -196,6 +204,7 @@ def build_pool(
     xs, ys, norms, scales = [], [], [], []
     noisy_all, rl_all, rnorm_all = [], [], []
     levels = [lv for lv in range(len(photons)) for _ in range(physics_draws)]
+    plan = _RealisationPlan(levels, len(sources), physics_budget_s)
     for n, s in enumerate(sources):
         x = center_convolve(s, kernel_x)
         y = center_convolve(s, kernel_y)
@@ -207,14 +216,18 @@ def build_pool(
                 per_level.append(robust_range(noisy, norm_percentiles))
         if physics is not None:
             nv, rv, nn = [], [], []
-            for j, lv in enumerate(levels):
+            j = 0
+            while j < len(plan.levels_of(n)):  # the plan may shrink after the first RL_K run
+                lv = plan.levels_of(n)[j]
                 bg = backgrounds[(j + n) % len(backgrounds)]  # every pairing across volumes
                 p = photons[lv] * scale
                 noisy = add_noise(x, p, read_noise, rng, background=bg, **camera)
                 nv.append(noisy)
                 # the background the RL channel should see, in the input's units
-                rv.append(physics(noisy, (offset + gain * bg) / (gain * p)))
+                with plan.timed():
+                    rv.append(physics(noisy, (offset + gain * bg) / (gain * p)))
                 nn.append(robust_range(noisy, norm_percentiles))
+                j += 1
             noisy_all.append(nv)
             rl_all.append(rv)
             rnorm_all.append(nn)
@@ -242,9 +255,50 @@ def build_pool(
             noisy_all,
             rl_all,
             rnorm_all,
-            levels,
+            plan.levels_of(0),
         )
     return pool
+
+
+class _RealisationPlan:
+    """How many noisy realisations (and RL_K runs) each pool volume gets, within a time budget."""
+
+    def __init__(self, levels: list[int], n_volumes: int, budget_s: float | None) -> None:
+        self.levels, self.n_volumes, self.budget_s = levels, n_volumes, budget_s
+        self.per_volume = len(levels)
+        self.seconds: float | None = None
+
+    def levels_of(self, volume: int) -> list[int]:
+        """Return the photon-level index of each realisation of ``volume``."""
+        if self.per_volume == len(self.levels):
+            return self.levels
+        n_levels = max(self.levels) + 1
+        start = volume * self.per_volume
+        return [(start + j) % n_levels for j in range(self.per_volume)]
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time the first RL_K run and, from it, fit the realisations into the budget."""
+        t0 = time.perf_counter()
+        yield
+        if self.seconds is not None:
+            return
+        self.seconds = time.perf_counter() - t0
+        if self.budget_s is None:
+            return
+        total = self.seconds * self.n_volumes * len(self.levels)
+        if total <= self.budget_s:
+            return
+        fits = int(self.budget_s / (self.seconds * self.n_volumes))
+        self.per_volume = max(1, min(len(self.levels), fits))
+        log.info(
+            "physics input: RL_K takes %.1f s per volume; %d noisy realisation(s) per volume "
+            "instead of %d, to build the pool in about %.0f s of the time limit",
+            self.seconds,
+            self.per_volume,
+            len(self.levels),
+            self.budget_s,
+        )
 
 
 def add_noise(

@@ -174,6 +174,7 @@ def train(
         photons_at_input=noise.photons_at == PhotonsAt.INPUT,
         physics=physics_fn,
         physics_draws=cfg.physics.draws,
+        physics_budget_s=_pool_budget(cfg),
         progress=pool_progress if (physics_fn and progress) else None,
     )
     train_idx, val_idx = split_volumes(data_desc["volumes"], cfg.data.val_fraction)
@@ -239,6 +240,16 @@ def train(
     if not keep_checkpoint and ckpt.exists():
         ckpt.unlink()
     return out
+
+
+#: Share of a time limit that the physics input's pool (RL_K of every noisy realisation) may take.
+POOL_SHARE = 0.3
+
+
+def _pool_budget(cfg: TrainConfig) -> float | None:
+    """Return the seconds the RL_K pool may take (``POOL_SHARE`` of the time limit), or None."""
+    t = cfg.run.time_limit_min
+    return None if t is None else POOL_SHARE * 60.0 * float(t)
 
 
 def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
