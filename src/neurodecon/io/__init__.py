@@ -3,6 +3,7 @@
 from ._api import check_image, format_of, read
 from ._coerce import as_image, as_volume, source_of
 from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._provenance import clean_stale_partials, current_command, recording_command
 from ._units import canonical_axes, unit_to_um
 from ._write import write
 
@@ -18,4 +19,7 @@ __all__ = [
     "source_of",
     "canonical_axes",
     "unit_to_um",
+    "recording_command",
+    "current_command",
+    "clean_stale_partials",
 ]
