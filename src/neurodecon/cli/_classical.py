@@ -113,12 +113,13 @@ def _background(text: str) -> float | str:
 
 def _deconvolve(args: argparse.Namespace) -> int:
     from ..classical import parse_iterations
-    from ..io import read
+    from ..io import check_image, read
 
     iterations = parse_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
     _check_outputs(args)
     image = read(args.input, voxel_size_um=args.voxel_size)
+    check_image(image, args.input)  # a constant image is readable, but not deconvolvable
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network:
         return _run_network(args, image)
