@@ -137,6 +137,10 @@ def estimate_gain(image: np.ndarray) -> float:
     return float(np.mean(resid.astype(np.float64) ** 2) / scale / mean) if mean > 0 else 1.0
 
 
+#: Largest photon count used for thinning (float data beyond it are scaled down).
+_MAX_COUNT = 2.0**40
+
+
 def to_counts(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Return photon counts for thinning: ``(counts as int64, gain)``.
 
@@ -144,9 +148,12 @@ def to_counts(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     and stochastically rounded with ``rng``.
     """
     img = np.asarray(image, dtype=np.float32)
-    if img.min() >= 0 and np.all(img == np.round(img)):
+    top = float(img.max())
+    if img.min() >= 0 and top <= _MAX_COUNT and np.all(img == np.round(img)):
         return img.astype(np.int64), 1.0
     gain = estimate_gain(img)
+    # no count beyond 2^40: int64 and the binomial sampler stay exact (huge float data, 1e30)
+    gain = max(gain if np.isfinite(gain) and gain > 0 else 1.0, top / _MAX_COUNT)
     scaled = np.clip(img, 0, None).astype(np.float64) / gain
     floor = np.floor(scaled)
     counts = floor + (rng.random(scaled.shape) < (scaled - floor))

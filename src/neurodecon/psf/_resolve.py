@@ -19,6 +19,7 @@ from ..errors import user_error
 from ..progress import ProgressFn
 from ._beads import BeadPSF, extract_psf
 from ._models import MODELS, make_psf, textbook_fwhm_um
+from ._scale import check_voxel_vs_optics
 from ._validate import prepare_psf, psf_info
 
 __all__ = ["ResolvedPSF", "resolve_psf", "default_psf_shape", "OPTICS_KEYS"]
@@ -222,6 +223,12 @@ def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:
         raise user_error(
             f"unknown optics {', '.join(unknown)}", fix=f"use {', '.join(OPTICS_KEYS)}"
         )
+    fwhm = optics.get("fwhm_um") or textbook_fwhm_um(
+        optics.get("na", 1.4),
+        optics.get("wavelength_um", 0.52),
+        optics.get("immersion_index", 1.515),
+    )
+    check_voxel_vs_optics(vox, fwhm, f"the {model} model ({_optics_text(optics)})")
     psf_shape = (
         tuple(int(n) for n in shape)
         if shape is not None
