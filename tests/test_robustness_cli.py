@@ -431,23 +431,18 @@ def test_interrupt_exits_with_one_line_and_no_leftover(tmp_path, sig, code):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.txt", "s.tif"]
 
 
-def test_quiet_prints_no_progress(tmp_path):
-    _stack(tmp_path / "s.tif", _counts((8, 32, 32)))
-    args = ["deconvolve", "s.tif", *GAUSS[:-2], "--iterations", "40"]
-    runs = {}
-    for name, quiet in (("loud", []), ("global", ["--quiet"]), ("local", ["-q"])):
-        where = [*quiet, *args] if name == "global" else [*args, *quiet]
-        proc = _cli(
-            *where, "-o", f"{name}.tif",
-            cwd=tmp_path,
-            env={"NEURODECON_PROGRESS_INTERVAL": "0"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        runs[name] = proc.communicate(timeout=120)
-        assert proc.returncode == 0, runs[name]
-    assert "Deconvolving (rl): 100 % (40/40, rl), done" in runs["loud"][1]
-    assert runs["global"][1] == runs["local"][1] == ""
+def test_quiet_prints_no_progress(run_cli, tmp_path, monkeypatch):
+    """stderr here is not a terminal (captured): plain progress lines, unless --quiet."""
+    monkeypatch.setenv("NEURODECON_PROGRESS_INTERVAL", "0")
+    image = _stack(tmp_path / "s.tif", _counts((8, 32, 32)))
+    args = ["deconvolve", image, *GAUSS[:-2], "--iterations", "40"]
+    code, _, loud = run_cli(*args, "-o", tmp_path / "loud.tif")
+    assert code == 0 and "Deconvolving (rl): 100 % (40/40, rl), done" in loud
+    assert re.search(r"\[\s+\d+ s\] Deconvolving \(rl\): 50 % \(20/40, rl\), ETA \d+ s", loud)
+    code, _, quiet = run_cli("--quiet", *args, "-o", tmp_path / "global.tif")
+    assert code == 0 and quiet == ""
+    code, _, quiet = run_cli(*args, "-q", "-o", tmp_path / "local.tif")
+    assert code == 0 and quiet == ""
 
 
 def test_kill_9_leaves_nothing_under_the_output_name_and_the_next_run_cleans_up(run_cli, tmp_path):
@@ -515,3 +510,17 @@ def test_provenance_records_the_command_as_typed_not_the_interpreter(tmp_path):
     assert prov["version"] == nd.__version__ and prov["parameters"]["input"] == "in.tif"
     text = json.dumps(prov)
     assert sys.executable not in text and str(tmp_path) not in text and "python" not in text
+
+
+def test_a_negative_bead_diameter_is_refused_through_the_api():
+    from neurodecon.errors import NeuroDeconError
+    from neurodecon.psf import resolve_psf
+
+    with pytest.raises(NeuroDeconError, match="bead diameter must be a positive"):
+        resolve_psf(
+            image_shape=(8, 16, 16),
+            image_voxel_size_um=(0.3, 0.1, 0.1),
+            beads=_counts((8, 16, 16)),
+            beads_voxel_size_um=(0.3, 0.1, 0.1),
+            bead_diameter_um=-1.0,
+        )

@@ -132,7 +132,8 @@ class TextProgress:
             eta = f"ETA {_duration(rate * (total - done))}"
         else:
             eta = "ETA unknown"
-        return f"{head}: {pct:.0f} % ({count}), {eta}"
+        shown = f"{pct:.1f}" if 0 < pct < 10 else f"{pct:.0f}"
+        return f"{head}: {shown} % ({count}), {eta}"
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,13 @@ def resolve_psf(
         )
     image_shape = tuple(int(n) for n in image_shape)
     vox = _voxel_size(image_voxel_size_um)
+    if bead_diameter_um is not None and not (
+        np.isfinite(bead_diameter_um) and bead_diameter_um > 0
+    ):
+        raise user_error(
+            f"the bead diameter must be a positive number of µm, not {bead_diameter_um}",
+            fix="give the beads' diameter in µm, e.g. 0.1 for 100 nm beads",
+        )
     if beads is not None:
         return _from_beads(
             beads, bead_diameter_um, beads_voxel_size_um, bead_options, image_shape, vox, progress
