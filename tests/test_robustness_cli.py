@@ -524,3 +524,27 @@ def test_a_negative_bead_diameter_is_refused_through_the_api():
             beads_voxel_size_um=(0.3, 0.1, 0.1),
             bead_diameter_um=-1.0,
         )
+
+
+def test_option_values_found_by_hand_fuzzing(run_cli, tmp_path, monkeypatch):
+    """Found: --seed -1 ended in 'internal error (ValueError)'; a 1e9 AU pinhole and a
+    --psf-shape far larger than the image ran out of memory (the latter was killed by the OS)."""
+    import neurodecon.memory
+
+    code, _, err = run_cli(
+        "simulate", "--phantom", "tubes", "--shape", "8", "16", "16", "--voxel-size", "0.3",
+        "0.1", "0.1", "--model", "gaussian", "--seed", "-1", "-o", tmp_path / "sim",
+    )  # fmt: skip
+    assert code == 2 and "--seed must not be negative" in one_error_line(code, err)
+    monkeypatch.setattr(neurodecon.memory, "available_bytes", lambda: 10**9)
+    code, _, err = run_cli(
+        "psf", "generate", "--model", "confocal", "--shape", "9", "9", "9", "--voxel-size",
+        "0.3", "0.1", "0.1", "--pinhole", "1e9", "-o", tmp_path / "p.tif",
+    )  # fmt: skip
+    assert code == 3 and "1e+09 AU pinhole" in one_error_line(code, err)
+    image = _stack(tmp_path / "s.tif", _counts())
+    out = tmp_path / "o.tif"
+    args = ("--psf-shape", "1001", "1001", "1001", "--psf-out", tmp_path / "psf.tif")
+    code, _, err = run_cli("deconvolve", image, *GAUSS, *args, "-o", out)
+    assert code == 0, err  # computed at the image's size (16, 32, 32), not 1001³
+    assert nd.read(tmp_path / "psf.tif").shape == (16, 32, 32)

@@ -257,6 +257,7 @@ _NON_NEGATIVE = {
     "regularization": "a regularization ≥ 0, or leave it out for the method's default",
     "read_noise": "a read noise σ ≥ 0",
     "margin": "a margin in voxels ≥ 0",
+    "seed": "a random seed ≥ 0",
 }
 
 

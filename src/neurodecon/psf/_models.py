@@ -108,14 +108,14 @@ def _check_inputs(
 
 
 #: Peak bytes per PSF voxel while a model is computed (float64 result and intermediates).
-_BYTES_PER_VOXEL = {"gaussian": 16, "widefield": 48, "gibson-lanni": 48}
+_BYTES_PER_VOXEL = {"gaussian": 32, "widefield": 48, "gibson-lanni": 48, "two-photon": 48}
 
 
 def _check_size(model: str, shape: tuple[int, ...]) -> None:
     """Refuse a PSF shape whose computation would not fit in memory (before allocating)."""
     n = float(np.prod([float(s) for s in shape]))
     check_memory(
-        n * _BYTES_PER_VOXEL.get(model, 96),
+        n * _BYTES_PER_VOXEL.get(model, 64),
         f"a {'×'.join(map(str, shape))} {model} PSF",
         fix="give a smaller PSF shape (about ±6 FWHM per axis is enough, e.g. 33 65 65)",
     )
@@ -339,6 +339,11 @@ def _confocal(shape, vox, lam_ex, lam_em, pinhole_au, optics) -> np.ndarray:
     ry = int(np.ceil(diameter / 2 / vox[1])) + 1
     rx = int(np.ceil(diameter / 2 / vox[2])) + 1
     big = (nz, ny + 2 * ry, nx + 2 * rx)
+    check_memory(
+        64.0 * float(np.prod([float(n) for n in big])),
+        f"a confocal PSF with a {pinhole_au:g} AU pinhole ({'×'.join(map(str, big))} voxels)",
+        fix="check --pinhole (in Airy units, typically 0.5 to 2) and the PSF shape",
+    )
     em = _intensity(big, vox, lam_em, **optics)
     disk = pinhole_disk((2 * ry + 1, 2 * rx + 1), vox[1:], diameter)
     fshape = (big[1] + disk.shape[0] - 1, big[2] + disk.shape[1] - 1)

@@ -237,7 +237,8 @@ def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:
     )
     check_voxel_vs_optics(vox, fwhm, f"the {model} model ({_optics_text(optics)})")
     psf_shape = (
-        tuple(int(n) for n in shape)
+        # computed no larger than the image: prepare_psf crops it to the image anyway
+        tuple(min(int(n), i) for n, i in zip(shape, image_shape, strict=True))
         if shape is not None
         else default_psf_shape(model, image_shape, vox, **optics)
     )
