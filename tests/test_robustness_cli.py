@@ -548,3 +548,24 @@ def test_option_values_found_by_hand_fuzzing(run_cli, tmp_path, monkeypatch):
     code, _, err = run_cli("deconvolve", image, *GAUSS, *args, "-o", out)
     assert code == 0, err  # computed at the image's size (16, 32, 32), not 1001³
     assert nd.read(tmp_path / "psf.tif").shape == (16, 32, 32)
+
+
+def test_evaluate_compare_and_simulate_edge_cases(run_cli, tmp_path):
+    """Found: evaluate on a 1×1×1 stack raised IndexError inside the metrics; compare crashed
+    ('cannot convert float NaN to integer') when the PSF's FWHM could not be measured; simulate
+    --photons 1e30 raised numpy's 'lam value too large'."""
+    one = _stack(tmp_path / "one.tif", np.ones((1, 1, 1), np.float32))
+    code, _, err = run_cli("evaluate", one)
+    assert code == 2 and "at least 2 voxels along two axes" in one_error_line(code, err)
+    image = _stack(tmp_path / "s.tif", _counts((6, 24, 24)), vox=(1.0, 1.0, 1.0))
+    code, _, err = run_cli(
+        "compare", image, "--model", "gaussian", "--fwhm", "0.6", "0.2", "0.2", "--methods",
+        "rl", "--iterations", "2", "-o", tmp_path / "report",
+    )  # fmt: skip
+    assert code == 0 and "narrower than one voxel" in err and "Traceback" not in err
+    assert (tmp_path / "report" / "report.html").exists()
+    code, _, err = run_cli(
+        "simulate", "--phantom", "tubes", "--shape", "8", "16", "16", "--voxel-size", "0.3",
+        "0.1", "0.1", "--model", "gaussian", "--photons", "1e30", "-o", tmp_path / "sim",
+    )  # fmt: skip
+    assert code == 2 and "--no-poisson" in one_error_line(code, err)

@@ -260,6 +260,11 @@ _NON_NEGATIVE = {
     "seed": "a random seed ≥ 0",
 }
 
+#: Options with an upper limit: destination → (limit, fix).
+_MAXIMUM = {
+    "photons": (1e12, "Poisson noise is sampled up to 1e12 photons; pass --no-poisson instead"),
+}
+
 
 def _numbers(value: Any) -> list[float] | None:
     values = value if isinstance(value, (list, tuple)) else [value]
@@ -292,3 +297,6 @@ def check_options(args: argparse.Namespace) -> None:
             raise user_error(
                 f"{flag} must not be negative, not {shown}", fix=f"give {_NON_NEGATIVE[dest]}"
             )
+        if dest in _MAXIMUM and max(numbers) > _MAXIMUM[dest][0]:
+            limit, fix = _MAXIMUM[dest]
+            raise user_error(f"{flag} {shown} is above {limit:g}", fix=fix)
