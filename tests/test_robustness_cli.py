@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -569,3 +570,25 @@ def test_evaluate_compare_and_simulate_edge_cases(run_cli, tmp_path):
         "0.1", "0.1", "--model", "gaussian", "--photons", "1e30", "-o", tmp_path / "sim",
     )  # fmt: skip
     assert code == 2 and "--no-poisson" in one_error_line(code, err)
+
+
+@settings(CLI, max_examples=40)
+@given(
+    shape=st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(1, 9)),
+    kind=st.sampled_from(["noise", "ramp", "spike", "constant", "negative", "tiny", "huge"]),
+    command=st.sampled_from(["info", "psf info", "evaluate", "evaluate --truth"]),
+)
+def test_inspecting_commands_answer_or_give_one_line(run_cli, shape, kind, command):
+    data = _values(kind, shape, np.random.default_rng(0)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # as outside the test suite (which turns warnings into errors): a library's warning,
+        # e.g. numpy's overflow in a metric of 1e32 data, is one "warning:" line
+        warnings.simplefilter("always")
+        src = _stack(Path(tmp) / "x.ome.tif", data)
+        args = [*command.split(), str(src)] + ([str(src)] if command.endswith("truth") else [])
+        code, _, err = run_cli(*args)
+        assert code in (0, 2), (code, err)
+        assert all(ln.startswith(("warning:", "info:", "error:")) for ln in err.splitlines()), err
+        if code:
+            one_error_line(code, err)
+        assert "Traceback" not in err

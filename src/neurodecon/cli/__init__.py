@@ -118,14 +118,24 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a library's warning (numpy, tifffile, ...) as one ``warning:`` line, no source."""
+    print(f"warning: {' '.join(str(message).split())} ({category.__name__})", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
+    import warnings
+
     from ..io import recording_command
     from ..progress import console_options
     from ._common import check_options
 
     check_options(args)
     with recording_command(args.argv), console_options(quiet=args.quiet):
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not args.verbose:
+                warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
