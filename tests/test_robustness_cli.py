@@ -592,3 +592,21 @@ def test_inspecting_commands_answer_or_give_one_line(run_cli, shape, kind, comma
         if code:
             one_error_line(code, err)
         assert "Traceback" not in err
+
+
+def test_deconvolve_checks_the_output_folder_before_computing(run_cli, tmp_path, monkeypatch):
+    import neurodecon.classical
+
+    def never(*args, **kwargs):
+        raise AssertionError("computed before the output folder was checked")
+
+    monkeypatch.setattr(neurodecon.classical, "deconvolve", never)
+    image = _stack(tmp_path / "s.tif", _counts())
+    code, _, err = run_cli("deconvolve", image, *GAUSS, "-o", tmp_path / "nope" / "o.tif")
+    assert code == 2 and "output folder does not exist" in one_error_line(code, err)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
+    )
+    code, _, err = run_cli("deconvolve", image, *GAUSS, "-o", tmp_path / "o.tif")
+    assert code == 5 and "permission denied" in one_error_line(code, err)

@@ -22,7 +22,7 @@ from ._image import DEFAULT_VOXEL_SIZE_UM, Image, voxel_size_3
 from ._provenance import clean_stale_partials, current_command, partial_prefix
 from ._units import default_axes
 
-__all__ = ["write"]
+__all__ = ["write", "check_output_path"]
 
 log = logging.getLogger("neurodecon")
 
@@ -97,7 +97,7 @@ def write(
             path=out,
             fix="end the output name with .tif, .ome.tif, .ome.zarr or .npy",
         )
-    _check_output_path(out, inputs, overwrite)
+    check_output_path(out, inputs, overwrite)
     clean_stale_partials(out)
     data, scaling = _apply_dtype(image.data, dtype, out)
     if dtype == "keep" and isinstance(image.metadata.get("scaling"), dict):
@@ -123,7 +123,18 @@ def write(
     return out
 
 
-def _check_output_path(out: Path, inputs: Sequence[Any], overwrite: bool) -> None:
+def check_output_path(
+    out: str | os.PathLike, inputs: Sequence[Any] = (), overwrite: bool = False
+) -> None:
+    """Refuse an output before any work: an input, an existing file, a missing or unwritable folder.
+
+    Raises
+    ------
+    NeuroDeconError
+        One line naming ``out``; :class:`~neurodecon.errors.WriteDeniedError` (exit code 5) for
+        a folder that cannot be written (no permission, read-only file system).
+    """
+    out = Path(out)
     resolved = out.resolve()
     for inp in inputs:
         if inp is not None and Path(inp).resolve() == resolved:
