@@ -1,4 +1,7 @@
-"""Every bad input gets one line ``error: PATH: problem. fix.``, exit code 2, no traceback (CLI)."""
+"""Every bad input gets one line ``error: PATH: problem. fix.``, exit code 2, no traceback.
+
+Checked through the CLI.
+"""
 
 from __future__ import annotations
 
@@ -118,7 +121,10 @@ def test_corrupt_compressed_data(run_cli, tmp_path):
 
 
 def test_missing_codec_package(tmp_path):
-    """A machine without imagecodecs: a subprocess blocks the import, then reads an LZW TIFF."""
+    """Simulated machine without imagecodecs.
+
+    A subprocess blocks the import, then reads an LZW TIFF.
+    """
     p = tmp_path / "lzw.tif"
     data = (np.arange(4 * 16 * 16) % 251).astype(np.uint8).reshape(4, 16, 16)
     tifffile.imwrite(p, data, compression="lzw", photometric="minisblack")
@@ -146,7 +152,10 @@ def test_wrong_dimensionality_6d(run_cli, tmp_path):
 
 
 def test_wrong_dimensionality_5d_where_3d_is_needed(run_cli, tmp_path):
-    """A TCZYX OME-TIFF is read fine (info); a command needing one (Z, Y, X) stack refuses it."""
+    """A TCZYX OME-TIFF is read fine (info).
+
+    A command that needs one (Z, Y, X) stack refuses it.
+    """
     p = tmp_path / "five.ome.tif"
     data = (np.arange(2 * 2 * 3 * 8 * 8) % 97).astype(np.uint16).reshape(2, 2, 3, 8, 8)
     tifffile.imwrite(p, data, ome=True, metadata={"axes": "TCZYX"})
@@ -213,7 +222,10 @@ def test_permission_denied_simulated(run_cli, tmp_path, monkeypatch):
 
 
 def test_output_folder_not_writable_simulated(run_cli, tmp_path, monkeypatch):
-    """os.access says the folder is not writable (as root a real chmod would not block writing)."""
+    """os.access reports the folder as not writable.
+
+    As root a real chmod would not block writing.
+    """
     src = tmp_path / "in.tif"
     _good_stack(src)
     out = tmp_path / "o.ome.tif"
