@@ -430,9 +430,20 @@ def test_user_errors_are_one_line(bad):
 
 def test_overflow_never_leaves_nan():
     psf = gaussian_psf()
-    y = np.full((8, 16, 16), 3e38, np.float32)  # sums overflow float32 inside the FFT
+    # values near the float32 maximum are computed on scaled data (they used to overflow inside
+    # the FFT and were refused; issue "robustness"): the result is finite and right
+    y = np.full((8, 16, 16), 3e38, np.float32)
+    out = deconvolve(y, psf, "tikhonov", regularization=1e-3, device="cpu")
+    np.testing.assert_allclose(out, y / (1 + 1e-3), rtol=1e-3)
+    # a result beyond float32 (a sharpened blurred spike at 3e38) is still refused in one line
+    from scipy.ndimage import gaussian_filter
+
+    spike = np.zeros((8, 16, 16), np.float32)
+    spike[4, 8, 8] = 1.0
+    blurred = gaussian_filter(spike, (2.0, 1.3, 1.3))
+    blurred = (blurred.astype(np.float64) * (3e38 / float(blurred.max()))).astype(np.float32)
     with pytest.raises(NeuroDeconError, match="non-finite"):
-        deconvolve(y, psf, "tikhonov", regularization=1e-3, device="cpu")
+        deconvolve(blurred, psf, "rl", iterations=200, device="cpu")
 
 
 def auto_stopping_case():

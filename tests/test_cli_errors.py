@@ -178,13 +178,18 @@ def test_empty_image(run_cli, tmp_path):
     assert_one_line_error(*run_cli("info", p), p, "empty")
 
 
-def test_constant_image(run_cli, tmp_path):
+def test_constant_image_is_read_but_not_deconvolved(run_cli, tmp_path):
+    """Readers read any valid file (issue: robustness); only commands that compute refuse it."""
     p = tmp_path / "flat.tif"
     tifffile.imwrite(p, np.full((3, 8, 8), 7, np.uint16), photometric="minisblack")
-    assert_one_line_error(
-        *run_cli("convert", p, tmp_path / "o.tif"), p, "constant", "every voxel is 7"
-    )
-    assert not (tmp_path / "o.tif").exists()
+    code, out, _ = run_cli("info", p, "--json")
+    assert code == 0 and json.loads(out)["min"] == json.loads(out)["max"] == 7
+    code, _, _ = run_cli("convert", p, tmp_path / "o.tif")
+    assert code == 0 and (tifffile.imread(tmp_path / "o.tif") == 7).all()
+    out = tmp_path / "d.tif"
+    args = ("deconvolve", p, "--model", "gaussian", "--fwhm", "2", "2", "2", "-o", out)
+    assert_one_line_error(*run_cli(*args), p, "constant", "every voxel is 7")
+    assert not out.exists()
 
 
 @pytest.mark.skipif(
@@ -228,7 +233,9 @@ def test_output_folder_not_writable_simulated(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(
         os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
     )
-    assert_one_line_error(*run_cli("convert", src, out), out, "permission denied", "folder")
+    code, stdout, err = run_cli("convert", src, out)
+    assert code == 5  # exit code 5: cannot write there (was 2 before the exit codes were split)
+    assert_one_line_error(2, stdout, err, out, "permission denied", "folder")
 
 
 def test_output_exists_without_overwrite(run_cli, tmp_path):

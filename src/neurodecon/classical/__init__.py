@@ -11,6 +11,7 @@ from ..metrics import estimate_background
 from ._deconvolve import deconvolve
 from ._engine import Deconvolver
 from ._inputs import BACKGROUND_MODES, INITIAL_ESTIMATES, normalize_psf, parse_iterations
+from ._memory import deconvolution_bytes
 from ._methods import (
     DEFAULT_REGULARIZATION,
     DIRECT_METHODS,
@@ -38,6 +39,7 @@ __all__ = [
     "Deconvolver",
     "Geometry",
     "deconvolve",
+    "deconvolution_bytes",
     "estimate_background",
     "normalize_psf",
     "parse_iterations",

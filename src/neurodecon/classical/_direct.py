@@ -70,8 +70,11 @@ def direct_filter(
         denom = h2.add_(laplacian_power(op), alpha=reg)
     elif method == "wiener":
         # |H|² + λ S_n / S̄_y: the data power spectrum, smoothed, never below the noise
-        sn = noise_power(spec, op.otf)
-        sy = smoothed_power(spec, op.dims).clamp_(min=sn)
+        sy = smoothed_power(spec, op.dims)
+        # noise-free data (a constant, a lone spike) have S_n = 0: floor it at float32 precision
+        # of the data power, or λ S_n / S_y is 0/0 where the data have no power either
+        sn = max(noise_power(spec, op.otf), 1e-7 * float(sy.mean()), 1e-30)
+        sy.clamp_(min=sn)
         denom = h2.add_(torch.reciprocal_(sy).mul_(reg * sn))
     else:  # pragma: no cover - guarded by the engine
         raise ValueError(method)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import user_error
+from ..memory import check_memory
 from ..progress import ProgressFn, report
 from ._direct import direct_filter, estimated_regularization
 from ._inputs import (
@@ -22,10 +23,14 @@ from ._inputs import (
     check_boundary,
     check_method,
     check_regularization,
+    check_signal,
     check_start,
+    checked_output,
     fit_psf,
     normalize_psf,
     parse_iterations,
+    poisson_data,
+    rescaled,
     resolve_background,
 )
 from ._iterative import (
@@ -36,12 +41,11 @@ from ._iterative import (
     rl_tv,
     tikhonov_miller,
 )
+from ._memory import deconvolution_bytes
 from ._methods import (
     DEFAULT_REGULARIZATION,
     DIRECT_METHODS,
     ITERATIVE_METHODS,
-    NON_NEGATIVE,
-    POISSON_METHODS,
 )
 from ._operator import FFTOperator, plan_geometry
 from ._result import DeconvolutionResult
@@ -65,9 +69,10 @@ class _RunHooks:
         progress: ProgressFn | None,
         callback: Callback | None,
         message: str,
+        scale: float = 1.0,
     ):
         self.op, self.total, self.progress, self.callback = op, total, progress, callback
-        self.message = message
+        self.message, self.scale = message, scale
         self.done = 0
 
     def prediction(self, k: int, model: torch.Tensor) -> None:
@@ -77,7 +82,7 @@ class _RunHooks:
         self.done = k
         report(self.progress, k, self.total, self.message)
         if self.callback is not None:
-            estimate = self.op.crop(x).detach().to("cpu", copy=True).numpy()
+            estimate = self.op.crop(x).detach().to("cpu", copy=True).numpy() * self.scale
             if self.callback(k, estimate) is False:
                 return False
         return True
@@ -143,8 +148,18 @@ class Deconvolver:
         self.regularization = check_regularization(self.method, regularization)
         self.device = resolve_device(device)
         self.geometry = plan_geometry(self.image_shape, self.psf.shape, grid)
+        if self.device.type == "cpu":  # (a GPU running out raises torch.OutOfMemoryError)
+            check_memory(
+                deconvolution_bytes(
+                    self.image_shape, self.psf.shape, method=self.method, boundary=grid
+                ),
+                f"{self.method} on a {'×'.join(map(str, self.image_shape))} image with a "
+                f"{'×'.join(map(str, self.psf.shape))} PSF",
+                fix="crop the stack (or split it into blocks), or use a machine with more memory",
+            )
         self.op = FFTOperator(self.psf, self.geometry, self.device)
         self._x: torch.Tensor | None = None
+        self._scale = 1.0
         self._run_options: tuple[str, str] = ("flat", "model")
 
     # -- the interface of the auto rule (stopping.IterativeSolver) -------------------------------
@@ -299,11 +314,13 @@ class Deconvolver:
         b = resolve_background(img, background)
         requested = parse_iterations(iterations)
         start, mode = check_start(initial, background_mode)
-        img, b = self._poisson_data(img, b)
+        check_signal(img, b, self.method, auto=isinstance(background, str))
+        img, b = poisson_data(img, b, self.method)
+        img, self._scale = rescaled(img, b)  # float32-safe values (1e-30 or 1e30 data)
         self._run_options = (start, mode)
-        b_model = b
+        b_model = b / self._scale
         if mode == "subtract":  # y − b clipped at 0, then a model without background
-            img, b_model = np.clip(img - np.float32(b), 0.0, None), 0.0
+            img, b_model = np.clip(img - np.float32(b_model), 0.0, None), 0.0
         if self.method in DIRECT_METHODS:
             out, reg = self._direct(img, b_model, progress)
             return self._finish(out, return_result, None, None, b, reg, None)
@@ -314,27 +331,17 @@ class Deconvolver:
             log.info("iterations=auto: %d iterations (held-out likelihood)", count)
         else:
             count = requested
+            if count == 0:
+                log.warning("iterations=0: the result is the initial estimate (%s start)", start)
         y = self.observed_data(img)
         x = self.initial_estimate(y, b_model)
         if start == "data":
             self.start_from_data(x, y, b_model)
-        hooks = _RunHooks(self.op, count, progress, callback, f"{self.method}")
+        hooks = _RunHooks(self.op, count, progress, callback, f"{self.method}", self._scale)
         self.iterate(y, b_model, x, count, hooks)
         out = self._output(x)
         used = self.regularization if self.method in DEFAULT_REGULARIZATION else None
         return self._finish(out, return_result, hooks.done, requested, b, used, auto)
-
-    def _poisson_data(self, img: np.ndarray, b: float) -> tuple[np.ndarray, float]:
-        """Clip negative data (a copy) and a negative background to 0 for the Poisson methods."""
-        if self.method in POISSON_METHODS and img.min() < 0:
-            img = np.clip(img, 0.0, None)  # a copy: the caller's array is never modified
-        if self.method in POISSON_METHODS and b < 0:
-            # a negative background (an estimate on offset-free data with read noise) would make
-            # the Poisson model H x + b vanish in dark regions, where y / (H x + b) then explodes
-            # (seen: rl-accel diverged to NaN on such data); the clipped data's background is 0
-            log.info("background %.4g < 0 set to 0 for %s (Poisson model)", b, self.method)
-            b = 0.0
-        return img, b
 
     def _finish(
         self,
@@ -384,13 +391,8 @@ class Deconvolver:
         return self._output(x), reg
 
     def _output(self, x: torch.Tensor) -> np.ndarray:
-        out = self.op.crop(x).to("cpu").numpy()
-        out = np.array(out, dtype=np.float32, copy=True, order="C")
-        if not np.isfinite(out).all():
-            raise user_error(
-                f"{self.method} diverged (non-finite values)",
-                fix="use fewer iterations or a larger --regularization",
-            )
-        if self.method in NON_NEGATIVE:
-            np.clip(out, 0.0, None, out=out)
-        return out
+        out = np.array(self.op.crop(x).to("cpu").numpy(), dtype=np.float32, copy=True, order="C")
+        if self._scale != 1.0:
+            with np.errstate(over="ignore"):
+                out *= np.float32(self._scale)
+        return checked_output(out, self.method)

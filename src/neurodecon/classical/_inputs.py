@@ -13,13 +13,15 @@ import numpy as np
 
 from ..errors import user_error
 from ..metrics import estimate_background
-from ._methods import DEFAULT_REGULARIZATION, METHODS
+from ._methods import DEFAULT_REGULARIZATION, METHODS, NON_NEGATIVE, POISSON_METHODS
 from ._operator import BOUNDARIES
 
 __all__ = [
     "INITIAL_ESTIMATES",
     "BACKGROUND_MODES",
+    "check_signal",
     "check_start",
+    "checked_output",
     "as_float32",
     "channel_psfs",
     "check_boundary",
@@ -28,6 +30,8 @@ __all__ = [
     "fit_psf",
     "normalize_psf",
     "parse_iterations",
+    "poisson_data",
+    "rescaled",
     "resolve_background",
 ]
 
@@ -244,3 +248,84 @@ def resolve_background(img: np.ndarray, background: float | str) -> float:
     if not np.isfinite(b):
         raise user_error(f"background must be finite, not {background!r}")
     return b
+
+
+def check_signal(img: np.ndarray, background: float, method: str, *, auto: bool = False) -> None:
+    """Refuse data with no voxel above the background: the result would be all zero.
+
+    For the Poisson methods negative data and a negative background count as 0 (see
+    :func:`poisson_data`), so an image without any positive value is refused too.
+    """
+    top = float(img.max())
+    poisson = method in POISSON_METHODS
+    floor = max(background, 0.0) if poisson else background
+    if top > floor:
+        return
+    if poisson and top <= 0:
+        raise user_error(
+            f"the image has no positive value (maximum {top:.6g}); {method} models photon counts "
+            "≥ 0, so the result would be all zero",
+            fix="check that this is the right image (not inverted or offset-subtracted below 0), "
+            "or use a least-squares method such as landweber or tm",
+        )
+    if float(img.min()) == top:
+        raise user_error(
+            f"the image is constant (every voxel is {top:.6g}): there is nothing to deconvolve",
+            fix="check that this is the right file and channel",
+        )
+    given = "estimated (auto)" if auto else "given"
+    raise user_error(
+        f"every voxel (maximum {top:.6g}) is at or below the {given} background "
+        f"{background:.6g}, so the result would be all zero",
+        fix="give a background below the data (in the image's units), e.g. --background 0",
+    )
+
+
+def poisson_data(img: np.ndarray, b: float, method: str) -> tuple[np.ndarray, float]:
+    """Clip negative data (a copy) and a negative background to 0 for the Poisson methods."""
+    if method in POISSON_METHODS and img.min() < 0:
+        img = np.clip(img, 0.0, None)  # a copy: the caller's array is never modified
+    if method in POISSON_METHODS and b < 0:
+        # a negative background (an estimate on offset-free data with read noise) would make
+        # the Poisson model H x + b vanish in dark regions, where y / (H x + b) then explodes
+        # (seen: rl-accel diverged to NaN on such data); the clipped data's background is 0
+        log.info("background %.4g < 0 set to 0 for %s (Poisson model)", b, method)
+        b = 0.0
+    return img, b
+
+
+def checked_output(out: np.ndarray, method: str) -> np.ndarray:
+    """Refuse a non-finite or all-zero result; clip the non-negative methods' result at 0."""
+    if not np.isfinite(out).all():
+        raise user_error(
+            f"{method} gave non-finite values (it diverged, or the result exceeds float32)",
+            fix="use fewer iterations or a larger --regularization",
+        )
+    if method in NON_NEGATIVE:
+        np.clip(out, 0.0, None, out=out)
+    if not out.any():
+        raise user_error(
+            f"{method} gave an all-zero result: the data hold no signal it can resolve above "
+            "the background",
+            fix="check the image and lower the background (e.g. --background auto)",
+        )
+    return out
+
+
+#: Data whose largest magnitude lies outside this range are scaled into it for the computation
+#: (squares and spectra of 1e-30 underflow float32, of 1e30 overflow it); results are scaled back.
+SAFE_RANGE = (1e-6, 1e9)
+
+
+def rescaled(img: np.ndarray, background: float = 0.0) -> tuple[np.ndarray, float]:
+    """Return ``(img / s, s)``: values brought to a largest magnitude of 1000 if out of range.
+
+    The largest magnitude of the data or the background decides (outside SAFE_RANGE). Every
+    method is equivariant to this scaling (with the background divided by ``s`` too), so the
+    result times ``s`` is the result on the original data; ``s = 1`` (no copy) for usual data.
+    """
+    top = max(float(np.abs(img).max()) if img.size else 0.0, abs(float(background)))
+    if top == 0.0 or SAFE_RANGE[0] <= top <= SAFE_RANGE[1]:
+        return img, 1.0
+    scale = top / 1000.0
+    return (img / np.float32(scale)).astype(np.float32), scale

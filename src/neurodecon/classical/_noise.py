@@ -19,6 +19,10 @@ __all__ = ["to_counts"]
 log = logging.getLogger("neurodecon")
 
 
+#: No count beyond 2^40: int64 and the binomial sampler stay exact (huge float data, 1e30).
+_MAX_COUNT = 2.0**40
+
+
 def to_counts(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Return photon counts for thinning: ``(counts as int64, gain)``.
 
@@ -26,9 +30,12 @@ def to_counts(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     :func:`~neurodecon.metrics.estimate_gain` and stochastically rounded with ``rng``.
     """
     img = np.asarray(image, dtype=np.float32)
-    if img.min() >= 0 and np.all(img == np.round(img)):
+    top = float(img.max())
+    if img.min() >= 0 and top <= _MAX_COUNT and np.all(img == np.round(img)):
         return img.astype(np.int64), 1.0
     gain = estimate_gain(img)
+    # no count beyond 2^40: int64 and the binomial sampler stay exact (huge float data, 1e30)
+    gain = max(gain if np.isfinite(gain) and gain > 0 else 1.0, top / _MAX_COUNT)
     scaled = np.clip(img, 0, None).astype(np.float64) / gain
     floor = np.floor(scaled)
     counts = floor + (rng.random(scaled.shape) < (scaled - floor))

@@ -113,12 +113,13 @@ def _background(text: str) -> float | str:
 
 def _deconvolve(args: argparse.Namespace) -> int:
     from ..classical import parse_iterations
-    from ..io import read
+    from ..io import check_image, read
 
     iterations = parse_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
     _check_outputs(args)
     image = read(args.input, voxel_size_um=args.voxel_size)
+    check_image(image, args.input)  # a constant image is readable, but not deconvolvable
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network:
         return _run_network(args, image)
@@ -126,8 +127,9 @@ def _deconvolve(args: argparse.Namespace) -> int:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse an existing output, or one that names an input, before any work."""
+    """Refuse an existing output, one that names an input, or an unwritable folder, first."""
     from ..errors import user_error
+    from ..io import check_output_path
 
     inputs = [args.input, args.psf, args.beads]
     for out in (args.output, args.psf_out):
@@ -141,6 +143,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise user_error(
                 "output exists", path=out, fix="pass --overwrite or choose another name"
             )
+        check_output_path(out, [i for i in inputs if i is not None], args.overwrite)  # folder
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network and (args.psf is not None or args.beads is not None):
         raise user_error("give either a PSF (--psf, --beads) or a trained --model, not both")

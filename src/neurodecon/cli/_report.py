@@ -21,7 +21,9 @@ class StepPrinter:
         self.last: tuple[int, str] | None = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
-        if _INNER.search(message):
+        from ..progress import console_quiet
+
+        if _INNER.search(message) or console_quiet():
             return
         key = (done, message)
         if key != self.last:
@@ -103,10 +105,11 @@ def _number_or_auto(text: str, what: str, cast=float):
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..io import read
+    from ..io import check_image, read
     from ..report import compare
 
     image = read(args.input, voxel_size_um=args.voxel_size)
+    check_image(image, args.input)  # a constant image is readable, but not deconvolvable
     src = psf_sources(args)
     summary = compare(
         image,

@@ -69,7 +69,9 @@ def read(
         Override ``(z, y, x)`` in µm. Without it the file's metadata is used; axes it does not
         give are set to 1 µm with a warning that names the assumption.
     check : bool
-        Reject NaN/Inf, empty and constant images with a one-line :class:`NeuroDeconError`.
+        Reject NaN/Inf and empty images with a one-line :class:`NeuroDeconError`. A constant
+        image is read like any other (commands that compute refuse it with
+        ``check_image(image, path)``).
     unscale : bool
         For files written with ``dtype="uint16"`` (scaling recorded in the metadata), return
         float32 values ``stored * scale + offset`` instead of the stored integers.
@@ -104,7 +106,7 @@ def read(
         data = image.data.astype(np.float32) * np.float32(s["scale"]) + np.float32(s["offset"])
         image = image.with_data(data)
     if check:
-        check_image(image, path)
+        check_image(image, path, allow_constant=True)
     return image
 
 
@@ -251,11 +253,11 @@ def check_image(
             path=path,
             fix="give a 3D stack (Z, Y, X)",
         )
-    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool) or np.iscomplexobj(data):
         raise user_error(
             f"unsupported pixel type {data.dtype}",
             path=path,
-            fix="save the image with an integer or floating-point pixel type",
+            fix="save the image with a real integer or floating-point pixel type",
         )
     if np.issubdtype(data.dtype, np.inexact):
         finite = np.isfinite(data)

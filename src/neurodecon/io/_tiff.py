@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import user_error
 from ._image import Image, voxel_size_3
 from ._rgb import pick_data_channel
+from ._tiff_axes import series_data
 from ._units import canonical_axes, unit_to_um
 
 __all__ = ["read_tiff", "write_tiff", "tiff_voxel_size", "guard_tiff", "tifffile_messages"]
@@ -255,15 +256,11 @@ def read_tiff(path: Path) -> Image:
     import tifffile
 
     with tifffile_messages() as notes, tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        data = series.asarray()
-        axes = series.axes.upper()
+        data, axes, rgb, others = series_data(tif, path)
         page = tif.pages.first
-        rgb = page.photometric == tifffile.PHOTOMETRIC.RGB and "S" in axes
         sizes, source, provenance = tiff_voxel_size(tif)
         fmt = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
         compression = str(getattr(page.compression, "name", page.compression)).lower()
-        others = [tuple(s.shape) for s in tif.series[1:]]
     damaged = [n for n in notes if "invalid page offset" in n or "invalid value offset" in n]
     if damaged:
         raise user_error(

@@ -19,6 +19,7 @@ from ..errors import user_error
 from ..progress import ProgressFn
 from ._beads import BeadPSF, extract_psf
 from ._models import MODELS, make_psf, textbook_fwhm_um
+from ._scale import check_voxel_vs_optics
 from ._validate import prepare_psf, psf_info
 
 __all__ = ["ResolvedPSF", "resolve_psf", "default_psf_shape", "OPTICS_KEYS"]
@@ -164,6 +165,13 @@ def resolve_psf(
         )
     image_shape = tuple(int(n) for n in image_shape)
     vox = _voxel_size(image_voxel_size_um)
+    if bead_diameter_um is not None and not (
+        np.isfinite(bead_diameter_um) and bead_diameter_um > 0
+    ):
+        raise user_error(
+            f"the bead diameter must be a positive number of µm, not {bead_diameter_um}",
+            fix="give the beads' diameter in µm, e.g. 0.1 for 100 nm beads",
+        )
     if beads is not None:
         return _from_beads(
             beads, bead_diameter_um, beads_voxel_size_um, bead_options, image_shape, vox, progress
@@ -222,8 +230,15 @@ def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:
         raise user_error(
             f"unknown optics {', '.join(unknown)}", fix=f"use {', '.join(OPTICS_KEYS)}"
         )
+    fwhm = optics.get("fwhm_um") or textbook_fwhm_um(
+        optics.get("na", 1.4),
+        optics.get("wavelength_um", 0.52),
+        optics.get("immersion_index", 1.515),
+    )
+    check_voxel_vs_optics(vox, fwhm, f"the {model} model ({_optics_text(optics)})")
     psf_shape = (
-        tuple(int(n) for n in shape)
+        # computed no larger than the image: prepare_psf crops it to the image anyway
+        tuple(min(int(n), i) for n, i in zip(shape, image_shape, strict=True))
         if shape is not None
         else default_psf_shape(model, image_shape, vox, **optics)
     )

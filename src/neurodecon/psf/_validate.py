@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
+from ..memory import check_memory
 from ._floor import check_measured_psf
+from ._scale import centre_fraction, check_voxel_ratio, check_width, resampled_shape
 
 __all__ = ["prepare_psf", "resample_psf", "psf_info", "center_crop"]
 
@@ -87,10 +89,13 @@ def resample_psf(
             fix="give one positive voxel size per axis",
         )
     if shape is None:  # same physical extent, odd so that the centre stays a voxel
-        shape = tuple(
-            n if abs(a - b) <= 1e-9 * a else 2 * int(np.ceil((n // 2) * a / b - 0.5)) + 1
-            for n, a, b in zip(arr.shape, src, dst, strict=True)
-        )
+        shape = resampled_shape(arr.shape, src, dst)
+    n_out = float(np.prod([float(n) for n in shape]))
+    check_memory(
+        24 * max(n_out, float(arr.size)),
+        f"resampling the PSF to {'×'.join(map(str, shape))} voxels",
+        fix="check the voxel sizes: they are in micrometres (0.1 for 100 nm)",
+    )
     for axis, (n_out, a, b) in enumerate(zip(shape, src, dst, strict=True)):
         if arr.shape[axis] == n_out and abs(a - b) <= 1e-9 * a:
             continue
@@ -277,19 +282,28 @@ def prepare_psf(
     Raises
     ------
     NeuroDeconError
-        NaN/Inf, no positive value, or a dimensionality that does not match the image.
+        NaN/Inf, no positive value, or a dimensionality that does not match the image; a PSF
+        voxel size 200× off the image's (a unit mistake), a PSF that only resampling made
+        narrower than a voxel, or one whose core is as wide as the image
+        (:mod:`neurodecon.psf._scale`; a PSF that is narrower than a voxel anyway gets a warning).
     """
     image_shape = tuple(int(s) for s in image_shape)
     arr = _check_values(np.asarray(psf), path)
     arr = _match_ndim(arr, len(image_shape), path)
     arr = _clip_negative(check_measured_psf(arr, background=background, path=path), path)
+    resampled_from = None
     if psf_voxel_size_um is not None and image_voxel_size_um is not None:
         src = tuple(float(v) for v in psf_voxel_size_um)
         dst = tuple(float(v) for v in image_voxel_size_um)
         if any(abs(a - b) > 0.01 * b for a, b in zip(src, dst, strict=True)):
+            check_voxel_ratio(src, dst, path)
             log.info(f"{path or 'PSF'}: resampling from voxel size {src} to the image's {dst} µm")
             arr = _recentre(arr, path)
-            arr = resample_psf(arr, src, dst).astype(np.float64)
+            resampled_from = (src, centre_fraction(arr))
+            # only the part that fits the image is computed (it is cropped to the image below)
+            natural = resampled_shape(arr.shape, src, dst)
+            shape = [min(n, i) for n, i in zip(natural, image_shape, strict=True)]
+            arr = resample_psf(arr, src, dst, shape=shape).astype(np.float64)
     arr = _recentre(arr, path)
     if any(p > i for p, i in zip(arr.shape, image_shape, strict=True)):
         new = tuple(min(p, i) for p, i in zip(arr.shape, image_shape, strict=True))
@@ -305,4 +319,7 @@ def prepare_psf(
             path=path,
             fix="give a PSF whose peak lies inside the image's extent",
         )
-    return (arr / total).astype(np.float32)
+    arr = arr / total
+    vox = image_voxel_size_um if image_voxel_size_um is not None else psf_voxel_size_um
+    check_width(arr, image_shape, vox, path, resampled_from=resampled_from)
+    return arr.astype(np.float32)

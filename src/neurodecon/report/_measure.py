@@ -193,6 +193,8 @@ def small_objects(
 
     vs = tuple(float(v) for v in voxel_size_um)
     scale = float(psf_fwhm_um[2]) if psf_fwhm_um is not None else None
+    if scale is not None and not (np.isfinite(scale) and scale > 0):
+        scale = None  # the PSF's FWHM could not be measured (e.g. narrower than a voxel)
     cands = _views.find_small_objects(raw, vs, scale_um=scale, max_objects=3 * max_objects)
     if len(cands) == 0:
         return cands
