@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_classical import auto_stopping_case  # noqa: E402
 
 from neurodecon.classical import Deconvolver, deconvolve  # noqa: E402
-from neurodecon.classical._stopping import auto_iterations  # noqa: E402
+from neurodecon.classical.stopping import auto_iterations  # noqa: E402
 from neurodecon.metrics import psnr  # noqa: E402
 
 

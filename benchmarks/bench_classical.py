@@ -2,12 +2,18 @@
 
 Usage (each part can run alone; ``--quick`` shrinks the anchor volume for a smoke run)::
 
-    python benchmarks/bench_classical.py --speed            # anchor case: FFT floor, RL, rl-accel, skimage
-    python benchmarks/bench_classical.py --memory           # peak memory of rl / rl-accel (subprocesses)
-    python benchmarks/bench_classical.py --auto             # iterations=auto vs the oracle on phantoms
-    python benchmarks/bench_classical.py --auto-study       # auto vs oracle: 3 phantoms x 3 photon levels x true/mismatched PSF
-    python benchmarks/bench_classical.py --auto-bars        # auto on the bars set, where the cap fires
-    python benchmarks/bench_classical.py --quality          # PSNR/SSIM per method on ground-truth sets
+    # anchor case: FFT floor, RL, rl-accel, skimage
+    python benchmarks/bench_classical.py --speed
+    # peak memory of rl / rl-accel (subprocesses)
+    python benchmarks/bench_classical.py --memory
+    # iterations=auto vs the oracle on phantoms
+    python benchmarks/bench_classical.py --auto
+    # auto vs oracle: 3 phantoms x 3 photon levels x true/mismatched PSF
+    python benchmarks/bench_classical.py --auto-study
+    # auto on the bars set, where the cap fires
+    python benchmarks/bench_classical.py --auto-bars
+    # PSNR/SSIM per method on ground-truth sets
+    python benchmarks/bench_classical.py --quality
     python benchmarks/bench_classical.py --all --out benchmarks/_out
 
 The anchor case (issue 4 §5): 64×256×256 beads + tubes, generated 16 px larger per side and
@@ -151,10 +157,12 @@ def speed(args):
     rl_it = (min(r[0] for r in rows["rl"]), float(np.median([r[1] for r in rows["rl"]])))
     acc_it = (min(r[0] for r in rows["acc"]), float(np.median([r[1] for r in rows["acc"]])))
     print(
-        f"FFT floor of one RL iteration (2 pairs, {fastest}): min {floor * 1e3:.1f} ms, median {floor_med * 1e3:.1f} ms"
+        f"FFT floor of one RL iteration (2 pairs, {fastest}): min {floor * 1e3:.1f} ms, "
+        f"median {floor_med * 1e3:.1f} ms"
     )
     print(
-        f"RL iteration (unknown boundary): min {rl_it[0] * 1e3:.1f} ms = {rl_it[0] / floor:.2f} × floor; "
+        f"RL iteration (unknown boundary): min {rl_it[0] * 1e3:.1f} ms = "
+        f"{rl_it[0] / floor:.2f} × floor; "
         f"median {rl_it[1] * 1e3:.1f} ms = {rl_it[1] / floor_med:.2f} × median floor"
     )
     print(f"rl-accel iteration: min {acc_it[0] * 1e3:.1f} ms, median {acc_it[1] * 1e3:.1f} ms")
@@ -231,8 +239,7 @@ def memory_child(method: str, quick: bool) -> None:
     """Runs in a fresh process: peak RSS growth during one deconvolution, in padded volumes."""
     import torch
 
-    from neurodecon.classical import Deconvolver
-    from neurodecon.classical._operator import plan_geometry
+    from neurodecon.classical import Deconvolver, plan_geometry
 
     shape = (32, 128, 128) if quick else (64, 256, 256)
     truth, image, psf = anchor_case(shape)
@@ -271,7 +278,8 @@ def memory(args):
         row = json.loads(res.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(
-            f"{method}: {row['peak_growth_bytes'] / 2**20:.0f} MiB = {row['volumes']:.2f} padded volumes "
+            f"{method}: {row['peak_growth_bytes'] / 2**20:.0f} MiB = "
+            f"{row['volumes']:.2f} padded volumes "
             f"(of which the returned result {row['output_volumes']:.2f})"
         )
     return rows
@@ -280,7 +288,7 @@ def memory(args):
 # -- iterations=auto ------------------------------------------------------------------------------
 def auto(args):
     from neurodecon.classical import Deconvolver
-    from neurodecon.classical._stopping import auto_iterations
+    from neurodecon.classical.stopping import auto_iterations
 
     print("## iterations=auto vs the oracle-best iteration (PSNR, photon units)")
     cases = []
@@ -333,14 +341,17 @@ def auto(args):
                     )
                 )
                 print(
-                    f"{method:8s} {name:28s} seed {seed} oracle {k_oracle:4d} it {max(curve):6.2f} dB | auto "
-                    f"{k_auto:4d} it (half-data best {k_half:4d}) {p_auto:6.2f} dB | loss {max(curve) - p_auto:.2f} dB",
+                    f"{method:8s} {name:28s} seed {seed} oracle {k_oracle:4d} it "
+                    f"{max(curve):6.2f} dB | auto "
+                    f"{k_auto:4d} it (half-data best {k_half:4d}) {p_auto:6.2f} dB | "
+                    f"loss {max(curve) - p_auto:.2f} dB",
                     flush=True,
                 )
     for method in args.auto_methods:
         losses = [r["loss_db"] for r in rows if r["method"] == method]
         print(
-            f"{method}: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB over {len(losses)} runs"
+            f"{method}: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB "
+            f"over {len(losses)} runs"
         )
     return rows
 
@@ -353,7 +364,7 @@ def auto_study(args):
     (affine-normalised PSNR against the truth) and the PSNR at ``f · k½`` for several factors f.
     """
     from neurodecon.classical import Deconvolver
-    from neurodecon.classical._stopping import auto_iterations
+    from neurodecon.classical.stopping import auto_iterations
     from neurodecon.synth import forward_model, phantom
 
     factors = (0.5, 1.0, 2.0**0.5, 2.0)
@@ -361,9 +372,8 @@ def auto_study(args):
     cap = {"rl": 1200, "rl-accel": 150}
     print("## iterations=auto study: oracle vs f·k½ (rows: method, phantom, photons, PSF)")
     print(
-        "| method | phantom | photons | PSF | seed | oracle it | oracle PSNR | k½ | chosen | auto PSNR | loss | "
-        + " | ".join(f"loss f={f:.2g}" for f in factors)
-        + " |"
+        "| method | phantom | photons | PSF | seed | oracle it | oracle PSNR | k½ | chosen | "
+        "auto PSNR | loss | " + " | ".join(f"loss f={f:.2g}" for f in factors) + " |"
     )
     print("| --- " * (11 + len(factors)) + "|")
     rows = []
@@ -402,7 +412,8 @@ def auto_study(args):
                         k_auto, k_half, ll = auto_iterations(
                             dec, img, BACKGROUND, seed=seed, return_curve=True
                         )
-                        # f·k½ columns: only where k½ is the method's own (rl-accel is cross-validated with RL)
+                        # f·k½ columns: only where k½ is the method's own
+                        # (rl-accel is cross-validated with RL)
                         losses = (
                             [best - at(f * k_half) for f in factors] if method != "rl-accel" else []
                         )
@@ -424,8 +435,10 @@ def auto_study(args):
                         )
                         rows.append(row)
                         print(
-                            f"| {method} | {row['phantom']} | {photons:g} | {label} | {seed} | {row['oracle_iter']} | "
-                            f"{best:.2f} | {k_half} | {k_auto} | {at(k_auto):.2f} | {best - at(k_auto):.2f} | "
+                            f"| {method} | {row['phantom']} | {photons:g} | {label} | {seed} | "
+                            f"{row['oracle_iter']} | "
+                            f"{best:.2f} | {k_half} | {k_auto} | {at(k_auto):.2f} | "
+                            f"{best - at(k_auto):.2f} | "
                             + " | ".join(f"{v:.2f}" for v in losses)
                             + " |",
                             flush=True,
@@ -434,7 +447,8 @@ def auto_study(args):
         for label in ("true", "σ×1.2"):
             losses = [r["loss_db"] for r in rows if r["method"] == method and r["psf"] == label]
             print(
-                f"{method} {label} PSF: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB, "
+                f"{method} {label} PSF: worst loss {max(losses):.2f} dB, "
+                f"mean {np.mean(losses):.2f} dB, "
                 f"{sum(v > 0.5 for v in losses)} of {len(losses)} runs over 0.5 dB"
             )
     return rows
@@ -444,7 +458,7 @@ def auto_bars(args):
     """``auto`` on the flowdec bars set, where the mismatched-PSF cap fires: the RL and rl-accel
     PSNR curves far past the quality table's caps, and the held-out curve's statistics."""
     from neurodecon.classical import Deconvolver
-    from neurodecon.classical._stopping import auto_iterations, gain_fraction_iteration, tail_gain
+    from neurodecon.classical.stopping import auto_iterations, gain_fraction_iteration, tail_gain
 
     name, img, psf, truth, bg = next(s for s in quality_sets(False) if "bars" in s[0])
     img = img.astype(np.float32)
@@ -470,13 +484,15 @@ def auto_bars(args):
             if k <= cap
         }
         print(
-            f"{method}: best {curve[best]:.2f} dB at {5 * (best + 1)} it (every 5th); auto {k_auto} it; PSNR at {at}"
+            f"{method}: best {curve[best]:.2f} dB at {5 * (best + 1)} it (every 5th); "
+            f"auto {k_auto} it; PSNR at {at}"
         )
     dec = Deconvolver(psf, img.shape, method="rl", device="cpu")
     for seed in range(args.auto_seeds):
         k, k_half, ll = auto_iterations(dec, img, bg, seed=seed, return_curve=True)
         print(
-            f"seed {seed}: RL auto {k} it, half-data maximum {k_half} of {len(ll)}, second-half gain "
+            f"seed {seed}: RL auto {k} it, half-data maximum {k_half} of {len(ll)}, "
+            "second-half gain "
             f"{tail_gain(ll):.2e} of the total, k99 {gain_fraction_iteration(ll, 0.01)}"
         )
     return out
@@ -565,14 +581,15 @@ def _path(dec, img, bg, truth, iterations, keep=()):
 
 
 def quality(args):
-    from neurodecon.classical import METHODS, Deconvolver, _stopping, estimate_background
+    from neurodecon.classical import METHODS, Deconvolver, estimate_background, stopping
     from neurodecon.metrics import normalize_pair
 
-    _stopping.MAX_AUTO_ITERATIONS = args.auto_budget
+    stopping.MAX_AUTO_ITERATIONS = args.auto_budget
     print("## Quality: PSNR/SSIM (affine-normalised to the truth, as metrics.evaluate) per method")
     print(
         "best = best regularisation (small grid) and iteration count against the truth (oracle); "
-        f"auto = default regularisation with iterations='auto' (cross-validation budget {args.auto_budget})"
+        "auto = default regularisation with iterations='auto' "
+        f"(cross-validation budget {args.auto_budget})"
     )
     rows = []
     for name, img, psf, truth, bg in quality_sets(args.quick):
@@ -594,7 +611,7 @@ def quality(args):
                 if method in MAX_IT:
                     keep = ()
                     if reg is None:
-                        k_auto = _stopping.auto_iterations(dec, img, b)
+                        k_auto = stopping.auto_iterations(dec, img, b)
                         keep = (k_auto,)
                     curve = _path(
                         dec, img, b, truth, max(MAX_IT[method], max(keep, default=0)), keep

@@ -66,8 +66,7 @@ def _rel(a, b):
 
 
 def parity():
-    from neurodecon.classical import deconvolve
-    from neurodecon.classical._engine import METHODS, POISSON_METHODS
+    from neurodecon.classical import METHODS, POISSON_METHODS, deconvolve
     from neurodecon.learn import predict
 
     truth, image, psf = anchor_case()
@@ -136,7 +135,8 @@ def classical():
         res[f"{name}_iter_s"] = per
         res[f"{name}_call10_s"] = short
         print(
-            f"{name}: {per * 1e3:.2f} ms / iteration = {per / (2 * res['fft_pair_s']):.2f} × FFT floor; "
+            f"{name}: {per * 1e3:.2f} ms / iteration = "
+            f"{per / (2 * res['fft_pair_s']):.2f} × FFT floor; "
             f"a 10-iteration call {short:.3f} s (copies and setup included)",
             flush=True,
         )
@@ -183,8 +183,7 @@ def classical():
 
 
 def inference():
-    from neurodecon.learn import load_model, predict
-    from neurodecon.learn._physics import physics_channel
+    from neurodecon.learn import load_model, physics_channel, predict
 
     model = load_model("default")
     rng = np.random.default_rng(1)
@@ -197,7 +196,8 @@ def inference():
             t = _wall(lambda v=vol, p=prec: predict(model, v, device="cuda", precision=p), repeat=2)
             res[f"{shape} {prec}"] = t
             print(
-                f"predict {shape} {prec}: {t:.2f} s = {n / t:.3g} voxels/s (RL_100 channel included)",
+                f"predict {shape} {prec}: {t:.2f} s = {n / t:.3g} voxels/s "
+                "(RL_100 channel included)",
                 flush=True,
             )
         t = _wall(

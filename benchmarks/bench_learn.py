@@ -318,7 +318,7 @@ def main() -> None:
             "net_s": t_net,
         }
         if args.physics != "none":
-            from neurodecon.learn._physics import physics_channel
+            from neurodecon.learn import physics_channel
 
             row["rl_k"] = score(
                 physics_channel(
@@ -360,7 +360,8 @@ def main() -> None:
     for r in rows:
         f = lambda v: f"{v[0]:.2f} / {v[1]:.3f}"  # noqa: E731
         print(
-            f"| {r['family']} | {f(r['input'])} | {f(r['rl'])} ({r['rl_iters'][0]}/{r['rl_iters'][1]}) | "
+            f"| {r['family']} | {f(r['input'])} | "
+            f"{f(r['rl'])} ({r['rl_iters'][0]}/{r['rl_iters'][1]}) | "
             f"{f(r['rltv'])} ({r['rltv_iters'][0]}/{r['rltv_iters'][1]}) | {f(r['network'])}"
             + (f" ({f(r['rl_k'])})" if "rl_k" in r else "")
             + " | "

@@ -247,7 +247,8 @@ def main() -> None:
             table_textbook(),
         ),
         (
-            "Two implementations: our Born–Wolf integral vs psfmodels scalar Gibson–Lanni, 64×128×128",
+            "Two implementations: our Born–Wolf integral vs psfmodels scalar Gibson–Lanni, "
+            "64×128×128",
             table_agreement(args.repeat),
         ),
         ("Phantoms", table_phantoms(args.repeat)),

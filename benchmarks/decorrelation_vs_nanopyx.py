@@ -84,8 +84,8 @@ def main() -> None:
         )
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
     print(
-        "| image (256×256, pixels) | known k_c | NeuroDecon k_c | NanoPyx k_c | NeuroDecon res. px |"
-        " NanoPyx res. px | ratio |"
+        "| image (256×256, pixels) | known k_c | NeuroDecon k_c | NanoPyx k_c | "
+        "NeuroDecon res. px | NanoPyx res. px | ratio |"
     )
     print("|---|---|---|---|---|---|---|")
     ratios = []
@@ -96,8 +96,8 @@ def main() -> None:
         ratio = (2.0 / ours) / res_theirs
         ratios.append(ratio)
         print(
-            f"| {name} | {known if known else '–'} | {ours:.3f} | {kc_theirs:.3f} | {2 / ours:.2f} |"
-            f" {res_theirs:.2f} | {ratio:.3f} |"
+            f"| {name} | {known if known else '–'} | {ours:.3f} | {kc_theirs:.3f} | "
+            f"{2 / ours:.2f} | {res_theirs:.2f} | {ratio:.3f} |"
         )
     print(f"\nmedian resolution ratio NeuroDecon / NanoPyx: {np.median(ratios):.3f}")
 

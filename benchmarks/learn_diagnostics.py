@@ -93,73 +93,83 @@ def _dev_set(background=BACKGROUND, seed0=300):
 def curve(a) -> None:
     import torch
 
-    from neurodecon.learn import _train as T
-    from neurodecon.learn._config import TrainConfig
-    from neurodecon.learn._data import build_pool, sample_batch
-    from neurodecon.learn._loss import neurodecon_loss
-    from neurodecon.learn._norm import robust_range
-    from neurodecon.learn._physics import physics_channel
+    from neurodecon.learn import (
+        TrainConfig,
+        TrainState,
+        build_pool,
+        lr_factor,
+        neurodecon_loss,
+        physics_channel,
+        physics_function,
+        robust_range,
+        sample_batch,
+        split_volumes,
+        training_volumes,
+        validation_metrics,
+    )
 
     torch.set_num_threads(a.threads)
     o, i, psf = _bead_kernels()
     physics = a.physics_iterations > 0
     cfg = TrainConfig.from_dict(
         {
-            "voxel_size_um": VS,
-            "phantoms": TRAIN_FAMILIES,
-            "n_phantoms": 9,
-            "pool_shape": (48, 128, 128),
-            "magnification": tuple(a.magnification),
-            "patch": (32, 64, 64),
-            "batch": 2,
-            "steps": a.steps,
-            "lr": a.lr,
-            "warmup_steps": 20,
-            "hessian_alpha": a.alpha,
-            "loss": a.loss,
-            "photons": (100.0, 300.0, 1000.0),
-            "read_noise": READ_NOISE,
-            "backgrounds": tuple(float(v) for v in a.backgrounds.split(",")),
-            "seed": 1,
-            "device": "cpu",
-            "ema_decay": a.ema,
-            "physics": "rl" if physics else "none",
-            "physics_method": a.physics_method,
-            "physics_iterations": max(a.physics_iterations, 1),
+            "data": {
+                "voxel_size_um": VS,
+                "phantoms": TRAIN_FAMILIES,
+                "n_phantoms": 9,
+                "pool_shape": (48, 128, 128),
+                "magnification": tuple(a.magnification),
+                "patch": (32, 64, 64),
+                "batch": 2,
+            },
+            "noise": {
+                "photons": (100.0, 300.0, 1000.0),
+                "read_noise": READ_NOISE,
+                "backgrounds": tuple(float(v) for v in a.backgrounds.split(",")),
+            },
+            "optim": {"lr": a.lr, "warmup_steps": 20, "ema_decay": a.ema},
+            "loss": {"kind": a.loss, "hessian_alpha": a.alpha},
+            "physics": {
+                "input": "rl" if physics else "none",
+                "method": a.physics_method,
+                "iterations": max(a.physics_iterations, 1),
+            },
+            "run": {"steps": a.steps, "seed": 1, "device": "cpu"},
             "net": {"base_channels": 8, "depth": 3, "res_scale_init": 1.0},
         }
     )
+    d, lc, noise = cfg.data, cfg.loss, cfg.noise.resolved()  # no calibration here: the fallbacks
     t0 = time.perf_counter()
-    _, fn = T._physics(cfg, None, psf, {}) if physics else (None, None)
-    sources, desc = T._sources(cfg, None)
+    fn = physics_function(cfg, psf) if physics else None
+    sources, desc = training_volumes(cfg, None)
     pool = build_pool(
         sources,
         o,
         i,
-        photons=cfg.photons,
-        read_noise=cfg.read_noise,
+        photons=noise.photons,
+        read_noise=noise.read_noise,
         seed=2,
-        norm_percentiles=cfg.norm_percentiles,
-        backgrounds=cfg.backgrounds,
+        norm_percentiles=d.norm_percentiles,
+        backgrounds=noise.backgrounds,
         physics=fn,
         physics_draws=2,
     )
-    tr, va = T._split(desc["volumes"], cfg.val_fraction)
+    tr, va = split_volumes(desc["volumes"], d.val_fraction)
     print(
         f"pool {time.perf_counter() - t0:.0f} s; validation volumes "
         f"{[desc['volumes'][j] for j in va]}",
         flush=True,
     )
-    xv, yv = sample_batch(pool, va, 12, cfg.patch, np.random.default_rng(3))
+    xv, yv = sample_batch(pool, va, 12, d.patch, np.random.default_rng(3))
     print(
         "validation: input",
-        T._metrics(xv[:, :1], yv),
-        *(("RL_K", T._metrics(xv[:, -1:], yv)) if physics else ()),
+        validation_metrics(xv[:, :1], yv),
+        *(("RL_K", validation_metrics(xv[:, -1:], yv)) if physics else ()),
         flush=True,
     )
     dev = []
     for fam, truth, s in _dev_set():
-        n = robust_range(s, cfg.norm_percentiles)
+        n = robust_range(s, d.norm_percentiles)
         ch = [n.apply(s)]
         if physics:
             ch.append(
@@ -183,22 +193,22 @@ def curve(a) -> None:
         m = np.mean(r, axis=0)
         return f"dev {m[0]:.2f}/{m[1]:.3f} (" + ", ".join(f"{p:.2f}/{q:.3f}" for p, q in r) + ")"
 
-    st = T._State(cfg)
+    st = TrainState(cfg)
     print("init", dev_eval(st.model), flush=True)
     e_net = e_base = None
     t0 = time.perf_counter()
     for step in range(a.steps):
-        xb, yb = sample_batch(pool, tr, cfg.batch, cfg.patch, st.rng)
+        xb, yb = sample_batch(pool, tr, d.batch, d.patch, st.rng)
         x, y = torch.from_numpy(xb), torch.from_numpy(yb)
         for g in st.opt.param_groups:
-            g["lr"] = cfg.lr * T.lr_factor(step, cfg)
+            g["lr"] = cfg.optim.lr * lr_factor(step, cfg)
         st.net.train()
-        loss = neurodecon_loss(st.net(x), y, alpha=cfg.hessian_alpha, kind=cfg.loss)
+        loss = neurodecon_loss(st.net(x), y, alpha=lc.hessian_alpha, kind=lc.kind.value)
         with torch.no_grad():
-            base = neurodecon_loss(x[:, -1:], y, alpha=cfg.hessian_alpha, kind=cfg.loss)
+            base = neurodecon_loss(x[:, -1:], y, alpha=lc.hessian_alpha, kind=lc.kind.value)
         st.opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(st.net.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(st.net.parameters(), cfg.optim.grad_clip)
         st.opt.step()
         st.step += 1
         st.update_ema()
@@ -212,7 +222,8 @@ def curve(a) -> None:
                 )
             print(
                 f"{step + 1} {time.perf_counter() - t0:.0f}s loss {e_net:.5f} / input channel "
-                f"{e_base:.5f} = {e_net / e_base:.3f}; val {T._metrics(pv, yv)}; {dev_eval(st.model)}",
+                f"{e_base:.5f} = {e_net / e_base:.3f}; val {validation_metrics(pv, yv)}; "
+                f"{dev_eval(st.model)}",
                 flush=True,
             )
 
@@ -229,7 +240,8 @@ def background_gap(a) -> None:
         print(
             f"background {bg}: input / network per family "
             + "; ".join(f"{p[0]:.2f}/{p[1]:.3f} → {q[0]:.2f}/{q[1]:.3f}" for p, q in rows)
-            + f"; network mean {np.mean([q[0] for _, q in rows]):.2f} / {np.mean([q[1] for _, q in rows]):.3f}"
+            + f"; network mean {np.mean([q[0] for _, q in rows]):.2f} / "
+            f"{np.mean([q[1] for _, q in rows]):.3f}"
         )
 
 
@@ -258,10 +270,8 @@ def ssim_split(a) -> None:
     from scipy.signal import fftconvolve
     from skimage.metrics import structural_similarity
 
-    from neurodecon.classical import deconvolve
-    from neurodecon.classical._engine import estimate_background
-    from neurodecon.learn import load_model, predict
-    from neurodecon.learn._physics import physics_channel
+    from neurodecon.classical import deconvolve, estimate_background
+    from neurodecon.learn import load_model, physics_channel, predict
     from neurodecon.metrics import normalize_pair
 
     model = load_model(a.model)
@@ -291,7 +301,8 @@ def ssim_split(a) -> None:
                 sample, bead_psf, m, iterations=its[k], background=BACKGROUND, device="cpu"
             )
         print(
-            f"{fam}: fractions foreground {fg.mean():.2f}, shell {shell.mean():.2f}, background {bg.mean():.2f}"
+            f"{fam}: fractions foreground {fg.mean():.2f}, shell {shell.mean():.2f}, "
+            f"background {bg.mean():.2f}"
         )
         for name, img in images.items():
             pn, tn = normalize_pair(img, truth, "affine")
@@ -309,7 +320,8 @@ def ssim_split(a) -> None:
                     sample, model.physics_psf, "rl", iterations=k_it, background=b, device="cpu"
                 )
                 print(
-                    f"  RL_{k_it} with background {b:.3f}{' (auto)' if b == b_auto else ' (true)'}: "
+                    f"  RL_{k_it} with background {b:.3f}"
+                    f"{' (auto)' if b == b_auto else ' (true)'}: "
                     f"PSNR / SSIM {score(x, truth)[0]:.2f} / {score(x, truth)[1]:.3f}",
                     flush=True,
                 )

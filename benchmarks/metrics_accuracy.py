@@ -64,7 +64,10 @@ def fsc_table(seed: int) -> list[dict]:
 
 
 def fsc_edges_table(seed: int) -> list[dict]:
-    """Border treatment: a periodic volume, and a non-periodic crop of a larger one (noise std 1)."""
+    """Border treatment: a periodic volume, and a non-periodic crop of a larger one.
+
+    The noise std is 1.
+    """
     rng = np.random.default_rng(seed)
     voxel = (0.3, 0.1, 0.1)
     rows = []

@@ -5,7 +5,8 @@ confocal PSF, NA 1.4 oil (n 1.515), emission 0.52 µm, excitation 0.488 µm, pin
 voxel 0.1 × 0.05 × 0.05 µm (z, y, x) — the microscope `neurodecon demo` simulates.
 Training data: synthetic phantoms of six families, PSF mode (X = i ⊛ PSF + noise, Y = i).
 
-    .venv/bin/python scripts/train_default_model.py --threads 2   # ~18 min on 2 idle cores (1080 s measured)
+    # ~18 min on 2 idle cores (1080 s measured):
+    .venv/bin/python scripts/train_default_model.py --threads 2
     .venv/bin/python scripts/train_default_model.py --resume   # continue after an interruption
 """
 
@@ -26,29 +27,26 @@ MICROSCOPE = {
 }
 VOXEL_SIZE_UM = (0.1, 0.05, 0.05)
 PSF_SHAPE = (33, 49, 49)
-CONFIG = {
-    "voxel_size_um": VOXEL_SIZE_UM,
-    "phantoms": ("ellipsoids", "tubes", "filaments", "sponge", "sheets", "puncta"),
-    "n_phantoms": 12,
-    "pool_shape": (48, 128, 128),
-    "patch": (32, 64, 64),
-    "batch": 2,
-    "steps": 700,
-    "lr": 1e-3,
-    "warmup_steps": 20,
-    "hessian_alpha": 0.002,
-    "photons": (100.0, 300.0, 1000.0),
-    "backgrounds": (0.0, 2.0, 5.0, 10.0),
-    "read_noise": 1.0,
-    "val_every": 50,
-    "checkpoint_every": 50,
-    "seed": 0,
+CONFIG = {  # the nested layout of neurodecon.learn.TrainConfig (config.json["training"])
+    "data": {
+        "voxel_size_um": VOXEL_SIZE_UM,
+        "phantoms": ("ellipsoids", "tubes", "filaments", "sponge", "sheets", "puncta"),
+        "n_phantoms": 12,
+        "pool_shape": (48, 128, 128),
+        "patch": (32, 64, 64),
+        "batch": 2,
+    },
+    "noise": {
+        "photons": (100.0, 300.0, 1000.0),
+        "backgrounds": (0.0, 2.0, 5.0, 10.0),
+        "read_noise": 1.0,
+    },
+    "optim": {"lr": 1e-3, "warmup_steps": 20},
+    "loss": {"hessian_alpha": 0.002},
     # physics-aware variant: [raw, RL_100(raw)] in, residual on RL_100 (BENCHMARKS.md: on this
     # microscope it beat best-iteration RL-TV in PSNR, not in SSIM)
-    "physics": "rl",
-    "physics_method": "rl",
-    "physics_iterations": 100,
-    "physics_background": "auto",
+    "physics": {"input": "rl", "method": "rl", "iterations": 100, "background": "auto"},
+    "run": {"steps": 700, "val_every": 50, "checkpoint_every": 50, "seed": 0},
     "net": {"base_channels": 8, "depth": 3, "res_scale_init": 1.0},
 }
 
@@ -56,37 +54,28 @@ CONFIG = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", default=None, help="model folder (default: the package's)")
-    ap.add_argument("--steps", type=int, default=CONFIG["steps"])
+    ap.add_argument("--steps", type=int, default=CONFIG["run"]["steps"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args()
 
     from neurodecon.learn import default_model_path, train
     from neurodecon.progress import console_progress
-    from neurodecon.psf import make_psf
 
     out = Path(args.output) if args.output else default_model_path()
     if out.exists() and not args.resume:
         shutil.rmtree(out)
-    psf = make_psf(
-        MICROSCOPE["model"],
-        shape=PSF_SHAPE,
-        voxel_size_um=VOXEL_SIZE_UM,
-        **{k: v for k, v in MICROSCOPE.items() if k != "model"},
-    )
     t0 = time.perf_counter()
     with console_progress("Training default model", enabled=True) as cb:
         train(
-            {**CONFIG, "steps": args.steps, "threads": args.threads},
+            {**CONFIG, "run": {**CONFIG["run"], "steps": args.steps, "threads": args.threads}},
             output_dir=out,
-            psf=psf,
+            psf_model=MICROSCOPE["model"],  # through neurodecon.psf.resolve_psf, as the CLI's
+            optics={k: v for k, v in MICROSCOPE.items() if k != "model"},
+            psf_shape=PSF_SHAPE,
             resume=args.resume,
             keep_checkpoint=False,
-            kernel_info={
-                "psf_params": {**MICROSCOPE, "voxel_size_um": list(VOXEL_SIZE_UM)},
-                "psf_shape": list(PSF_SHAPE),
-                "trained_by": "scripts/train_default_model.py",
-            },
+            kernel_info={"trained_by": "scripts/train_default_model.py"},
             progress=cb,
         )
     print(f"wrote {out} in {time.perf_counter() - t0:.0f} s")

@@ -26,11 +26,23 @@ def _torch_threads():
     yield
 
 
+#: CI sets this (``.ci/run``): a missing ../shared/data then fails the tests that need it
+#: instead of skipping them silently.
+REQUIRE_DATA = os.environ.get("NEURODECON_REQUIRE_DATA", "") not in ("", "0")
+
+
+def missing_data(what: str) -> None:
+    """Skip (locally) or fail (in CI) a test whose real data are absent."""
+    if REQUIRE_DATA:
+        pytest.fail(f"{what} (NEURODECON_REQUIRE_DATA is set: the real data must be present)")
+    pytest.skip(what)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Path to ../shared/data; tests needing it skip with a reason when it is absent."""
+    """Path to ../shared/data; tests needing it skip when it is absent (fail under CI)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+        missing_data(f"shared test data not found at {SHARED_DATA}")
     return SHARED_DATA
 
 

@@ -87,7 +87,9 @@ def _violations_private() -> list[str]:
                 outside = True
             private = _private_parts(full.removeprefix(PKG))
             private_attr = name is not None and name.startswith("_") and not name.startswith("__")
-            if outside and (private or private_attr) and full != f"{PKG}._version":
+            # the root package re-exports public names of its own modules (``_version``, ``_api``)
+            own_root = module == PKG and full.count(".") == 1 and not private_attr
+            if outside and (private or private_attr) and full != f"{PKG}._version" and not own_root:
                 bad.append(f"{module} imports {full}{'.' + name if private_attr else ''}")
     return bad
 
@@ -149,8 +151,7 @@ def _without_package_inits(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         m: {
             t
             for t in targets
-            if not (_is_package(t, modules) and m.startswith(t + ".") and t != PKG)
-            and t != PKG
+            if not (_is_package(t, modules) and m.startswith(t + ".") and t != PKG) and t != PKG
         }
         for m, targets in graph.items()
     }

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import neurodecon as nd
-from neurodecon.classical._direct import smoothed_power
+from neurodecon.classical.spectra import smoothed_power
 
 
 def _x_nyquist_fraction(v: np.ndarray) -> float:

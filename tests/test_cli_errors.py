@@ -1,4 +1,7 @@
-"""Every bad input gets one line ``error: PATH: problem. fix.``, exit code 2, no traceback (through the CLI)."""
+"""Every bad input gets one line ``error: PATH: problem. fix.``, exit code 2, no traceback.
+
+Checked through the CLI.
+"""
 
 from __future__ import annotations
 
@@ -118,7 +121,10 @@ def test_corrupt_compressed_data(run_cli, tmp_path):
 
 
 def test_missing_codec_package(tmp_path):
-    """Simulated machine without imagecodecs: a subprocess blocks the import, then reads an LZW TIFF."""
+    """Simulated machine without imagecodecs.
+
+    A subprocess blocks the import, then reads an LZW TIFF.
+    """
     p = tmp_path / "lzw.tif"
     data = (np.arange(4 * 16 * 16) % 251).astype(np.uint8).reshape(4, 16, 16)
     tifffile.imwrite(p, data, compression="lzw", photometric="minisblack")
@@ -146,7 +152,10 @@ def test_wrong_dimensionality_6d(run_cli, tmp_path):
 
 
 def test_wrong_dimensionality_5d_where_3d_is_needed(run_cli, tmp_path):
-    """A TCZYX OME-TIFF is read fine (info), but a command needing one (Z, Y, X) stack refuses it."""
+    """A TCZYX OME-TIFF is read fine (info).
+
+    A command that needs one (Z, Y, X) stack refuses it.
+    """
     p = tmp_path / "five.ome.tif"
     data = (np.arange(2 * 2 * 3 * 8 * 8) % 97).astype(np.uint16).reshape(2, 2, 3, 8, 8)
     tifffile.imwrite(p, data, ome=True, metadata={"axes": "TCZYX"})
@@ -169,13 +178,18 @@ def test_empty_image(run_cli, tmp_path):
     assert_one_line_error(*run_cli("info", p), p, "empty")
 
 
-def test_constant_image(run_cli, tmp_path):
+def test_constant_image_is_read_but_not_deconvolved(run_cli, tmp_path):
+    """Readers read any valid file (issue: robustness); only commands that compute refuse it."""
     p = tmp_path / "flat.tif"
     tifffile.imwrite(p, np.full((3, 8, 8), 7, np.uint16), photometric="minisblack")
-    assert_one_line_error(
-        *run_cli("convert", p, tmp_path / "o.tif"), p, "constant", "every voxel is 7"
-    )
-    assert not (tmp_path / "o.tif").exists()
+    code, out, _ = run_cli("info", p, "--json")
+    assert code == 0 and json.loads(out)["min"] == json.loads(out)["max"] == 7
+    code, _, _ = run_cli("convert", p, tmp_path / "o.tif")
+    assert code == 0 and (tifffile.imread(tmp_path / "o.tif") == 7).all()
+    out = tmp_path / "d.tif"
+    args = ("deconvolve", p, "--model", "gaussian", "--fwhm", "2", "2", "2", "-o", out)
+    assert_one_line_error(*run_cli(*args), p, "constant", "every voxel is 7")
+    assert not out.exists()
 
 
 @pytest.mark.skipif(
@@ -208,7 +222,10 @@ def test_permission_denied_simulated(run_cli, tmp_path, monkeypatch):
 
 
 def test_output_folder_not_writable_simulated(run_cli, tmp_path, monkeypatch):
-    """os.access reports the folder as not writable (as root a real chmod would not block writing)."""
+    """os.access reports the folder as not writable.
+
+    As root a real chmod would not block writing.
+    """
     src = tmp_path / "in.tif"
     _good_stack(src)
     out = tmp_path / "o.ome.tif"
@@ -216,7 +233,9 @@ def test_output_folder_not_writable_simulated(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(
         os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
     )
-    assert_one_line_error(*run_cli("convert", src, out), out, "permission denied", "folder")
+    code, stdout, err = run_cli("convert", src, out)
+    assert code == 5  # exit code 5: cannot write there (was 2 before the exit codes were split)
+    assert_one_line_error(2, stdout, err, out, "permission denied", "folder")
 
 
 def test_output_exists_without_overwrite(run_cli, tmp_path):

@@ -1,4 +1,7 @@
-"""Property tests: TIFF -> OME-TIFF -> OME-Zarr -> TIFF keeps data bit-exact and voxel sizes to 1e-6."""
+"""Property tests: TIFF -> OME-TIFF -> OME-Zarr -> TIFF round trip.
+
+Data stays bit-exact and voxel sizes agree to 1e-6.
+"""
 
 from __future__ import annotations
 

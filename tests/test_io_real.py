@@ -1,4 +1,7 @@
-"""The real stacks in ../shared/data load with the right shapes and voxel sizes; info/convert end to end."""
+"""The real stacks in ../shared/data load with the right shapes and voxel sizes.
+
+Also info/convert end to end.
+"""
 
 from __future__ import annotations
 

@@ -112,7 +112,10 @@ def test_grey_saved_as_rgb_keeps_one_channel(tmp_path):
 
 
 def test_imagej_plane_calibration_and_leica_xml(tmp_path):
-    """x/y from the planes' ImageJ calibration; z (and x/y) from a Leica MetaData/*.xml beside them."""
+    """x/y from the planes' ImageJ calibration.
+
+    z (and x/y) from a Leica MetaData/*.xml beside them.
+    """
     folder = tmp_path / "leica"
     folder.mkdir()
     for z in range(4):

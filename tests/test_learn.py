@@ -9,19 +9,26 @@ import pytest
 import torch
 from torch import nn
 
-from neurodecon.learn import Model, NetConfig, build_network, load_model, predict, train
-from neurodecon.learn._data import (
+from neurodecon.learn import (
+    Model,
+    NetConfig,
+    ResBlock,
+    TrainConfig,
     add_noise,
     allowed_flips,
+    build_network,
     build_pool,
     center_convolve,
+    hessian_frobenius,
+    load_model,
+    neurodecon_loss,
+    predict,
+    predict_tiled,
+    robust_range,
     sample_batch,
+    save_model,
+    train,
 )
-from neurodecon.learn._loss import hessian_frobenius, neurodecon_loss
-from neurodecon.learn._model import save_model
-from neurodecon.learn._net import ResBlock
-from neurodecon.learn._norm import robust_range
-from neurodecon.learn._predict import _predict_volume
 
 VS = (0.1, 0.05, 0.05)
 
@@ -219,7 +226,7 @@ def test_tiled_prediction_equals_untiled():
 
 def test_blending_weights_sum_to_one_and_channels_are_batched():
     model = _model(depth=1, base=4)
-    ident = _predict_volume(
+    ident = predict_tiled(
         lambda t: t,
         np.ones((1, 16, 40, 40), np.float32),
         tile=(8, 8, 8),
@@ -249,7 +256,7 @@ def test_a_half_precision_overflow_is_recomputed_in_float32(caplog):
     log.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING, logger="neurodecon"):
-            out = _predict_volume(
+            out = predict_tiled(
                 overflows_in_half,
                 vol,
                 tile=(8, 8, 8),
@@ -402,7 +409,7 @@ def test_docs_python_example_runs(tmp_path, capsys):
 
 
 def test_validation_split_covers_every_family_and_keeps_training_data():
-    from neurodecon.learn._train import _split
+    from neurodecon.learn import split_volumes as _split
 
     names = [f"phantom:{f}:{i}" for i, f in enumerate(["tubes", "sponge", "ellipsoids"] * 3)]
     names += ["/data/a.tif", "/data/b.tif", "/data/c.tif", "/data/d.tif", "/data/e.tif"]
@@ -419,8 +426,7 @@ def test_validation_split_covers_every_family_and_keeps_training_data():
 
 
 def test_weight_average_follows_the_weights_at_the_configured_rate():
-    from neurodecon.learn._config import TrainConfig
-    from neurodecon.learn._train import _State
+    from neurodecon.learn import TrainState as _State
 
     cfg = TrainConfig.from_dict({**TINY, "ema_decay": 0.99})
     state = _State(cfg)
@@ -456,8 +462,7 @@ def test_time_limit_stops_training_and_still_writes_the_model(tmp_path):
 
 
 def test_time_fraction_stretches_the_schedule():
-    from neurodecon.learn._config import TrainConfig
-    from neurodecon.learn._train import lr_factor
+    from neurodecon.learn import lr_factor
 
     cfg = TrainConfig.from_dict(
         {**TINY, "steps": 1000, "warmup_steps": 10, "min_lr_fraction": 0.05}
@@ -470,10 +475,15 @@ def test_time_fraction_stretches_the_schedule():
 def test_magnification_changes_the_feature_size_of_the_phantoms():
     from scipy.ndimage import gaussian_filter
 
-    from neurodecon.learn._config import TrainConfig
-    from neurodecon.learn._train import _sources
+    from neurodecon.learn import training_volumes as _sources
 
-    base = {**TINY, "phantoms": ("sponge",), "n_phantoms": 2, "pool_shape": (24, 64, 64)}
+    base = {
+        **TINY,
+        "phantoms": ("sponge",),
+        "n_phantoms": 2,
+        "pool_shape": (24, 64, 64),
+        "voxel_size_um": VS,
+    }
     plain, desc = _sources(TrainConfig.from_dict(base), None)
     big, big_desc = _sources(TrainConfig.from_dict({**base, "magnification": (3.0, 3.0)}), None)
     assert all(":x3.00" in n for n in big_desc["volumes"]) and desc["volumes"][0].count(":") == 2
@@ -491,7 +501,7 @@ def test_magnification_changes_the_feature_size_of_the_phantoms():
 def test_ssim_loss_term_agrees_with_scikit_image():
     from skimage.metrics import structural_similarity
 
-    from neurodecon.learn._loss import ssim3d
+    from neurodecon.learn import ssim3d
 
     rng = np.random.default_rng(0)
     t = rng.uniform(0, 1, (12, 20, 20)).astype(np.float32)

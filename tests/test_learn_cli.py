@@ -142,7 +142,10 @@ def test_cli_train_from_beads_in_both_bead_targets(tmp_path, run_cli):
         )
         assert code == 0, err
         cfg = json.loads((out_dir / "config.json").read_text())
-        assert cfg["training"]["bead_target"] == target and cfg["kernel"]["n_beads_used"] >= 3
+        assert (
+            cfg["training"]["kernel"]["bead_target"] == target
+            and cfg["kernel"]["n_beads_used"] >= 3
+        )
         modes[target] = (cfg["kernel"]["mode"], cfg["description"])
     assert modes["bead"][0] == "beads" and "Y = i ⊛ i*" in modes["bead"][1]
     assert modes["psf"][0] == "psf from beads" and "Y = i (PSF mode)" in modes["psf"][1]
@@ -298,6 +301,7 @@ def test_shipped_default_model_improves_a_blurred_stack():
     pred = predict(model, sample, voxel_size_um=vs, device="cpu")
     before = psnr(*normalize_pair(sample, truth), data_range=1.0)
     after = psnr(*normalize_pair(pred, truth), data_range=1.0)
-    # measured +1.49 dB (14.34 → 15.83) for the physics-aware model retrained in session 4 (+1.24 before)
+    # measured +1.49 dB (14.34 → 15.83) for the physics-aware model retrained in session 4
+    # (+1.24 before)
     assert after > before + 0.8, (before, after)
     assert cfg["physics"]["iterations"] == 100 and (path / "physics_psf.npy").is_file()

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from neurodecon.learn import load_model, predict, train
-from neurodecon.learn._data import build_pool, center_convolve, sample_batch
-from neurodecon.learn._norm import robust_range
-from neurodecon.learn._physics import PSF_FILE, physics_channel
+from neurodecon.learn import PHYSICS_PSF_FILE as PSF_FILE
+from neurodecon.learn import (
+    build_pool,
+    center_convolve,
+    load_model,
+    physics_channel,
+    predict,
+    robust_range,
+    sample_batch,
+    train,
+)
 
 VS = (0.1, 0.05, 0.05)
 
@@ -93,7 +100,7 @@ def test_model_without_background_key_uses_zero(tmp_path):
     )
     cfg = json.loads((out / "config.json").read_text())
     del cfg["physics"]["background"]
-    cfg["training"].pop("physics_background", None)
+    cfg["training"]["physics"].pop("background", None)
     (out / "config.json").write_text(json.dumps(cfg))
     model = load_model(out)
     img = _blurred(4)
@@ -105,7 +112,7 @@ def test_model_without_background_key_uses_zero(tmp_path):
 @pytest.mark.parametrize("bad", ["dark", -1.0, float("nan"), True])
 def test_bad_physics_background_is_a_user_error(bad):
     from neurodecon.errors import NeuroDeconError
-    from neurodecon.learn._config import TrainConfig
+    from neurodecon.learn import TrainConfig
 
     with pytest.raises(NeuroDeconError, match="physics_background"):
         TrainConfig.from_dict(TINY, physics_background=bad)
@@ -187,6 +194,32 @@ def test_pool_realisations_pair_raw_with_its_rl():
     assert robust_range(pool.noisy[0][0]) == pool.real_norms[0][0]
     xb, yb = sample_batch(pool, [0, 1], 3, (8, 16, 16), np.random.default_rng(0))
     assert xb.shape == (3, 2, 8, 16, 16) and yb.shape == (3, 1, 8, 16, 16)
+
+
+def test_pool_fits_the_rl_runs_into_its_time_budget(messages):
+    """A slow RL_K: every volume gets fewer realisations, the photon levels taken in turn."""
+    import time
+
+    k = gaussian_kernel()
+    src = [np.random.default_rng(s).uniform(0, 1, (8, 16, 16)).astype(np.float32) for s in range(4)]
+    calls = []
+
+    def slow(v, bg):
+        calls.append(bg)
+        time.sleep(0.05)
+        return v
+
+    args = dict(photons=(10.0, 100.0, 1000.0), read_noise=1.0, seed=0, norm_percentiles=(1.0, 99.8))
+    pool = build_pool(src, k, None, physics=slow, physics_draws=2, physics_budget_s=0.45, **args)
+    # 6 realisations per volume would take 4 × 6 × 0.05 s = 1.2 s: 2 per volume fit in 0.45 s
+    assert [len(r) for r in pool.rl] == [2] * 4
+    assert len(pool.real_levels) == 2 and len(calls) == 8
+    assert any("realisation" in m for m in messages)
+    xb, _ = sample_batch(pool, [0, 1, 2, 3], 4, (8, 16, 16), np.random.default_rng(0))
+    assert xb.shape == (4, 2, 8, 16, 16)
+    calls.clear()
+    build_pool(src, k, None, physics=slow, physics_draws=2, physics_budget_s=60, **args)
+    assert len(calls) == 4 * 6  # within the budget nothing is dropped
 
 
 def test_bead_kernels_without_psf_is_a_user_error(tmp_path):

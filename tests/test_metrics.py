@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import missing_data
 from scipy import ndimage as ndi
 
 from neurodecon.errors import NeuroDeconError
@@ -151,7 +152,7 @@ def test_evaluate_rejects_non_3d_and_mismatched_input(volume):
 def pollen(shared_data):
     d = shared_data / "sdeconv"
     if not (d / "pollen.tif").exists():
-        pytest.skip("sdeconv pollen data absent")
+        missing_data("sdeconv pollen data absent")
     return d
 
 
@@ -210,7 +211,7 @@ def test_cli_evaluate_without_truth_json(run_cli, pollen):
 def test_cli_evaluate_shape_mismatch_is_one_line_error(run_cli, pollen):
     bars = pollen.parent / "flowdec" / "bars-25pct" / "actual.tif"  # 32×64×64 vs 32×256×256
     if not bars.exists():
-        pytest.skip("flowdec bars data absent")
+        missing_data("flowdec bars data absent")
     code, out, err = run_cli(
         "evaluate", pollen / "pollen.tif", "--truth", bars, "--voxel-size", "1", "1", "1"
     )

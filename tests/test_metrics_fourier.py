@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import missing_data
 from scipy import ndimage as ndi
 
 from neurodecon.errors import NeuroDeconError
@@ -160,7 +161,7 @@ def _pollen(shared_data):
 
     d = shared_data / "sdeconv"
     if not (d / "pollen.tif").exists():
-        pytest.skip("sdeconv pollen data absent")
+        missing_data("sdeconv pollen data absent")
     gt = tifffile.imread(d / "pollen.tif").astype(np.float32)
     obs = tifffile.imread(d / "pollen_poisson_noise_blurred.tif").astype(np.float32)
     return gt, obs

@@ -201,6 +201,34 @@ def test_compare_api_report_ranks_against_truth_and_reports_failures(tiny, tmp_p
     assert any("rl" in c[2] for c in calls)
 
 
+def test_compare_records_the_iterations_and_background_used(tiny, tmp_path):
+    """The count chosen by iterations="auto" and the estimated background come from the result."""
+    from neurodecon.classical import estimate_background
+    from neurodecon.report import compare
+
+    s = compare(
+        tiny / "raw.tif",
+        psf=tiny / "psf.tif",
+        methods=["rl", "wiener"],
+        iterations="auto",
+        background="auto",
+        device="cpu",
+        output_dir=tmp_path / "rep",
+    )
+    assert check_report(tmp_path / "rep")["methods"] == s["methods"]
+    rl = s["methods"]["rl"]
+    params = rl["parameters"]
+    assert params["iterations"] == "auto"
+    assert isinstance(params["iterations_used"], int) and params["iterations_used"] >= 1
+    assert rl["iterations"] == params["iterations_used"] == params["auto"]["iterations"]
+    raw = nd.read(tiny / "raw.tif").data
+    assert params["background_used"] == pytest.approx(estimate_background(raw))
+    assert params["boundary_used"] == "unknown" and params["device_used"] == "cpu"
+    wiener = s["methods"]["wiener"]["parameters"]
+    assert "iterations_used" not in wiener and wiener["boundary_used"] == "reflect"
+    assert wiener["regularization_used"] == 1.0
+
+
 def test_compare_cli_end_to_end_and_output_policy(tiny, tmp_path, run_cli):
     out = tmp_path / "cli_rep"
     args = [
@@ -387,7 +415,10 @@ def test_compare_runs_a_trained_model_beside_classical_methods(tiny, tmp_path):
 def test_compare_real_grid_with_psf_from_beads_of_the_same_microscope(
     shared_data, tmp_path, run_cli
 ):
-    """MPI-CBG confocal: a line grid and a bead image from the same instrument (the only real pair)."""
+    """MPI-CBG confocal: a line grid and a bead image from the same instrument.
+
+    This is the only real pair.
+    """
     d = shared_data / "bioimage_analysis_notebooks"
     out = tmp_path / "grid"
     code, _, err = run_cli(

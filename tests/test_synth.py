@@ -192,6 +192,24 @@ def test_poisson_noise_has_variance_equal_to_the_mean_plus_read_noise():
     assert img.var() == pytest.approx(55 + 9, rel=0.05)
 
 
+def test_a_camera_gain_scales_photo_electrons_and_read_noise_not_the_offset():
+    truth = np.ones((16, 64, 64), np.float32)
+    kw = dict(photons=50, background=5, read_noise=3, offset=100, seed=0, boundary="periodic")
+    img = forward_model(truth, _gauss_psf(), gain=2.5, **kw)
+    # counts = g · (Poisson(55) + N(0, 3²)) + 100
+    assert img.mean() == pytest.approx(100 + 2.5 * 55, rel=0.01)
+    assert img.var() == pytest.approx(2.5**2 * (55 + 9), rel=0.05)
+    # gain 1 is the model without a gain, bit for bit
+    one = forward_model(truth, _gauss_psf(), gain=1.0, **kw)
+    np.testing.assert_array_equal(one, forward_model(truth, _gauss_psf(), **kw))
+    rng = np.random.default_rng(0)
+    expected = rng.poisson(np.full(truth.shape, 55.0)).astype(np.float32) + np.float32(100)
+    expected += rng.normal(0.0, 3.0, size=truth.shape).astype(np.float32)
+    np.testing.assert_allclose(one, expected, atol=1e-3)
+    with pytest.raises(NeuroDeconError, match="gain"):
+        forward_model(truth, _gauss_psf(), gain=0.0)
+
+
 def test_forward_model_scales_the_truth_maximum_to_the_photon_budget():
     truth = np.zeros((9, 21, 21), np.float32)
     truth[4, 10, 10] = 7.0

@@ -1,4 +1,4 @@
-"""``python -m neurodecon …`` runs the command-line interface (same as the ``neurodecon`` script)."""
+"""``python -m neurodecon …`` runs the command-line interface, like the ``neurodecon`` script."""
 
 import sys
 

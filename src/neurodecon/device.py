@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from .errors import user_error
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["resolve_device", "cuda_available"]
 
@@ -12,7 +16,7 @@ log = logging.getLogger("neurodecon")
 
 
 def cuda_available() -> bool:
-    """True when torch is importable and sees a CUDA device."""
+    """Tell whether torch is importable and sees a CUDA device."""
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a core dependency
@@ -20,7 +24,7 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def resolve_device(device: str = "auto"):
+def resolve_device(device: str = "auto") -> torch.device:
     """Return a ``torch.device`` for ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     ``auto`` picks CUDA when present. Asking for CUDA on a machine without it falls back to the

@@ -9,7 +9,16 @@ __all__ = ["json_default"]
 
 
 def json_default(o: Any) -> Any:
-    """``json.dumps(default=...)`` hook: numpy scalars and arrays, paths."""
+    """Convert what :mod:`json` cannot: numpy scalars and arrays, paths (``default=`` hook).
+
+    Examples
+    --------
+    >>> import json
+    >>> import numpy as np
+    >>> from neurodecon.jsonutil import json_default
+    >>> json.dumps({"gain": np.float32(1.5), "shape": np.array([2, 3])}, default=json_default)
+    '{"gain": 1.5, "shape": [2, 3]}'
+    """
     import numpy as np
 
     if isinstance(o, np.generic):

@@ -32,9 +32,15 @@ TINY = 1e-12
 
 
 class Hooks(Protocol):
-    def prediction(self, k: int, model: torch.Tensor) -> None: ...
+    """What an iterative method calls during its run (see the module docstring)."""
 
-    def step(self, k: int, x: torch.Tensor) -> bool: ...
+    def prediction(self, k: int, model: torch.Tensor) -> None:
+        """See the model ``H x_k + b`` on the observed region (read only; do not keep it)."""
+        ...
+
+    def step(self, k: int, x: torch.Tensor) -> bool:
+        """Follow iteration ``k`` (estimate ``x``); return ``False`` to stop the run."""
+        ...
 
 
 def _rl_correction(
@@ -166,7 +172,7 @@ def rl_tv(
 def laplacian_power(op: FFTOperator) -> torch.Tensor:
     """``|L̂(ω)|²`` of the discrete Laplacian (6-neighbour in 3D) on the operator's rfft grid."""
     shape = op.shape
-    total = None
+    total: torch.Tensor | None = None
     for axis, n in enumerate(shape):
         freqs = (
             torch.fft.rfftfreq(n, device=op.device)
@@ -178,6 +184,8 @@ def laplacian_power(op: FFTOperator) -> torch.Tensor:
         view[axis] = -1
         term = term.view(view)
         total = term if total is None else total + term
+    if total is None:
+        raise ValueError("the operator has no axes")
     return (total * total).to(torch.float32)
 
 

@@ -1,24 +1,43 @@
-"""Noise of an image from a 6-neighbour high-pass (shared by the background and gain estimates)."""
+"""Photon counts of an image for binomial thinning (the ``auto`` stopping rule).
+
+The noise measurements themselves (background, gain, photon transfer) live in
+:mod:`neurodecon.metrics` (:func:`~neurodecon.metrics.estimate_background`,
+:func:`~neurodecon.metrics.estimate_gain`), the one implementation that deconvolution, training
+and the noise calibration share.
+"""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-__all__ = ["highpass_residual"]
+from ..metrics import estimate_gain
+
+__all__ = ["to_counts"]
+
+log = logging.getLogger("neurodecon")
 
 
-def highpass_residual(img: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(residual, variance factor)``: each voxel minus the mean of its ``2·ndim`` face
-    neighbours (mirrored at the borders), and the factor ``1 + 1/(2·ndim)`` by which that
-    residual's variance exceeds white noise's variance ``σ²``.
+#: No count beyond 2^40: int64 and the binomial sampler stay exact (huge float data, 1e30).
+_MAX_COUNT = 2.0**40
+
+
+def to_counts(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Return photon counts for thinning: ``(counts as int64, gain)``.
+
+    Non-negative integer data are counts (gain 1); others are divided by
+    :func:`~neurodecon.metrics.estimate_gain` and stochastically rounded with ``rng``.
     """
-    from scipy.ndimage import convolve
-
-    kernel = np.zeros((3,) * img.ndim, np.float32)
-    for axis in range(img.ndim):
-        for d in (0, 2):
-            idx = [1] * img.ndim
-            idx[axis] = d
-            kernel[tuple(idx)] = -1.0 / (2 * img.ndim)
-    kernel[(1,) * img.ndim] = 1.0
-    return convolve(img, kernel, mode="mirror"), 1.0 + 1.0 / (2 * img.ndim)
+    img = np.asarray(image, dtype=np.float32)
+    top = float(img.max())
+    if img.min() >= 0 and top <= _MAX_COUNT and np.all(img == np.round(img)):
+        return img.astype(np.int64), 1.0
+    gain = estimate_gain(img)
+    # no count beyond 2^40: int64 and the binomial sampler stay exact (huge float data, 1e30)
+    gain = max(gain if np.isfinite(gain) and gain > 0 else 1.0, top / _MAX_COUNT)
+    scaled = np.clip(img, 0, None).astype(np.float64) / gain
+    floor = np.floor(scaled)
+    counts = floor + (rng.random(scaled.shape) < (scaled - floor))
+    log.info("iterations=auto: data are not integer counts; estimated gain %.4g per photon", gain)
+    return counts.astype(np.int64), gain

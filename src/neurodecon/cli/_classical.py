@@ -57,6 +57,20 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         help="background / camera offset in image units, or 'auto' (default 0)",
     )
     p.add_argument(
+        "--initial",
+        default="flat",
+        choices=("flat", "data"),
+        help="start of the iterations: flat (default: the data's mean) or data (the data above "
+        "the background, as cudaDecon: less haze after few iterations)",
+    )
+    p.add_argument(
+        "--background-mode",
+        default="model",
+        choices=("model", "subtract"),
+        help="model (default): the background stays in the Poisson model; subtract: "
+        "max(data - background, 0) is deconvolved, as cudaDecon does",
+    )
+    p.add_argument(
         "--boundary",
         default="unknown",
         choices=BOUNDARIES,
@@ -98,13 +112,14 @@ def _background(text: str) -> float | str:
 
 
 def _deconvolve(args: argparse.Namespace) -> int:
-    from ..classical._engine import _check_iterations
-    from ..io import read
+    from ..classical import parse_iterations
+    from ..io import check_image, read
 
-    iterations = _check_iterations(args.iterations)  # option errors first, before any reading
+    iterations = parse_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
     _check_outputs(args)
     image = read(args.input, voxel_size_um=args.voxel_size)
+    check_image(image, args.input)  # a constant image is readable, but not deconvolvable
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network:
         return _run_network(args, image)
@@ -112,8 +127,9 @@ def _deconvolve(args: argparse.Namespace) -> int:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse an existing output, or one that names an input, before any work."""
+    """Refuse an existing output, one that names an input, or an unwritable folder, first."""
     from ..errors import user_error
+    from ..io import check_output_path
 
     inputs = [args.input, args.psf, args.beads]
     for out in (args.output, args.psf_out):
@@ -127,13 +143,14 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise user_error(
                 "output exists", path=out, fix="pass --overwrite or choose another name"
             )
+        check_output_path(out, [i for i in inputs if i is not None], args.overwrite)  # folder
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network and (args.psf is not None or args.beads is not None):
         raise user_error("give either a PSF (--psf, --beads) or a trained --model, not both")
 
 
 def _run_classical(args: argparse.Namespace, image, iterations, background) -> int:
-    from .. import deconvolve
+    from ..classical import deconvolve
     from ..progress import console_progress
     from ..psf import resolve_psf
 
@@ -145,7 +162,7 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
             **psf_sources(args),
         )
     with console_progress(f"Deconvolving ({args.method})") as bar:
-        result = deconvolve(
+        run = deconvolve(
             image.data,
             resolved.psf,
             method=args.method,
@@ -155,24 +172,31 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
             boundary=args.boundary,
             device=args.device,
             progress=bar,
+            initial=args.initial,
+            background_mode=args.background_mode,
+            return_result=True,
         )
+    result = run.data
     params = {
-        "method": args.method,
-        "iterations": args.iterations,
-        "regularization": args.regularization,
-        "background": args.background,
-        "boundary": args.boundary,
+        **run.parameters(),
+        "iterations_requested": args.iterations,
+        "background_requested": args.background,
         "psf": resolved.description,
         "psf_record": resolved.record,
         "psf_shape": list(resolved.psf.shape),
     }
     if args.psf_out:
-        psf_image = image.with_data(resolved.psf, axes="ZYX", metadata={})
+        from ..io import Image
+
+        psf_image = Image(data=resolved.psf, voxel_size_um=resolved.voxel_size_um, axes="ZYX")
         write_output(args, args.psf_out, psf_image, inputs=_inputs(args), parameters=params)
     written = write_output(
         args, args.output, image.with_data(result), inputs=_inputs(args), parameters=params
     )
-    print(f"wrote {written} ({args.method}, {result.shape}, {result.dtype})")
+    used = "" if run.iterations is None else f", {run.iterations} iterations"
+    if args.iterations == "auto" and run.iterations is not None:
+        used += " (auto)"
+    print(f"wrote {written} ({args.method}{used}, {result.shape}, {result.dtype})")
     return 0
 
 
@@ -181,13 +205,13 @@ def _inputs(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _run_network(args: argparse.Namespace, image) -> int:
-    from .. import deconvolve
+    from ..learn import load_model, predict
     from ..progress import console_progress
 
     with console_progress("Deconvolving (network)") as bar:
-        result = deconvolve(
+        result = predict(
+            load_model(args.psf_model),
             image.data,
-            model=args.psf_model,
             voxel_size_um=image.voxel_size_um,
             device=args.device,
             progress=bar,

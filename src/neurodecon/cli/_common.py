@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import user_error
 from ..jsonutil import json_default
 
 __all__ = [
+    "check_options",
     "add_psf_source_options",
     "psf_sources",
     "add_voxel_size",
@@ -53,7 +54,7 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def add_psf_model_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """Add the theoretical PSF options shared by psf generate, simulate, deconvolve, compare, train."""
+    """Add the theoretical PSF options (psf generate, simulate, deconvolve, compare, train)."""
     g = p.add_argument_group("theoretical PSF model")
     g.add_argument(
         "--model", dest="psf_model", choices=PSF_MODELS, required=required, help="PSF model"
@@ -124,6 +125,14 @@ def add_psf_source_options(p: argparse.ArgumentParser) -> None:
         help="voxel size of the PSF file in µm (default: its metadata, else the image's)",
     )
     g.add_argument(
+        "--psf-background",
+        default="auto",
+        metavar="B|auto|none",
+        help="camera offset of a measured PSF file: auto (default) detects an offset or noise "
+        "and removes it with the noise outside the PSF's support; a number is subtracted; none "
+        "uses the file as it is",
+    )
+    g.add_argument(
         "--beads", default=None, metavar="BEADS", help="bead stack to extract the PSF from"
     )
     g.add_argument(
@@ -171,12 +180,25 @@ def psf_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _psf_background(text: str | None) -> float | str | None:
+    from ..errors import user_error
+
+    value = "auto" if text is None else str(text).strip().lower()
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise user_error(f"--psf-background must be a number, auto or none, not {text!r}") from None
+
+
 def psf_sources(args: argparse.Namespace) -> dict[str, Any]:
     """Return the PSF source the options name, as keyword arguments of ``resolve_psf``."""
     model = args.psf_model if has_psf_model(args) else None
     return {
         "psf": getattr(args, "psf", None),
         "psf_voxel_size_um": getattr(args, "psf_voxel_size", None),
+        "psf_background": _psf_background(getattr(args, "psf_background", "auto")),
         "beads": getattr(args, "beads", None),
         "bead_diameter_um": getattr(args, "bead_diameter", None),
         "beads_voxel_size_um": getattr(args, "beads_voxel_size", None),
@@ -209,3 +231,72 @@ def write_output(
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=json_default))
+
+
+#: Options whose values must be positive: destination → what the value is (for the fix). Voxel
+#: sizes are checked where they are read, with the file's name.
+_POSITIVE = {
+    "bead_diameter": "the bead diameter in µm, e.g. 0.1 for 100 nm beads",
+    "na": "the numerical aperture, e.g. 1.4",
+    "wavelength": "the emission wavelength in µm, e.g. 0.52",
+    "excitation_wavelength": "the excitation wavelength in µm, e.g. 0.488",
+    "immersion_index": "the immersion refractive index, e.g. 1.515",
+    "sample_index": "the sample refractive index, e.g. 1.33",
+    "fwhm": "the FWHM Z Y X in µm",
+    "shape": "a shape Z Y X in voxels",
+    "psf_shape": "a PSF shape Z Y X in voxels",
+    "size": "a shape Z Y X in voxels",
+    "threshold": "a detection threshold in noise standard deviations, e.g. 8",
+    "photons": "the photons at the brightest voxel, e.g. 1000",
+    "density": "a density multiplier, e.g. 1",
+}
+#: Options whose values must not be negative.
+_NON_NEGATIVE = {
+    "depth": "a depth in µm",
+    "pinhole": "a pinhole size in Airy units, e.g. 1",
+    "regularization": "a regularization ≥ 0, or leave it out for the method's default",
+    "read_noise": "a read noise σ ≥ 0",
+    "margin": "a margin in voxels ≥ 0",
+    "seed": "a random seed ≥ 0",
+}
+
+#: Options with an upper limit: destination → (limit, fix).
+_MAXIMUM = {
+    "photons": (1e12, "Poisson noise is sampled up to 1e12 photons; pass --no-poisson instead"),
+}
+
+
+def _numbers(value: Any) -> list[float] | None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    ):
+        return None
+    return [float(v) for v in values]
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option values no command can use, before any reading or computing.
+
+    Every number must be finite; lengths, shapes, optics and counts must be positive (depth,
+    pinhole, regularization, read noise and margins non-negative). One place for every command.
+    """
+    from ..errors import user_error
+
+    for dest, value in sorted(vars(args).items()):
+        numbers = _numbers(value)
+        if numbers is None or "." in dest:  # ("cfg.…": training options validate themselves)
+            continue
+        flag = "--" + dest.replace("_", "-")
+        shown = " ".join(f"{v:g}" for v in numbers)
+        if not all(math.isfinite(v) for v in numbers):
+            raise user_error(f"{flag} must be a finite number, not {shown}", fix="give a number")
+        if dest in _POSITIVE and min(numbers) <= 0:
+            raise user_error(f"{flag} must be positive, not {shown}", fix=f"give {_POSITIVE[dest]}")
+        if dest in _NON_NEGATIVE and min(numbers) < 0:
+            raise user_error(
+                f"{flag} must not be negative, not {shown}", fix=f"give {_NON_NEGATIVE[dest]}"
+            )
+        if dest in _MAXIMUM and max(numbers) > _MAXIMUM[dest][0]:
+            limit, fix = _MAXIMUM[dest]
+            raise user_error(f"{flag} {shown} is above {limit:g}", fix=fix)

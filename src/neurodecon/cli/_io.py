@@ -1,4 +1,4 @@
-"""``neurodecon info`` and ``neurodecon convert``: inspect and convert images, keeping voxel sizes."""
+"""``neurodecon info`` and ``neurodecon convert``: inspect and convert images, keep voxel sizes."""
 
 from __future__ import annotations
 

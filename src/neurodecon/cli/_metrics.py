@@ -47,6 +47,12 @@ def _evaluate(args: argparse.Namespace) -> int:
                 path=path,
                 fix="save one channel and time point as its own stack",
             )
+        if img is not None and sum(n > 1 for n in img.shape) < 2:  # a line or a single voxel
+            raise user_error(
+                f"evaluate needs at least 2 voxels along two axes, got shape {img.shape}",
+                path=path,
+                fix="give the whole stack, not a line or a single voxel",
+            )
     if truth is not None and truth.shape != pred.shape:
         raise user_error(
             f"shape {truth.shape} differs from the prediction's {pred.shape}",

@@ -21,7 +21,9 @@ class StepPrinter:
         self.last: tuple[int, str] | None = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
-        if _INNER.search(message):
+        from ..progress import console_quiet
+
+        if _INNER.search(message) or console_quiet():
             return
         key = (done, message)
         if key != self.last:
@@ -76,8 +78,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     d = sub.add_parser(
         "demo",
         help="simulate a stack and beads, compare methods, write a report (a few minutes)",
-        description="Simulate a confocal stack, a bead image and the ground truth from a documented "
-        "microscope, extract the PSF from the beads, run classical methods and the "
+        description="Simulate a confocal stack, a bead image and the ground truth from a "
+        "documented microscope, extract the PSF from the beads, run classical methods and the "
         "shipped NeuroDecon model, and write the comparison report.",
     )
     d.add_argument(
@@ -103,15 +105,17 @@ def _number_or_auto(text: str, what: str, cast=float):
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..io import read
+    from ..io import check_image, read
     from ..report import compare
 
     image = read(args.input, voxel_size_um=args.voxel_size)
+    check_image(image, args.input)  # a constant image is readable, but not deconvolvable
     src = psf_sources(args)
     summary = compare(
         image,
         psf=src["psf"],
         psf_voxel_size_um=src["psf_voxel_size_um"],
+        psf_background=src["psf_background"],
         beads=src["beads"],
         bead_diameter_um=src["bead_diameter_um"],
         beads_voxel_size_um=src["beads_voxel_size_um"],

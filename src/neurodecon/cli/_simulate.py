@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p.add_argument("--background", type=float, default=0.0, help="background photons per voxel")
     p.add_argument("--read-noise", type=float, default=0.0, help="camera read noise σ (electrons)")
     p.add_argument("--offset", type=float, default=0.0, help="camera offset added to every voxel")
+    p.add_argument(
+        "--gain", type=float, default=1.0, help="camera counts per photo-electron (default 1)"
+    )
     p.add_argument("--density", type=float, default=1.0, help="phantom density multiplier")
     p.add_argument(
         "--margin",
@@ -102,6 +105,7 @@ def _simulate(args: argparse.Namespace) -> int:
         background=args.background,
         read_noise=args.read_noise,
         offset=args.offset,
+        gain=args.gain,
         seed=args.seed,
         margin_px=args.margin,
         density=args.density,

@@ -3,14 +3,16 @@
 from ._api import check_image, format_of, read
 from ._coerce import as_image, as_volume, source_of
 from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._provenance import clean_stale_partials, current_command, recording_command
 from ._units import canonical_axes, unit_to_um
-from ._write import write
+from ._write import check_output_path, write
 
 __all__ = [
     "Image",
     "DEFAULT_VOXEL_SIZE_UM",
     "read",
     "write",
+    "check_output_path",
     "check_image",
     "format_of",
     "as_image",
@@ -18,4 +20,7 @@ __all__ = [
     "source_of",
     "canonical_axes",
     "unit_to_um",
+    "recording_command",
+    "current_command",
+    "clean_stale_partials",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import DEFAULT_VOXEL_SIZE_UM, Image, unlabelled_image
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image, unlabelled_image, voxel_size_3
 from ._units import default_axes
 
 __all__ = ["read", "check_image", "format_of"]
@@ -24,7 +24,17 @@ _FIX_FORMATS = "use .tif/.tiff, .ome.tif, .ome.zarr, .npy or a folder of TIFF pl
 
 
 def format_of(path: str | os.PathLike) -> str:
-    """Format name from a path: ``ome-tiff``, ``tiff``, ``ome-zarr``, ``npy``, ``series`` or ``unknown``."""
+    """Return the format name of ``path``.
+
+    One of ``ome-tiff``, ``tiff``, ``ome-zarr``, ``npy``, ``series`` (a folder or a glob of
+    TIFF planes) or ``unknown``; decided from the name alone, except for folders.
+
+    Examples
+    --------
+    >>> from neurodecon.io import format_of
+    >>> format_of("cells.ome.tif"), format_of("planes/*.tif"), format_of("stack.npy")
+    ('ome-tiff', 'series', 'npy')
+    """
     p = str(path).lower().rstrip("/\\")
     if any(ch in p for ch in "*?["):
         return "series"
@@ -59,10 +69,18 @@ def read(
         Override ``(z, y, x)`` in µm. Without it the file's metadata is used; axes it does not
         give are set to 1 µm with a warning that names the assumption.
     check : bool
-        Reject NaN/Inf, empty and constant images with a one-line :class:`NeuroDeconError`.
+        Reject NaN/Inf and empty images with a one-line :class:`NeuroDeconError`. A constant
+        image is read like any other (commands that compute refuse it with
+        ``check_image(image, path)``).
     unscale : bool
         For files written with ``dtype="uint16"`` (scaling recorded in the metadata), return
         float32 values ``stored * scale + offset`` instead of the stored integers.
+
+    Returns
+    -------
+    Image
+        Data with the spatial axes last (``Z, Y, X``, after any ``T``/``C``), the voxel size,
+        and metadata naming the reader, the source and where the voxel size came from.
     """
     fmt = format_of(path)
     p = Path(path)
@@ -88,7 +106,7 @@ def read(
         data = image.data.astype(np.float32) * np.float32(s["scale"]) + np.float32(s["offset"])
         image = image.with_data(data)
     if check:
-        check_image(image, path)
+        check_image(image, path, allow_constant=True)
     return image
 
 
@@ -111,7 +129,7 @@ def _restore_recorded_shape(image: Image) -> None:
 
 def _assume_voxel_size(image: Image, path: Any) -> None:
     found = image.metadata.get("voxel_size_from_file") or [None] * 3
-    filled = tuple(f if f else d for f, d in zip(found, DEFAULT_VOXEL_SIZE_UM, strict=True))
+    filled = voxel_size_3(f if f else d for f, d in zip(found, DEFAULT_VOXEL_SIZE_UM, strict=True))
     missing = "".join(ax for ax, f in zip("zyx", found, strict=True) if not f)
     image.voxel_size_um = filled
     msg = (
@@ -179,7 +197,7 @@ def _valid_voxel_size(values: Sequence[float], path: Any = None) -> tuple[float,
             path=path,
             fix="give three positive numbers Z Y X in µm",
         )
-    return vals  # type: ignore[return-value]
+    return vals
 
 
 def check_image(
@@ -195,6 +213,22 @@ def check_image(
     Checks: not empty, at least ``min_ndim`` dimensions (exactly ``ndim`` when given, e.g. 3
     for a ``(Z, Y, X)`` stack), a numeric pixel type, no NaN/Inf, not constant (unless
     ``allow_constant``).
+
+    Parameters
+    ----------
+    image : Image
+        The image to check (its ``data`` and ``axes``).
+    path : path-like, optional
+        The file named in the message.
+    min_ndim, ndim : int
+        Least and (optionally) exact number of dimensions of ``image.data``.
+    allow_constant : bool
+        Accept an image whose voxels all have one value.
+
+    Raises
+    ------
+    NeuroDeconError
+        On the first check that fails.
     """
     data = image.data
     if data.size == 0:
@@ -219,11 +253,11 @@ def check_image(
             path=path,
             fix="give a 3D stack (Z, Y, X)",
         )
-    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool) or np.iscomplexobj(data):
         raise user_error(
             f"unsupported pixel type {data.dtype}",
             path=path,
-            fix="save the image with an integer or floating-point pixel type",
+            fix="save the image with a real integer or floating-point pixel type",
         )
     if np.issubdtype(data.dtype, np.inexact):
         finite = np.isfinite(data)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image, voxel_size_3
 
 __all__ = ["as_image", "as_volume", "source_of"]
 
@@ -72,7 +72,9 @@ def as_image(
     return Image(
         data=arr,
         axes=_default_axes(arr.ndim),
-        voxel_size_um=tuple(voxel_size_um) if voxel_size_um is not None else DEFAULT_VOXEL_SIZE_UM,
+        voxel_size_um=(
+            voxel_size_3(voxel_size_um) if voxel_size_um is not None else DEFAULT_VOXEL_SIZE_UM
+        ),
         voxel_size_assumed=voxel_size_um is None,
     )
 
@@ -80,8 +82,8 @@ def as_image(
 def as_volume(image: Image, what: str = "the image", path: Any = None) -> np.ndarray:
     """Return the single ``(Z, Y, X)`` float32 volume of ``image`` (leading singleton axes dropped).
 
-    Raises a one-line error naming ``what`` (and ``path``) when the image holds several channels
-    or time points, or fewer than three spatial axes.
+    Raises a one-line error naming ``what`` (and ``path``, default the image's source file) when
+    the image holds several channels or time points, or fewer than three spatial axes.
     """
     data = np.asarray(image.data)
     while data.ndim > 3 and data.shape[0] == 1:

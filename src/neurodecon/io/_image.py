@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -11,6 +12,20 @@ __all__ = ["Image", "DEFAULT_VOXEL_SIZE_UM"]
 
 #: Voxel size assumed (with a warning) when neither metadata nor the user gives one.
 DEFAULT_VOXEL_SIZE_UM: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def voxel_size_3(values: Iterable[float]) -> tuple[float, float, float]:
+    """Return ``values`` as a ``(z, y, x)`` tuple of three floats.
+
+    Raises
+    ------
+    ValueError
+        When there are not exactly three values.
+    """
+    vals = tuple(float(v) for v in values)
+    if len(vals) != 3:
+        raise ValueError("voxel_size_um must have 3 values (z, y, x)")
+    return vals
 
 
 @dataclass
@@ -38,31 +53,36 @@ class Image:
     voxel_size_assumed: bool = False
 
     def __post_init__(self) -> None:
-        self.voxel_size_um = tuple(float(v) for v in self.voxel_size_um)  # type: ignore[assignment]
-        if len(self.voxel_size_um) != 3:
-            raise ValueError("voxel_size_um must have 3 values (z, y, x)")
+        self.voxel_size_um = voxel_size_3(self.voxel_size_um)
         if self.data.ndim != len(self.axes):
             raise ValueError(f"data has {self.data.ndim} dimensions but axes is {self.axes!r}")
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of :attr:`data`, all axes."""
         return tuple(self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
+        """Pixel type of :attr:`data`."""
         return self.data.dtype
 
     @property
     def spatial_shape(self) -> tuple[int, int, int]:
-        return tuple(self.data.shape[-3:])  # type: ignore[return-value]
+        """Shape ``(Z, Y, X)`` of the last three axes of :attr:`data`."""
+        return tuple(self.data.shape[-3:])
 
     def with_data(self, data: np.ndarray, **changes: Any) -> Image:
-        """A copy with new pixel data (same voxel size, axes and metadata unless changed)."""
+        """Return a copy with new pixel data (same voxel size, axes and metadata unless changed).
+
+        ``metadata`` is a shallow copy, so adding or replacing keys of the copy leaves ``self``
+        alone; ``changes`` replace other fields, e.g. ``voxel_size_um=(z, y, x)``.
+        """
         return replace(self, data=data, metadata=dict(self.metadata), **changes)
 
 
 def unlabelled_image(data: np.ndarray, *, reader: str, source: str, fmt: str) -> Image:
-    """An :class:`Image` from a file that carries no axes or voxel size (``.npy``, bare zarr).
+    """Build an :class:`Image` from a file without axes or voxel size (``.npy``, bare zarr).
 
     Axes follow the default order for the number of dimensions (``default_axes``); the voxel size
     is marked as assumed so that :func:`neurodecon.io.read` warns and names the assumption.

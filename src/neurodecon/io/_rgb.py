@@ -39,7 +39,8 @@ def pick_data_channel(
         i = live[0]
         meta["channel_picked"] = {"index": i, "name": name(i), "of": n, "reason": reason}
         log.info(
-            f"{path}: RGB image with the data in channel {name(i)} only ({reason}); using that channel"
+            f"{path}: RGB image with the data in channel {name(i)} only ({reason}); "
+            "using that channel"
         )
         return np.ascontiguousarray(moved[i]), axes.replace("C", "")
     if not live:
@@ -51,8 +52,8 @@ def pick_data_channel(
         }
         return np.ascontiguousarray(moved[0]), axes.replace("C", "")
     msg = (
-        f"{path}: RGB image with data in {len(live)} channels ({', '.join(name(i) for i in live)}); "
-        f"kept them as {n} channels (axis C)"
+        f"{path}: RGB image with data in {len(live)} channels "
+        f"({', '.join(name(i) for i in live)}); kept them as {n} channels (axis C)"
     )
     log.warning(msg)
     meta.setdefault("warnings", []).append(msg)

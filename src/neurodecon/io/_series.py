@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import Image
+from ._image import Image, voxel_size_3
 from ._rgb import pick_data_channel
 from ._units import canonical_axes, unit_to_um
 
@@ -33,7 +33,7 @@ def _pattern(path: Path) -> str:
 
 
 def series_files(path: str | Path) -> list[Path]:
-    """The TIFF planes of a folder (not its sub-folders) or glob, in natural order."""
+    """Return the TIFF planes of a folder (not its sub-folders) or glob, in natural order."""
     text = str(path)
     if any(ch in text for ch in "*?["):
         files = [Path(f) for f in _glob.glob(text) if Path(f).is_file()]
@@ -138,7 +138,7 @@ def read_series(path: str | Path) -> Image:
         data=data,
         axes=out_axes,
         metadata=meta,
-        voxel_size_um=tuple(s or 1.0 for s in sizes),
+        voxel_size_um=voxel_size_3(s or 1.0 for s in sizes),
         voxel_size_assumed=any(s is None for s in sizes),
     )
 

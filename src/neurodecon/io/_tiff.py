@@ -1,8 +1,10 @@
-"""TIFF reading and writing (ImageJ hyperstacks, OME-TIFF, plain TIFF) via tifffile, keeping voxel sizes.
+"""TIFF reading and writing via tifffile, keeping voxel sizes.
 
-Voxel-size rules when reading (first match per axis wins):
+Handles ImageJ hyperstacks, OME-TIFF and plain TIFF. Voxel-size rules when reading (first match
+per axis wins):
 
-1. OME-TIFF: ``Pixels/@PhysicalSize{X,Y,Z}`` with ``PhysicalSize*Unit`` (default µm; nm, mm, ... converted).
+1. OME-TIFF: ``Pixels/@PhysicalSize{X,Y,Z}`` with ``PhysicalSize*Unit`` (default µm; nm, mm, ...
+   converted).
 2. ImageJ TIFF: ``X/YResolution`` tags (pixels per ``unit``), ``spacing`` for z, the ``unit``
    (also ``yunit``/``zunit``) from the ImageJ description; ``pixel`` or no unit = uncalibrated.
 3. Plain TIFF: ``X/YResolution`` with ``ResolutionUnit`` centimetre, or inch when the value is not a
@@ -17,15 +19,16 @@ import contextlib
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import user_error
-from ._image import Image
+from ._image import Image, voxel_size_3
 from ._rgb import pick_data_channel
+from ._tiff_axes import series_data
 from ._units import canonical_axes, unit_to_um
 
 __all__ = ["read_tiff", "write_tiff", "tiff_voxel_size", "guard_tiff", "tifffile_messages"]
@@ -100,7 +103,7 @@ def _imagej_voxel_size(tif) -> Sizes:
 
 
 def _tag_voxel_size(page) -> Sizes:
-    """x/y from the resolution tags of a plain TIFF (cm, or inch unless it looks like a display DPI)."""
+    """Return x/y from a plain TIFF's resolution tags (cm, or inch unless it is a display DPI)."""
     sizes: Sizes = [None, None, None]
     unit_tag = page.tags.get("ResolutionUnit")
     unit = int(unit_tag.value) if unit_tag is not None else 2  # TIFF default: inch
@@ -124,9 +127,7 @@ def tiff_voxel_size(tif) -> tuple[Sizes, str, Any]:
         provenance = _ome_provenance(image_el)
     elif tif.is_imagej:
         sizes, source = _imagej_voxel_size(tif), "ImageJ calibration (resolution, spacing, unit)"
-        if (
-            sizes[1] is None and sizes[2] is None
-        ):  # no ImageJ unit: the TIFF resolution unit may say
+        if sizes[1] is None and sizes[2] is None:  # no ImageJ unit: the TIFF tags may say
             tags = _tag_voxel_size(tif.pages.first)
             if tags[1] is not None:
                 sizes[1:], source = tags[1:], f"{source} + TIFF resolution tags"
@@ -166,7 +167,12 @@ def _compression_name(p: Path) -> str:
 
 
 def guard_tiff(reader: Callable[[Path], Any], p: Path) -> Any:
-    """Run ``reader(p)``; turn tifffile/imagecodecs failures on broken files into one-line user errors."""
+    """Run ``reader(p)``; turn tifffile/imagecodecs failures into one-line user errors.
+
+    Failures on broken, truncated or oddly compressed files become :class:`NeuroDeconError`
+    naming the file and the fix; a missing file, a permission error and unrelated exceptions
+    pass through unchanged.
+    """
     import tifffile
 
     try:
@@ -222,7 +228,7 @@ def guard_tiff(reader: Callable[[Path], Any], p: Path) -> Any:
 
 
 @contextlib.contextmanager
-def tifffile_messages():
+def tifffile_messages() -> Iterator[list[str]]:
     """Collect what tifffile logs (damaged-file notices) instead of letting it print raw lines."""
     records: list[str] = []
 
@@ -250,15 +256,11 @@ def read_tiff(path: Path) -> Image:
     import tifffile
 
     with tifffile_messages() as notes, tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        data = series.asarray()
-        axes = series.axes.upper()
+        data, axes, rgb, others = series_data(tif, path)
         page = tif.pages.first
-        rgb = page.photometric == tifffile.PHOTOMETRIC.RGB and "S" in axes
         sizes, source, provenance = tiff_voxel_size(tif)
         fmt = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
         compression = str(getattr(page.compression, "name", page.compression)).lower()
-        others = [tuple(s.shape) for s in tif.series[1:]]
     damaged = [n for n in notes if "invalid page offset" in n or "invalid value offset" in n]
     if damaged:
         raise user_error(
@@ -295,7 +297,7 @@ def read_tiff(path: Path) -> Image:
         data=data,
         axes=axes,
         metadata=meta,
-        voxel_size_um=tuple(s or 1.0 for s in sizes),
+        voxel_size_um=voxel_size_3(s or 1.0 for s in sizes),
         voxel_size_assumed=any(s is None for s in sizes),
     )
 

@@ -42,9 +42,9 @@ _UNIT_TO_UM = {
 
 
 def unit_to_um(unit: str | None) -> float | None:
-    """Micrometres per ``unit`` (``"nm"`` → 1e-3), or None for ``pixel``/unknown units.
+    r"""Return micrometres per ``unit`` (``"nm"`` → 1e-3), or None for ``pixel``/unknown units.
 
-    Accepts the micro sign (U+00B5), the Greek mu (U+03BC), ImageJ's escaped ``\\u00B5m``,
+    Accepts the micro sign (U+00B5), the Greek mu (U+03BC), ImageJ's escaped ``\u00B5m``,
     and the OME-NGFF / OME-XML spellings (``micrometer``, ``nanometer``, ...).
     """
     if unit is None:
@@ -55,7 +55,7 @@ def unit_to_um(unit: str | None) -> float | None:
 
 
 def default_axes(ndim: int) -> str | None:
-    """Axis letters for a bare array: ``YX``, ``ZYX``, ``CZYX``, ``TCZYX``; None above 5D."""
+    """Return the axis letters of a bare array (``X``, ``YX``, ... ``TCZYX``); None above 5D."""
     if ndim < 1 or ndim > 5:
         return None
     return AXIS_ORDER[-ndim:] if ndim >= 2 else "X"
@@ -67,6 +67,26 @@ def canonical_axes(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
     ``I``/``Q`` (an unnamed stack axis, as tifffile reports plain multi-page TIFFs) becomes ``Z``
     when there is no ``Z``; a sample axis ``S`` (RGB) is treated as a channel axis ``C`` when
     there is no ``C``.
+
+    Parameters
+    ----------
+    data : ndarray
+        Any number of dimensions, one letter of ``axes`` each.
+    axes : str
+        Axis letters of ``data`` as the file reports them (case ignored).
+
+    Returns
+    -------
+    data, axes : ndarray, str
+        The data with its axes reordered (no copy) and its axis letters, e.g. ``"CZYX"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodecon.io import canonical_axes
+    >>> data, axes = canonical_axes(np.zeros((5, 4, 3, 2)), "ZCYX")
+    >>> data.shape, axes
+    ((4, 5, 3, 2), 'CZYX')
     """
     axes = axes.upper()
     for generic in ("I", "Q"):

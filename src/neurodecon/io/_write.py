@@ -1,10 +1,13 @@
-"""Writing with the output policy every command shares: dtype, provenance, atomic rename, no overwrite."""
+"""Writing with the output policy every command shares.
+
+Pixel type, provenance in the file, atomic rename, no overwriting (of an input never, of an
+existing output only when asked).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import user_error
+from ..errors import WriteDeniedError, os_error, user_error
 from ._api import format_of
-from ._image import DEFAULT_VOXEL_SIZE_UM, Image
+from ._image import DEFAULT_VOXEL_SIZE_UM, Image, voxel_size_3
+from ._provenance import clean_stale_partials, current_command, partial_prefix
 from ._units import default_axes
 
-__all__ = ["write"]
+__all__ = ["write", "check_output_path"]
 
 log = logging.getLogger("neurodecon")
 
@@ -40,10 +44,35 @@ def write(
       way it records ``scale``/``offset`` so that ``value = stored * scale + offset``
       (``read(..., unscale=True)`` applies it); ``dtype="keep"`` writes the pixel type as it is
       (a faithful copy, used by ``convert``).
-    * voxel size and provenance (package version, command line, parameters) go into the file
-      (not for ``.npy``, which has no metadata);
-    * the file is written to a temporary name and renamed (atomic);
+    * voxel size and provenance (package version, the command as ``neurodecon ...`` with the
+      paths as given, parameters) go into the file (not for ``.npy``, which has no metadata);
+    * the file is written to a temporary name and renamed (atomic); a failed or interrupted write
+      leaves nothing behind, temporary files of killed earlier runs are removed, and a full disk
+      or a folder that cannot be written is one line (exit codes 4 and 5 on the command line);
     * an input is never overwritten; an existing output only with ``overwrite=True``.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file: ``.tif``, ``.ome.tif``, ``.ome.zarr`` or ``.npy``.
+    image : Image or ndarray
+        What to write. An array gets the default axes for its dimensions (``ZYX``, ``CZYX``,
+        ``TCZYX``) and ``voxel_size_um`` (else 1 µm).
+    dtype : {"float32", "uint16", "keep"}
+        Stored pixel type, as above.
+    overwrite : bool
+        Replace an existing output.
+    inputs : sequence of path-like
+        The files the command read; writing over one of them is refused.
+    provenance : dict, optional
+        More provenance (e.g. the parameters), stored beside the version and command line.
+    voxel_size_um : 3 floats, optional
+        ``(z, y, x)`` in µm; replaces the Image's.
+
+    Returns
+    -------
+    Path
+        The file written.
     """
     out = Path(path)
     if isinstance(image, np.ndarray):
@@ -54,7 +83,11 @@ def write(
                 path=out,
                 fix="give at most 5 axes (T, C, Z, Y, X)",
             )
-        image = Image(data=image, axes=axes, voxel_size_um=voxel_size_um or DEFAULT_VOXEL_SIZE_UM)
+        image = Image(
+            data=image,
+            axes=axes,
+            voxel_size_um=voxel_size_3(voxel_size_um or DEFAULT_VOXEL_SIZE_UM),
+        )
     elif voxel_size_um is not None:
         image = image.with_data(image.data, voxel_size_um=tuple(voxel_size_um))
     fmt = format_of(out)
@@ -64,16 +97,16 @@ def write(
             path=out,
             fix="end the output name with .tif, .ome.tif, .ome.zarr or .npy",
         )
-    _check_output_path(out, inputs, overwrite)
+    check_output_path(out, inputs, overwrite)
+    clean_stale_partials(out)
     data, scaling = _apply_dtype(image.data, dtype, out)
     if dtype == "keep" and isinstance(image.metadata.get("scaling"), dict):
-        scaling = image.metadata[
-            "scaling"
-        ]  # a faithful copy keeps the meaning of the stored values
+        # a faithful copy keeps the meaning of the stored values
+        scaling = image.metadata["scaling"]
     extra = {
         "software": "neurodecon",
         "version": __version__,
-        "command": " ".join(sys.argv) if sys.argv else "",
+        "command": current_command(),
         "voxel_size_um": list(image.voxel_size_um),
         "axes": image.axes,
         "shape": list(image.data.shape),
@@ -90,7 +123,18 @@ def write(
     return out
 
 
-def _check_output_path(out: Path, inputs: Sequence[Any], overwrite: bool) -> None:
+def check_output_path(
+    out: str | os.PathLike, inputs: Sequence[Any] = (), overwrite: bool = False
+) -> None:
+    """Refuse an output before any work: an input, an existing file, a missing or unwritable folder.
+
+    Raises
+    ------
+    NeuroDeconError
+        One line naming ``out``; :class:`~neurodecon.errors.WriteDeniedError` (exit code 5) for
+        a folder that cannot be written (no permission, read-only file system).
+    """
+    out = Path(out)
     resolved = out.resolve()
     for inp in inputs:
         if inp is not None and Path(inp).resolve() == resolved:
@@ -107,10 +151,14 @@ def _check_output_path(out: Path, inputs: Sequence[Any], overwrite: bool) -> Non
     if not parent.exists():
         raise user_error("output folder does not exist", path=out, fix=f"create {parent} first")
     if not os.access(parent, os.W_OK):
+        read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY) if hasattr(os, "statvfs") else 0
         raise user_error(
-            "permission denied for the output folder",
+            "the output folder is on a read-only file system"
+            if read_only
+            else "permission denied for the output folder",
             path=out,
             fix="choose a folder you can write to",
+            kind=WriteDeniedError,
         )
 
 
@@ -132,8 +180,8 @@ def _apply_dtype(data: np.ndarray, dtype: str, out: Path) -> tuple[np.ndarray, d
 def _to_uint16(data: np.ndarray, out: Path) -> tuple[np.ndarray, dict]:
     meaning = "value = stored * scale + offset"
     if data.dtype == bool or np.issubdtype(data.dtype, np.integer):
-        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
-        if lo >= 0 and hi <= 65535:
+        imin, imax = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        if imin >= 0 and imax <= 65535:
             return data.astype(np.uint16), {
                 "dtype": "uint16",
                 "scale": 1.0,
@@ -164,17 +212,18 @@ def _dispatch_write(tmp: Path, image: Image, fmt: str, extra: dict) -> None:
 
 
 def _atomic(out: Path, writer: Callable[[Path], None], overwrite: bool) -> None:
-    """Write to a temporary sibling, then rename over ``out``."""
+    """Write to a temporary sibling, then rename over ``out``; clean up on any failure."""
     import shutil
 
     suffix = "".join(out.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{out.name}.", suffix=f".partial{suffix}", dir=out.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()
+    tmp: Path | None = None
     try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=partial_prefix(out), suffix=f".partial{suffix}", dir=out.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        tmp.unlink()
         writer(tmp)
         if out.exists() and overwrite:
             if out.is_dir():
@@ -182,9 +231,12 @@ def _atomic(out: Path, writer: Callable[[Path], None], overwrite: bool) -> None:
             else:
                 out.unlink()
         os.replace(tmp, out)
-    except BaseException:
-        if tmp.is_dir():
+    except BaseException as exc:
+        if tmp is not None and tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
+        elif tmp is not None and tmp.exists():
             tmp.unlink()
+        fault = os_error(exc, out) if isinstance(exc, OSError) else None
+        if fault is not None:
+            raise fault from None
         raise

@@ -1,10 +1,11 @@
 """OME-Zarr (OME-NGFF) reading and writing with scale metadata, via zarr.
 
-Writing produces NGFF 0.5 (zarr v3): one resolution level ``0`` whose ``scale`` transform holds the
-voxel size in micrometres, the axes named ``t``/``c``/``z``/``y``/``x`` with types and units, and the
-NeuroDecon provenance under the group attribute ``neurodecon``. Reading accepts NGFF 0.4 (zarr v2,
-``multiscales`` at the top level) and 0.5 (under ``ome``), converts units (nm, mm, ...) to µm and
-combines dataset- and multiscale-level scales. Only the first (full-resolution) level is read.
+Writing produces NGFF 0.5 (zarr v3): one resolution level ``0`` whose ``scale`` transform holds
+the voxel size in micrometres, the axes named ``t``/``c``/``z``/``y``/``x`` with types and units,
+and the NeuroDecon provenance under the group attribute ``neurodecon``. Reading accepts NGFF 0.4
+(zarr v2, ``multiscales`` at the top level) and 0.5 (under ``ome``), converts units (nm, mm, ...)
+to µm and combines dataset- and multiscale-level scales. Only the first (full-resolution) level is
+read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._image import Image, unlabelled_image
+from ._image import Image, unlabelled_image, voxel_size_3
 from ._units import canonical_axes, default_axes, unit_to_um
 
 __all__ = ["read_ome_zarr", "write_ome_zarr"]
@@ -28,7 +29,7 @@ _LETTER_OF_TYPE = {"time": "T", "channel": "C"}
 
 
 def _zarr(path: Any):
-    """The zarr module, refusing zarr 2 (this code uses the zarr 3 API and writes zarr v3 stores)."""
+    """Return the zarr module, refusing zarr 2 (this code uses the zarr 3 API, writes zarr v3)."""
     import zarr
 
     major = int(str(zarr.__version__).split(".")[0])
@@ -103,7 +104,7 @@ def read_ome_zarr(path: str | Path) -> Image:
         data=data,
         axes=axes,
         metadata=meta,
-        voxel_size_um=tuple(s or 1.0 for s in sizes),
+        voxel_size_um=voxel_size_3(s or 1.0 for s in sizes),
         voxel_size_assumed=any(s is None for s in sizes),
     )
 
@@ -125,7 +126,10 @@ def _ngff_axes(axes_md: Any, ndim: int, path: Path) -> tuple[str, list[str | Non
             if isinstance(ax, str)
             else (ax.get("name", ""), ax.get("type"), ax.get("unit"))
         )
-        letter = str(name).upper() if str(name).upper() in _TYPES else _LETTER_OF_TYPE.get(typ)
+        if str(name).upper() in _TYPES:
+            letter: str | None = str(name).upper()
+        else:
+            letter = _LETTER_OF_TYPE.get(typ) if typ is not None else None
         if letter is None or letter in letters:
             raise user_error(
                 f"unsupported OME-Zarr axis {name!r}", path=path, fix="use axes named t, c, z, y, x"
@@ -168,7 +172,10 @@ def _spatial_sizes(
         k = axes.index(letter)
         factor = unit_to_um(units[k]) if units[k] is not None else None
         if units[k] is None:
-            msg = f"{path}: axis {letter.lower()} has no unit in the OME-Zarr metadata; assuming micrometer"
+            msg = (
+                f"{path}: axis {letter.lower()} has no unit in the OME-Zarr metadata; "
+                "assuming micrometer"
+            )
             log.warning(msg)
             meta.setdefault("warnings", []).append(msg)
             factor = 1.0

@@ -1,15 +1,79 @@
 """Learned deconvolution: the NeuroDecon residual 3D U-Net, trained from beads or a PSF.
 
-``train`` builds training pairs on the fly and writes a self-describing model directory;
-``load_model`` reads it back; ``predict`` deconvolves any volume size with tiled inference;
-``default_model_path`` is the small model shipped with the package.
+Main entry points: ``train`` builds training pairs on the fly and writes a self-describing
+model directory; ``load_model`` reads it back; ``predict`` deconvolves any volume size with
+tiled inference; ``default_model_path`` is the small model shipped with the package.
+
+Configuration: ``TrainConfig`` with its groups ``DataConfig``, ``NoiseConfig``,
+``OptimConfig``, ``LossConfig``, ``PhysicsConfig``, ``NetConfig``, ``RunConfig`` and
+``KernelConfig``; the choices ``LossKind``, ``PhysicsInput``, ``PhysicsMethod``, ``BeadTarget``,
+``Calibrate`` and ``PhotonsAt``; ``ConfigOption`` (``TrainConfig.options()``: each field's
+command-line flag). Training noise from the microscope's stacks: ``calibrate_training_noise``
+(a ``TrainingNoise``; its rules' constants ``BEAD_PEAK_FACTOR``,
+``SAMPLE_PHOTON_SPREAD``, ``MAX_PHOTON_LEVELS``), resolved into ``NoiseConfig.resolved``.
+
+The building blocks, public for tests, benchmarks and experiments:
+
+- kernels: ``TrainingKernels`` (PSF / bead mode kernels from ``neurodecon.psf.resolve_psf``);
+- data: ``training_volumes``, ``split_volumes``, ``build_pool``, ``Pool``, ``sample_batch``,
+  ``add_noise``, ``allowed_flips``, ``center_convolve``, ``scale_to_unit``, ``robust_range``,
+  ``Normalization``;
+- physics input: ``physics_channel``, ``physics_function``, ``PHYSICS_PSF_FILE``;
+- loss: ``neurodecon_loss``, ``hessian_frobenius``, ``ssim3d``, ``fourier_loss``;
+- precision: ``training_autocast``, ``precision_name``, ``cpu_has_fast_bf16``;
+- loop: ``TrainState``, ``lr_factor``, ``train_step``, ``run_loop``, ``validation_metrics``;
+- network: ``ResUNet``, ``ResBlock``, ``build_network``, ``count_parameters``;
+- model directory: ``save_model``, ``model_card``, ``trained_for``, ``KERNEL_PSF_FILE``;
+  inference: ``predict_tiled``, and the checks of an input against what the model was trained
+  for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
 """
 
-from ._config import TrainConfig
-from ._model import Model, default_model_path, load_model
-from ._net import NetConfig, ResUNet, build_network
-from ._predict import predict
+from ._calibration import (
+    BEAD_PEAK_FACTOR,
+    MAX_PHOTON_LEVELS,
+    SAMPLE_PHOTON_SPREAD,
+    TrainingNoise,
+    calibrate_training_noise,
+)
+from ._config import (
+    BeadTarget,
+    Calibrate,
+    DataConfig,
+    KernelConfig,
+    LossConfig,
+    LossKind,
+    NoiseConfig,
+    OptimConfig,
+    PhotonsAt,
+    PhysicsConfig,
+    PhysicsInput,
+    PhysicsMethod,
+    RunConfig,
+    TrainConfig,
+)
+from ._data import (
+    Pool,
+    add_noise,
+    allowed_flips,
+    build_pool,
+    center_convolve,
+    sample_batch,
+    scale_to_unit,
+)
+from ._kernels import KERNEL_PSF_FILE, TrainingKernels
+from ._limits import LEVEL_CHECK_VOXELS, check_levels, check_voxel_size, trained_levels
+from ._loop import TrainState, lr_factor, run_loop, train_step, validation_metrics
+from ._loss import fourier_loss, hessian_frobenius, neurodecon_loss, ssim3d
+from ._model import Model, default_model_path, load_model, model_card, save_model, trained_for
+from ._net import NetConfig, ResBlock, ResUNet, build_network, count_parameters
+from ._norm import Normalization, robust_range
+from ._options import ConfigOption
+from ._physics import PSF_FILE as PHYSICS_PSF_FILE
+from ._physics import physics_channel, physics_function
+from ._precision import cpu_has_fast_bf16, precision_name, training_autocast
+from ._predict import predict, predict_tiled
 from ._train import train
+from ._volumes import split_volumes, training_volumes
 
 __all__ = [
     "train",
@@ -18,7 +82,64 @@ __all__ = [
     "default_model_path",
     "Model",
     "TrainConfig",
+    "DataConfig",
+    "NoiseConfig",
+    "OptimConfig",
+    "LossConfig",
+    "PhysicsConfig",
+    "RunConfig",
+    "KernelConfig",
     "NetConfig",
+    "LossKind",
+    "PhysicsInput",
+    "PhysicsMethod",
+    "BeadTarget",
+    "Calibrate",
+    "PhotonsAt",
+    "ConfigOption",
+    "calibrate_training_noise",
+    "TrainingNoise",
+    "BEAD_PEAK_FACTOR",
+    "SAMPLE_PHOTON_SPREAD",
+    "MAX_PHOTON_LEVELS",
+    "TrainingKernels",
+    "training_volumes",
+    "split_volumes",
+    "build_pool",
+    "Pool",
+    "sample_batch",
+    "add_noise",
+    "allowed_flips",
+    "center_convolve",
+    "scale_to_unit",
+    "robust_range",
+    "Normalization",
+    "physics_channel",
+    "physics_function",
+    "PHYSICS_PSF_FILE",
+    "neurodecon_loss",
+    "hessian_frobenius",
+    "ssim3d",
+    "fourier_loss",
+    "training_autocast",
+    "precision_name",
+    "cpu_has_fast_bf16",
+    "TrainState",
+    "lr_factor",
+    "train_step",
+    "run_loop",
+    "validation_metrics",
     "ResUNet",
+    "ResBlock",
     "build_network",
+    "count_parameters",
+    "save_model",
+    "model_card",
+    "trained_for",
+    "check_voxel_size",
+    "check_levels",
+    "trained_levels",
+    "LEVEL_CHECK_VOXELS",
+    "KERNEL_PSF_FILE",
+    "predict_tiled",
 ]

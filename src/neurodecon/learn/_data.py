@@ -2,19 +2,31 @@
 
 A pool of large sharp volumes ``i`` is built once (the user's stacks and/or synthetic phantoms),
 each convolved once with the input kernel (``o*`` in bead mode, the PSF in PSF mode) and with the
-target kernel (``i*`` in bead mode, identity in PSF mode). Crops with enough foreground, flips
-that the kernels allow, and Poisson + read noise are drawn per step from a seeded generator.
+target kernel (``i*`` in bead mode, identity in PSF mode) by :func:`neurodecon.synth.convolve`.
+Crops with enough foreground, flips that the kernels allow, and camera noise (gain · Poisson +
+offset + read noise) are drawn per step from a seeded generator.
+
+The noise is drawn here (:func:`add_noise`), not by :func:`neurodecon.synth.forward_model`: the
+pool and every batch draw from one shared ``numpy.random.Generator`` (reproducible, resumable
+runs), and ``photons`` count at intensity 1 of the sharp volume (not at its maximum) or, with
+``photons_at_input``, at the blurred input's brightest structures
+(:func:`neurodecon.metrics.structure_level`, what a noise calibration measures on real data).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import fftconvolve
 
+from ..synth import convolve
 from ._norm import Normalization, robust_range
+
+log = logging.getLogger("neurodecon")
 
 __all__ = [
     "Pool",
@@ -23,21 +35,32 @@ __all__ = [
     "allowed_flips",
     "scale_to_unit",
     "sample_batch",
-    "private_phantom",
+    "add_noise",
 ]
 
 
 def center_convolve(volume: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
-    """Same-shape linear convolution with the kernel centred at ``n // 2`` (zero outside)."""
+    """Return the same-shape linear convolution with the kernel centred at ``n // 2``.
+
+    The volume is zero outside; ``kernel=None`` is the identity (a float32 copy). The kernel is
+    cropped to what can reach the volume (``2·shape − 1``) and scaled to sum 1, then
+    :func:`neurodecon.synth.convolve` (zero boundary) does the work: bit-identical to the
+    scipy ``fftconvolve`` this pool used before, except for kernels with all-zero border planes,
+    which ``convolve`` trims (a different FFT size: differences of ~1e-7 relative).
+
+    Examples
+    --------
+    >>> v = np.zeros((5, 5, 5), np.float32)
+    >>> v[2, 2, 2] = 1
+    >>> k = np.ones((3, 3, 3), np.float32)
+    >>> out = center_convolve(v, k)
+    >>> round(float(out.sum()), 5), round(float(out[1, 1, 1] * 27), 5)
+    (1.0, 1.0)
+    """
     if kernel is None:
         return volume.astype(np.float32, copy=True)
     kernel = _crop_kernel(kernel, volume.shape)
-    full = fftconvolve(volume.astype(np.float32), kernel.astype(np.float32), mode="full")
-    c = [k // 2 for k in kernel.shape]
-    out = full[
-        c[0] : c[0] + volume.shape[0], c[1] : c[1] + volume.shape[1], c[2] : c[2] + volume.shape[2]
-    ]
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return convolve(volume.astype(np.float32), kernel.astype(np.float32))
 
 
 def _crop_kernel(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -52,7 +75,7 @@ def _crop_kernel(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def allowed_flips(*kernels: np.ndarray | None, tol: float = 0.05) -> list[int]:
-    """Axes along which flipping a training pair is valid: every kernel is mirror-symmetric there.
+    """Return the axes along which every kernel is mirror-symmetric (flips of a pair are valid).
 
     Flipping ``(X, Y)`` along an axis equals imaging the flipped object with the flipped kernel, so
     it is only valid where the kernel equals its mirror image (relative L1 difference < ``tol``,
@@ -98,13 +121,39 @@ class Pool:
     flips: list[int]
     y_means: list[float] = field(default_factory=list)
     backgrounds: tuple[float, ...] = (0.0,)
+    gain: float = 1.0
+    offset: float = 0.0
+    # per volume: the factor from a photon level to the photons at intensity 1 of its sharp volume
+    photon_scale: list[float] = field(default_factory=list)
 
     @property
     def conditions(self) -> list[tuple[float, float]]:
         """The (photons, background) pairs, photon-level-major; ``norms[v][c]`` belongs to ``c``."""
         return [(p, b) for p in self.photons for b in self.backgrounds]
 
-    # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and norms
+    def photons_of(self, v: int, level: float) -> float:
+        """Return the photons at intensity 1 of volume ``v``'s sharp volume for a photon level."""
+        return level * (self.photon_scale[v] if self.photon_scale else 1.0)
+
+    def input_levels(self) -> dict[str, list[float]]:
+        """Return the ranges the inputs span: photons at their brightest structures, dark level.
+
+        ``photons``: :func:`~neurodecon.metrics.structure_level` of each noise-free input times
+        its photons (min, max over volumes and levels); ``offset_counts``: ``offset + gain ·
+        background`` over the backgrounds. What ``predict`` compares an input with.
+        """
+        from ..metrics import structure_level
+
+        tops = [structure_level(x) for x in self.x]
+        levels = [t * self.photons_of(v, p) for v, t in enumerate(tops) for p in self.photons]
+        dark = [self.offset + self.gain * b for b in self.backgrounds]
+        return {
+            "photons": [float(min(levels)), float(max(levels))],
+            "offset_counts": [float(min(dark)), float(max(dark))],
+        }
+
+    # physics-aware variant: per volume, fixed noisy realisations (level-major), their RL_K and
+    # their normalisations
     noisy: list[list[np.ndarray]] | None = None
     rl: list[list[np.ndarray]] | None = None
     real_norms: list[list[Normalization]] | None = None
@@ -125,46 +174,67 @@ def build_pool(
     seed: int,
     norm_percentiles: tuple[float, float],
     backgrounds: tuple[float, ...] = (0.0,),
+    gain: float = 1.0,
+    offset: float = 0.0,
+    photons_at_input: bool = False,
     physics: PhysicsFn | None = None,
     physics_draws: int = 2,
+    physics_budget_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Pool:
     """Convolve each sharp source once and record the normalisation that inference will use.
 
-    Noise conditions are all pairs of ``photons`` (expected counts at intensity 1) and
-    ``backgrounds`` (expected background counts per voxel, left in the input as on a real
-    microscope; the target has none). With ``physics`` (the RL_K function), ``physics_draws``
-    noisy realisations per photon level of every whole volume are drawn once (backgrounds taken
-    in turn, shifted by one per volume) and ``physics`` is applied to each (RL on the whole
-    volume, as at inference); crops are then drawn from these fixed realisations.
+    Noise conditions are all pairs of ``photons`` (expected photo-electrons at intensity 1 of
+    the sharp volume; with ``photons_at_input`` at each input's brightest structures, its
+    :func:`~neurodecon.metrics.structure_level`) and ``backgrounds`` (expected background
+    photons per voxel, left in the input as on a real microscope; the target has none); the
+    camera multiplies by ``gain`` and adds ``offset`` counts and read noise (:func:`add_noise`).
+    With ``physics`` (the RL_K function), ``physics_draws`` noisy realisations per photon level
+    of every whole volume are drawn once (backgrounds taken in turn, shifted by one per volume)
+    and ``physics`` is applied to each (RL on the whole volume, as at inference); crops are then
+    drawn from these fixed realisations. With ``physics_budget_s``, the first RL_K run is timed
+    and, when all realisations would not fit in that budget, every volume gets fewer (at least
+    one), the photon levels taken in turn across volumes so that all of them are covered.
     """
+    from ..metrics import structure_level
+
     rng = np.random.default_rng(seed)
     backgrounds = tuple(float(b) for b in backgrounds) or (0.0,)
-    xs, ys, norms = [], [], []
+    camera = {"gain": float(gain), "offset": float(offset)}
+    xs, ys, norms, scales = [], [], [], []
     noisy_all, rl_all, rnorm_all = [], [], []
     levels = [lv for lv in range(len(photons)) for _ in range(physics_draws)]
+    plan = _RealisationPlan(levels, len(sources), physics_budget_s)
     for n, s in enumerate(sources):
         x = center_convolve(s, kernel_x)
         y = center_convolve(s, kernel_y)
+        scale = 1.0 / max(structure_level(x), 1e-6) if photons_at_input else 1.0
         per_level = []
         for p in photons:
             for b in backgrounds:
-                noisy = add_noise(x, p, read_noise, rng, background=b)
+                noisy = add_noise(x, p * scale, read_noise, rng, background=b, **camera)
                 per_level.append(robust_range(noisy, norm_percentiles))
         if physics is not None:
             nv, rv, nn = [], [], []
-            for j, lv in enumerate(levels):
+            j = 0
+            while j < len(plan.levels_of(n)):  # the plan may shrink after the first RL_K run
+                lv = plan.levels_of(n)[j]
                 bg = backgrounds[(j + n) % len(backgrounds)]  # every pairing across volumes
-                noisy = add_noise(x, photons[lv], read_noise, rng, background=bg)
+                p = photons[lv] * scale
+                noisy = add_noise(x, p, read_noise, rng, background=bg, **camera)
                 nv.append(noisy)
-                rv.append(physics(noisy, bg / photons[lv]))
+                # the background the RL channel should see, in the input's units
+                with plan.timed():
+                    rv.append(physics(noisy, (offset + gain * bg) / (gain * p)))
                 nn.append(robust_range(noisy, norm_percentiles))
+                j += 1
             noisy_all.append(nv)
             rl_all.append(rv)
             rnorm_all.append(nn)
         xs.append(x)
         ys.append(y)
         norms.append(per_level)
+        scales.append(scale)
         if progress:
             progress(n + 1, len(sources))
     pool = Pool(
@@ -176,15 +246,59 @@ def build_pool(
         allowed_flips(kernel_x, kernel_y),
         [float(y.mean()) for y in ys],
         backgrounds,
+        float(gain),
+        float(offset),
+        scales,
     )
     if physics is not None:
         pool.noisy, pool.rl, pool.real_norms, pool.real_levels = (
             noisy_all,
             rl_all,
             rnorm_all,
-            levels,
+            plan.levels_of(0),
         )
     return pool
+
+
+class _RealisationPlan:
+    """How many noisy realisations (and RL_K runs) each pool volume gets, within a time budget."""
+
+    def __init__(self, levels: list[int], n_volumes: int, budget_s: float | None) -> None:
+        self.levels, self.n_volumes, self.budget_s = levels, n_volumes, budget_s
+        self.per_volume = len(levels)
+        self.seconds: float | None = None
+
+    def levels_of(self, volume: int) -> list[int]:
+        """Return the photon-level index of each realisation of ``volume``."""
+        if self.per_volume == len(self.levels):
+            return self.levels
+        n_levels = max(self.levels) + 1
+        start = volume * self.per_volume
+        return [(start + j) % n_levels for j in range(self.per_volume)]
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time the first RL_K run and, from it, fit the realisations into the budget."""
+        t0 = time.perf_counter()
+        yield
+        if self.seconds is not None:
+            return
+        self.seconds = time.perf_counter() - t0
+        if self.budget_s is None:
+            return
+        total = self.seconds * self.n_volumes * len(self.levels)
+        if total <= self.budget_s:
+            return
+        fits = int(self.budget_s / (self.seconds * self.n_volumes))
+        self.per_volume = max(1, min(len(self.levels), fits))
+        log.info(
+            "physics input: RL_K takes %.1f s per volume; %d noisy realisation(s) per volume "
+            "instead of %d, to build the pool in about %.0f s of the time limit",
+            self.seconds,
+            self.per_volume,
+            len(self.levels),
+            self.budget_s,
+        )
 
 
 def add_noise(
@@ -194,15 +308,34 @@ def add_noise(
     rng: np.random.Generator,
     *,
     background: float = 0.0,
+    gain: float = 1.0,
+    offset: float = 0.0,
 ) -> np.ndarray:
-    """Poisson noise with ``photons`` expected counts at intensity 1 on top of ``background``
-    expected counts per voxel, plus Gaussian read noise (in counts); returned in the intensity
-    units of ``x`` (the background stays in, as ``background / photons``).
+    """Draw a camera's noise; return it in the intensity units of ``x``.
+
+    ``counts = gain · Poisson(x · photons + background) + offset + N(0, read_noise²)``:
+    ``photons`` expected photo-electrons at intensity 1 on top of ``background`` photons per
+    voxel, ``gain`` counts per photo-electron, ``offset`` and ``read_noise`` in counts. The result
+    is ``counts / (gain · photons)``, so the background and offset stay in it, as
+    ``(offset + gain · background) / (gain · photons)``. Gain 1 and offset 0 (the defaults) are
+    the noise of earlier versions, bit for bit.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.full((64, 64, 64), 0.5, np.float32)
+    >>> y = add_noise(x, 200.0, 4.0, rng, gain=2.0, offset=100.0)
+    >>> round(float(y.mean()), 2), round(float(y.var() * (2.0 * 200.0) ** 2))  # 0.5 + 100/400
+    (0.75, 416)
     """
     counts = rng.poisson(np.clip(x, 0, None) * photons + background).astype(np.float32)
+    if gain != 1.0:
+        counts *= np.float32(gain)
+    if offset:
+        counts += np.float32(offset)
     if read_noise:
         counts += rng.normal(0.0, read_noise, size=x.shape).astype(np.float32)
-    return counts / np.float32(photons)
+    return counts / np.float32(photons * gain)
 
 
 def _random_crop(
@@ -213,7 +346,10 @@ def _random_crop(
     fg_fraction: float,
     tries: int = 20,
 ) -> tuple[slice, ...]:
-    """A crop whose target mean is ≥ ``fg_fraction`` × the volume's (RLN's rule); best of ``tries``."""
+    """Return a crop whose target mean is ≥ ``fg_fraction`` × the volume's; else the best one.
+
+    RLN's rule, ``tries`` attempts.
+    """
     shape = pool.y[v].shape
     best, best_mean = None, -1.0
     for _ in range(tries):
@@ -224,6 +360,7 @@ def _random_crop(
             return sl
         if m > best_mean:
             best, best_mean = sl, m
+    assert best is not None  # tries >= 1 and crop means are > -1
     return best
 
 
@@ -236,25 +373,40 @@ def sample_batch(
     *,
     fg_fraction: float = 0.8,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One normalised batch of inputs ``(B, C, Z, Y, X)`` and targets ``(B, 1, Z, Y, X)``, float32.
+    """Return one normalised batch of inputs ``(B, C, Z, Y, X)`` and targets ``(B, 1, Z, Y, X)``.
 
     C = 1 (the noisy input), or 2 (noisy input, its RL_K) for the physics-aware variant.
     """
-    phys = pool.rl is not None
-    xb = np.empty((batch, 2 if phys else 1, *patch), np.float32)
+    real = None
+    if pool.rl is not None:  # the physics-aware variant's fixed realisations
+        assert pool.noisy is not None and pool.real_norms is not None and pool.real_levels
+        real = (pool.noisy, pool.rl, pool.real_norms, pool.real_levels)
+    xb = np.empty((batch, 1 if real is None else 2, *patch), np.float32)
     yb = np.empty((batch, 1, *patch), np.float32)
     for b in range(batch):
         v = int(indices[int(rng.integers(len(indices)))])
-        if phys:
-            r = int(rng.integers(len(pool.real_levels)))
+        if real is not None:
+            noisy, rl, real_norms, levels = real
+            r = int(rng.integers(len(levels)))
             sl = _random_crop(pool, v, patch, rng, fg_fraction)
-            chans = [pool.noisy[v][r][sl], pool.rl[v][r][sl]]
-            norm = pool.real_norms[v][r]
+            chans = [noisy[v][r][sl], rl[v][r][sl]]
+            norm = real_norms[v][r]
         else:
             cond = int(rng.integers(len(pool.conditions)))
             p, bg = pool.conditions[cond]
             sl = _random_crop(pool, v, patch, rng, fg_fraction)
-            chans = [add_noise(pool.x[v][sl], p, pool.read_noise, rng, background=bg)]
+            p = pool.photons_of(v, p)
+            chans = [
+                add_noise(
+                    pool.x[v][sl],
+                    p,
+                    pool.read_noise,
+                    rng,
+                    background=bg,
+                    gain=pool.gain,
+                    offset=pool.offset,
+                )
+            ]
             norm = pool.norms[v][cond]
         y = pool.y[v][sl]
         for a in pool.flips:
@@ -264,57 +416,3 @@ def sample_batch(
             xb[b, c] = norm.apply(arr)
         yb[b, 0] = norm.apply(y)
     return xb, yb
-
-
-# --------------------------------------------------------------------------------------------
-# Private fallback generator, used only when ``neurodecon.synth.phantom`` is not available.
-
-
-def private_phantom(
-    names: list[str], shape: tuple[int, int, int], rng: np.random.Generator
-) -> np.ndarray:
-    """Dense ellipsoids and/or tubes in ``[0, 1]`` (only these two families)."""
-    from scipy.ndimage import gaussian_filter
-
-    vol = np.zeros(shape, np.float32)
-    n_vox = float(np.prod(shape))
-    for name in names:
-        if name == "ellipsoids":
-            for _ in range(int(n_vox / 6000)):
-                _add_ellipsoid(vol, rng)
-        elif name == "tubes":
-            lines = np.zeros(shape, np.float32)
-            for _ in range(int(n_vox / 20000)):
-                _add_line(lines, rng)
-            vol += gaussian_filter(lines, 0.8) * 4
-        else:
-            raise ValueError(
-                f"private phantom generator knows only ellipsoids and tubes, not {name!r}"
-            )
-    return np.clip(vol, 0, 1)
-
-
-def _add_ellipsoid(vol: np.ndarray, rng: np.random.Generator) -> None:
-    r = rng.uniform(1.5, 6.0, 3) * np.array([0.5, 1, 1])
-    c = rng.uniform(0, 1, 3) * np.array(vol.shape)
-    lo = np.maximum(np.floor(c - r).astype(int), 0)
-    hi = np.minimum(np.ceil(c + r).astype(int) + 1, vol.shape)
-    if np.any(hi <= lo):
-        return
-    zz, yy, xx = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    inside = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 <= 1
-    sub = vol[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    sub[inside] = np.maximum(sub[inside], rng.uniform(0.2, 1.0))
-
-
-def _add_line(vol: np.ndarray, rng: np.random.Generator) -> None:
-    p0 = rng.uniform(0, 1, 3) * np.array(vol.shape)
-    d = rng.normal(size=3)
-    d[0] *= 0.4
-    d /= np.linalg.norm(d)
-    length = rng.uniform(10, 80)
-    t = np.arange(0, length, 0.5)
-    pts = np.round(p0[None] + t[:, None] * d[None]).astype(int)
-    keep = np.all((pts >= 0) & (pts < np.array(vol.shape)), axis=1)
-    pts = pts[keep]
-    vol[pts[:, 0], pts[:, 1], pts[:, 2]] = rng.uniform(0.3, 1.0)

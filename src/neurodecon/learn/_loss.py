@@ -1,5 +1,6 @@
-"""Training losses: MAE + α · mean Frobenius norm of the prediction's Hessian (paper §4.2.4),
-optionally MSE + a Fourier-amplitude term (DeBCR-style).
+"""Training losses: MAE + α · mean Frobenius norm of the prediction's Hessian (paper §4.2.4).
+
+Optionally MSE, an SSIM term, and a Fourier-amplitude term (DeBCR-style).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def hessian_frobenius(u: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     Returns a tensor of shape ``(..., Z-2, Y-2, X-2)`` (interior voxels). Off-diagonal terms
     count twice, as in the symmetric matrix.
     """
-    total = 0.0
-    for a in range(3):
+    total = _interior(_d2(u, 0), (0,)) ** 2  # the same sums as 0.0 + t0 + t1 + ..., in order
+    for a in (1, 2):
         total = total + _interior(_d2(u, a), (a,)) ** 2
     for a, b in ((0, 1), (0, 2), (1, 2)):
         total = total + 2 * _interior(_dd(u, a, b), (a, b)) ** 2
@@ -62,8 +63,10 @@ def fourier_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def ssim3d(pred: torch.Tensor, target: torch.Tensor, win: int = 7) -> torch.Tensor:
-    """Mean SSIM of ``(B, 1, Z, Y, X)`` volumes with a uniform ``win³`` window (valid part) and
-    each target's own range as the data range — scikit-image's defaults, differentiable.
+    """Return the mean SSIM of ``(B, 1, Z, Y, X)`` volumes, differentiable.
+
+    A uniform ``win³`` window (valid part) and each target's own range as the data range:
+    scikit-image's defaults.
     """
     import torch.nn.functional as F
 
@@ -96,8 +99,10 @@ def neurodecon_loss(
     fourier_weight: float = 0.0,
     ssim_weight: float = 0.0,
 ) -> torch.Tensor:
-    """``MAE(pred, target) + α · mean ‖H(pred)‖_F`` (``kind="mse"`` uses the squared error),
-    plus ``ssim_weight · (1 − SSIM)`` and the Fourier term when their weights are set.
+    """Return ``MAE(pred, target) + α · mean ‖H(pred)‖_F`` and the optional terms.
+
+    ``kind="mse"`` uses the squared error; ``ssim_weight · (1 − SSIM)`` and
+    ``fourier_weight ·`` :func:`fourier_loss` are added when their weights are set.
     """
     pred = pred.float()
     target = target.float()

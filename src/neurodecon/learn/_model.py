@@ -1,24 +1,43 @@
-"""Model directories: weights plus a config that explains the model; loading and the shipped default."""
+"""Model directories: weights plus a config.json that explains the model (its "model card").
+
+``config.json`` (format version 2) records the architecture, normalisation, voxel size, kernel
+provenance, training data, noise, the nested training config, the run and its validation.
+Version 1 directories (a flat ``training`` entry) load too: the entry is migrated in memory.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import user_error
+from ..errors import NeuroDeconError, user_error
 from ..jsonutil import json_default
+from ._config import TrainConfig
 from ._net import ResUNet, build_network
 
-__all__ = ["Model", "load_model", "save_model", "default_model_path", "FORMAT"]
+__all__ = [
+    "Model",
+    "load_model",
+    "save_model",
+    "model_card",
+    "trained_for",
+    "default_model_path",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 log = logging.getLogger("neurodecon")
 FORMAT = "neurodecon-model"
+#: 2: ``training`` is the nested :meth:`TrainConfig.to_dict`; 1: the flat layout before it
+FORMAT_VERSION = 2
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.pt"
 
@@ -34,12 +53,20 @@ class Model:
 
     @property
     def physics(self) -> dict | None:
-        """``config["physics"]`` (method, iterations, …) for the physics-aware variant, else None."""
+        """Return ``config["physics"]`` (method, iterations, …) of the physics-aware variant."""
         return self.config.get("physics")
 
     @property
     def voxel_size_um(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in self.config["voxel_size_um"])
+        """Return the voxel size (z, y, x) in µm the model was trained for."""
+        z, y, x = (float(v) for v in self.config["voxel_size_um"])
+        return (z, y, x)
+
+    @property
+    def train_config(self) -> TrainConfig | None:
+        """Return the training config (nested or flat in the file), None when it has none."""
+        training = self.config.get("training")
+        return TrainConfig.from_dict(training) if training else None
 
     @property
     def predict_config(self) -> dict[str, Any]:
@@ -58,25 +85,153 @@ class Model:
 
 
 def default_model_path() -> Path:
-    """Directory of the model shipped inside the package (trained by scripts/train_default_model.py)."""
+    """Return the model directory shipped in the package (scripts/train_default_model.py)."""
     return Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+def model_card(
+    cfg: TrainConfig,
+    *,
+    n_parameters: int,
+    kernel: Mapping[str, Any],
+    description: str,
+    training_data: Mapping[str, Any],
+    run: Mapping[str, Any],
+    physics: Mapping[str, Any] | None = None,
+    noise: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the ``config.json`` content that explains a trained model.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The training config (recorded nested under ``training``).
+    n_parameters : int
+        The network's parameter count.
+    kernel : dict
+        Kernel provenance (mode, source, the resolved PSF's record, bead extraction summary).
+    description : str
+        The training pairs in words (``"X = i ⊛ PSF, Y = i (PSF mode)"``).
+    training_data : dict
+        Volumes, generator, split, flips allowed, pool build time.
+    run : dict
+        Steps done, stops, time, device, precision, validation (see ``TrainState.summary``).
+    physics : dict, optional
+        The physics-aware variant's RL_K settings (``physics_description``).
+    noise : dict, optional
+        Merged into the ``noise`` entry: ``calibration`` (what the noise was calibrated on and
+        how), ``explicit`` (the noise options given), ``input_levels`` (the photons and dark
+        levels the training inputs spanned, ``Pool.input_levels``; what ``predict`` checks).
+    """
+    d, n = cfg.data, cfg.noise.resolved()  # resolved already when train() calls it
+    assert n.photons is not None and n.backgrounds is not None and n.gain is not None
+    extra = dict(noise or {})
+    return {
+        "description": "NeuroDecon residual 3D U-Net (Kalinin et al., §4.2.1), trained on "
+        + description,
+        "package_version": _version(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "voxel_size_um": list(d.voxel_size_um or ()),
+        "network": cfg.net.to_dict(),
+        "n_parameters": n_parameters,
+        "normalization": {
+            "method": "percentile-affine",
+            "percentiles": list(d.norm_percentiles),
+            "scope": "whole volume, each channel/time point separately; never per tile",
+            "output": "prediction mapped back with the inverse affine (input intensity units)",
+        },
+        "kernel": dict(kernel),
+        "training_data": dict(training_data),
+        "noise": {
+            "photons": list(n.photons),
+            "photons_at": n.photons_at.value,
+            "read_noise_counts": n.read_noise,
+            "background_photons": list(n.backgrounds),
+            "background_counts": [n.gain * b for b in n.backgrounds],
+            "gain_counts_per_e": n.gain,
+            "offset_counts": n.offset,
+            "model": "counts = gain · Poisson(x · photons + background) + offset + "
+            "N(0, read_noise²); the input is counts / (gain · photons)",
+            **extra,
+        },
+        "trained_for": trained_for(cfg, kernel, extra, training_data),
+        "training": cfg.to_dict(),
+        **run,
+        "inference": {"halo": 16},
+        **({"physics": dict(physics)} if physics else {}),
+    }
+
+
+def trained_for(
+    cfg: TrainConfig,
+    kernel: Mapping[str, Any],
+    noise: Mapping[str, Any],
+    training_data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Return what a model is for: voxel size, optics, noise levels, training structures.
+
+    The ``trained_for`` entry of ``config.json`` (``noise`` as :func:`model_card` takes it);
+    ``predict`` warns when an input's voxel size or levels differ.
+    """
+    input_levels = noise.get("input_levels")
+    volumes = [str(v) for v in training_data.get("volumes", ())]
+    d, n = cfg.data, cfg.noise.resolved()
+    optics: dict[str, Any] | None = None
+    if kernel.get("psf_params"):
+        optics = dict(kernel["psf_params"])
+    elif kernel.get("psf_fwhm_um"):
+        optics = {"psf_fwhm_um": kernel["psf_fwhm_um"], "from": "bead extraction"}
+    gain = n.gain or 1.0
+    return {
+        "voxel_size_um": list(d.voxel_size_um or ()),
+        "optics": optics,
+        "noise": {
+            "gain_counts_per_e": n.gain,
+            "read_noise_e": (n.read_noise or 0.0) / gain,
+            "calibrated_from": [
+                c.get("source") for c in (noise.get("calibration") or {}).get("calibrations", ())
+            ],
+            **({"input_levels": dict(input_levels)} if input_levels else {}),
+        },
+        "structures": {
+            "phantoms": list(d.phantoms),
+            "magnification": list(d.magnification),
+            "sharp_stacks": sorted({v for v in volumes if not v.startswith("phantom:")}),
+        },
+    }
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def save_model(
     path: Path,
-    net: ResUNet,
+    net: torch.nn.Module,
     config: dict[str, Any],
     *,
     half: bool = False,
     physics_psf: np.ndarray | None = None,
+    kernel_psf: np.ndarray | None = None,
 ) -> Path:
-    """Write ``weights.pt`` (state dict; fp16 when ``half``) and ``config.json`` into ``path``
-    (plus the RL_K PSF, float32 ``.npy``, for the physics-aware variant).
+    """Write ``weights.pt`` (state dict; fp16 when ``half``) and ``config.json`` into ``path``.
+
+    ``physics_psf`` (the physics-aware variant's RL_K PSF) is saved as float32 ``.npy`` under
+    ``config["physics"]["psf_file"]``, ``kernel_psf`` (the training PSF) under
+    ``config["kernel"]["psf_file"]`` unless that is the same file.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if physics_psf is not None:
-        np.save(path / config["physics"]["psf_file"], np.asarray(physics_psf, np.float32))
+    written = set()
+    for arr, entry in ((physics_psf, "physics"), (kernel_psf, "kernel")):
+        if arr is None:
+            continue
+        name = config[entry]["psf_file"]
+        if name not in written:
+            np.save(path / name, np.asarray(arr, np.float32))
+            written.add(name)
     state = {
         k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
         for k, v in net.state_dict().items()
@@ -84,7 +239,7 @@ def save_model(
     config = {
         **config,
         "format": FORMAT,
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "weights": WEIGHTS_NAME,
         "weights_dtype": "float16" if half else "float32",
     }
@@ -117,6 +272,7 @@ def load_model(path: str | Path | Model | None = None) -> Model:
         ) from exc
     if config.get("format") != FORMAT:
         raise user_error(f"{CONFIG_NAME} is not a {FORMAT} config", path=path)
+    _migrate(config, path)
     weights = path / config.get("weights", WEIGHTS_NAME)
     if not weights.is_file():
         raise user_error(
@@ -141,15 +297,12 @@ def load_model(path: str | Path | Model | None = None) -> Model:
     return Model(net, config, path, physics_psf)
 
 
-def check_voxel_size(model: Model, voxel_size_um, *, rtol: float = 0.1) -> None:
-    """Warn (once per call) when the image's voxel size differs from the model's by > ``rtol``."""
-    if voxel_size_um is None:
+def _migrate(config: dict[str, Any], path: Path) -> None:
+    """Turn a version 1 (flat) ``training`` entry into the nested layout, in memory."""
+    training = config.get("training")
+    if config.get("format_version", 1) >= 2 or not isinstance(training, dict):
         return
-    want = model.voxel_size_um
-    got = tuple(float(v) for v in voxel_size_um)
-    if any(abs(g - w) > rtol * w for g, w in zip(got, want, strict=True)):
-        log.warning(
-            f"the image voxel size {got} µm differs from the model's {want} µm; the network "
-            f"expects the blur in voxels it was trained on. Resample the image to {want} µm, or "
-            f"train a model for {got} µm (`neurodecon train --voxel-size ...`)"
-        )
+    try:
+        config["training"] = TrainConfig.from_dict(training).to_dict()
+    except NeuroDeconError as exc:  # keep what the file says; inference does not need it
+        log.warning(f"{path}: the training options of this model could not be read ({exc})")

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ._options import option
+
 __all__ = ["NetConfig", "ResBlock", "ResUNet", "build_network", "count_parameters"]
 
 
@@ -26,8 +28,13 @@ __all__ = ["NetConfig", "ResBlock", "ResUNet", "build_network", "count_parameter
 class NetConfig:
     """Architecture of :class:`ResUNet` (saved into every model directory)."""
 
-    base_channels: int = 16
-    depth: int = 3
+    # flat="": the flat layout of earlier versions nested these under "net" already
+    base_channels: int = option(
+        16, flag="--base-channels", parse=int, flat="", help="network width (first level)"
+    )
+    depth: int = option(
+        3, flag="--net-depth", parse=int, flat="", help="network depth: number of poolings"
+    )
     convs_per_block: int = 3
     negative_slope: float = 0.3
     upsample: str = "nearest"
@@ -37,7 +44,16 @@ class NetConfig:
     residual_channel: int = 0  # the input channel added to the output (global residual)
     zero_init_tail: bool = False  # output projection starts at zero: prediction = that channel
 
+    def __post_init__(self) -> None:
+        from ..errors import user_error
+
+        for name in ("base_channels", "depth", "convs_per_block", "in_channels"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise user_error(f"network {name} {v!r} must be an integer >= 1")
+
     def to_dict(self) -> dict:
+        """Return the fields as a dict (the ``network`` entry of ``config.json``)."""
         return asdict(self)
 
 
@@ -75,25 +91,33 @@ class ResUNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         c = cfg.base_channels
-        block = dict(
-            n_convs=cfg.convs_per_block, slope=cfg.negative_slope, res_scale_init=cfg.res_scale_init
-        )
+
+        def block(c_in: int, c_out: int) -> ResBlock:
+            return ResBlock(
+                c_in,
+                c_out,
+                n_convs=cfg.convs_per_block,
+                slope=cfg.negative_slope,
+                res_scale_init=cfg.res_scale_init,
+            )
+
         self.head = nn.Conv3d(cfg.in_channels, c, 1)
         self.down = nn.ModuleList()
         for level in range(cfg.depth):
-            self.down.append(ResBlock(c * 2 ** max(level - 1, 0), c * 2**level, **block))
+            self.down.append(block(c * 2 ** max(level - 1, 0), c * 2**level))
         self.pool = nn.MaxPool3d(2)
-        self.bottom = ResBlock(c * 2 ** (cfg.depth - 1), c * 2**cfg.depth, **block)
+        self.bottom = block(c * 2 ** (cfg.depth - 1), c * 2**cfg.depth)
         self.reduce = nn.ModuleList()
         self.up = nn.ModuleList()
         for level in reversed(range(cfg.depth)):
             self.reduce.append(nn.Conv3d(c * 2 ** (level + 1), c * 2**level, 1))
-            self.up.append(ResBlock(c * 2 ** (level + 1), c * 2**level, **block))
+            self.up.append(block(c * 2 ** (level + 1), c * 2**level))
         self.upsample = nn.Upsample(scale_factor=2, mode=cfg.upsample)
         self.tail = nn.Conv3d(c, 1, 1)
         if cfg.zero_init_tail:
             nn.init.zeros_(self.tail.weight)
-            nn.init.zeros_(self.tail.bias)
+            if self.tail.bias is not None:
+                nn.init.zeros_(self.tail.bias)
 
     @property
     def multiple(self) -> int:
@@ -128,4 +152,5 @@ def build_network(cfg: NetConfig | dict | None = None) -> ResUNet:
 
 
 def count_parameters(net: nn.Module) -> int:
+    """Return the number of parameters of ``net``."""
     return sum(p.numel() for p in net.parameters())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,10 +14,11 @@ import torch
 from ..device import resolve_device
 from ..errors import user_error
 from ..progress import ProgressFn, report
-from ._model import Model, check_voxel_size, load_model
+from ._limits import check_levels, check_voxel_size
+from ._model import Model, load_model
 from ._norm import robust_range
 
-__all__ = ["predict", "DEFAULT_TILE"]
+__all__ = ["predict", "predict_tiled", "DEFAULT_TILE"]
 
 DEFAULT_TILE = (64, 192, 192)
 
@@ -36,6 +39,7 @@ def predict(
     blend: int | None = None,
     device: str = "auto",
     precision: str = "auto",
+    check: bool = True,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """Deconvolve ``image`` (``(..., Z, Y, X)``) with a trained network; float32, same shape.
@@ -48,7 +52,8 @@ def predict(
         One volume, or several (channels, time points) stacked in front; each is normalised on
         its own, with the model's recorded whole-volume normalisation.
     voxel_size_um : (z, y, x), optional
-        The image's voxel size; a mismatch with the model's logs a warning that says what to do.
+        The image's voxel size; a mismatch with the model's (> 10 % on an axis) logs a warning
+        that names both and says what to do.
     tile_shape : (z, y, x), optional
         Core size of a tile in voxels (rounded up to the network's multiple); default
         ``(64, 192, 192)``, which bounds memory to roughly 1 GB on the CPU whatever the volume size.
@@ -58,15 +63,20 @@ def predict(
         Width of the linear cross-fade between neighbouring tiles (default: the network multiple).
     precision : "auto" | "fp32" | "bf16" | "fp16"
         ``auto`` = fp16 autocast on CUDA, fp32 on the CPU.
+    check : bool
+        Measure the first volume's dark level and photons (``neurodecon.metrics.
+        calibrate_noise`` on at most 2 × 10⁶ voxels) and warn in one line when they lie outside
+        the model's trained range by more than a factor 2 (see ``config.json["trained_for"]``).
     progress : callable, optional
         ``progress(done, total, message)``; return ``False`` to cancel.
     """
     model = load_model(model)
+    data: Any = image  # an array, or a neurodecon.io.Image (its .data)
     if hasattr(image, "data") and hasattr(image, "voxel_size_um"):  # a neurodecon.io.Image
         voxel_size_um = image.voxel_size_um if voxel_size_um is None else voxel_size_um
-        image = image.data
+        data = image.data
     check_voxel_size(model, voxel_size_um)
-    arr = np.asarray(image)
+    arr = np.asarray(data)
     if arr.ndim < 3:
         raise user_error(
             f"the network needs a 3D stack, got shape {arr.shape}",
@@ -75,6 +85,8 @@ def predict(
     if not np.all(np.isfinite(arr)):
         raise user_error("the image contains NaN or infinite values", fix="clean the image first")
     vols = arr.reshape(-1, *arr.shape[-3:])
+    if check:
+        check_levels(model, vols[0])
     out = np.empty(vols.shape, np.float32)
     dev = resolve_device(device)
     net = model.net.to(dev).eval()
@@ -95,6 +107,7 @@ def predict(
             if model.physics:
                 from ._physics import physics_channel
 
+                assert model.physics_psf is not None  # load_model refuses a model without it
                 rl = physics_channel(
                     vol,
                     model.physics_psf,
@@ -104,7 +117,7 @@ def predict(
                     device=str(dev),
                 )
                 inp = np.concatenate([inp, norm.apply(rl)[None]])
-            y = _predict_volume(
+            y = predict_tiled(
                 net,
                 inp,
                 tile=tile,
@@ -155,8 +168,24 @@ def _ramp(ws: int, we: int, lo: bool, hi: bool, blend: int) -> np.ndarray:
     return w
 
 
-def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, precision, progress):
-    """``vol``: normalised input channels ``(C, Z, Y, X)``; returns ``(Z, Y, X)``."""
+def predict_tiled(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    vol: np.ndarray,
+    *,
+    tile: tuple[int, ...],
+    halo: int,
+    blend: int,
+    m: int,
+    device: torch.device,
+    precision: str,
+    progress: Callable[[int, int, str], Any] | None = None,
+) -> np.ndarray:
+    """Run ``net`` tile by tile over normalised channels ``(C, Z, Y, X)``; return ``(Z, Y, X)``.
+
+    Tiles of core ``tile`` are read with ``halo`` voxels of context and written with a linear
+    cross-fade of width ``blend``; sizes are padded (symmetric) to multiples of ``m`` and cropped
+    back. A tile whose reduced-precision output is not finite is recomputed in fp32 (logged).
+    """
     shape = vol.shape[1:]
     padded_shape = tuple(max(_round_up(n, m), m) for n in shape)
     pad = [(0, 0)] + [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
@@ -185,11 +214,8 @@ def _predict_volume(net, vol: np.ndarray, *, tile, halo, blend, m, device, preci
                 pred = net(inp).float()[0, 0].cpu().numpy()
         inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
         write = tuple(slice(t[0], t[1]) for t in combo)
-        w = (
-            _ramp(*combo[0][:2], *combo[0][4:], blend)[:, None, None]
-            * _ramp(*combo[1][:2], *combo[1][4:], blend)[None, :, None]
-            * _ramp(*combo[2][:2], *combo[2][4:], blend)[None, None, :]
-        )
+        rz, ry, rx = (_ramp(t[0], t[1], t[4], t[5], blend) for t in combo)
+        w = rz[:, None, None] * ry[None, :, None] * rx[None, None, :]
         acc[write] += w * pred[inner]
         wsum[write] += w
         if progress:

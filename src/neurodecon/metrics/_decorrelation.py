@@ -136,9 +136,23 @@ def _refined_sigmas(sigmas: np.ndarray, kc: np.ndarray, amp: np.ndarray) -> np.n
 def decorrelation_curve(
     image: np.ndarray, *, n_radii: int = 100, edges: str = "periodic", sigma: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Radii (fraction of Nyquist) and the decorrelation curve ``d(r)`` of a 2D image.
+    """Return the radii (fraction of Nyquist) and the decorrelation curve ``d(r)`` of a 2D image.
 
-    ``sigma`` (fraction of Nyquist) applies the Gaussian high-pass first.
+    Parameters
+    ----------
+    image : (Y, X) ndarray
+        One image.
+    n_radii : int
+        Radii sampled between 0 and Nyquist.
+    edges : {"periodic", "tukey", "none"}
+        Border treatment before the FFT (see :func:`neurodecon.metrics.fsc`).
+    sigma : float, optional
+        Apply the Gaussian high-pass ``1 − exp(−r² / 2σ²)`` first (σ a fraction of Nyquist).
+
+    Returns
+    -------
+    radii, d : (n_radii,) ndarray
+        ``radii = (1, 2, …, n_radii) / n_radii`` and the curve at those radii.
     """
     img = np.asarray(image, dtype=np.float32)
     if img.ndim != 2:
@@ -166,7 +180,7 @@ def decorrelation(
     n_filters: int = 10,
     edges: str = "periodic",
 ) -> DecorrelationResult:
-    """Resolution and SNR of an image by decorrelation analysis (Descloux et al. 2019).
+    """Estimate resolution and SNR of an image by decorrelation analysis (Descloux et al. 2019).
 
     Parameters
     ----------
@@ -199,7 +213,7 @@ def decorrelation(
         raise user_error(f"decorrelation needs a 2D or 3D image, got {img.ndim}D")
     v = (
         (float(voxel_size_um),) * img.ndim
-        if np.isscalar(voxel_size_um)
+        if isinstance(voxel_size_um, (int, float, np.number))
         else tuple(map(float, voxel_size_um))
     )
     if len(v) != img.ndim:
@@ -216,5 +230,7 @@ def decorrelation(
     kc2, amp2 = _sweep(spec, _refined_sigmas(sigmas, kc1, amp1))
     kcs = np.concatenate([kc1, kc2, [r0 if a0 >= MIN_PEAK_HEIGHT else 0.0]])
     kc = float(kcs.max()) if kcs.max() > 0 else float("nan")
-    res = tuple(2.0 * v[a] / kc for a in axes) if kc == kc else (float("nan"),) * 2
+    ax0, ax1 = axes
+    nan = float("nan")
+    res = (2.0 * v[ax0] / kc, 2.0 * v[ax1] / kc) if kc == kc else (nan, nan)
     return DecorrelationResult(kc, a0, res, spec.radii, d0, plane)

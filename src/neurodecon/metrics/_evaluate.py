@@ -95,7 +95,7 @@ def evaluate(
     normalization: str = "affine",
     progress: ProgressFn | None = None,
 ) -> dict[str, float]:
-    """Score a result with every metric that applies; returns a flat dict of floats.
+    """Score a result with every metric that applies, as a flat dict of floats.
 
     Parameters
     ----------
@@ -125,9 +125,11 @@ def evaluate(
             f"unknown normalization {normalization!r}",
             fix=f"use one of {', '.join(NORMALIZATIONS)}",
         )
-    p, voxel = _as_volume(pred, "prediction")
-    voxel = (
-        tuple(map(float, voxel_size_um)) if voxel_size_um is not None else voxel or (1.0, 1.0, 1.0)
+    p, own_voxel = _as_volume(pred, "prediction")
+    voxel: tuple[float, ...] = (
+        tuple(map(float, voxel_size_um))
+        if voxel_size_um is not None
+        else own_voxel or (1.0, 1.0, 1.0)
     )
     total = 5 if truth is not None else 4
     out: dict[str, float] = {}

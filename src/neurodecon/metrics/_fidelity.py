@@ -31,7 +31,7 @@ PERCENTILES = (1.0, 99.8)
 
 
 def check_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 views of a prediction and its truth; a shape mismatch is a one-line user error."""
+    """Return float32 views of a prediction and its truth; a shape mismatch is a user error."""
     pred = np.asarray(pred, dtype=np.float32)
     truth = np.asarray(truth, dtype=np.float32)
     if pred.shape != truth.shape:
@@ -61,7 +61,10 @@ def _percentile_scale(x: np.ndarray) -> np.ndarray:
 
 
 def _affine_fit(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``a * pred + b`` with (a, b) minimising the squared error to ``target`` (float64 sums)."""
+    """Return ``a * pred + b`` with (a, b) minimising the squared error to ``target``.
+
+    The sums are accumulated in float64; the result is float32.
+    """
     p = pred.astype(np.float64).ravel()
     t = target.astype(np.float64).ravel()
     pm, tm = p.mean(), t.mean()
@@ -108,7 +111,7 @@ def normalize_pair(
 
 
 def data_range_of(truth_n: np.ndarray, mode: str) -> float:
-    """The ``data_range`` used for PSNR/SSIM after :func:`normalize_pair` in ``mode``.
+    """Return the ``data_range`` used for PSNR/SSIM after :func:`normalize_pair` in ``mode``.
 
     1.0 after ``"affine"`` or ``"percentile"`` (the truth's 1st–99.8th percentile span);
     ``max(truth) - min(truth)`` with ``"none"``.
@@ -128,8 +131,18 @@ def _range(truth: np.ndarray, data_range: float | None) -> float:
 def psnr(pred: np.ndarray, truth: np.ndarray, *, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio in dB, ``10 log10(data_range² / MSE)`` (scikit-image).
 
-    ``data_range`` defaults to ``max(truth) - min(truth)``; pass it explicitly when comparing
-    several predictions (1.0 after :func:`normalize_pair`).
+    Parameters
+    ----------
+    pred, truth : (Z, Y, X) or (Y, X) ndarray
+        Same shape; computed in float32.
+    data_range : float, optional
+        Defaults to ``max(truth) - min(truth)``; pass it explicitly when comparing several
+        predictions (1.0 after :func:`normalize_pair`).
+
+    Returns
+    -------
+    float
+        ``inf`` when ``pred`` equals ``truth``.
     """
     from skimage.metrics import peak_signal_noise_ratio
 
@@ -150,6 +163,13 @@ def ssim(pred: np.ndarray, truth: np.ndarray, *, data_range: float | None = None
     A uniform 7×7×7 window (smaller, odd, when an axis is shorter than 7; per-plane 2D SSIM
     averaged over Z when the stack has fewer than 3 planes), constants ``K1 = 0.01``,
     ``K2 = 0.03`` relative to ``data_range`` (default ``max(truth) - min(truth)``).
+
+    Parameters
+    ----------
+    pred, truth : (Z, Y, X) or (Y, X) ndarray
+        Same shape, at least 3 pixels along Y and X; computed in float32.
+    data_range : float, optional
+        As in :func:`psnr`.
     """
     from skimage.metrics import structural_similarity
 
@@ -164,20 +184,37 @@ def ssim(pred: np.ndarray, truth: np.ndarray, *, data_range: float | None = None
 
 
 def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Root-mean-square error, ``sqrt(mean((pred - truth)²))``, accumulated in float64."""
+    """Root-mean-square error, ``sqrt(mean((pred - truth)²))``, accumulated in float64.
+
+    ``pred`` and ``truth`` are arrays of the same shape (any number of dimensions).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodecon.metrics import pearson, rmse
+    >>> truth = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
+    >>> rmse(truth + 1, truth), pearson(2 * truth + 1, truth)
+    (1.0, 1.0)
+    """
     pred, truth = check_pair(pred, truth)
     d = pred.astype(np.float64) - truth
     return float(np.sqrt(np.mean(d * d)))
 
 
 def nrmse(pred: np.ndarray, truth: np.ndarray) -> float:
-    """RMSE divided by the truth's range ``max(truth) - min(truth)`` (DeBCR's NRMSE_range)."""
+    """RMSE divided by the truth's range ``max(truth) - min(truth)`` (DeBCR's NRMSE_range).
+
+    ``pred`` and ``truth`` are arrays of the same shape; a constant truth is a user error.
+    """
     pred, truth = check_pair(pred, truth)
     return rmse(pred, truth) / _range(truth, None)
 
 
 def pearson(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Pearson correlation coefficient of all voxels (float64 sums); 0 if either is constant."""
+    """Pearson correlation coefficient of all voxels (float64 sums); 0 if either is constant.
+
+    ``pred`` and ``truth`` are arrays of the same shape (any number of dimensions).
+    """
     pred, truth = check_pair(pred, truth)
     p = pred.astype(np.float64).ravel()
     t = truth.astype(np.float64).ravel()

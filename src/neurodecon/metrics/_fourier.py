@@ -46,18 +46,18 @@ class FourierCorrelation:
 
     @property
     def frequency_per_um(self) -> np.ndarray:
-        """Shell frequency in 1/µm along the last (finest lateral, X) axis: ``k / (2 · voxel_x)``."""
+        """Shell frequency in 1/µm along the last (lateral, X) axis: ``k / (2 · voxel_x)``."""
         return self.frequency / (2.0 * self.voxel_size_um[-1])
 
     def frequency_per_um_along(self, axis: int) -> np.ndarray:
-        """Shell frequency in 1/µm along array ``axis``."""
+        """Return the shell frequency in 1/µm along array ``axis``: ``k / (2 · voxel_axis)``."""
         return self.frequency / (2.0 * self.voxel_size_um[axis])
 
 
 def _voxel(voxel_size_um: Sequence[float] | float, ndim: int) -> tuple[float, ...]:
     v = (
         (float(voxel_size_um),) * ndim
-        if np.isscalar(voxel_size_um)
+        if isinstance(voxel_size_um, (int, float, np.number))
         else tuple(map(float, voxel_size_um))
     )
     if len(v) != ndim or not all(x > 0 for x in v):
@@ -149,7 +149,7 @@ def fsc(
 
 
 def threshold_curve(curve: FourierCorrelation, threshold: str | float = "1/7") -> np.ndarray:
-    """The threshold per shell: ``"1/7"`` (fixed 0.1429), ``"half-bit"`` or a number.
+    """Return the threshold per shell: ``"1/7"`` (fixed 0.1429), ``"half-bit"`` or a number.
 
     Half-bit (van Heel & Schatz 2005): ``(0.2071 + 1.9102/√n) / (1.2071 + 0.9102/√n)`` with ``n``
     Fourier coefficients in the shell; meant for two independent half data sets.
@@ -168,8 +168,10 @@ def threshold_curve(curve: FourierCorrelation, threshold: str | float = "1/7") -
 
 
 def _crossing(curve: FourierCorrelation, thr: np.ndarray) -> float:
-    """First frequency (fraction of Nyquist) where the curve falls below ``thr``, interpolated;
-    1 (Nyquist) when it never does.
+    """Return the first frequency (fraction of Nyquist) where the curve falls below ``thr``.
+
+    Linearly interpolated between the two shells around the crossing; 1 (Nyquist) when the curve
+    never falls below.
     """
     c, f = curve.correlation, curve.frequency
     ok = np.nonzero(curve.n_points > 0)[0]
@@ -210,12 +212,11 @@ def frc_resolution(
         When the curve never drops below the threshold (correlated up to Nyquist), ``k_c = 1``:
         the Nyquist limit ``2 · voxel_i`` is returned, a bound set by the sampling.
     """
-    if not isinstance(a, FourierCorrelation) and b is None:
+    if isinstance(a, FourierCorrelation):
+        curve = a
+    elif b is None:
         raise TypeError("frc_resolution needs two images, or one FourierCorrelation")
-    curve = (
-        a
-        if isinstance(a, FourierCorrelation)
-        else fsc(a, b, voxel_size_um, plane=plane, n_bins=n_bins)
-    )
+    else:
+        curve = fsc(a, b, voxel_size_um, plane=plane, n_bins=n_bins)
     kc = _crossing(curve, threshold_curve(curve, threshold))
     return tuple(2.0 * v / kc for v in curve.voxel_size_um)

@@ -65,7 +65,7 @@ def rfft_weights(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def periodic_component(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """The periodic part of ``x`` along ``axes`` (Moisan's periodic + smooth decomposition).
+    """Return the periodic part of ``x`` along ``axes`` (Moisan's periodic + smooth decomposition).
 
     ``x = p + s`` where ``s`` is the smooth image whose discrete Laplacian equals the jumps across
     opposite borders; ``p`` wraps around without discontinuities, so its spectrum has no

@@ -1,4 +1,8 @@
-"""Texture and information metrics: GLCM angular second moment / inverse difference moment, entropy."""
+"""Texture and information metrics: GLCM texture and Shannon entropy.
+
+GLCM texture is summarised by the angular second moment (ASM) and the inverse difference moment
+(IDM).
+"""
 
 from __future__ import annotations
 

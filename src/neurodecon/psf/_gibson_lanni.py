@@ -35,7 +35,7 @@ def focal_shift_um(
     depth_um: float,
     step_um: float,
 ) -> float:
-    """Focal position (µm, psfmodels' ``zv``) of the axial intensity maximum, source at ``depth_um``.
+    """Return the focal position (µm, psfmodels' ``zv``) of the axial maximum for ``depth_um``.
 
     psfmodels measures ``zv`` from the coverslip, like ``pz``; without index mismatch the maximum
     is at ``zv = pz``, with mismatch it moves away (the focal shift).
@@ -52,7 +52,13 @@ def focal_shift_um(
     for step in (max(step_um / 2, 0.05), max(step_um / 16, 0.005)):  # coarse scan, then refine
         zv = centre + np.arange(-reach, reach + step / 2, step)
         prof = psfmodels.make_psf(
-            zv, 1, dxy=0.05, pz=depth_um, wvl=wavelength_um, normalize=False, **params
+            zv,  # type: ignore[arg-type]  # psfmodels accepts an array of focal positions
+            1,
+            dxy=0.05,
+            pz=depth_um,
+            wvl=wavelength_um,
+            normalize=False,
+            **params,
         )[:, 0, 0]
         centre = float(zv[int(np.argmax(prof))])
         reach = 2 * step
@@ -96,7 +102,7 @@ def gibson_lanni_psf(
     )
     zv = z0 + (np.arange(nz) - nz // 2) * dz
     psf = psfmodels.make_psf(
-        zv,
+        zv,  # type: ignore[arg-type]  # psfmodels accepts an array of focal positions
         m,
         dxy=dxy,
         pz=depth_um,

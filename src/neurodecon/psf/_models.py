@@ -25,7 +25,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import user_error
+from ..memory import check_memory
 from ._bornwolf import born_wolf_psf
+from ._scale import check_voxel_vs_optics
 
 __all__ = ["make_psf", "MODELS", "textbook_fwhm_um", "nyquist_um", "pinhole_disk"]
 
@@ -101,7 +103,22 @@ def _check_inputs(
             f"wavelength {wavelength_um} µm is implausible",
             fix="give wavelengths in micrometres, e.g. 0.52 for 520 nm",
         )
-    return shape_t, vox  # type: ignore[return-value]
+    _check_size(model, shape_t)
+    return (shape_t[0], shape_t[1], shape_t[2]), (vox[0], vox[1], vox[2])
+
+
+#: Peak bytes per PSF voxel while a model is computed (float64 result and intermediates).
+_BYTES_PER_VOXEL = {"gaussian": 32, "widefield": 48, "gibson-lanni": 48, "two-photon": 48}
+
+
+def _check_size(model: str, shape: tuple[int, ...]) -> None:
+    """Refuse a PSF shape whose computation would not fit in memory (before allocating)."""
+    n = float(np.prod([float(s) for s in shape]))
+    check_memory(
+        n * _BYTES_PER_VOXEL.get(model, 64),
+        f"a {'×'.join(map(str, shape))} {model} PSF",
+        fix="give a smaller PSF shape (about ±6 FWHM per axis is enough, e.g. 33 65 65)",
+    )
 
 
 def _warn_sampling(
@@ -184,6 +201,13 @@ def make_psf(
         Non-negative, sums to 1.
     """
     shape_t, vox = _check_inputs(model, shape, voxel_size_um, na, wavelength_um, immersion_index)
+    optics_fwhm = fwhm_um if model == "gaussian" and fwhm_um is not None else None
+    check_voxel_vs_optics(
+        vox,
+        optics_fwhm or textbook_fwhm_um(na, wavelength_um, immersion_index),
+        f"the {model} model"
+        + (" (given FWHM)" if optics_fwhm else f" (NA {na:g}, wavelength {wavelength_um:g} µm)"),
+    )
     mismatch = (
         sample_index is not None and abs(sample_index - immersion_index) > 1e-9
     ) or depth_um > 0
@@ -315,6 +339,11 @@ def _confocal(shape, vox, lam_ex, lam_em, pinhole_au, optics) -> np.ndarray:
     ry = int(np.ceil(diameter / 2 / vox[1])) + 1
     rx = int(np.ceil(diameter / 2 / vox[2])) + 1
     big = (nz, ny + 2 * ry, nx + 2 * rx)
+    check_memory(
+        64.0 * float(np.prod([float(n) for n in big])),
+        f"a confocal PSF with a {pinhole_au:g} AU pinhole ({'×'.join(map(str, big))} voxels)",
+        fix="check --pinhole (in Airy units, typically 0.5 to 2) and the PSF shape",
+    )
     em = _intensity(big, vox, lam_em, **optics)
     disk = pinhole_disk((2 * ry + 1, 2 * rx + 1), vox[1:], diameter)
     fshape = (big[1] + disk.shape[0] - 1, big[2] + disk.shape[1] - 1)

@@ -19,6 +19,7 @@ from ..errors import user_error
 from ..progress import ProgressFn
 from ._beads import BeadPSF, extract_psf
 from ._models import MODELS, make_psf, textbook_fwhm_um
+from ._scale import check_voxel_vs_optics
 from ._validate import prepare_psf, psf_info
 
 __all__ = ["ResolvedPSF", "resolve_psf", "default_psf_shape", "OPTICS_KEYS"]
@@ -102,6 +103,7 @@ def resolve_psf(
     image_voxel_size_um: Sequence[float],
     psf: Any = None,
     psf_voxel_size_um: Sequence[float] | None = None,
+    psf_background: float | str | None = "auto",
     beads: Any = None,
     bead_diameter_um: float | None = None,
     beads_voxel_size_um: Sequence[float] | None = None,
@@ -122,7 +124,11 @@ def resolve_psf(
         The image's voxel size in µm; the PSF is resampled to it.
     psf : path, Image or (Z, Y, X) ndarray, optional
         A measured or computed PSF. Its voxel size comes from ``psf_voxel_size_um``, else its
-        metadata, else it is taken equal to the image's (logged).
+        metadata, else it is taken equal to the image's (a warning).
+    psf_background : float, "auto" or None
+        The PSF file's camera offset or background: ``"auto"`` (default) detects an offset or
+        measurement noise far from the bead and removes it together with the noise outside the
+        PSF's support (one info line); a number is subtracted; ``None`` uses the file as it is.
     beads : path, Image or (Z, Y, X) ndarray, optional
         A bead stack; the PSF is extracted with :func:`neurodecon.psf.extract_psf`.
         Needs ``bead_diameter_um``; ``beads_voxel_size_um`` overrides the stack's metadata and
@@ -166,6 +172,13 @@ def resolve_psf(
         )
     image_shape = tuple(int(n) for n in image_shape)
     vox = _voxel_size(image_voxel_size_um)
+    if bead_diameter_um is not None and not (
+        np.isfinite(bead_diameter_um) and bead_diameter_um > 0
+    ):
+        raise user_error(
+            f"the bead diameter must be a positive number of µm, not {bead_diameter_um}",
+            fix="give the beads' diameter in µm, e.g. 0.1 for 100 nm beads",
+        )
     if beads is not None:
         return _from_beads(
             beads,
@@ -179,7 +192,7 @@ def resolve_psf(
         )
     if model is not None:
         return _from_model(model, dict(optics or {}), shape, image_shape, vox)
-    return _from_psf(psf, psf_voxel_size_um, image_shape, vox)
+    return _from_psf(psf, psf_voxel_size_um, psf_background, image_shape, vox)
 
 
 def _voxel_size(vox: Sequence[float]) -> tuple[float, float, float]:
@@ -189,7 +202,7 @@ def _voxel_size(vox: Sequence[float]) -> tuple[float, float, float]:
     return (v[0], v[1], v[2])
 
 
-def _from_psf(psf, psf_vox, image_shape, vox) -> ResolvedPSF:
+def _from_psf(psf, psf_vox, background, image_shape, vox) -> ResolvedPSF:
     from ..io import as_image, as_volume, source_of
 
     path = source_of(psf)
@@ -198,23 +211,29 @@ def _from_psf(psf, psf_vox, image_shape, vox) -> ResolvedPSF:
     from_vox = None if img.voxel_size_assumed else tuple(img.voxel_size_um)
     where = f"file {path}" if path else "given array"
     if from_vox is None:
-        log.info("%s: no voxel size given or recorded; taken equal to the image's", where)
+        log.warning(
+            "%s: no voxel size given or recorded; taken equal to the image's (give it with "
+            "--psf-voxel-size if it differs)",
+            where,
+        )
     ready = prepare_psf(
         raw,
         image_shape=image_shape,
         psf_voxel_size_um=from_vox,
         image_voxel_size_um=vox,
         path=path,
+        background=background,
     )
     record = {
         "source": "file" if path else "array",
+        "background": background,
         "path": path,
         "voxel_size_um": list(from_vox) if from_vox else None,
         "shape": list(ready.shape),
     }
     note = "" if from_vox else " (no voxel size: taken equal to the image's)"
     desc = f"{where}{note}, {_shape_text(ready)}"
-    return ResolvedPSF(ready, vox, str(record["source"]), desc, record)
+    return ResolvedPSF(ready, vox, "file" if path else "array", desc, record)
 
 
 def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:
@@ -225,8 +244,15 @@ def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:
         raise user_error(
             f"unknown optics {', '.join(unknown)}", fix=f"use {', '.join(OPTICS_KEYS)}"
         )
+    fwhm = optics.get("fwhm_um") or textbook_fwhm_um(
+        optics.get("na", 1.4),
+        optics.get("wavelength_um", 0.52),
+        optics.get("immersion_index", 1.515),
+    )
+    check_voxel_vs_optics(vox, fwhm, f"the {model} model ({_optics_text(optics)})")
     psf_shape = (
-        tuple(int(n) for n in shape)
+        # computed no larger than the image: prepare_psf crops it to the image anyway
+        tuple(min(int(n), i) for n, i in zip(shape, image_shape, strict=True))
         if shape is not None
         else default_psf_shape(model, image_shape, vox, **optics)
     )

@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
+from ..memory import check_memory
+from ._floor import check_measured_psf
+from ._scale import centre_fraction, check_voxel_ratio, check_width, resampled_shape
 
 __all__ = ["prepare_psf", "resample_psf", "psf_info", "center_crop"]
 
@@ -46,7 +49,7 @@ def _keys(t: np.ndarray) -> np.ndarray:
 
 
 def _axis_matrix(n_in: int, n_out: int, ratio: float) -> np.ndarray:
-    """(n_out, n_in) matrix: cubic interpolation, area-averaged when downsampling; centre → centre."""
+    """Return the (n_out, n_in) cubic interpolation matrix (area-averaged when downsampling)."""
     k = 1 if ratio <= 1.0 + 1e-9 else 2 * math.ceil(ratio) + 1
     sub = ((np.arange(k) + 0.5) / k - 0.5) * ratio if k > 1 else np.zeros(1)
     pos = n_in // 2 + (np.arange(n_out)[:, None] - n_out // 2) * ratio + sub[None, :]
@@ -73,8 +76,9 @@ def resample_psf(
 
     Cubic (Keys) interpolation; when a voxel grows, each new voxel averages several interpolated
     sub-samples (area integration, no aliasing of the narrow peak). The output covers the same
-    physical extent unless ``shape`` is given. Negative interpolation lobes are clipped; with
-    ``normalize`` the result sums to 1. Returns float32 when ``normalize`` else float64.
+    physical extent (odd sizes: the centre stays on a voxel) unless ``shape`` is given. Negative
+    interpolation lobes are clipped; with ``normalize`` the result sums to 1. Returns float32
+    when ``normalize`` else float64.
     """
     arr = np.asarray(psf, dtype=np.float64)
     src = tuple(float(v) for v in from_voxel_size_um)
@@ -84,10 +88,14 @@ def resample_psf(
             f"cannot resample a {arr.ndim}-D PSF from {src} to {dst} µm",
             fix="give one positive voxel size per axis",
         )
-    if shape is None:
-        shape = tuple(
-            max(1, int(round(n * a / b))) for n, a, b in zip(arr.shape, src, dst, strict=True)
-        )
+    if shape is None:  # same physical extent, odd so that the centre stays a voxel
+        shape = resampled_shape(arr.shape, src, dst)
+    n_out = float(np.prod([float(n) for n in shape]))
+    check_memory(
+        24 * max(n_out, float(arr.size)),
+        f"resampling the PSF to {'×'.join(map(str, shape))} voxels",
+        fix="check the voxel sizes: they are in micrometres (0.1 for 100 nm)",
+    )
     for axis, (n_out, a, b) in enumerate(zip(shape, src, dst, strict=True)):
         if arr.shape[axis] == n_out and abs(a - b) <= 1e-9 * a:
             continue
@@ -173,6 +181,10 @@ def _check_values(arr: np.ndarray, path: Any) -> np.ndarray:
             path=path,
             fix="check that this is the PSF file (a bright spot on a dark background)",
         )
+    return arr
+
+
+def _clip_negative(arr: np.ndarray, path: Any) -> np.ndarray:
     neg = arr < 0
     if neg.any():
         log.info(f"{path or 'PSF'}: clipped {int(neg.sum())} negative values to 0")
@@ -218,7 +230,9 @@ def _recentre(arr: np.ndarray, path: Any) -> np.ndarray:
         for p, n, m in zip(smooth_peak, arr.shape, new_shape, strict=True)
     )
     out[dst] = arr
-    log.info(f"{path or 'PSF'}: maximum at {smooth_peak}, not at the centre {centre}; re-centred")
+    off = max(abs(p - c) for p, c in zip(smooth_peak, centre, strict=True))
+    report = log.warning if off > 1 else log.info
+    report(f"{path or 'PSF'}: maximum at {smooth_peak}, not at the centre {centre}; re-centred")
     return out
 
 
@@ -245,6 +259,7 @@ def prepare_psf(
     psf_voxel_size_um: Sequence[float] | None = None,
     image_voxel_size_um: Sequence[float] | None = None,
     path: Any = None,
+    background: float | str | None = "auto",
 ) -> np.ndarray:
     """Make a PSF usable for an image: validated, resampled, re-centred, cropped, float32, sum 1.
 
@@ -258,29 +273,45 @@ def prepare_psf(
         When both are given and differ by more than 1 %, the PSF is resampled to the image's.
     path : optional
         Named in error messages.
+    background : float, "auto" or None
+        A measured PSF's offset: ``"auto"`` detects a camera offset or measurement noise far from
+        the bead and removes it with the noise outside the PSF's support (one info line; see
+        :mod:`neurodecon.psf._floor`); a number is subtracted as the offset; ``None`` skips
+        the check (for kernels known to be clean).
 
     Raises
     ------
     NeuroDeconError
-        NaN/Inf, no positive value, or a dimensionality that does not match the image.
+        NaN/Inf, no positive value, or a dimensionality that does not match the image; a PSF
+        voxel size 200× off the image's (a unit mistake), a PSF that only resampling made
+        narrower than a voxel, or one whose core is as wide as the image
+        (:mod:`neurodecon.psf._scale`; a PSF that is narrower than a voxel anyway gets a warning).
     """
     image_shape = tuple(int(s) for s in image_shape)
     arr = _check_values(np.asarray(psf), path)
     arr = _match_ndim(arr, len(image_shape), path)
+    arr = _clip_negative(check_measured_psf(arr, background=background, path=path), path)
+    resampled_from = None
     if psf_voxel_size_um is not None and image_voxel_size_um is not None:
         src = tuple(float(v) for v in psf_voxel_size_um)
         dst = tuple(float(v) for v in image_voxel_size_um)
         if any(abs(a - b) > 0.01 * b for a, b in zip(src, dst, strict=True)):
+            check_voxel_ratio(src, dst, path)
             log.info(f"{path or 'PSF'}: resampling from voxel size {src} to the image's {dst} µm")
             arr = _recentre(arr, path)
-            arr = resample_psf(arr, src, dst).astype(np.float64)
+            resampled_from = (src, centre_fraction(arr))
+            # only the part that fits the image is computed (it is cropped to the image below)
+            natural = resampled_shape(arr.shape, src, dst)
+            shape = [min(n, i) for n, i in zip(natural, image_shape, strict=True)]
+            arr = resample_psf(arr, src, dst, shape=shape).astype(np.float64)
     arr = _recentre(arr, path)
     if any(p > i for p, i in zip(arr.shape, image_shape, strict=True)):
         new = tuple(min(p, i) for p, i in zip(arr.shape, image_shape, strict=True))
         log.info(f"{path or 'PSF'}: cropped from {arr.shape} to {new} to fit the image")
         arr = center_crop(arr, new)
-    if arr.ndim == 3 and (psf_voxel_size_um is not None or image_voxel_size_um is not None):
-        _warn_axis_order(arr, image_voxel_size_um or psf_voxel_size_um, path)
+    axis_vox = image_voxel_size_um if image_voxel_size_um is not None else psf_voxel_size_um
+    if arr.ndim == 3 and axis_vox is not None:
+        _warn_axis_order(arr, axis_vox, path)
     total = arr.sum()
     if not total > 0:
         raise user_error(
@@ -288,4 +319,7 @@ def prepare_psf(
             path=path,
             fix="give a PSF whose peak lies inside the image's extent",
         )
-    return (arr / total).astype(np.float32)
+    arr = arr / total
+    vox = image_voxel_size_um if image_voxel_size_um is not None else psf_voxel_size_um
+    check_width(arr, image_shape, vox, path, resampled_from=resampled_from)
+    return arr.astype(np.float32)

@@ -2,7 +2,7 @@
 
 from ._compare import compare, default_methods
 from ._demo import DEMO_MICROSCOPE, demo, demo_data, demo_microscope
-from ._measure import rank
+from ._measure import rank, small_objects
 from ._methods import DEFAULT_METHODS
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "demo",
     "demo_data",
     "rank",
+    "small_objects",
     "demo_microscope",
     "DEMO_MICROSCOPE",
     "DEFAULT_METHODS",

@@ -48,7 +48,7 @@ def default_methods() -> tuple[str, ...]:
 
 
 def _load(obj: ImageLike, what: str, voxel_size_um=None):
-    """An :class:`Image` from an array, an Image or a path (``voxel_size_um`` overrides)."""
+    """Return an :class:`Image` for an array, an Image or a path (``voxel_size_um`` overrides)."""
     from ..io import as_image
 
     if obj is None:
@@ -88,7 +88,7 @@ def _prepare_output(output_dir: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def _psf_record(sources: dict[str, Any], image_shape, voxel_size_um, progress) -> PsfRecord:
-    """The PSF from a file/array, a bead stack or a model, through :func:`resolve_psf`."""
+    """Resolve the PSF from a file/array, a bead stack or a model (:func:`resolve_psf`)."""
     from ..io import as_image, as_volume
     from ..psf import resolve_psf
 
@@ -155,6 +155,7 @@ def compare(
     device: str = "auto",
     method_options: dict[str, dict[str, Any]] | None = None,
     psf_voxel_size_um: Sequence[float] | None = None,
+    psf_background: float | str | None = "auto",
     beads_voxel_size_um: Sequence[float] | None = None,
     bead_options: dict[str, Any] | None = None,
     psf_model: str | None = None,
@@ -177,6 +178,8 @@ def compare(
         ``deconvolve`` and ``train``.
     psf_voxel_size_um, beads_voxel_size_um : (z, y, x), optional
         Override the PSF file's or the bead stack's voxel size.
+    psf_background : float, "auto" or None
+        A measured PSF file's offset (see :func:`neurodecon.psf.resolve_psf`).
     bead_options : dict, optional
         Options of :func:`neurodecon.psf.extract_psf`.
     psf_model, optics, psf_shape : optional
@@ -190,7 +193,8 @@ def compare(
     voxel_size_um : (z, y, x), optional
         Overrides the file's voxel size (required for a plain array).
     output_dir : path
-        Report folder: ``report.html``, ``metrics.json``, ``metrics.csv``, ``figures/``, ``results/``.
+        Report folder: ``report.html``, ``metrics.json``, ``metrics.csv``, ``figures/`` and
+        ``results/``.
     iterations, regularization, background, device
         Passed to every classical method (``iterations`` only to iterative ones).
     method_options : dict, optional
@@ -206,7 +210,9 @@ def compare(
     from ._write import write_report
 
     started = time.time()
-    specs = parse_methods(default_methods() if methods is None else methods)
+    if methods is None:
+        methods = default_methods()
+    specs = parse_methods(methods if isinstance(methods, str) else tuple(methods))
     img = _load(image, "image", voxel_size_um)
     in_path = image if isinstance(image, (str, os.PathLike)) else img.metadata.get("source")
     raw = _as_volume(img, "the image", in_path)
@@ -231,6 +237,7 @@ def compare(
     sources = {
         "psf": psf,
         "psf_voxel_size_um": psf_voxel_size_um,
+        "psf_background": psf_background,
         "beads": beads,
         "bead_diameter_um": bead_diameter_um,
         "beads_voxel_size_um": beads_voxel_size_um,
@@ -257,7 +264,7 @@ def compare(
             device=device,
             progress=_sub(progress, i, n_steps, spec.spec),
         )
-        if res.ok:
+        if res.ok and res.data is not None:
             res.parameters["output"] = _write_result(
                 out, spec.name, res.data, vs, inputs, {"method": spec.spec, **res.parameters}
             )

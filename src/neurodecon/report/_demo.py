@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..classical._stopping import ACCELERATED_FACTOR
+from ..classical import ACCELERATED_FACTOR
 from ..errors import user_error
 from ..progress import ProgressFn
 
@@ -49,8 +49,10 @@ _PHANTOMS = ["sponge", "puncta"]  # an ER-like membrane network and vesicles
 
 
 def demo_microscope() -> dict[str, Any]:
-    """The demo's microscope: the shipped model's recorded PSF parameters when it has them
-    (``config.json`` → ``kernel.psf_params``), else :data:`DEMO_MICROSCOPE`.
+    """Return the demo's microscope: the shipped model's recorded PSF parameters, if any.
+
+    They come from the model's ``config.json`` → ``kernel.psf_params``; without them
+    :data:`DEMO_MICROSCOPE`.
     """
     micro = dict(DEMO_MICROSCOPE)
     from ..learn import default_model_path
@@ -81,7 +83,7 @@ def _true_psf(micro: dict[str, Any], shape) -> np.ndarray:
 
 
 def demo_data(*, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Simulated ``sample``, ``truth``, ``beads`` arrays, the true ``psf`` and the ``microscope``.
+    """Simulate the ``sample``, ``truth`` and ``beads`` arrays; also the ``psf`` and ``microscope``.
 
     The sample is a dense phantom imaged through the PSF with Poisson noise (``photons`` at the
     brightest voxel), background and Gaussian read noise; the beads are spheres of
@@ -146,8 +148,10 @@ def demo(
     device: str = "auto",
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Simulate the demo data, write it to ``output_dir/inputs`` and run :func:`compare` on it:
-    PSF from the beads, classical methods, the shipped model when installed, ground truth.
+    """Simulate the demo data, write it to ``output_dir/inputs`` and run :func:`compare` on it.
+
+    The PSF comes from the beads; the classical methods, the shipped model when installed and the
+    ground truth are compared.
     """
     from ..io import Image, write
     from ..learn import default_model_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -29,7 +30,7 @@ RAW, TRUTH = "raw", "truth"
 _CMAP = "magma"
 
 
-def _figure(width: float, height: float, *, layout: str | None = "constrained"):
+def _figure(width: float, height: float, *, layout: Literal["constrained"] | None = "constrained"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -45,10 +46,10 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def method_colours(names: Sequence[str]) -> dict[str, str]:
-    """A stable colour per name: grey for the raw input, black for the ground truth."""
+    """Return a stable colour per name: grey for the raw input, black for the ground truth."""
     from matplotlib import colormaps
 
-    cycle = colormaps["tab10"].colors
+    tab10 = colormaps["tab10"]
     out: dict[str, str] = {}
     i = 0
     for name in names:
@@ -57,7 +58,7 @@ def method_colours(names: Sequence[str]) -> dict[str, str]:
         elif name == TRUTH:
             out[name] = "#000000"
         else:
-            c = cycle[[0, 3, 2, 1, 4, 5, 6, 8, 9][i % 9]]
+            c = tab10([0, 3, 2, 1, 4, 5, 6, 8, 9][i % 9])  # an int picks that colour
             out[name] = "#" + "".join(f"{int(255 * v):02x}" for v in c[:3])
             i += 1
     return out
@@ -156,8 +157,10 @@ def profile_figure(
     fwhm_um: Mapping[str, Mapping[str, float]] | None = None,
     background: Mapping[str, float] | None = None,
 ) -> Path:
-    """Lateral (x) and axial (z) intensity profiles through the same structure, each scaled to
-    ``(value - background) / (peak - background)`` so that shapes compare; FWHM in the legend.
+    """Plot lateral (x) and axial (z) intensity profiles through the same structure.
+
+    Each is scaled to ``(value - background) / (peak - background)`` so that shapes compare;
+    the FWHM is in the legend.
     """
     names = list(profiles)
     colours = method_colours(names)
@@ -224,8 +227,9 @@ def spectra_figure(
 def fourier_figure(
     volumes: Mapping[str, np.ndarray], voxel_size_um: Sequence[float], path: str | Path
 ) -> Path:
-    """Log amplitude spectra of the XY planes (averaged over z) and XZ planes (averaged over y),
-    the same colour range for every volume.
+    """Show log amplitude spectra of the XY (mean over z) and XZ planes (mean over y).
+
+    Every volume is drawn with the same colour range.
     """
     names = list(volumes)
     specs = {
@@ -319,7 +323,10 @@ def metrics_figure(
     columns: Sequence[tuple[str, str, bool]],
     path: str | Path,
 ) -> Path:
-    """Horizontal bars of selected metrics per method: ``columns`` = (key, label, higher_is_better)."""
+    """Draw horizontal bars of selected metrics per method.
+
+    ``columns`` holds ``(key, label, higher_is_better)`` per metric; empty metrics are skipped.
+    """
     names = list(table)
     colours = method_colours(names)
     cols = [c for c in columns if any(np.isfinite(table[n].get(c[0], np.nan)) for n in names)]

@@ -44,7 +44,7 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def figure_block(png: str | Path, caption: str, *, page_dir: str | Path, fig_id: str) -> str:
-    """An embedded PNG with its caption; ``data-file`` is the PNG's path relative to the page."""
+    """Return an embedded PNG with its caption; ``data-file`` is its path relative to the page."""
     png = Path(png)
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     rel = png.resolve().relative_to(Path(page_dir).resolve()).as_posix()
@@ -65,7 +65,7 @@ def table_block(
     caption: str = "",
     row_classes: Sequence[str] | None = None,
 ) -> str:
-    """A plain HTML table (``id=table_id``); cells are formatted with :func:`fmt` and escaped."""
+    """Return a plain HTML table (``id=table_id``); cells go through :func:`fmt`, then escaped."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
@@ -80,19 +80,19 @@ def table_block(
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
-    """A definition list of ``(label, value)`` pairs."""
+    """Return a definition list of ``(label, value)`` pairs."""
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(fmt(v))}</dd>" for k, v in pairs)
     return f'<dl class="kv">{items}</dl>'
 
 
 def section(title: str, *blocks: str, note: str = "") -> str:
-    """An ``<h2>`` section holding already-rendered blocks (and an optional note paragraph)."""
+    """Return an ``<h2>`` section holding already-rendered blocks (and an optional note)."""
     extra = f'<p class="note">{html.escape(note)}</p>' if note else ""
     return f"<section><h2>{html.escape(title)}</h2>{extra}{''.join(blocks)}</section>"
 
 
 def render_page(title: str, subtitle: str, sections: Sequence[str]) -> str:
-    """The whole page as one string."""
+    """Return the whole page as one string (title, subtitle, then the sections)."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"

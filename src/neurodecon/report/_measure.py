@@ -135,10 +135,28 @@ def rank(
     are reported but not counted: NRMSE is PSNR in other units); ties go to the higher SSIM.
     Without one it is the mean rank over decorrelation resolution (lower is better) and
     decorrelation SNR (higher is better) in the XY, XZ and YZ planes; ties go to the finer XY
-    resolution. Returns ``(order, criterion text, keys used)``.
+    resolution.
+
+    Parameters
+    ----------
+    table : mapping
+        ``{name: {metric key: value}}``, e.g. from :func:`neurodecon.metrics.evaluate`; missing
+        or NaN values rank last.
+    use_truth : bool
+        Rank by the ground-truth metrics instead of the no-reference ones.
+
+    Returns
+    -------
+    order : list of str
+        The names, best first.
+    criterion : str
+        The ranking rule in words.
+    used : list of str
+        The metric keys that counted (empty when none was present: then not ranked).
     """
     names = list(table)
     keys = {k for row in table.values() for k in row}
+    used: list[str]
     if use_truth:
         used = [k for k in ("psnr", "ssim") if k in keys]
         criterion = "mean of the ranks by PSNR and by SSIM against the ground truth"
@@ -175,18 +193,20 @@ def small_objects(
 
     vs = tuple(float(v) for v in voxel_size_um)
     scale = float(psf_fwhm_um[2]) if psf_fwhm_um is not None else None
+    if scale is not None and not (np.isfinite(scale) and scale > 0):
+        scale = None  # the PSF's FWHM could not be measured (e.g. narrower than a voxel)
     cands = _views.find_small_objects(raw, vs, scale_um=scale, max_objects=3 * max_objects)
     if len(cands) == 0:
         return cands
     half = max(4, int(round(3 * (scale or 3 * vs[2]) / vs[2])))
-    widths = []
+    measured: list[float] = []
     for z, y, x in cands:
         line = raw[z, y, max(0, x - half) : x + half + 1]
         try:
-            widths.append(float(line_profile_fwhm(line, vs[2])))
+            measured.append(float(line_profile_fwhm(line, vs[2])))
         except (ValueError, RuntimeError, ArithmeticError):
-            widths.append(float("nan"))
-    widths = np.asarray(widths)
+            measured.append(float("nan"))
+    widths = np.asarray(measured)
     ok = np.isfinite(widths)
     if not ok.any():
         return cands[:max_objects]
@@ -202,5 +222,6 @@ def reference_point(
 ) -> tuple[int, int, int]:
     """Where figures look: the brightest small object, else the brightest small structure."""
     if objects is not None and len(objects):
-        return tuple(int(v) for v in objects[0])  # type: ignore[return-value]
+        z, y, x = (int(v) for v in objects[0])
+        return z, y, x
     return _views.brightest_small_structure(raw, voxel_size_um)

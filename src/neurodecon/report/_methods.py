@@ -1,5 +1,7 @@
-"""Method specifications for ``compare``: parse ``"rl"`` / ``"model:DIR"`` / ``"model:default"``
-and run one method, timed, turning a failure into a one-line reason instead of a crash.
+"""Method specifications for ``compare``, and running one method.
+
+Parses ``"rl"`` / ``"model:DIR"`` / ``"model:default"`` and runs one method, timed, turning a
+failure into a one-line reason instead of a crash.
 """
 
 from __future__ import annotations
@@ -22,16 +24,12 @@ __all__ = [
     "parse_methods",
     "run_method",
     "DEFAULT_METHODS",
-    "ITERATIVE",
 ]
 
 log = logging.getLogger("neurodecon")
 
 #: Methods compared when none are named: the three classical work-horses and the shipped model.
 DEFAULT_METHODS: tuple[str, ...] = ("wiener", "rl", "rltv", "model:default")
-
-#: Classical methods that take an iteration count (the others are closed-form filters).
-ITERATIVE = frozenset({"landweber", "landweber+", "rl", "rltv", "tm", "ictm", "rl-accel"})
 
 
 @dataclass
@@ -125,25 +123,28 @@ def _run_classical(
     options: dict[str, Any],
     progress: ProgressFn | None,
 ) -> tuple[np.ndarray, dict]:
-    from ..classical import deconvolve
+    """Run a classical method; its parameters record what it used (from the result object)."""
+    from ..classical import ITERATIVE_METHODS, deconvolve
 
     if psf is None:
         raise user_error(f"{spec.name} needs a PSF", fix="pass --psf, --beads or a PSF model")
     kwargs = {k: v for k, v in options.items() if v is not None}
-    if spec.name not in ITERATIVE:
+    if spec.name not in ITERATIVE_METHODS:
         kwargs.pop("iterations", None)
-    seen: dict[str, int] = {}
-
-    def watch(done: int, total: int, message: str = "") -> bool | None:
-        if message == spec.name:  # the final run (not the cross-validation of "auto")
-            seen["iterations"] = total
-        return progress(done, total, message) if progress is not None else None
-
-    out = deconvolve(image, psf, method=spec.name, progress=watch, **kwargs)
+    result = deconvolve(
+        image, psf, method=spec.name, progress=progress, return_result=True, **kwargs
+    )
     params = {"method": spec.name, **kwargs}
-    if spec.name in ITERATIVE and "iterations" in seen:
-        params["iterations_used"] = seen["iterations"]
-    return out, params
+    if result.iterations is not None:
+        params["iterations_used"] = result.iterations
+    params["background_used"] = result.background
+    params["boundary_used"] = result.boundary
+    params["device_used"] = result.device
+    if result.regularization is not None:
+        params["regularization_used"] = result.regularization
+    if result.auto is not None:
+        params["auto"] = result.auto
+    return result.data, params
 
 
 def _run_model(
@@ -154,7 +155,7 @@ def _run_model(
     path = spec.model_path if spec.model_path is not None else _default_model_path()
     model = load_model(path)
     out = predict(model, image, voxel_size_um=voxel_size_um, device=device, progress=progress)
-    params = {"model": str(path), "device": device}
+    params: dict[str, Any] = {"model": str(path), "device": device}
     trained = getattr(model, "voxel_size_um", None)
     if trained is not None:
         params["model_voxel_size_um"] = [float(v) for v in trained]
@@ -171,8 +172,10 @@ def run_method(
     device: str = "auto",
     progress: ProgressFn | None = None,
 ) -> MethodResult:
-    """Run one method and time it. Any exception except a cancellation becomes
-    ``MethodResult(error="one line")`` so that one broken method does not stop the report.
+    """Run one method and time it.
+
+    Any exception except a cancellation becomes ``MethodResult(error="one line")`` so that one
+    broken method does not stop the report.
     """
     t0 = time.perf_counter()
     try:

@@ -176,7 +176,7 @@ def _contents(items: list[tuple[str, str]]) -> str:
 
 
 def render(summary: dict[str, Any], out: Path, figures: dict[str, tuple[str, str]]) -> str:
-    """The report page: summary, ranking table, figures, PSF, all metrics, files."""
+    """Return the report page: summary, ranking table, figures, PSF, all metrics, files."""
     figs = summary["figures"]
 
     def fig(fid: str) -> str:

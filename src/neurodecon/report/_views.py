@@ -38,16 +38,18 @@ def display_range(volume: np.ndarray, low: float = 0.5, high: float = 99.95) -> 
 
 
 def to_display(volume: np.ndarray, low: float = 0.5, high: float = 99.95) -> np.ndarray:
-    """``volume`` mapped to ``[0, 1]`` by its own percentile window (the same rule for every panel)."""
+    """Map ``volume`` to ``[0, 1]`` by its own percentile window (one rule for every panel)."""
     lo, hi = display_range(volume, low, high)
     return np.clip((np.asarray(volume, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
 
 
-def _sigmas(voxel_size_um: Voxel, scale_um: float) -> tuple[float, ...]:
+def _sigmas(voxel_size_um: Voxel | np.ndarray, scale_um: float) -> tuple[float, ...]:
     return tuple(max(scale_um / float(v), 0.5) for v in voxel_size_um)
 
 
-def _blob_response(volume: np.ndarray, voxel_size_um: Voxel, scale_um: float) -> np.ndarray:
+def _blob_response(
+    volume: np.ndarray, voxel_size_um: Voxel | np.ndarray, scale_um: float
+) -> np.ndarray:
     """Difference of Gaussians tuned to objects about ``scale_um`` across."""
     v = np.asarray(volume, dtype=np.float32)
     fine = ndimage.gaussian_filter(v, _sigmas(voxel_size_um, scale_um / 2.0), mode="nearest")
@@ -56,8 +58,10 @@ def _blob_response(volume: np.ndarray, voxel_size_um: Voxel, scale_um: float) ->
 
 
 def _noise_sigma(volume: np.ndarray) -> float:
-    """Noise standard deviation of a volume from its voxel-to-neighbours differences (robust MAD;
-    structure larger than a voxel barely enters).
+    """Estimate the noise standard deviation of a volume from voxel-to-neighbours differences.
+
+    A robust MAD of each voxel minus the mean of its six neighbours; structure larger than a
+    voxel barely enters.
     """
     v = np.asarray(volume, dtype=np.float32)
     k = np.zeros((3, 3, 3), np.float32)
@@ -69,7 +73,7 @@ def _noise_sigma(volume: np.ndarray) -> float:
 
 
 def _response_noise(volume: np.ndarray, voxel_size_um, scale_um: float) -> float:
-    """Standard deviation of the difference-of-Gaussians response to the volume's noise alone."""
+    """Return the standard deviation of the difference-of-Gaussians response to noise alone."""
     delta = np.zeros(tuple(min(n, 33) for n in volume.shape), np.float32)
     delta[tuple(n // 2 for n in delta.shape)] = 1.0
     gain = float(np.sqrt((_blob_response(delta, voxel_size_um, scale_um) ** 2).sum()))
@@ -118,18 +122,22 @@ def find_small_objects(
 
 
 def brightest_small_structure(volume: np.ndarray, voxel_size_um: Voxel) -> tuple[int, int, int]:
-    """Voxel index of the brightest small structure (the strongest object of
-    :func:`find_small_objects`); the brightest voxel of a smoothed copy when there is none.
+    """Return the voxel index ``(z, y, x)`` of the brightest small structure.
+
+    That is the strongest object of :func:`find_small_objects`, or the brightest voxel of a
+    smoothed copy when there is none.
     """
     objs = find_small_objects(volume, voxel_size_um, max_objects=1)
     if len(objs):
-        return tuple(int(i) for i in objs[0])  # type: ignore[return-value]
+        z, y, x = (int(i) for i in objs[0])
+        return z, y, x
     smooth = ndimage.gaussian_filter(np.asarray(volume, dtype=np.float32), 1.0)
-    return tuple(int(i) for i in np.unravel_index(int(np.argmax(smooth)), smooth.shape))  # type: ignore[return-value]
+    z, y, x = (int(i) for i in np.unravel_index(int(np.argmax(smooth)), smooth.shape))
+    return z, y, x
 
 
 def orthoslices(volume: np.ndarray, point: Sequence[int]) -> dict[str, np.ndarray]:
-    """The XY, XZ and YZ planes through ``point`` = (z, y, x): shapes (Y, X), (Z, X), (Y, Z)."""
+    """Return the XY, XZ and YZ planes through ``point`` = (z, y, x): (Y, X), (Z, X), (Y, Z)."""
     z, y, x = (int(p) for p in point)
     return {"xy": volume[z], "xz": volume[:, y, :], "yz": volume[:, :, x].T}
 
@@ -211,8 +219,10 @@ def _window(n: int) -> np.ndarray:
 def radial_spectrum(
     volume: np.ndarray, voxel_size_um: Voxel, *, n_bins: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lateral power spectrum: XY planes (standardised volume, each plane's mean removed,
-    Hann-windowed) averaged over z and over rings of equal spatial frequency. Returns ``(frequency in cycles/µm, power)``.
+    """Compute the lateral power spectrum, averaged over z and over rings of equal frequency.
+
+    The XY planes of the standardised volume, each with its mean removed and Hann-windowed.
+    Returns ``(frequency in cycles/µm, power)``.
     """
     _, vy, vx = (float(v) for v in voxel_size_um)
     v = _standardise(volume)
@@ -238,10 +248,10 @@ def radial_spectrum(
 
 
 def axial_spectrum(volume: np.ndarray, voxel_size_um: Voxel) -> tuple[np.ndarray, np.ndarray]:
-    """Axial power spectrum: 1D spectra along z (each line's mean removed, Hann-windowed)
-    averaged over all (y, x).
+    """Compute the axial power spectrum: 1D spectra along z averaged over all (y, x).
 
-    Returns ``(frequency in cycles/µm, power)`` for the non-negative frequencies.
+    Each line has its mean removed and is Hann-windowed. Returns
+    ``(frequency in cycles/µm, power)`` for the non-negative frequencies.
     """
     vz = float(voxel_size_um[0])
     v = _standardise(volume)
@@ -251,8 +261,10 @@ def axial_spectrum(volume: np.ndarray, voxel_size_um: Voxel) -> tuple[np.ndarray
 
 
 def log_spectrum_2d(planes: np.ndarray) -> np.ndarray:
-    """``log10`` of the centred amplitude spectrum of a Hann-windowed, standardised 2D plane, or
-    of the root-mean-square spectrum over the first axis of a stack of planes.
+    """Return ``log10`` of the centred amplitude spectrum of a standardised 2D plane.
+
+    The plane is Hann-windowed; for a stack of planes, the root-mean-square spectrum over the
+    first axis.
     """
     p = _standardise(planes)
     p = p * _window(p.shape[-2])[:, None] * _window(p.shape[-1])[None, :]

@@ -30,7 +30,7 @@ def _trim_zeros(ker: np.ndarray) -> np.ndarray:
 
 
 def _wrap_kernel(ker: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Kernel folded onto a periodic grid of ``shape`` with its centre at index 0."""
+    """Return the kernel folded onto a periodic grid of ``shape``, its centre at index 0."""
     idx = [(np.arange(k) - k // 2) % n for k, n in zip(ker.shape, shape, strict=True)]
     out = np.zeros(shape, dtype=np.float32)
     np.add.at(out, np.ix_(*idx), ker)
@@ -38,7 +38,7 @@ def _wrap_kernel(ker: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def convolve(volume: np.ndarray, psf: np.ndarray, *, boundary: str = "zero") -> np.ndarray:
-    """Convolution of ``volume`` with ``psf``, same shape as ``volume``, float32.
+    """Convolve ``volume`` with ``psf``; the result has the shape of ``volume``, in float32.
 
     The PSF's centre is index ``n // 2`` on every axis, also for even sizes: a delta in the
     volume stays where it is. The PSF is used as given (normalise it to sum 1 to keep the flux).
@@ -52,6 +52,23 @@ def convolve(volume: np.ndarray, psf: np.ndarray, *, boundary: str = "zero") -> 
         least ``volume + psf − 1`` voxels per axis, cropped from the PSF centre).
         ``"periodic"``: circular convolution, the volume wraps around (the FFT convention of
         many published simulations).
+
+    Returns
+    -------
+    ndarray
+        float32, shape of ``volume``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neurodecon.synth import convolve
+    >>> vol = np.zeros((5, 5, 5), np.float32)
+    >>> vol[2, 2, 2] = 1.0
+    >>> psf = np.zeros((3, 3, 3), np.float32)
+    >>> psf[1, 1, 1], psf[1, 1, 2] = 0.75, 0.25
+    >>> out = convolve(vol, psf)
+    >>> out.shape, np.round(out[2, 2, 2:4], 4).tolist(), round(float(out.sum()), 4)
+    ((5, 5, 5), [0.75, 0.25], 1.0)
     """
     from scipy import fft
 
@@ -85,6 +102,7 @@ def forward_model(
     background: float = 0.0,
     read_noise: float = 0.0,
     offset: float = 0.0,
+    gain: float = 1.0,
     seed: int = 0,
     boundary: str = "zero",
 ) -> np.ndarray:
@@ -92,8 +110,10 @@ def forward_model(
 
     ``truth`` is scaled so that its maximum emits ``photons`` expected photons (per voxel, before
     blurring), blurred with the PSF (normalised to sum 1, so the flux is kept), ``background``
-    photons per voxel are added, Poisson noise is drawn, then the camera ``offset`` and Gaussian
-    read noise of standard deviation ``read_noise`` (photo-electrons) are added.
+    photons per voxel are added, Poisson noise is drawn, the camera turns each photo-electron
+    into ``gain`` counts and adds Gaussian read noise of standard deviation ``read_noise``
+    photo-electrons (``gain · read_noise`` counts) and its ``offset`` (counts):
+    ``counts = gain · (Poisson(expected) + N(0, read_noise²)) + offset``.
 
     Parameters
     ----------
@@ -104,8 +124,12 @@ def forward_model(
     photons : float or None
         Expected photons at the brightest truth voxel. ``None`` keeps the truth's scale and
         draws no Poisson noise (only blur, background, offset and read noise).
-    background, read_noise, offset : float
-        In photons / photo-electrons per voxel.
+    background, read_noise : float
+        Background light in photons per voxel; read noise σ in photo-electrons.
+    offset : float
+        Camera offset in counts.
+    gain : float
+        Counts per photo-electron (default 1: counts are photo-electrons).
     seed : int
         Seed of the noise; the same arguments give the same image.
     boundary : {"zero", "periodic"}
@@ -131,6 +155,8 @@ def forward_model(
         raise user_error(
             "background and read noise must be ≥ 0", fix="check --background and --read-noise"
         )
+    if not (np.isfinite(gain) and gain > 0):
+        raise user_error(f"gain {gain} must be positive", fix="e.g. --gain 2 (counts per e⁻)")
     kernel = np.clip(np.asarray(psf, dtype=np.float64), 0.0, None)
     if not kernel.sum() > 0:
         raise user_error("the PSF has no positive values", fix="check the PSF")
@@ -142,7 +168,9 @@ def forward_model(
     )
     rng = np.random.default_rng(seed)
     image = rng.poisson(expected).astype(np.float32) if photons is not None else expected
+    if gain != 1.0:
+        image *= np.float32(gain)
     image += np.float32(offset)
     if read_noise > 0:
-        image += rng.normal(0.0, read_noise, size=image.shape).astype(np.float32)
+        image += rng.normal(0.0, read_noise * gain, size=image.shape).astype(np.float32)
     return image

@@ -22,6 +22,9 @@ Families (combine several with a comma list; they are merged by maximum):
     Small spheres of varying size and brightness (vesicles, synaptic puncta), partial-volume edges.
 ``beads``
     Sub-resolution spheres of one diameter and brightness, as on a bead slide.
+``dendrites``, ``clusters``, ``er``
+    Dendrites with spines, protein clusters and endoplasmic-reticulum networks, after the cell
+    structures of the paper's §2.3–2.5 (see :mod:`._cell_phantoms`).
 
 Sizes default to multiples of the lateral voxel size (the *feature unit* ``u``) so that a
 phantom looks alike at any sampling — microscope data are sampled near Nyquist, so ``u`` tracks
@@ -31,47 +34,22 @@ the PSF width. Everything is computed in µm, so anisotropic voxels give round o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import user_error
+from ._cell_phantoms import clusters, dendrites, er
+from ._placement import count as _count
+from ._placement import directions as _directions
+from ._placement import perturb as _perturb
+from ._placement import size_range as _range
+from ._placement import uniform_points as _uniform_points
+from ._placement import volume_um3 as _volume_um3
 from ._render import draw_capsules, draw_ellipsoids, draw_spheres, random_field, soft_level_set
 
 __all__ = ["phantom", "PHANTOMS"]
-
-_MAX_OBJECTS = 50_000
-
-
-def _volume_um3(shape, vox) -> float:
-    return float(np.prod(np.asarray(shape, dtype=np.float64) * np.asarray(vox, dtype=np.float64)))
-
-
-def _count(expected: float, rng: np.random.Generator) -> int:
-    return int(min(rng.poisson(max(expected, 0.0)), _MAX_OBJECTS))
-
-
-def _uniform_points(n: int, shape, vox, rng) -> np.ndarray:
-    ext = np.asarray(shape, dtype=np.float64) * np.asarray(vox, dtype=np.float64)
-    return rng.uniform(0.0, 1.0, size=(n, 3)) * ext - 0.5 * np.asarray(vox)
-
-
-def _directions(n: int, rng) -> np.ndarray:
-    cos_t = rng.uniform(-1.0, 1.0, n)
-    phi = rng.uniform(0.0, 2 * np.pi, n)
-    sin_t = np.sqrt(1.0 - cos_t**2)
-    return np.stack([cos_t, sin_t * np.sin(phi), sin_t * np.cos(phi)], axis=1)
-
-
-def _range(value, u: float, default: tuple[float, float]) -> tuple[float, float]:
-    if value is None:
-        return default[0] * u, default[1] * u
-    if np.isscalar(value):
-        return float(value), float(value)
-    lo, hi = (float(v) for v in value)
-    return lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,14 +108,6 @@ def _tubes(vol, vox, u, rng, density, radius_um=None, intensity=(0.3, 1.0), leng
             values,
             edge_um=u,
         )
-
-
-def _perturb(d: list[float], g: Sequence[float], scale: float) -> list[float]:
-    """Unit vector ``d + scale · g_⊥`` (``g_⊥`` = part of ``g`` orthogonal to ``d``), plain floats."""
-    dot = d[0] * g[0] + d[1] * g[1] + d[2] * g[2]
-    v = [d[i] + scale * (g[i] - dot * d[i]) for i in range(3)]
-    n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) or 1.0
-    return [c / n for c in v]
 
 
 def _filaments(
@@ -236,6 +206,9 @@ _FAMILIES: dict[str, Callable[..., None]] = {
     "sponge": _sponge,
     "puncta": _puncta,
     "beads": _beads,
+    "dendrites": dendrites,
+    "clusters": clusters,
+    "er": er,
 }
 PHANTOMS = tuple(_FAMILIES)
 
@@ -292,8 +265,8 @@ def phantom(
     Parameters
     ----------
     names : str or list of str
-        Families among ``ellipsoids, tubes, sheets, filaments, sponge, puncta, beads``; a comma
-        list or a list. Several families are merged by maximum.
+        Families among ``ellipsoids, tubes, sheets, filaments, sponge, puncta, beads, dendrites,
+        clusters, er``; a comma list or a list. Several families are merged by maximum.
     shape : (Z, Y, X) ints
         Output shape.
     voxel_size_um : (z, y, x) floats
@@ -314,7 +287,10 @@ def phantom(
         ``tubes_length_density``, ``filaments_radius_um``, ``filaments_branch_probability``,
         ``sheets_correlation_um``, ``sheets_thickness_um``, ``sponge_correlation_um``,
         ``sponge_thickness_um``, ``puncta_radius_um``, ``puncta_spacing``, ``beads_diameter_um``,
-        ``beads_spacing`` (see the family functions).
+        ``beads_spacing``, ``dendrites_radius_um``, ``dendrites_spines_per_um``,
+        ``dendrites_neck_length_um``, ``dendrites_head_radius_um``, ``clusters_cluster_radius_um``,
+        ``clusters_per_cluster``, ``er_tubule_radius_um``, ``er_sheet_radius_um`` … (see the
+        family functions).
 
     Returns
     -------
@@ -333,7 +309,11 @@ def phantom(
             f"invalid voxel size {tuple(voxel_size_um)}",
             fix="give three positive numbers Z Y X in µm",
         )
-    margin = (int(margin_px),) * 3 if np.isscalar(margin_px) else tuple(int(m) for m in margin_px)
+    margin = (
+        (int(margin_px),) * 3
+        if isinstance(margin_px, (int, float, np.number))
+        else tuple(int(m) for m in margin_px)
+    )
     if len(margin) != 3 or min(margin) < 0:
         raise user_error(f"invalid margin {margin_px!r}", fix="give a margin ≥ 0 in voxels")
     if not density > 0:

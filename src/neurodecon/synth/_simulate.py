@@ -43,6 +43,7 @@ def simulate(
     background: float = 0.0,
     read_noise: float = 0.0,
     offset: float = 0.0,
+    gain: float = 1.0,
     seed: int = 0,
     margin_px: int | Sequence[int] | None = None,
     density: float = 1.0,
@@ -51,19 +52,21 @@ def simulate(
     psf_source: str | os.PathLike | None = None,
     **phantom_options: Any,
 ) -> Simulation:
-    """Phantom → blur → noise, in one call.
+    """Simulate a microscope stack: phantom → blur → noise, in one call.
 
     Parameters
     ----------
     phantoms : str or list of str
         Phantom families (see :func:`neurodecon.synth.phantom`).
-    shape, voxel_size_um
-        Output shape (Z, Y, X) and voxel size (z, y, x) in µm.
-    psf : ndarray, optional
+    shape : (Z, Y, X) ints
+        Output shape.
+    voxel_size_um : (z, y, x) floats
+        Voxel size in µm.
+    psf : (Z, Y, X) ndarray, optional
         A PSF at ``voxel_size_um`` (validated and centred with
         :func:`neurodecon.psf.prepare_psf`); otherwise ``psf_model`` with ``psf_params``
         (keyword arguments of :func:`neurodecon.psf.make_psf`) and ``psf_shape``.
-    photons, background, read_noise, offset, seed
+    photons, background, read_noise, offset, gain, seed
         See :func:`neurodecon.synth.forward_model`.
     margin_px : int or (3,) ints, optional
         The phantom is drawn larger by this margin on each side and blurred before cropping, so
@@ -76,6 +79,12 @@ def simulate(
         refused unless ``overwrite``.
     psf_source : str, optional
         Where ``psf`` came from (a file name), recorded in the parameters.
+
+    Returns
+    -------
+    Simulation
+        ``truth`` and ``image`` of ``shape``, the ``psf`` used, all (Z, Y, X) float32 arrays,
+        with the voxel size and the parameters (also written to ``simulation.json``).
     """
     from ..psf import resolve_psf
 
@@ -104,7 +113,9 @@ def simulate(
         margin = tuple(n // 2 for n in kernel.shape)
     else:
         margin = (
-            (int(margin_px),) * 3 if np.isscalar(margin_px) else tuple(int(m) for m in margin_px)
+            (int(margin_px),) * 3
+            if isinstance(margin_px, (int, float, np.number))
+            else tuple(int(m) for m in margin_px)
         )
     big = tuple(s + 2 * m for s, m in zip(shape_t, margin, strict=True))
     truth_big = phantom(
@@ -117,6 +128,7 @@ def simulate(
         background=background,
         read_noise=read_noise,
         offset=offset,
+        gain=gain,
         seed=seed + 1,
     )
     crop = tuple(slice(m, m + s) for m, s in zip(margin, shape_t, strict=True))
@@ -134,13 +146,15 @@ def simulate(
         "background": background,
         "read_noise": read_noise,
         "offset": offset,
-        "forward_model": "image = Poisson(truth / max(truth) * photons ⊛ psf + background) + offset + N(0, read_noise²)",
+        "gain": gain,
+        "forward_model": "image = gain · (Poisson(truth / max(truth) * photons ⊛ psf + "
+        "background) + N(0, read_noise²)) + offset",
     }
     sim = Simulation(
         truth=np.ascontiguousarray(truth_big[crop]),
         image=np.ascontiguousarray(image_big[crop]),
         psf=kernel,
-        voxel_size_um=vox,
+        voxel_size_um=(vox[0], vox[1], vox[2]),  # three values: phantom() checked them
         parameters=parameters,
     )
     if output_dir is not None:
@@ -151,7 +165,11 @@ def simulate(
 def write_simulation(
     sim: Simulation, output_dir: str | os.PathLike, *, overwrite: bool = False
 ) -> Path:
-    """Write ``truth.tif``, ``image.tif``, ``psf.tif`` and ``simulation.json`` into ``output_dir``."""
+    """Write ``truth.tif``, ``image.tif``, ``psf.tif`` and ``simulation.json`` to ``output_dir``.
+
+    The folder is created; an existing non-empty one is refused unless ``overwrite``. Returns
+    the folder.
+    """
     from ..io import write
 
     out = Path(output_dir)

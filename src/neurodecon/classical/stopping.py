@@ -35,28 +35,44 @@ Thinning needs photon counts. Non-negative integer data are taken as counts (gai
 a high-pass residual against the local mean (Poisson: variance = gain × mean, the slope of a
 robust line fit), then stochastically rounded. That assumes Poisson-dominated noise; the estimated
 gain is logged.
+
+The rule reaches the deconvolver only through the small :class:`IterativeSolver` interface
+(:class:`~neurodecon.classical.Deconvolver` implements it); :func:`cross_validate` returns the
+choice with its diagnostics (:class:`AutoChoice`), :func:`auto_iterations` just the count.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from ..metrics import estimate_gain
 from ..progress import ProgressFn, report
-from ._engine import POISSON_METHODS
-from ._iterative import TINY, richardson_lucy
+from ._iterative import TINY, Hooks
+from ._methods import POISSON_METHODS
+from ._noise import to_counts
 
 __all__ = [
+    "ACCELERATED_FACTOR",
+    "CREEP",
+    "FULL_DATA_FACTOR",
+    "GAIN_CAP_FACTOR",
+    "GAIN_FRACTION",
+    "MAX_AUTO_ITERATIONS",
+    "PLATEAU",
+    "AutoChoice",
+    "IterativeSolver",
     "auto_iterations",
+    "cross_validate",
     "estimate_gain",
-    "to_counts",
+    "full_data_count",
     "gain_fraction_iteration",
     "tail_gain",
-    "full_data_count",
-    "FULL_DATA_FACTOR",
-    "ACCELERATED_FACTOR",
+    "to_counts",
 ]
 
 log = logging.getLogger("neurodecon")
@@ -92,10 +108,103 @@ GAIN_CAP_FACTOR = 3
 CREEP = 1e-4
 
 
+class IterativeSolver(Protocol):
+    """What the ``auto`` rule needs from a deconvolver (:class:`~neurodecon.classical.Deconvolver`).
+
+    Tensors live on the solver's device, on its padded FFT grid.
+    """
+
+    method: str
+
+    def observed_data(self, image: np.ndarray) -> torch.Tensor:
+        """Put a frame of the image's shape on the grid's observed region."""
+        ...
+
+    def initial_estimate(self, y: torch.Tensor, background: float) -> torch.Tensor:
+        """Return the (reused) estimate buffer, set to the flat start for data ``y``."""
+        ...
+
+    def iterate(
+        self,
+        y: torch.Tensor,
+        background: float,
+        x: torch.Tensor,
+        iterations: int,
+        hooks: Hooks,
+        *,
+        method: str | None = None,
+    ) -> None:
+        """Run ``iterations`` of the solver's method (or ``method``) on ``x`` in place."""
+        ...
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """The iteration count chosen by cross-validation, with what it was chosen from.
+
+    Attributes
+    ----------
+    iterations : int
+        The count for the full data.
+    half_data_iterations : int
+        ``k½``, the maximum of the held-out likelihood on half the counts.
+    curve : tuple of float
+        The held-out log-likelihood after each half-data iteration.
+    budget : int
+        The cross-validation's iteration budget.
+    gain : float
+        Intensity units per photon used to make counts (1 for integer data).
+    accelerated : bool
+        ``rl-accel``: cross-validated with plain RL, mapped to ``ACCELERATED_FACTOR · √k``.
+    still_rising : bool
+        The held-out likelihood never turned within the budget and was still creeping up.
+    capped : bool
+        The count was lowered by the gain cap (``3 · k_gain``, see the module docstring).
+    seed : int
+        Seed of the thinning.
+    """
+
+    iterations: int
+    half_data_iterations: int
+    curve: tuple[float, ...]
+    budget: int
+    gain: float
+    accelerated: bool
+    still_rising: bool
+    capped: bool
+    seed: int
+
+    def summary(self) -> dict[str, Any]:
+        """Return the choice without the curve (its length instead), as a JSON-friendly dict.
+
+        Examples
+        --------
+        >>> c = AutoChoice(60, 30, (0.0, 1.0), 1000, 1.0, False, False, False, 0)
+        >>> c.summary()["curve_length"], c.summary()["half_data_iterations"]
+        (2, 30)
+        """
+        return {
+            "iterations": self.iterations,
+            "half_data_iterations": self.half_data_iterations,
+            "curve_length": len(self.curve),
+            "budget": self.budget,
+            "gain": self.gain,
+            "accelerated": self.accelerated,
+            "still_rising": self.still_rising,
+            "capped": self.capped,
+            "seed": self.seed,
+        }
+
+
 def tail_gain(curve) -> float:
-    """Gain of the curve over its second half, as a fraction of its total gain.
+    """Return the curve's gain over its second half, as a fraction of its total gain.
 
     Three lookups, no copy: the cross-validation calls it after every iteration.
+
+    Examples
+    --------
+    >>> tail_gain([0.0, 5.0, 8.0, 10.0])  # (10 - 8) / (10 - 0)
+    0.2
     """
     if len(curve) == 0:
         return 0.0
@@ -104,58 +213,18 @@ def tail_gain(curve) -> float:
 
 
 def gain_fraction_iteration(curve, fraction: float) -> int:
-    """First iteration (1-based) whose value is within ``fraction`` of the curve's total gain."""
+    """Return the first iteration (1-based) whose value is within ``fraction`` of the total gain.
+
+    Examples
+    --------
+    >>> gain_fraction_iteration([0.0, 5.0, 9.5, 10.0], 0.1)
+    3
+    """
     c = np.asarray(curve, dtype=np.float64)
     if c.size == 0:
         return 1
     top = float(c.max())
     return int(np.argmax(c >= top - fraction * (top - float(c[0])))) + 1
-
-
-def estimate_gain(image: np.ndarray) -> float:
-    """Camera gain (intensity units per photon) from the noise: ``var = gain · mean + c``.
-
-    The noise is isolated with a 3-D high-pass (the voxel minus the mean of its 6 neighbours,
-    variance ``(1 + 1/6) σ²`` for white noise); voxels are binned by their local mean and a
-    Theil–Sen line through the bins' variances gives the slope, insensitive to the offset and to
-    the few bins that hold sharp structure.
-    """
-    from scipy.ndimage import uniform_filter
-    from scipy.stats import theilslopes
-
-    from ._noise import highpass_residual
-
-    img = np.asarray(image, dtype=np.float32)
-    resid, scale = highpass_residual(img)
-    local = uniform_filter(img, 3, mode="mirror")
-    edges = np.quantile(local, np.linspace(0.02, 0.98, 21))
-    means, variances = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (local >= lo) & (local < hi)
-        if sel.sum() < 50:
-            continue
-        r = resid[sel]
-        means.append(float(local[sel].mean()))
-        variances.append(float(np.mean(r.astype(np.float64) ** 2)) / scale)
-    if len(means) >= 3 and np.ptp(means) > 0:
-        slope = float(theilslopes(variances, means)[0])
-        if slope > 0:
-            return slope
-    mean = float(np.mean(np.clip(img, 0, None)))
-    return float(np.mean(resid.astype(np.float64) ** 2) / scale / mean) if mean > 0 else 1.0
-
-
-def to_counts(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Photon counts for thinning: ``(counts as int64, gain)``."""
-    img = np.asarray(image, dtype=np.float32)
-    if img.min() >= 0 and np.all(img == np.round(img)):
-        return img.astype(np.int64), 1.0
-    gain = estimate_gain(img)
-    scaled = np.clip(img, 0, None).astype(np.float64) / gain
-    floor = np.floor(scaled)
-    counts = floor + (rng.random(scaled.shape) < (scaled - floor))
-    log.info("iterations=auto: data are not integer counts; estimated gain %.4g per photon", gain)
-    return counts.astype(np.int64), gain
 
 
 class _HeldOut:
@@ -189,17 +258,31 @@ class _HeldOut:
 def full_data_count(
     curve, k_half: int, *, accelerated: bool = False, capped: bool = True, budget: int | None = None
 ) -> int:
-    """Iterations for the full data from the half-data held-out ``curve`` and its maximum ``k_half``.
+    """Return the full data's iteration count from the half-data held-out ``curve``.
 
-    ``2·k½``; capped at ``3·k_gain`` when the curve never turned within ``budget`` and was still
-    creeping up (only if ``capped``: the Richardson–Lucy family, where the cap was measured);
-    mapped to ``ACCELERATED_FACTOR·√k`` for the accelerated method.
+    ``2·k½`` (``k_half`` is the curve's maximum); capped at ``3·k_gain`` when the curve never
+    turned within ``budget`` and was still creeping up (only if ``capped``: the Richardson–Lucy
+    family, where the cap was measured); mapped to ``ACCELERATED_FACTOR·√k`` for the accelerated
+    method.
+
+    Examples
+    --------
+    >>> full_data_count([0.0, 2.0, 3.0, 2.5], 3)
+    6
     """
+    return _full_data_choice(curve, k_half, accelerated, capped, budget)[0]
+
+
+def _full_data_choice(
+    curve, k_half: int, accelerated: bool, capped: bool, budget: int | None
+) -> tuple[int, bool, bool]:
+    """Return ``(count, the curve was still rising, the count was capped)``."""
     budget = MAX_AUTO_ITERATIONS if budget is None else budget
     k = int(round(FULL_DATA_FACTOR * k_half))
     never_turned = (
         len(curve) >= budget and k_half >= 0.95 * len(curve) and tail_gain(curve) >= CREEP
     )
+    was_capped = False
     if never_turned and not capped:
         log.warning(
             "iterations=auto: the held-out likelihood still rises after %d iterations "
@@ -226,40 +309,86 @@ def full_data_count(
                 k_gain,
             )
             k = max(GAIN_CAP_FACTOR * k_gain, 1)
+            was_capped = True
     if accelerated:
         k = max(int(round(ACCELERATED_FACTOR * k**0.5)), 1)
-    return k
+    return k, never_turned, was_capped
 
 
-def auto_iterations(
-    dec,
+def cross_validate(
+    solver: IterativeSolver,
     image: np.ndarray,
     background: float,
     *,
     progress: ProgressFn | None = None,
     seed: int = 0,
-    return_curve: bool = False,
-):
-    """Best iteration count for ``dec`` (a :class:`~._engine.Deconvolver`) on ``image``."""
+) -> AutoChoice:
+    """Choose the iteration count of ``solver`` on ``image`` by held-out likelihood.
+
+    Parameters
+    ----------
+    solver : IterativeSolver
+        The deconvolver (for one PSF and the image's shape) whose method is cross-validated.
+    image : (Z, Y, X) ndarray
+        The frame (float32, already clipped at 0 for the Poisson methods).
+    background : float
+        The background of the full data, in the image's units.
+    progress : callable, optional
+        ``progress(done, total, message)`` during the cross-validation run.
+    seed : int
+        Seed of the binomial thinning (and of the stochastic rounding of non-integer data).
+
+    Returns
+    -------
+    AutoChoice
+        The count and what it was chosen from. The budget is :data:`MAX_AUTO_ITERATIONS` (read at
+        each call).
+    """
+    budget = MAX_AUTO_ITERATIONS
     rng = np.random.default_rng(seed)
     counts, gain = to_counts(image, rng)
     y1 = rng.binomial(counts, 0.5)
     y2 = (counts - y1).astype(np.float32)
     y1 = y1.astype(np.float32)
     b_half = background / gain / 2.0
-    t1 = dec._observed_data(y1)
-    t2 = dec._observed_data(y2)
-    hooks = _HeldOut(t2, progress, MAX_AUTO_ITERATIONS)
-    x = dec._initial_estimate(t1, b_half)
-    accelerated = dec.method == "rl-accel"
-    if accelerated:  # cross-validated with plain RL, mapped below (module docstring)
-        richardson_lucy(dec.op, t1, b_half, x, MAX_AUTO_ITERATIONS, hooks)
-    else:
-        dec._iterate(t1, b_half, x, MAX_AUTO_ITERATIONS, hooks)
+    t1 = solver.observed_data(y1)
+    t2 = solver.observed_data(y2)
+    hooks = _HeldOut(t2, progress, budget)
+    x = solver.initial_estimate(t1, b_half)
+    accelerated = solver.method == "rl-accel"
+    # rl-accel is cross-validated with plain RL and mapped (module docstring)
+    solver.iterate(t1, b_half, x, budget, hooks, method="rl" if accelerated else None)
     k_half = max(hooks.best_k, 1)
-    k = full_data_count(
-        hooks.curve, k_half, accelerated=accelerated, capped=dec.method in POISSON_METHODS
+    k, rising, capped = _full_data_choice(
+        hooks.curve, k_half, accelerated, solver.method in POISSON_METHODS, budget
     )
+    return AutoChoice(
+        iterations=k,
+        half_data_iterations=k_half,
+        curve=tuple(hooks.curve),
+        budget=budget,
+        gain=float(gain),
+        accelerated=accelerated,
+        still_rising=rising,
+        capped=capped,
+        seed=seed,
+    )
+
+
+def auto_iterations(
+    dec: IterativeSolver,
+    image: np.ndarray,
+    background: float,
+    *,
+    progress: ProgressFn | None = None,
+    seed: int = 0,
+    return_curve: bool = False,
+) -> Any:
+    """Return the best iteration count for ``dec`` on ``image`` (see :func:`cross_validate`).
+
+    With ``return_curve=True``: ``(count, k½, held-out curve as a list)``.
+    """
+    choice = cross_validate(dec, image, background, progress=progress, seed=seed)
     if return_curve:
-        return k, k_half, hooks.curve
-    return k
+        return choice.iterations, choice.half_data_iterations, list(choice.curve)
+    return choice.iterations
