@@ -11,6 +11,8 @@ that tool's own averaged PSF (``_output/psf_av.tif``, 5x upsampled, 21.6 x 21.6 
 with the same function (``neurodecon.metrics.bead_fwhm``) and prints the ratio. With ``--out``
 it writes a QC figure per stack there. ``--simulated`` adds the simulated stacks of
 ``tests/test_beads.py`` (known PSF) at several photon levels: NCC and FWHM error of the PSF.
+``--method`` (default ``average``, the method these tables were made for) chooses the extraction;
+``benchmarks/bench_beads_joint.py`` judges the methods by the deconvolution they give.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from neurodecon.metrics import bead_fwhm
 from neurodecon.psf import bead_qc_figure, extract_psf
 
 REPO = Path(__file__).resolve().parents[1]
+METHOD = ["average"]  # set from --method
 
 # name, path under the data folder, voxel size override, bead diameter (µm), note
 STACKS = [
@@ -67,14 +70,19 @@ def simulated_table(rl_iterations: int) -> None:
     tb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tb)
     print(
-        "| simulated stack (28 single beads, 4 doublets, 4 beads 10x brighter; clipped at 4095) | peak photons "
-        "| used | rejected | NCC(p, true) | FWHM error z/y/x (%) | NCC(o*, true) | p x-Nyquist power (true) |"
+        "| simulated stack (28 single beads, 4 doublets, 4 beads 10x brighter; clipped at 4095) "
+        "| peak photons | used | rejected | NCC(p, true) | FWHM error z/y/x (%) | NCC(o*, true) "
+        "| p x-Nyquist power (true) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for seed, photons in ((0, 1500.0), (1, 200.0), (2, 60.0)):
         stack, _, sigma = tb.simulate_beads(seed, photons=photons)
         res = extract_psf(
-            stack, voxel_size_um=tb.VOX, bead_diameter_um=0.2, bead_removal_iterations=rl_iterations
+            stack,
+            voxel_size_um=tb.VOX,
+            bead_diameter_um=0.2,
+            bead_removal_iterations=rl_iterations,
+            method=METHOD[0],
         )
         true = tb.gaussian_psf(res.psf.shape, tb.VOX, sigma)
         err = 100 * (np.asarray(res.psf_fwhm_um) / np.asarray(bead_fwhm(true, tb.VOX)) - 1)
@@ -107,8 +115,9 @@ def demo_like_table(tb) -> None:
     )
     true_fwhm = np.asarray(bead_fwhm(psf, vs, center=tuple(float(n // 2) for n in psf.shape)))
     print(
-        "| demo-like confocal beads (NA 1.4, 0.1 µm beads, 0.1/0.05/0.05 µm voxels, 1200 photons), seed "
-        "| used | spectral filter | p x-Nyquist power (true PSF) | FWHM error z/y/x (%) |"
+        "| demo-like confocal beads (NA 1.4, 0.1 µm beads, 0.1/0.05/0.05 µm voxels, "
+        "1200 photons), seed | used | spectral filter | p x-Nyquist power (true PSF) "
+        "| FWHM error z/y/x (%) |"
     )
     print("|---|---|---|---|---|")
     for seed in (2, 5, 8):
@@ -125,7 +134,9 @@ def demo_like_table(tb) -> None:
             truth, psf, photons=1200.0, background=5.0, read_noise=1.0, seed=seed + 1
         )
         for on in (False, True):
-            res = extract_psf(stack, voxel_size_um=vs, bead_diameter_um=0.1, spectral_filter=on)
+            res = extract_psf(
+                stack, voxel_size_um=vs, bead_diameter_um=0.1, spectral_filter=on, method=METHOD[0]
+            )
             err = 100 * (np.asarray(res.psf_fwhm_um) / true_fwhm - 1)
             print(
                 f"| {seed} | {res.n_used} | {'on' if on else 'off'} | "
@@ -150,7 +161,9 @@ def main() -> None:
         help="Richardson-Lucy iterations of the bead removal (simulated stacks; default 10)",
     )
     ap.add_argument("--skip-real", action="store_true", help="only the simulated stacks")
+    ap.add_argument("--method", choices=("average", "joint"), default="average")
     args = ap.parse_args()
+    METHOD[0] = args.method
     if args.simulated:
         print(f"Bead removal: {args.rl_iterations} Richardson-Lucy iterations")
         simulated_table(args.rl_iterations)
@@ -170,7 +183,7 @@ def main() -> None:
         t0 = time.perf_counter()
         image = nd.read(args.data / rel, voxel_size_um=vox)
         t1 = time.perf_counter()
-        res = extract_psf(image, bead_diameter_um=diameter)
+        res = extract_psf(image, bead_diameter_um=diameter, method=METHOD[0])
         t2 = time.perf_counter()
         rej = ", ".join(
             f"{r}: {n}" for r, n in sorted(res.rejection_counts.items(), key=lambda kv: -kv[1])

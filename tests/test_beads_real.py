@@ -112,7 +112,7 @@ def test_cli_extract_text_summary_on_confocal_beads(shared_data, run_cli, tmp_pa
     )
     assert code == 0, err
     assert "beads used:" in out and "FWHM o* (µm):" in out
-    assert "rejected (z, y, x) = (24, 82, 75): bright" in out  # 151 counts vs 70-87: 2x brighter
+    assert "left out (z, y, x) = (24, 82, 75): bright" in out  # 151 counts vs 70-87: 2x brighter
     res = extract_psf(nd.read(beads), bead_diameter_um=0.1)
     assert res.n_used >= 3
     # documented single-bead FWHM (PROVENANCE.md): about 0.57 µm axial, 0.23 µm y, 0.16 µm x

@@ -14,11 +14,14 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     """Add ``psf extract`` to ``neurodecon psf``."""
     p = psf_sub.add_parser(
         "extract",
-        help="experimental PSF from a bead z-stack (detect, align, average, remove the bead size)",
-        description="Detect the beads of a z-stack, reject saturated, crowded, border and outlier "
-        "beads (doublets, aggregates), align the rest with sub-voxel precision, average them, and "
-        "write the PSF with the bead size removed. Optionally also the averaged bead o* and the "
-        "ideal bead i* (NeuroDecon's training kernels) and a QC figure.",
+        help="experimental PSF from a bead z-stack (all beads fitted jointly, or averaged)",
+        description="Detect and localise the beads of a z-stack and estimate the PSF with the bead "
+        "size removed. Default (--method joint): every bead and every plane in one model of the "
+        "stack, so crowded beads help and the PSF keeps its whole extent (widefield tails); the "
+        "box is sized from the flux per plane against the noise, and with the optics (--na ...) "
+        "the tails can be extended by a fitted model for a deeper image (--image-shape). "
+        "--method average crops isolated beads and averages them (compact PSFs only). "
+        "Optionally also o* and i* (NeuroDecon's training kernels) and a QC figure.",
     )
     p.add_argument(
         "beads",
@@ -42,7 +45,39 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         type=int,
         metavar=("Z", "Y", "X"),
         default=None,
-        help="output shape; default ±2.5 FWHM per axis (z padded, never wrapped)",
+        help="output shape; default: joint — the planes whose flux stands above the noise and "
+        "the light there; average — ±2.5 FWHM per axis (never wrapped)",
+    )
+    p.add_argument(
+        "--method",
+        choices=("joint", "average"),
+        default="joint",
+        help="joint model of the whole stack (default) or per-bead crop-and-average",
+    )
+    p.add_argument(
+        "--image-shape",
+        nargs=3,
+        type=int,
+        metavar=("Z", "Y", "X"),
+        default=None,
+        help="shape of the image the PSF is for (joint): bounds the box; with --na, planes it "
+        "needs beyond the bead stack come from a fitted model (hybrid PSF)",
+    )
+    optics = p.add_argument_group(
+        "optics (optional, joint method): the light cone, and the model for hybrid tails"
+    )
+    optics.add_argument("--na", type=float, default=None, help="numerical aperture")
+    optics.add_argument(
+        "--immersion-index", type=float, default=None, help="immersion refractive index"
+    )
+    optics.add_argument(
+        "--wavelength", type=float, default=None, metavar="UM", help="emission wavelength, µm"
+    )
+    optics.add_argument(
+        "--tail-model",
+        default="widefield",
+        choices=("widefield", "gibson-lanni", "confocal", "two-photon"),
+        help="PSF model of the hybrid tails (default widefield)",
     )
     p.add_argument(
         "--channel",
@@ -68,7 +103,7 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         "--average",
         choices=("mean", "median"),
         default="mean",
-        help="brightness-weighted mean (default) or per-voxel median of the aligned beads",
+        help="--method average: brightness-weighted mean (default) or per-voxel median",
     )
     p.add_argument(
         "--blurred-bead-out",
@@ -112,6 +147,9 @@ def _extract(args: argparse.Namespace) -> int:
             image,
             bead_diameter_um=args.bead_diameter,
             size=tuple(args.size) if args.size else None,
+            method=args.method,
+            optics=_optics(args),
+            image_shape=tuple(args.image_shape) if args.image_shape else None,
             progress=cb,
             threshold_sigma=args.threshold,
             saturation_level=args.saturation,
@@ -120,7 +158,10 @@ def _extract(args: argparse.Namespace) -> int:
         )
     params = {
         "bead_diameter_um": args.bead_diameter,
+        "method": result.method,
         "size": args.size,
+        "optics": _optics(args),
+        "hybrid": result.info.get("hybrid"),
         "n_used": result.n_used,
         "rejected_by_reason": result.rejection_counts,
         "fwhm_um": list(result.fwhm_um),
@@ -147,6 +188,18 @@ def _extract(args: argparse.Namespace) -> int:
     else:
         _print_summary(result, outputs, list_rejected=args.verbose or len(result.rejected) <= 12)
     return 0
+
+
+def _optics(args: argparse.Namespace) -> dict | None:
+    """Return the optics given on the command line (None when no NA)."""
+    if args.na is None:
+        return None
+    out = {"na": args.na, "model": args.tail_model}
+    if args.immersion_index is not None:
+        out["immersion_index"] = args.immersion_index
+    if args.wavelength is not None:
+        out["wavelength_um"] = args.wavelength
+    return out
 
 
 def _check_outputs_first(args: argparse.Namespace, outputs: list[str]) -> None:
@@ -176,12 +229,15 @@ def _print_summary(result, outputs: list[str], *, list_rejected: bool) -> None:
         or "none"
     )
     f, s, p = result.fwhm_um, result.fwhm_spread_um, result.psf_fwhm_um
+    left = "left out of the fit" if result.method == "joint" else "rejected"
     print(
         f"beads used:        {result.n_used} of {result.info['n_detected']} detected "
-        f"(rejected: {counts})"
+        f"({left}: {counts}; method {result.method})"
     )
     print(f"voxel size (µm):   {tuple(round(v, 5) for v in result.voxel_size_um)}")
     print(f"kernel shape:      {tuple(result.psf.shape)}")
+    if result.method == "joint":
+        _print_joint(result)
     print(
         "FWHM o* (µm):      "
         + "   ".join(f"{ax} {a:.3f} ± {b:.3f}" for ax, a, b in zip("zyx", f, s, strict=True))
@@ -192,8 +248,45 @@ def _print_summary(result, outputs: list[str], *, list_rejected: bool) -> None:
         + f"   (bead removed: {result.info['bead_removal']})"
     )
     if list_rejected:
+        word = "left out" if result.method == "joint" else "rejected"
         for (z, y, x), reason in result.rejected:
-            print(f"  rejected (z, y, x) = ({z:g}, {y:g}, {x:g}): {reason}, {REASONS[reason]}")
+            print(f"  {word} (z, y, x) = ({z:g}, {y:g}, {x:g}): {reason}, {REASONS[reason]}")
     elif result.rejected:
         print("  (pass -v or --json to list every rejected bead with its reason)")
     print("wrote:             " + ", ".join(outputs))
+
+
+def _print_joint(result) -> None:
+    joint = result.info.get("joint", {})
+    print(
+        f"background:        {result.info['background']:.4g} (fitted; "
+        f"light cone tan θ {joint.get('cone_tan_theta', float('nan')):.3g}"
+        f"{' from the optics' if joint.get('cone_from_optics') else ', NA/n ≤ 0.95'})"
+    )
+    decay = flux_decay(result.flux_per_plane, result.voxel_size_um[0])
+    if decay:
+        print(
+            "flux per plane:    "
+            + "   ".join(f"±{dz:g} µm {v:.3g}" for dz, v in decay.items())
+            + "   (relative to the focal plane)"
+        )
+    hyb = result.info.get("hybrid")
+    if hyb:
+        print(
+            f"hybrid PSF:        measured within ±{hyb['measured_half_um']:g} µm, "
+            f"{hyb['model']} model beyond (scaled ×{hyb['scale']:.3g})"
+        )
+
+
+def flux_decay(flux, dz_um: float, steps=(0.5, 1.0, 2.0, 4.0)) -> dict[float, float]:
+    """Mean flux of the planes at ±dz relative to the focal plane's, for the dz inside the box."""
+    if flux is None:
+        return {}
+    f = [float(v) for v in flux]
+    c = len(f) // 2
+    out = {}
+    for dz in steps:
+        k = int(round(dz / dz_um))
+        if 0 < k <= c and f[c] > 0:
+            out[dz] = 0.5 * (f[c - k] + f[c + k]) / f[c]
+    return out

@@ -1,7 +1,7 @@
 """Point spread functions: theoretical models, validation/resampling, and extraction from beads."""
 
 from ._bead_detect import REASONS as BEAD_REJECTION_REASONS
-from ._beads import BeadPSF, bead_qc_figure, extract_psf, render_ideal_bead
+from ._beads import BEAD_METHODS, BeadPSF, bead_qc_figure, extract_psf, render_ideal_bead
 from ._bornwolf import born_wolf_psf
 from ._floor import FloorReport, check_measured_psf, clean_measured_psf, inspect_floor
 from ._models import MODELS, make_psf, nyquist_um, pinhole_disk, textbook_fwhm_um
@@ -10,6 +10,7 @@ from ._validate import center_crop, prepare_psf, psf_info, resample_psf
 
 __all__ = [
     "BEAD_REJECTION_REASONS",
+    "BEAD_METHODS",
     "ResolvedPSF",
     "resolve_psf",
     "default_psf_shape",

@@ -187,7 +187,7 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def remove_bead(blurred: np.ndarray, ideal: np.ndarray, *, iterations: int = 10) -> np.ndarray:
-    """PSF ``p`` with ``blurred ≈ ideal ⊛ p``, by Richardson–Lucy iterations started from ``blurred``.
+    """Return ``p`` with ``blurred ≈ ideal ⊛ p``, by Richardson–Lucy started from ``blurred``.
 
     Linear (zero-padded) convolution, so nothing wraps around; ``ideal`` is cropped to an odd box
     around its centre first. Non-negative, sum 1. RL is self-regularising: few iterations on a
@@ -247,7 +247,7 @@ def unit_sum(a: np.ndarray) -> np.ndarray:
 def noise_power(
     crops: list[np.ndarray], valids: list[np.ndarray], weights: np.ndarray, average: np.ndarray
 ) -> float:
-    """Expected ``|FFT(average)(k)|²`` of the average's noise (white: the same at every k).
+    """Return ``|FFT(average)(k)|²`` expected from the average's noise (white: equal at every k).
 
     From the bead-to-bead scatter: the variance of the weighted mean at each voxel is
     ``Σ w_i² r_i² / (Σ w_i)² · n/(n-1)`` with ``r_i`` the residual of bead ``i``; a white field's

@@ -30,6 +30,7 @@ REASONS = {
     "dim": "integrated intensity far below the median",
     "shape": "width differs from the median bead (elongated, doublet or out of focus)",
     "mismatch": "poor correlation with the provisional average",
+    "residual": "the joint fit leaves a large residual at its core (doublet, aggregate, debris)",
 }
 
 

@@ -16,10 +16,10 @@ log = logging.getLogger("neurodecon")
 
 
 def load_beads(beads: Any, voxel_size_um, channel: int | None):
-    """``(data (Z, Y, X), voxel_size_um, path or None)`` from an array, an Image or a path."""
+    """Return ``(data (Z, Y, X), voxel_size_um, path or None)`` from an array, Image or path."""
     from ..io import Image, read
 
-    path = None
+    path: Any = None
     if isinstance(beads, (str, os.PathLike)):
         path = beads
         beads = read(beads, voxel_size_um=voxel_size_um)
@@ -30,7 +30,8 @@ def load_beads(beads: Any, voxel_size_um, channel: int | None):
             log.warning(
                 "bead stack has no voxel size; the FWHM and the ideal bead assume %s µm", vox
             )
-        data, axes = beads.data, beads.axes
+        data = beads.data
+        axes: str | None = beads.axes
         scaling = beads.metadata.get("scaling")
         if isinstance(scaling, dict) and "scale" in scaling:
             # a rescaled uint16 file from neurodecon: 65535 is the scaling's top, not saturation

@@ -108,6 +108,7 @@ def resolve_psf(
     bead_diameter_um: float | None = None,
     beads_voxel_size_um: Sequence[float] | None = None,
     bead_options: Mapping[str, Any] | None = None,
+    bead_optics: Mapping[str, Any] | None = None,
     model: str | None = None,
     optics: Mapping[str, Any] | None = None,
     shape: Sequence[int] | None = None,
@@ -131,7 +132,13 @@ def resolve_psf(
     beads : path, Image or (Z, Y, X) ndarray, optional
         A bead stack; the PSF is extracted with :func:`neurodecon.psf.extract_psf`.
         Needs ``bead_diameter_um``; ``beads_voxel_size_um`` overrides the stack's metadata and
-        ``bead_options`` are passed to the extraction.
+        ``bead_options`` are passed to the extraction (e.g. ``method="average"``). The PSF is
+        sized for this image (its extent in µm bounds the box).
+    bead_optics : mapping, optional
+        What is known of the microscope that took the beads (``na``, ``immersion_index``,
+        ``wavelength_um``, … and ``model``, see :func:`neurodecon.psf.extract_psf`'s
+        ``optics``): bounds the light cone, and lets the extraction extend the measured PSF
+        by that model where the image needs more than the bead stack measured.
     model : str, optional
         A theoretical model (one of :data:`neurodecon.psf.MODELS`) with its ``optics``
         (keyword arguments of :func:`neurodecon.psf.make_psf`, see :data:`OPTICS_KEYS`).
@@ -174,7 +181,14 @@ def resolve_psf(
         )
     if beads is not None:
         return _from_beads(
-            beads, bead_diameter_um, beads_voxel_size_um, bead_options, image_shape, vox, progress
+            beads,
+            bead_diameter_um,
+            beads_voxel_size_um,
+            bead_options,
+            bead_optics,
+            image_shape,
+            vox,
+            progress,
         )
     if model is not None:
         return _from_model(model, dict(optics or {}), shape, image_shape, vox)
@@ -249,7 +263,9 @@ def _from_model(model, optics, shape, image_shape, vox) -> ResolvedPSF:
     return ResolvedPSF(ready, vox, "model", desc, _jsonable(record))
 
 
-def _from_beads(beads, diameter, beads_vox, options, image_shape, vox, progress) -> ResolvedPSF:
+def _from_beads(
+    beads, diameter, beads_vox, options, optics, image_shape, vox, progress
+) -> ResolvedPSF:
     from ..io import source_of
 
     if diameter is None:
@@ -258,12 +274,16 @@ def _from_beads(beads, diameter, beads_vox, options, image_shape, vox, progress)
             path=source_of(beads),
             fix="pass --bead-diameter UM (e.g. 0.1 for 100 nm beads)",
         )
+    opts = dict(options or {})
     result = extract_psf(
         beads,
         voxel_size_um=None if beads_vox is None else tuple(beads_vox),
         bead_diameter_um=float(diameter),
+        optics=optics,
+        image_shape=image_shape,
+        image_voxel_size_um=vox,
         progress=progress,
-        **dict(options or {}),
+        **opts,
     )
     path = source_of(beads)
     ready = prepare_psf(
@@ -273,20 +293,26 @@ def _from_beads(beads, diameter, beads_vox, options, image_shape, vox, progress)
         image_voxel_size_um=vox,
         path=path,
     )
+    hybrid = result.info.get("hybrid")
     record = {
         "source": "beads",
         "path": path,
         "bead_diameter_um": float(diameter),
         "beads_voxel_size_um": list(result.voxel_size_um),
+        "method": result.method,
         "n_beads_used": int(result.n_used),
         "n_beads_rejected": len(result.rejected),
         "extracted_shape": list(result.psf.shape),
+        "measured_shape": result.info.get("measured_shape", list(result.psf.shape)),
+        "hybrid": hybrid,
         "shape": list(ready.shape),
-        "options": dict(options or {}),
+        "options": opts,
+        "optics": dict(optics or {}),
     }
+    tails = f", {hybrid['model']} model tails beyond the measured planes" if hybrid else ""
     desc = (
-        f"extracted from {path or 'a bead image'} ({result.n_used} beads of {diameter:g} µm), "
-        f"{_shape_text(ready)}"
+        f"extracted from {path or 'a bead image'} ({result.n_used} beads of {diameter:g} µm, "
+        f"{result.method}{tails}), {_shape_text(ready)}"
     )
     return ResolvedPSF(ready, vox, "beads", desc, _jsonable(record), result)
 
