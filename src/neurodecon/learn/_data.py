@@ -15,16 +15,15 @@ runs), and ``photons`` count at intensity 1 of the sharp volume (not at its maxi
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..synth import convolve
 from ._norm import Normalization, robust_range
+from ._pool_plan import RealisationPlan
 
 log = logging.getLogger("neurodecon")
 
@@ -204,7 +203,7 @@ def build_pool(
     xs, ys, norms, scales = [], [], [], []
     noisy_all, rl_all, rnorm_all = [], [], []
     levels = [lv for lv in range(len(photons)) for _ in range(physics_draws)]
-    plan = _RealisationPlan(levels, len(sources), physics_budget_s)
+    plan = RealisationPlan(levels, len(sources), physics_budget_s)
     for n, s in enumerate(sources):
         x = center_convolve(s, kernel_x)
         y = center_convolve(s, kernel_y)
@@ -258,47 +257,6 @@ def build_pool(
             plan.levels_of(0),
         )
     return pool
-
-
-class _RealisationPlan:
-    """How many noisy realisations (and RL_K runs) each pool volume gets, within a time budget."""
-
-    def __init__(self, levels: list[int], n_volumes: int, budget_s: float | None) -> None:
-        self.levels, self.n_volumes, self.budget_s = levels, n_volumes, budget_s
-        self.per_volume = len(levels)
-        self.seconds: float | None = None
-
-    def levels_of(self, volume: int) -> list[int]:
-        """Return the photon-level index of each realisation of ``volume``."""
-        if self.per_volume == len(self.levels):
-            return self.levels
-        n_levels = max(self.levels) + 1
-        start = volume * self.per_volume
-        return [(start + j) % n_levels for j in range(self.per_volume)]
-
-    @contextlib.contextmanager
-    def timed(self) -> Iterator[None]:
-        """Time the first RL_K run and, from it, fit the realisations into the budget."""
-        t0 = time.perf_counter()
-        yield
-        if self.seconds is not None:
-            return
-        self.seconds = time.perf_counter() - t0
-        if self.budget_s is None:
-            return
-        total = self.seconds * self.n_volumes * len(self.levels)
-        if total <= self.budget_s:
-            return
-        fits = int(self.budget_s / (self.seconds * self.n_volumes))
-        self.per_volume = max(1, min(len(self.levels), fits))
-        log.info(
-            "physics input: RL_K takes %.1f s per volume; %d noisy realisation(s) per volume "
-            "instead of %d, to build the pool in about %.0f s of the time limit",
-            self.seconds,
-            self.per_volume,
-            len(self.levels),
-            self.budget_s,
-        )
 
 
 def add_noise(
