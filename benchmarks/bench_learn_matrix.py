@@ -63,7 +63,7 @@ def score(pred: np.ndarray, truth: np.ndarray, vox) -> dict:
     }
 
 
-def oracle(image, psf, truth, method, *, cap=400, patience=40) -> dict:
+def oracle(image, psf, truth, method, *, cap=300, patience=30) -> dict:
     """Best PSNR and best SSIM over the iterations of ``method``, chosen with the truth."""
     from neurodecon.classical import deconvolve
     from neurodecon.metrics import normalize_pair, psnr, ssim

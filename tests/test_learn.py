@@ -56,6 +56,10 @@ TINY = {
     "device": "cpu",
     "bf16": False,
     "warmup_steps": 2,
+    # the paper's plain network (the default is the physics-aware one; tested elsewhere)
+    "physics": "none",
+    "ssim_weight": 0.0,
+    "time_limit_min": None,
 }
 
 
@@ -362,7 +366,7 @@ def test_bead_mode_trains_from_blurred_and_ideal_bead(tmp_path):
     ideal = gaussian_kernel((0.6, 0.6, 0.6), (2, 2, 2))
     blurred = center_convolve(np.pad(ideal, [(5, 5), (4, 4), (4, 4)]), gaussian_kernel())
     out = train(
-        {**TINY, "steps": 2, "val_every": 2},
+        {**TINY, "steps": 2, "val_every": 2, "bead_target": "bead"},
         output_dir=tmp_path,
         blurred_bead=blurred,
         ideal_bead=ideal,

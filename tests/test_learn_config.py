@@ -108,7 +108,7 @@ def test_flat_and_nested_layouts_give_the_same_config():
         "kind": "mse",
         "hessian_alpha": 0.005,
         "fourier_weight": 0.0,
-        "ssim_weight": 0.0,
+        "ssim_weight": 0.2,
     }
 
 
@@ -130,7 +130,7 @@ def test_flat_and_nested_layouts_give_the_same_config():
         ({"phantoms": ("blobs",)}, "phantoms has unknown families blobs"),
         ({"magnification": (2.0, 1.0)}, "magnification"),
         ({"ema_decay": 1.0}, "ema_decay"),
-        ({"time_limit_min": 0}, "time limit"),
+        ({"time_limit_min": -1}, "time limit"),
         ({"net": {"depth": 0}}, "network depth"),
     ],
 )
@@ -307,7 +307,7 @@ def test_bead_mode_kernels_come_from_the_same_extraction(sources, tmp_path):
     from neurodecon.psf import resolve_psf
 
     out = train(
-        TINY,
+        {**TINY, "bead_target": "bead"},
         output_dir=tmp_path / "m",
         beads=sources / "beads.tif",
         bead_diameter_um=0.1,
@@ -322,7 +322,7 @@ def test_bead_mode_kernels_come_from_the_same_extraction(sources, tmp_path):
     )
     assert cfg["kernel"]["blurred_bead_shape"] == list(r.beads.blurred_bead.shape)
     assert cfg["kernel"]["n_beads_used"] == r.beads.n_used
-    np.testing.assert_array_equal(np.load(out / "kernel_psf.npy"), r.psf)
+    np.testing.assert_array_equal(np.load(out / cfg["kernel"]["psf_file"]), r.psf)
 
 
 # ---- model directories and checkpoints of the flat layout --------------------------------
@@ -350,7 +350,7 @@ def test_a_checkpoint_with_the_flat_layout_resumes(tmp_path):
     torch.save(blob, ckpt)
     steps = []
     train(cfg, output_dir=tmp_path, psf=psf, resume=True, progress=lambda s, t, m: steps.append(s))
-    assert steps == [3] and load_model(tmp_path).config["steps_done"] == 3
+    assert [s for s in steps if s] == [3] and load_model(tmp_path).config["steps_done"] == 3
     with pytest.raises(NeuroDeconError, match=r"different options \(optim.lr\)"):
         train({**cfg, "lr": 1.0}, output_dir=tmp_path / "x", psf=psf, max_steps=1)
         train({**cfg, "lr": 2.0}, output_dir=tmp_path / "x", psf=psf, resume=True)

@@ -47,6 +47,7 @@ TINY = {
     "bf16": False,
     "warmup_steps": 1,
     "physics": "rl",
+    "physics_method": "rl",  # compared below with plain RL (the default is rl-accel)
     "physics_iterations": 3,
     "physics_draws": 1,
     "voxel_size_um": VS,
@@ -227,7 +228,12 @@ def test_bead_kernels_without_psf_is_a_user_error(tmp_path):
 
     k = gaussian_kernel()
     with pytest.raises(NeuroDeconError, match="needs the PSF"):
-        train({**TINY, "steps": 1}, output_dir=tmp_path / "m", blurred_bead=k, ideal_bead=k)
+        train(
+            {**TINY, "steps": 1, "bead_target": "bead"},
+            output_dir=tmp_path / "m",
+            blurred_bead=k,
+            ideal_bead=k,
+        )
 
 
 def test_cli_train_physics_then_deconvolve(tmp_path, run_cli):

@@ -54,13 +54,13 @@ class DataConfig:
         default_text="the bead stack's or PSF file's; required with --model",
     )
     phantoms: tuple[str, ...] = option(
-        ("ellipsoids", "tubes"),
+        ("ellipsoids", "tubes", "sponge", "dendrites", "clusters", "er"),
         flag="--phantoms",
         parse=parse_names,
         metavar="NAME,...",
         help="synthetic phantom families ('a+b' merges two in one volume; 'none' for none)",
     )
-    n_phantoms: int = option(10, flag="--n-phantoms", parse=int, help="number of phantom volumes")
+    n_phantoms: int = option(12, flag="--n-phantoms", parse=int, help="number of phantom volumes")
     # magnification augmentation: each phantom's feature size is the lateral voxel size times a
     # factor drawn log-uniformly from this range (the kernels are not changed)
     magnification: tuple[float, float] = option(
@@ -72,7 +72,7 @@ class DataConfig:
         help="phantom feature size × a factor drawn log-uniformly from [LO, HI] per volume",
     )
     pool_shape: tuple[int, int, int] = option(
-        (48, 160, 160),
+        (48, 128, 128),
         flag="--pool-shape",
         nargs=3,
         parse=int,
@@ -133,7 +133,7 @@ class OptimConfig:
     """AdamW with linear warm-up then cosine decay, gradient clipping and weight averaging."""
 
     lr: float = option(
-        5e-4, flag="--lr", parse=float, help="peak learning rate", default_text="5e-4"
+        1e-3, flag="--lr", parse=float, help="peak learning rate", default_text="1e-3"
     )
     warmup_steps: int = option(
         50, flag="--warmup-steps", parse=int, help="steps of linear learning-rate warm-up"
@@ -183,7 +183,7 @@ class LossConfig:
         0.0, flag="--fourier-weight", parse=float, metavar="W", help="weight of the Fourier term"
     )
     ssim_weight: float = option(
-        0.0, flag="--ssim-weight", parse=float, metavar="W", help="add W · (1 − SSIM) to the loss"
+        0.2, flag="--ssim-weight", parse=float, metavar="W", help="add W · (1 − SSIM) to the loss"
     )
 
     def __post_init__(self) -> None:
@@ -198,20 +198,20 @@ class PhysicsConfig:
     """The physics-aware variant: input channels [raw, RL_K(raw)], residual on the RL_K channel."""
 
     input: PhysicsInput = option(
-        PhysicsInput.NONE,
+        PhysicsInput.RL,
         flag="--physics-input",
         flat="physics",
         help="physics-aware variant: feed RL_K(raw) as a second input channel and learn a "
         "residual on top of it",
     )
     method: PhysicsMethod = option(
-        PhysicsMethod.RL,
+        PhysicsMethod.RL_ACCEL,
         flag="--physics-method",
         flat="physics_method",
         help="RL flavour of the physics input",
     )
     iterations: int = option(
-        10,
+        22,
         flag="--physics-iterations",
         flat="physics_iterations",
         parse=int,
@@ -261,17 +261,17 @@ class PhysicsConfig:
 class RunConfig:
     """How long and where the run goes: steps, time budget, seed, device, intervals."""
 
-    steps: int = option(1000, flag="--steps", parse=int, help="training steps")
+    steps: int = option(5000, flag="--steps", parse=int, help="training steps")
     # wall-clock budget of the whole run in minutes (pool included): the learning-rate schedule
     # is stretched over it and training stops when it is spent (the model is written as usual)
     time_limit_min: float | None = option(
-        None,
+        20.0,
         flag="--time-limit",
         parse=float,
         metavar="MIN",
         help="wall-clock budget in minutes for the whole run (data pool included): the "
         "learning-rate schedule is fitted to it and training stops when it is spent",
-        default_text="none",
+        default_text="20; 0 = none",
     )
     seed: int = option(0, flag="--seed", parse=int, help="random seed")
     device: str = option("auto", flag="--device", help="auto | cpu | cuda (auto: CUDA if present)")
@@ -302,8 +302,10 @@ class RunConfig:
         if self.threads is not None and not (isinstance(self.threads, int) and self.threads >= 1):
             fail("threads", f"{self.threads!r} must be an integer >= 1")
         t = self.time_limit_min
-        if t is not None and not (finite(t) and t > 0):
-            fail("time limit", f"{t} min must be > 0")
+        if t is not None and finite(t) and t == 0:  # 0 = no time limit
+            set_field(self, "time_limit_min", None)
+        elif t is not None and not (finite(t) and t > 0):
+            fail("time limit", f"{t} min must be > 0 (0 for none)")
         if self.bf16 not in (None, True, False):
             fail("bf16", f"{self.bf16!r} must be true, false or null (auto)")
         if not isinstance(self.device, str):
@@ -317,7 +319,7 @@ class KernelConfig:
     # "bead" = the paper's bead mode (X = i ⊛ o*, Y = i ⊛ i*: restores to the ideal bead's
     # resolution); "psf" = PSF mode with the PSF extracted from the beads (X = i ⊛ PSF, Y = i)
     bead_target: BeadTarget = option(
-        BeadTarget.BEAD,
+        BeadTarget.PSF,
         flag="--bead-target",
         help="with --beads: 'bead' trains towards i ⊛ i* (the paper's bead mode, the ideal "
         "bead's resolution); 'psf' uses the PSF extracted from the beads (bead size "

@@ -30,7 +30,7 @@ class NetConfig:
 
     # flat="": the flat layout of earlier versions nested these under "net" already
     base_channels: int = option(
-        16, flag="--base-channels", parse=int, flat="", help="network width (first level)"
+        8, flag="--base-channels", parse=int, flat="", help="network width (first level)"
     )
     depth: int = option(
         3, flag="--net-depth", parse=int, flat="", help="network depth: number of poolings"
