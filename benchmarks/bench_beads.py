@@ -10,7 +10,7 @@ Prints a Markdown table. For the PSF-Extractor (Hoogenboom) stack it also measur
 that tool's own averaged PSF (``_output/psf_av.tif``, 5x upsampled, 21.6 x 21.6 x 60 nm voxels)
 with the same function (``neurodecon.metrics.bead_fwhm``) and prints the ratio. With ``--out``
 it writes a QC figure per stack there. ``--simulated`` adds the simulated stacks of
-``tests/test_beads.py`` (known PSF) at several photon levels: NCC and FWHM error of the PSF.
+``tests/unit/test_beads.py`` (known PSF) at several photon levels: NCC and FWHM error of the PSF.
 ``--method`` (default ``average``, the method these tables were made for) chooses the extraction;
 ``benchmarks/bench_beads_joint.py`` judges the methods by the deconvolution they give.
 """
@@ -66,7 +66,7 @@ def simulated_table(rl_iterations: int) -> None:
     """NCC / FWHM error of the extracted PSF on the test suite's simulated bead stacks."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("test_beads", REPO / "tests" / "test_beads.py")
+    spec = importlib.util.spec_from_file_location("test_beads", REPO / "tests" / "unit" / "test_beads.py")
     tb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tb)
     print(

@@ -405,7 +405,7 @@ def test_load_model_errors_are_one_line(tmp_path):
 def test_docs_python_example_runs(tmp_path, capsys):
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "learn.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "learn.md").read_text()
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     code = code.replace("/tmp/nd_doc_model", str(tmp_path / "m"))
     exec(compile(code, "docs/learn.md", "exec"), {})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "neurodecon"
+SRC = Path(__file__).resolve().parents[2] / "src" / "neurodecon"
 PKG = "neurodecon"
 
 #: Sub-packages in dependency order: each may import the ones before it (and the root's modules).

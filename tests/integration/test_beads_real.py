@@ -164,7 +164,7 @@ def test_docs_python_example_runs(shared_data, tmp_path, monkeypatch, capsys):
     """The Python block of docs/beads.md runs as written (data path pointed at shared_data)."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "beads.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "beads.md").read_text()
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     code = code.replace("../shared/data", str(shared_data))
     monkeypatch.chdir(tmp_path)

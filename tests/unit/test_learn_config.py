@@ -22,7 +22,7 @@ from neurodecon.learn import (
     train,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VS = (0.1, 0.05, 0.05)
 TINY = {
     "phantoms": ("ellipsoids",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "classical.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "classical.md"
 
 
 def test_docs_python_examples_run():
