@@ -66,7 +66,8 @@ def simulated_table(rl_iterations: int) -> None:
     """NCC / FWHM error of the extracted PSF on the test suite's simulated bead stacks."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("test_beads", REPO / "tests" / "unit" / "test_beads.py")
+    path = REPO / "tests" / "unit" / "test_beads.py"
+    spec = importlib.util.spec_from_file_location("test_beads", path)
     tb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tb)
     print(

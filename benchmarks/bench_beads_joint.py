@@ -8,8 +8,8 @@ Usage (one microscope per run keeps each run under ~10 minutes on 2 cores)::
     .venv/bin/python benchmarks/bench_beads_joint.py --deep          # hybrid tails
     .venv/bin/python benchmarks/bench_beads_joint.py --real [--out benchmarks/_out]
 
-Simulated microscopes (helpers in ``tests/unit/test_beads_joint.py``): 40×192×192 bead stacks with 12
-beads of 100 nm at random positions (≥ 0.8 µm apart; Fourier-exact spheres ⊛ the true PSF),
+Simulated microscopes (helpers in ``tests/unit/test_beads_joint.py``): 40×192×192 bead stacks
+with 12 beads of 100 nm at random positions (≥ 0.8 µm apart; Fourier-exact spheres ⊛ the true PSF),
 1500 photons at the brightest bead's peak, background 2, camera offset 100, read noise 2. The true
 PSF box is 79×383×383 (every offset between two voxels of the stack: the widefield cone is not
 cut). Test sample: filaments + puncta (density 0.3, 0.065 µm feature unit), 40×192×192, same PSF,
@@ -45,7 +45,8 @@ ALIASES = {
 
 
 def _helpers():
-    spec = importlib.util.spec_from_file_location("tbj", REPO / "tests" / "unit" / "test_beads_joint.py")
+    path = REPO / "tests" / "unit" / "test_beads_joint.py"
+    spec = importlib.util.spec_from_file_location("tbj", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
