@@ -91,6 +91,51 @@ def oracle(image, psf, truth, method, *, cap=300, patience=30) -> dict:
     }
 
 
+def timing(name: str, out: Path, repeats: int = 3) -> dict:
+    """Inference time on a 48×160×160 volume: the model vs rl-accel auto, the PSF in memory.
+
+    Both through the Python API (no process start, no bead extraction: the PSF is resolved once,
+    as a user who saved it with ``--psf-out`` would have it); best of ``repeats`` after a warm-up.
+    """
+    import neurodecon as nd
+    from neurodecon.learn import load_model, predict
+    from neurodecon.psf import resolve_psf
+
+    d = out / name
+    image = nd.read(d / f"{TEST_FAMILIES[0]}.tif")
+    vox = image.voxel_size_um
+    psf = resolve_psf(image_shape=image.data.shape, image_voxel_size_um=vox,
+                      beads=d / "beads.tif", bead_diameter_um=BEAD_DIAMETER).psf  # fmt: skip
+    model = load_model(d / "model")
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    res = nd.deconvolve(image.data, psf, method="rl-accel", iterations="auto",
+                        background="auto", device="cpu", return_result=True)  # fmt: skip
+    return {
+        "shape": list(image.data.shape),
+        "network_s": best(lambda: predict(model, image.data, voxel_size_um=vox, device="cpu")),
+        "rl_accel_auto_s": best(
+            lambda: nd.deconvolve(
+                image.data,
+                psf,
+                method="rl-accel",
+                iterations="auto",
+                background="auto",
+                device="cpu",
+            )
+        ),  # fmt: skip
+        "rl_accel_auto_iterations": int(res.iterations),
+    }
+
+
 def one_microscope(name: str, out: Path, args, env: dict) -> dict:
     import neurodecon as nd
     from neurodecon.psf import resolve_psf
@@ -156,6 +201,11 @@ def table(result: dict) -> str:
         lines.append(f"| {meth} | " + " | ".join(cells)
                      + f" | {np.mean(ps):.2f} / {np.mean(ss):.3f} | {np.nanmean(dc):.3f}"
                      f" | {np.nanmean(ts):.1f} |")  # fmt: skip
+    t = result.get("timing")
+    if t:
+        lines += ["", f"inference on {'×'.join(map(str, t['shape']))} (Python API, best of 3): "
+                  f"network {t['network_s']:.2f} s, rl-accel auto {t['rl_accel_auto_s']:.2f} s "
+                  f"({t['rl_accel_auto_iterations']} iterations)"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -170,6 +220,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-train", action="store_true", help="reuse OUT/NAME/model")
     ap.add_argument("--report", default=None, help="print the tables of an earlier --out")
+    ap.add_argument("--timing", action="store_true", help="only the inference timing (OUT/NAME)")
     args = ap.parse_args()
     if args.report:
         for f in sorted(Path(args.report).glob("*/results.json")):
@@ -184,7 +235,15 @@ def main() -> None:
     out = Path(args.out)
     names = list(mic.MICROSCOPES) if args.microscope == "all" else [args.microscope]
     for name in names:
+        if args.timing:
+            f = out / name / "results.json"
+            result = json.loads(f.read_text()) if f.exists() else {}
+            result["timing"] = timing(name, out)
+            f.write_text(json.dumps(result, indent=1, default=str))
+            print(name, json.dumps(result["timing"]), flush=True)
+            continue
         result = one_microscope(name, out, args, env)
+        result["timing"] = timing(name, out)
         (out / name / "results.json").write_text(json.dumps(result, indent=1, default=str))
         print(table(result), flush=True)
 

@@ -451,15 +451,20 @@ def test_time_limit_stops_training_and_still_writes_the_model(tmp_path):
     import time
 
     t0 = time.perf_counter()
+    seen = []
     out = train(
         {**TINY, "steps": 100_000, "val_every": 50, "time_limit_min": 0.05},
         output_dir=tmp_path / "m",
         psf=gaussian_kernel(),
+        progress=lambda done, total, msg: seen.append((done, total)),
     )
     wall = time.perf_counter() - t0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["stopped_at_time_limit"] is True
     assert 0 < cfg["steps_done"] < 100_000
+    # the progress total is the steps the budget allows, not the 100 000 that were asked for
+    done, total = seen[-1]
+    assert done == cfg["steps_done"] and total < 100_000 and 0.5 * done <= total <= 2 * done
     assert wall < 3.0 + 10.0  # the 3 s budget plus the final validation and writing
     assert cfg["validation"]["history"][-1]["step"] == cfg["steps_done"]
     assert load_model(out).net is not None

@@ -214,6 +214,7 @@ def run_loop(
     ema = None
     stop_at = r.steps if max_steps is None else min(r.steps, max_steps)
     t_loop = time.perf_counter()
+    step0, shown_total = state.step, stop_at
     step_s = 0.0
     while state.step < stop_at and not state.stopped_early:
         t = time.perf_counter()
@@ -237,7 +238,27 @@ def run_loop(
             msg += f" val PSNR {state.history[-1]['psnr']:.2f}"
         if state.step % r.checkpoint_every == 0:
             state.save(ckpt, cfg)
-        report(progress, state.step, r.steps, msg)
+        if deadline is not None:  # the budget ends the run first: show the steps it allows
+            shown_total = _projected_total(
+                state.step, step0, t_loop, deadline, stop_at, shown_total
+            )
+        report(progress, state.step, shown_total, msg)
+
+
+def _projected_total(
+    step: int, step0: int, t_loop: float, deadline: float, cap: int, shown: int
+) -> int:
+    """Return the steps the time budget allows at the rate so far (``shown`` unless 10 % off).
+
+    Keeping the shown total until the projection moves by more than 10 % keeps a progress bar's
+    ETA steady (a new total starts a new phase of :class:`neurodecon.progress.TextProgress`).
+    """
+    if step - step0 < 3:
+        return shown
+    now = time.perf_counter()
+    per_step = (now - t_loop) / (step - step0)
+    projected = min(cap, step + int(max(deadline - now, 0.0) / per_step))
+    return projected if abs(projected - shown) > 0.1 * shown else shown
 
 
 def validate(
