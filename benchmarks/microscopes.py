@@ -28,7 +28,7 @@ class Microscope:
     optics: dict[str, Any]
     voxel_size_um: tuple[float, float, float]
     psf_shape: tuple[int, int, int]  # the true PSF's box: the real extent of its light
-    photons: float  # expected photons at the brightest truth voxel of a sample
+    photons: float  # expected photons at the brightest voxel of a sample's blurred image
     bead_peak: float  # expected photons at the brightest voxel of the blurred bead image
     background: float = 0.0  # photons per voxel (autofluorescence, out-of-focus haze)
     offset: float = 100.0  # camera offset, counts
@@ -144,12 +144,17 @@ def sample(name: str, family: str, shape=(48, 160, 160), seed: int = 0):
     """Return ``(truth, image)`` of a phantom family seen through the microscope."""
     from neurodecon.synth import forward_model, phantom
 
+    from neurodecon.synth import convolve
+
     m = MICROSCOPES[name]
     truth = phantom(family, shape=shape, voxel_size_um=m.voxel_size_um, seed=seed)
+    # photons count at the brightest voxel of the blurred image (as the bead stack's, and as a
+    # user reads "N photons at the brightest voxel" off the data)
+    blurred_peak = float(convolve(truth / truth.max(), true_psf(name)).max())
     image = forward_model(
         truth,
         true_psf(name),
-        photons=m.photons,
+        photons=m.photons / blurred_peak,
         background=m.background,
         read_noise=m.read_noise,
         offset=m.offset,

@@ -527,3 +527,14 @@ def test_ssim_loss_term_agrees_with_scikit_image():
     loss.backward()
     assert torch.isfinite(pred.grad).all()
     assert loss.item() > neurodecon_loss(pred.detach(), x).item()
+
+
+def test_prediction_is_never_negative():
+    """Fluorescence is not negative: a network's dips below zero in dark noise are clipped."""
+    model = _model(depth=1, base=4, scale=1.0, seed=5)
+    rng = np.random.default_rng(7)
+    vol = rng.normal(0, 2, (12, 24, 24)).astype(np.float32)  # offset-free camera, read noise
+    vol[4:8, 8:16, 8:16] += 40
+    pred = predict(model, vol, device="cpu")
+    assert pred.dtype == np.float32 and pred.min() >= 0 and np.isfinite(pred).all()
+    assert pred.max() > 0

@@ -128,7 +128,9 @@ def predict(
                 precision=precision,
                 progress=sub if progress else None,
             )
-            out[i] = norm.invert(y)
+            # fluorescence is not negative: the network's residual can dip below zero in dark
+            # noisy regions (RL's output never does); clip as the classical methods' output is
+            out[i] = np.maximum(norm.invert(y), 0.0)
     finally:
         model.net.to("cpu")
     return out.reshape(arr.shape)
