@@ -28,6 +28,15 @@ def _torch_threads():
 
 #: CI sets this (``.ci/run``): a missing ../shared/data then fails the tests that need it
 #: instead of skipping them silently.
+#: `neurodecon train` options of the tiny training runs the tests use (split like a shell would)
+TINY_DATA_ARGS = (
+    "--phantoms ellipsoids --n-phantoms 2 --pool-shape 16 32 32 --patch 8 16 16".split()
+)
+#: a Gaussian model PSF for `train`/`deconvolve` tests (no bead stack or file needed)
+GAUSS_PSF_ARGS = (
+    "--model gaussian --fwhm 0.3 0.15 0.15 --voxel-size 0.1 0.05 0.05 --psf-shape 9 9 9".split()
+)
+
 REQUIRE_DATA = os.environ.get("NEURODECON_REQUIRE_DATA", "") not in ("", "0")
 
 

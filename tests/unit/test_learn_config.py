@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_DATA_ARGS
 
 from neurodecon.errors import NeuroDeconError
 from neurodecon.learn import (
@@ -37,18 +38,7 @@ TINY = {
     "device": "cpu",
 }
 TINY_ARGS = [
-    "--phantoms",
-    "ellipsoids",
-    "--n-phantoms",
-    "2",
-    "--pool-shape",
-    "16",
-    "32",
-    "32",
-    "--patch",
-    "8",
-    "16",
-    "16",
+    *TINY_DATA_ARGS,
     "--steps",
     "1",
     "--val-every",

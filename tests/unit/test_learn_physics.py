@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import GAUSS_PSF_ARGS, TINY_DATA_ARGS
 
 from neurodecon.learn import PHYSICS_PSF_FILE as PSF_FILE
 from neurodecon.learn import (
@@ -242,32 +243,8 @@ def test_cli_train_physics_then_deconvolve(tmp_path, run_cli):
     model_dir = tmp_path / "model"
     code, out, err = run_cli(
         "train",
-        "--model",
-        "gaussian",
-        "--fwhm",
-        "0.3",
-        "0.15",
-        "0.15",
-        "--voxel-size",
-        "0.1",
-        "0.05",
-        "0.05",
-        "--psf-shape",
-        "9",
-        "9",
-        "9",
-        "--phantoms",
-        "ellipsoids",
-        "--n-phantoms",
-        "2",
-        "--pool-shape",
-        "16",
-        "32",
-        "32",
-        "--patch",
-        "8",
-        "16",
-        "16",
+        *GAUSS_PSF_ARGS,
+        *TINY_DATA_ARGS,
         "--steps",
         "2",
         "--val-every",
