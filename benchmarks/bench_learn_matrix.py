@@ -221,6 +221,7 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true", help="reuse OUT/NAME/model")
     ap.add_argument("--report", default=None, help="print the tables of an earlier --out")
     ap.add_argument("--timing", action="store_true", help="only the inference timing (OUT/NAME)")
+    ap.add_argument("--no-timing", action="store_true", help="skip the inference timing")
     args = ap.parse_args()
     if args.report:
         for f in sorted(Path(args.report).glob("*/results.json")):
@@ -243,7 +244,8 @@ def main() -> None:
             print(name, json.dumps(result["timing"]), flush=True)
             continue
         result = one_microscope(name, out, args, env)
-        result["timing"] = timing(name, out)
+        if not args.no_timing:
+            result["timing"] = timing(name, out)
         (out / name / "results.json").write_text(json.dumps(result, indent=1, default=str))
         print(table(result), flush=True)
 
