@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,18 @@ TINY_DATA_ARGS = (
 GAUSS_PSF_ARGS = (
     "--model gaussian --fwhm 0.3 0.15 0.15 --voxel-size 0.1 0.05 0.05 --psf-shape 9 9 9".split()
 )
+
+
+def gaussian_kernel(sigma=(1.5, 1.0, 1.0), radius=(5, 4, 4)) -> np.ndarray:
+    """Return a normalised float32 Gaussian kernel (the learn tests' stand-in PSF)."""
+    z, y, x = np.mgrid[
+        -radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1, -radius[2] : radius[2] + 1
+    ]
+    k = np.exp(
+        -(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2))
+    )
+    return (k / k.sum()).astype(np.float32)
+
 
 REQUIRE_DATA = os.environ.get("NEURODECON_REQUIRE_DATA", "") not in ("", "0")
 

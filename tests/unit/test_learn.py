@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from conftest import gaussian_kernel
 from torch import nn
 
 from neurodecon.learn import (
@@ -31,16 +32,6 @@ from neurodecon.learn import (
 )
 
 VS = (0.1, 0.05, 0.05)
-
-
-def gaussian_kernel(sigma=(1.5, 1.0, 1.0), radius=(5, 4, 4)) -> np.ndarray:
-    z, y, x = np.mgrid[
-        -radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1, -radius[2] : radius[2] + 1
-    ]
-    k = np.exp(
-        -(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2))
-    )
-    return (k / k.sum()).astype(np.float32)
 
 
 TINY = {

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import GAUSS_PSF_ARGS, TINY_DATA_ARGS
+from conftest import gaussian_kernel as _gaussian_kernel
 
 from neurodecon.learn import PHYSICS_PSF_FILE as PSF_FILE
 from neurodecon.learn import (
@@ -25,13 +26,7 @@ VS = (0.1, 0.05, 0.05)
 
 
 def gaussian_kernel(sigma=(1.5, 1.0, 1.0), radius=(4, 4, 4)) -> np.ndarray:
-    z, y, x = np.mgrid[
-        -radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1, -radius[2] : radius[2] + 1
-    ]
-    k = np.exp(
-        -(z**2 / (2 * sigma[0] ** 2) + y**2 / (2 * sigma[1] ** 2) + x**2 / (2 * sigma[2] ** 2))
-    )
-    return (k / k.sum()).astype(np.float32)
+    return _gaussian_kernel(sigma, radius)
 
 
 TINY = {
