@@ -7,6 +7,7 @@ Usage (one microscope per run keeps each run under ~10 minutes on 2 cores)::
     .venv/bin/python benchmarks/bench_beads_joint.py --microscope confocal-water
     .venv/bin/python benchmarks/bench_beads_joint.py --deep          # hybrid tails
     .venv/bin/python benchmarks/bench_beads_joint.py --real [--out benchmarks/_out]
+    .venv/bin/python benchmarks/bench_beads_joint.py --demo          # `neurodecon demo`'s beads
 
 Simulated microscopes (helpers in ``tests/unit/test_beads_joint.py``): 40×192×192 bead stacks
 with 12 beads of 100 nm at random positions (≥ 0.8 µm apart; Fourier-exact spheres ⊛ the true PSF),
@@ -21,6 +22,12 @@ image uses, both peak-centred and normalised on that box (mean and max).
 ``--deep``: widefield beads all on one plane (a coverslip), 40-plane bead stack, 80-plane sample:
 the measured PSF reaches ±20 planes; the image needs ±39. Compares the measured-only PSF with the
 hybrid one (optics given) and the true PSF.
+
+``--demo``: the data of ``neurodecon demo`` (confocal NA 1.4, 0.1×0.05×0.05 µm, ~30 beads of
+100 nm in 40×192×192 with 1200 photons at the brightest voxel, background 5, read noise 1, no
+offset; the sample: sponge + puncta 40×160×160, 300 photons). RL 50 iterations (the demo's count)
+with the background 0, the true 5 and ``auto`` (what the demo uses), for the true PSF, the joint
+and the average PSF; the share of each PSF's flux within 2 voxels of its centre (5×5×5).
 
 ``--real``: the real bead stacks of ../shared/data: QC figure and flux per plane (at ±0.5, 1, 2,
 4 µm relative to the focal plane), joint and average, and the time.
@@ -203,6 +210,51 @@ def real(data: Path, out: Path | None, skip_frt: bool) -> None:
                 )
 
 
+def demo() -> None:
+    """The demo's beads: RL 50 with the true, joint and average PSF, three backgrounds."""
+    from neurodecon import deconvolve
+    from neurodecon.metrics import evaluate
+    from neurodecon.psf import resolve_psf
+    from neurodecon.report import demo_data
+
+    d = demo_data()
+    vox = d["voxel_size_um"]
+    print(
+        "| PSF | beads used | shape | extract s | central 5³ flux | RL50 bg 0 | bg 5 (true) "
+        "| bg auto |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for method in ("true", "joint", "average"):
+        te, used = 0.0, "–"
+        if method == "true":
+            psf = d["psf"]
+        else:
+            t1 = time.perf_counter()
+            r = resolve_psf(
+                image_shape=d["sample"].shape,
+                image_voxel_size_um=vox,
+                beads=d["beads"],
+                bead_diameter_um=d["bead_diameter_um"],
+                beads_voxel_size_um=vox,
+                bead_options={"method": method},
+            )
+            te, psf, used = time.perf_counter() - t1, r.psf, str(r.beads.n_used)
+        p = psf / psf.sum()
+        c = [n // 2 for n in p.shape]
+        core = float(p[tuple(slice(k - 2, k + 3) for k in c)].sum())
+        cells = []
+        for bg in (0.0, 5.0, "auto"):
+            out = deconvolve(d["sample"], psf=psf, method="rl", iterations=50, background=bg)
+            e = evaluate(np.asarray(out), d["truth"], voxel_size_um=vox)
+            cells.append(f"{e['psnr']:.2f} / {e['ssim']:.3f}")
+        print(
+            f"| {method} | {used} | {tuple(psf.shape)} | {te:.1f} | {core:.3f} | "
+            + " | ".join(cells)
+            + " |",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--microscope", choices=sorted(ALIASES), action="append", default=None)
@@ -210,6 +262,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--deep", action="store_true", help="hybrid tails on an 80-plane sample")
     ap.add_argument("--real", action="store_true", help="the real bead stacks")
+    ap.add_argument("--demo", action="store_true", help="the beads of `neurodecon demo`")
     ap.add_argument("--skip-frt", action="store_true")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=None, help="folder for QC figures (--real)")
@@ -223,6 +276,8 @@ def main() -> None:
         deep(args.iterations)
     if args.real:
         real(args.data, args.out, args.skip_frt)
+    if args.demo:
+        demo()
 
 
 if __name__ == "__main__":

@@ -46,18 +46,32 @@ def plane_sigma(level: JointLevel, sig_cells) -> np.ndarray:
     return np.sqrt(np.bincount(plane, weights=var, minlength=level.cells.labels.shape[0]))
 
 
-def _plane_extents(level: JointLevel, theta, sig_cells, k: float):
+def clipped_noise_mean(shrink: float) -> float:
+    """Return the mean of ``max(0, x − κ)`` for ``x ~ N(0, 1)``.
+
+    That is the flux a non-negative fit puts in a cell whose true value is 0, in units of the
+    cell's standard error (κ the soft threshold).
+    """
+    from scipy.stats import norm
+
+    return float(norm.pdf(shrink) - shrink * norm.sf(shrink))
+
+
+def _plane_extents(level: JointLevel, theta, sig_cells, k: float, shrink: float = 0.0):
     """Per plane: is its flux significant, and the radius (px) beyond which it is not.
 
     Cells are taken outwards from the axis: the plane counts as measured when the cumulative flux
     exceeds ``k`` standard errors at some radius; its extent is the smallest radius beyond which
-    the remaining flux stays within ``k`` standard errors of zero.
+    the remaining flux stays within ``k`` standard errors of zero. The flux is counted above
+    what the non-negativity of the fit puts into cells that hold only noise
+    (:func:`clipped_noise_mean`): summed over thousands of cells, that bias alone would pass any
+    test against the standard error.
     """
     plane, radius = level.cell_geometry()
     cnt = level.cells.counts
-    flux = cnt * theta.cpu().numpy()
     s = sig_cells.cpu().numpy()
     var = np.where(np.isfinite(s), (cnt * s) ** 2, 0.0)
+    flux = cnt * theta.cpu().numpy() - clipped_noise_mean(shrink) * np.sqrt(var)
     nz = level.cells.labels.shape[0]
     ok, extent = np.zeros(nz, bool), np.zeros(nz)
     for z in range(nz):
@@ -74,13 +88,15 @@ def _plane_extents(level: JointLevel, theta, sig_cells, k: float):
     return ok, extent
 
 
-def measured_half(level, theta, sig_cells, factor, cone, r0_um, vox, opt) -> tuple[int, int, int]:
+def measured_half(
+    level, theta, sig_cells, factor, cone, r0_um, vox, opt, shrink: float = 0.0
+) -> tuple[int, int, int]:
     """Half-size (fine voxels) of the box of measured planes and of their light.
 
     Axially the measured planes, contiguous around focus; laterally the largest significant
     radius among them (+10 %, at least 2 core radii), no larger than the cone there.
     """
-    ok, extent = _plane_extents(level, theta, sig_cells, opt["flux_significance"])
+    ok, extent = _plane_extents(level, theta, sig_cells, opt["flux_significance"], shrink)
     hz = len(ok) // 2
     dz = 0
     while dz < hz and ok[hz + dz + 1] and ok[hz - dz - 1]:
