@@ -29,10 +29,10 @@ MICROSCOPE = {
 VOXEL_SIZE_UM = (0.1, 0.05, 0.05)
 PSF_SHAPE = (33, 49, 49)
 #: The nested layout of neurodecon.learn.TrainConfig (config.json["training"]): everything not set
-#: here is the `neurodecon train` default (PSF mode, 22 iterations of accelerated RL as a second
-#: input, MAE + Hessian + 0.2 · (1 − SSIM), base width 8, lr 1e-3), so the shipped model is
-#: what a user's default training gives for this microscope. Fixed steps instead of the
-#: default 20-minute budget, so the model does not depend on the machine's speed.
+#: here is the `neurodecon train` default (PSF mode, accelerated RL as a second input with its
+#: iterations chosen at training, MAE + Hessian + 0.2 · (1 − SSIM), base width 8, lr 1e-3), so the
+#: shipped model is what a user's default training gives for this microscope. Fixed steps instead
+#: of the default 20-minute budget, so the model does not depend on the machine's speed.
 CONFIG = {
     "data": {
         "voxel_size_um": VOXEL_SIZE_UM,

@@ -22,6 +22,7 @@ from neurodecon.learn import (
     load_model,
     train,
 )
+from neurodecon.learn._options import format_value
 
 REPO = Path(__file__).resolve().parents[2]
 VS = (0.1, 0.05, 0.05)
@@ -351,3 +352,9 @@ def test_docs_table_maps_every_flag_to_its_config_field():
     rows = dict(re.findall(r"^\| `(--[a-z-]+)[^`]*` \| `([a-z_.]+)` \|", text, flags=re.M))
     flagged = {o.option.flag: o.name for o in TrainConfig.options() if o.option.flag}
     assert rows == flagged
+    # and the default each row states is the one the command uses
+    lines = {r[0]: r[1] for r in re.findall(r"^\| `(--[a-z-]+)[^`]*` \| (.*)$", text, flags=re.M)}
+    for o in TrainConfig.options():
+        if o.option.flag:
+            default = o.option.default_text or format_value(o.default, o.option)
+            assert lines[o.option.flag].endswith(f"({default}) |"), o.option.flag

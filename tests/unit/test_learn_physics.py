@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -286,3 +287,40 @@ def test_cli_train_physics_then_deconvolve(tmp_path, run_cli):
     assert code == 0, err
     res = read(tmp_path / "out.tif").data
     assert res.shape == img.shape and np.all(np.isfinite(res))
+
+
+def test_auto_iterations_follow_the_microscope(tmp_path):
+    """``physics_iterations="auto"`` searches K on the microscope's own simulated data: a broad
+    kernel at many photons needs more RL iterations than a narrow one at few (the count that
+    matches the target best), and the chosen K is what the model folder records and uses."""
+    from neurodecon.learn import TrainConfig
+    from neurodecon.learn._physics import AUTO_MAX_ITERATIONS, choose_iterations
+    from neurodecon.synth import phantom
+
+    vols = [phantom("ellipsoids", shape=(16, 40, 40), voxel_size_um=VS, seed=s) for s in (0, 1)]
+    vols = [v / v.max() for v in vols]
+
+    def chosen(kernel, photons):
+        cfg = TrainConfig.from_dict({**TINY, "photons": (photons,), "physics_iterations": "auto"})
+        cfg = replace(cfg, noise=cfg.noise.resolved(None))
+        return choose_iterations(cfg, kernel, vols, kernel, None)
+
+    broad, rec = chosen(gaussian_kernel((2.5, 2.0, 2.0), (6, 6, 6)), 5000.0)
+    narrow, _ = chosen(gaussian_kernel((1.0, 0.6, 0.6), (3, 3, 3)), 30.0)
+    assert 1 <= narrow < broad <= AUTO_MAX_ITERATIONS, (narrow, broad)
+    assert rec["psnr_db_at_k"] >= rec["psnr_db_at_1"]
+
+    out = tmp_path / "model"
+    train(
+        {**TINY, "steps": 1, "val_every": 1, "physics_iterations": "auto"},
+        output_dir=out,
+        psf=gaussian_kernel(),
+    )
+    cfg = json.loads((out / "config.json").read_text())
+    k = cfg["physics"]["iterations"]
+    assert isinstance(k, int) and 1 <= k <= AUTO_MAX_ITERATIONS
+    assert (
+        cfg["physics"]["iterations_auto"]["psnr_db_at_k"]
+        >= cfg["physics"]["iterations_auto"]["psnr_db_at_1"]
+    )
+    assert f"rl_{k}" in cfg["validation"]["input_baseline"]

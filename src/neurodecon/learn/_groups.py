@@ -23,6 +23,7 @@ from ._options import (
     finite,
     option,
     parse_auto,
+    parse_auto_int,
     parse_names,
     set_field,
 )
@@ -210,13 +211,16 @@ class PhysicsConfig:
         flat="physics_method",
         help="RL flavour of the physics input",
     )
-    iterations: int = option(
-        22,
+    # RL iterations of RL_K, or "auto": chosen at training time (see learn._physics)
+    iterations: int | str = option(
+        "auto",
         flag="--physics-iterations",
         flat="physics_iterations",
-        parse=int,
-        metavar="K",
-        help="RL iterations of the physics input",
+        parse=parse_auto_int,
+        metavar="K|auto",
+        help="RL iterations of the physics input, or auto: the count whose RL_K best matches the "
+        "target on a simulated training volume of this microscope (chosen once, stored in the "
+        "model)",
     )
     # background (counts) of RL_K, or "auto" (estimated from each volume)
     background: float | str = option(
@@ -241,6 +245,8 @@ class PhysicsConfig:
         set_field(self, "method", choice(PhysicsMethod, self.method, "physics method"))
         for name in ("iterations", "draws"):
             v = getattr(self, name)
+            if name == "iterations" and v == "auto":
+                continue
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 fail(f"physics_{name}", f"{v!r} must be an integer >= 1")
         b = self.background

@@ -77,6 +77,20 @@ class Model:
             "halo": self.config.get("inference", {}).get("halo", 16),
         }
 
+    def kernel_psf(self) -> np.ndarray | None:
+        """Return the PSF this model was trained to invert (at its voxel size), if it has one.
+
+        The physics-aware variant's RL_K PSF, else the training PSF saved beside the weights
+        (``config["kernel"]["psf_file"]``); None for a model that has neither (older folders).
+        Its output blurred by this kernel should reproduce the raw data: the consistency check
+        (:func:`neurodecon.metrics.consistency`) uses it.
+        """
+        if self.physics_psf is not None:
+            return self.physics_psf
+        name = (self.config.get("kernel") or {}).get("psf_file")
+        f = self.path / name if (self.path is not None and name) else None
+        return np.load(f).astype(np.float32) if f is not None and f.is_file() else None
+
     def __repr__(self) -> str:
         return (
             f"Model(path={str(self.path)!r}, voxel_size_um={self.voxel_size_um}, "

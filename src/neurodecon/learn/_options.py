@@ -25,6 +25,7 @@ __all__ = [
     "parse_numbers",
     "parse_names",
     "parse_auto",
+    "parse_auto_int",
     "LossKind",
     "PhysicsInput",
     "PhysicsMethod",
@@ -176,6 +177,22 @@ def parse_names(text: str) -> tuple[str, ...]:
     if text.strip().lower() == "none":
         return ()
     return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def parse_auto_int(text: str) -> int | str:
+    """Parse ``auto`` or an integer.
+
+    Examples
+    --------
+    >>> parse_auto_int("Auto"), parse_auto_int("40")
+    ('auto', 40)
+    """
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither 'auto' nor an integer") from None
 
 
 def parse_auto(text: str) -> float | str:

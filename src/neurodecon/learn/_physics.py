@@ -17,8 +17,16 @@ from typing import Any
 import numpy as np
 
 from ._config import TrainConfig
+from ._options import PhotonsAt
 
-__all__ = ["physics_channel", "physics_function", "physics_description", "PSF_FILE"]
+__all__ = [
+    "physics_channel",
+    "physics_function",
+    "physics_description",
+    "choose_iterations",
+    "PSF_FILE",
+    "AUTO_MAX_ITERATIONS",
+]
 
 log = logging.getLogger("neurodecon")
 
@@ -53,6 +61,89 @@ def physics_channel(
     )
 
 
+#: ``physics_iterations="auto"``: the count is searched up to this many iterations, and the search
+#: stops once the match has not improved for ``AUTO_PATIENCE`` iterations.
+AUTO_MAX_ITERATIONS = 150
+AUTO_PATIENCE = 20
+
+
+def choose_iterations(
+    cfg: TrainConfig,
+    psf: np.ndarray,
+    volumes: list[np.ndarray],
+    kernel_x: np.ndarray,
+    kernel_y: np.ndarray | None,
+    *,
+    n_volumes: int = 2,
+) -> tuple[int, dict[str, Any]]:
+    """Choose K of RL_K for this microscope: the count whose RL_K best matches the target.
+
+    The first ``n_volumes`` training volumes are imaged as the pool will image them (the input
+    kernel, the calibrated camera at the middle photon level and the first background), RL_K is
+    run on each as at inference, and K is where the mean PSNR of RL_K against the training
+    target (after :func:`neurodecon.metrics.normalize_pair`) peaks. A fixed K leaves a widefield
+    input far from converged (its out-of-focus light needs many more iterations than a confocal
+    one) or over-fits a low-light confocal one; the network's residual then has to make up the
+    difference. Returns ``(K, record)``.
+    """
+    from ..device import resolve_device
+    from ..metrics import normalize_pair, psnr, structure_level
+    from ._data import add_noise, center_convolve
+
+    p, n = cfg.physics, cfg.noise
+    assert n.photons is not None and n.backgrounds is not None  # resolved by the caller
+    photons = float(np.median(n.photons))
+    bg = float(n.backgrounds[0])
+    gain, offset, read = float(n.gain or 1.0), float(n.offset or 0.0), float(n.read_noise or 0.0)
+    rng = np.random.default_rng(cfg.run.seed + 7)
+    dev = str(resolve_device(cfg.run.device))
+    curves = []
+    for s in volumes[:n_volumes]:
+        x = center_convolve(s, kernel_x)
+        y = center_convolve(s, kernel_y)
+        scale = 1.0 / max(structure_level(x), 1e-6) if n.photons_at == PhotonsAt.INPUT else 1.0
+        noisy = add_noise(x, photons * scale, read, rng, background=bg, gain=gain, offset=offset)
+        rl_bg = (
+            "auto" if p.background == "auto" else (offset + gain * bg) / (gain * photons * scale)
+        )
+        curve: list[float] = []
+
+        def track(it: int, est: np.ndarray, curve: list[float] = curve, y: np.ndarray = y) -> bool:
+            curve.append(psnr(*normalize_pair(est, y), data_range=1.0))
+            return it - (int(np.argmax(curve)) + 1) < AUTO_PATIENCE
+
+        level = log.level
+        log.setLevel(max(level, logging.WARNING))
+        try:
+            from ..classical import deconvolve
+            from ..psf import prepare_psf
+
+            k = prepare_psf(np.asarray(psf, np.float32), image_shape=noisy.shape)
+            deconvolve(
+                noisy,
+                k,
+                p.method.value,
+                iterations=AUTO_MAX_ITERATIONS,
+                background=rl_bg,
+                device=dev,
+                callback=track,
+            )
+        finally:
+            log.setLevel(level)
+        curves.append(curve)
+    n_common = min(len(c) for c in curves)
+    mean = np.mean([c[:n_common] for c in curves], axis=0)
+    best = int(np.argmax(mean)) + 1
+    record = {
+        "chosen_by": "the best mean PSNR of RL_K against the training target on "
+        f"{len(curves)} simulated training volume(s), searched up to {AUTO_MAX_ITERATIONS}",
+        "photons": photons,
+        "psnr_db_at_k": round(float(mean[best - 1]), 3),
+        "psnr_db_at_1": round(float(mean[0]), 3),
+    }
+    return best, record
+
+
 def physics_function(cfg: TrainConfig, psf: np.ndarray) -> Callable[[np.ndarray, float], Any]:
     """Return ``fn(noisy_volume, true_background) → RL_K`` for the training pool.
 
@@ -79,11 +170,15 @@ def physics_function(cfg: TrainConfig, psf: np.ndarray) -> Callable[[np.ndarray,
     return fn
 
 
-def physics_description(cfg: TrainConfig) -> dict[str, Any]:
-    """Return the ``physics`` entry of ``config.json``: what inference needs to compute RL_K."""
+def physics_description(cfg: TrainConfig, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the ``physics`` entry of ``config.json``: what inference needs to compute RL_K.
+
+    ``chosen``: the record of :func:`choose_iterations` when K was chosen automatically.
+    """
     p = cfg.physics
     k = p.iterations
     return {
+        **({"iterations_auto": chosen} if chosen else {}),
         "input": p.input.value,
         "method": p.method.value,
         "iterations": k,

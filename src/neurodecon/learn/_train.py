@@ -21,7 +21,7 @@ from ._kernels import KERNEL_PSF_FILE, TrainingKernels
 from ._loop import TrainState, run_loop, validation_metrics
 from ._model import CONFIG_NAME, WEIGHTS_NAME, model_card, save_model
 from ._net import count_parameters
-from ._physics import PSF_FILE, physics_description, physics_function
+from ._physics import PSF_FILE, choose_iterations, physics_description, physics_function
 from ._volumes import split_volumes, training_volumes
 
 __all__ = ["train", "CHECKPOINT_NAME"]
@@ -149,9 +149,15 @@ def train(
                 fix="pass physics_psf=PSF with the o*/i* kernels, or train from beads or a PSF",
             )
         ppsf = kernels.psf
-    physics_fn = physics_function(cfg, ppsf) if ppsf is not None else None
     t0 = time.perf_counter()
     volumes, data_desc = training_volumes(cfg, sharp)
+    chosen = None
+    if ppsf is not None and cfg.physics.iterations == "auto":
+        report(progress, 0, cfg.run.steps, "choosing the physics input's RL iterations")
+        k_auto, chosen = choose_iterations(cfg, ppsf, volumes, kernels.input, kernels.target)
+        cfg = replace(cfg, physics=replace(cfg.physics, iterations=k_auto))
+        log.info(f"physics input: RL_{k_auto} ({chosen['chosen_by']})")
+    physics_fn = physics_function(cfg, ppsf) if ppsf is not None else None
 
     def pool_progress(done: int, total: int) -> None:
         k = cfg.physics.iterations
@@ -234,7 +240,7 @@ def train(
         description=kernels.description,
         training_data=data_desc,
         run=state.summary(cfg),
-        physics=physics_description(cfg) if cfg.physics.on else None,
+        physics=physics_description(cfg, chosen) if cfg.physics.on else None,
     )
     save_model(out, net.cpu(), card, half=half_weights, physics_psf=ppsf, kernel_psf=kernels.psf)
     if not keep_checkpoint and ckpt.exists():
