@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # exactly the names of _LAZY, re-exported for type checkers a
     from .io import write as write
     from .learn import load_model as load_model
     from .learn import train as train
+    from .metrics import consistency as consistency
     from .metrics import evaluate as evaluate
     from .psf import extract_psf as extract_psf
     from .psf import make_psf as make_psf
@@ -64,6 +65,7 @@ _LAZY = {
     "simulate": "neurodecon.synth",
     "deconvolve": "neurodecon._api",
     "evaluate": "neurodecon.metrics",
+    "consistency": "neurodecon.metrics",
     "train": "neurodecon.learn",
     "load_model": "neurodecon.learn",
     "compare": "neurodecon.report",

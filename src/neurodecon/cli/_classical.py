@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._check import add_check_option, check_sidecars, model_kernel, run_check
 from ._common import (
     PSF_MODELS,
     add_device,
@@ -83,6 +84,7 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         "--psf-out", default=None, metavar="FILE", help="also write the PSF that was used"
     )
     add_device(p)
+    add_check_option(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     add_output_options(p)
     p.set_defaults(func=_deconvolve)
@@ -147,6 +149,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network and (args.psf is not None or args.beads is not None):
         raise user_error("give either a PSF (--psf, --beads) or a trained --model, not both")
+    check_sidecars(args)
 
 
 def _run_classical(args: argparse.Namespace, image, iterations, background) -> int:
@@ -197,6 +200,8 @@ def _run_classical(args: argparse.Namespace, image, iterations, background) -> i
     if args.iterations == "auto" and run.iterations is not None:
         used += " (auto)"
     print(f"wrote {written} ({args.method}{used}, {result.shape}, {result.dtype})")
+    if args.check:
+        run_check(args, image, result, resolved.psf, resolved.description)
     return 0
 
 
@@ -208,9 +213,10 @@ def _run_network(args: argparse.Namespace, image) -> int:
     from ..learn import load_model, predict
     from ..progress import console_progress
 
+    model = load_model(args.psf_model)
     with console_progress("Deconvolving (network)") as bar:
         result = predict(
-            load_model(args.psf_model),
+            model,
             image.data,
             voxel_size_um=image.voxel_size_um,
             device=args.device,
@@ -221,4 +227,8 @@ def _run_network(args: argparse.Namespace, image) -> int:
         args, args.output, image.with_data(result), inputs=(str(args.input),), parameters=params
     )
     print(f"wrote {written} (network {args.psf_model}, {result.shape}, {result.dtype})")
+    if args.check:
+        kernel = model_kernel(model, image)
+        if kernel is not None:
+            run_check(args, image, result, kernel, f"the kernel of model {args.psf_model}")
     return 0

@@ -27,6 +27,18 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
         "gain+offset of PRED to the percentile-normalised GT (default); percentile = "
         "each to its 1st–99.8th percentiles; none",
     )
+    p.add_argument(
+        "--raw",
+        metavar="RAW",
+        help="the raw stack PRED was deconvolved from: report whether PRED, blurred again by "
+        "--psf, reproduces it within its noise (χ² and the share of the volume flagged; no "
+        "ground truth needed)",
+    )
+    p.add_argument("--psf", metavar="PSF", help="the PSF for --raw (a model's: its kernel file)")
+    p.add_argument(
+        "--map-out", metavar="FILE", help="with --raw: write the consistency map (float32)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --map-out")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     add_voxel_size(p)
     p.set_defaults(func=_evaluate)
@@ -59,6 +71,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             path=args.truth,
             fix="give the ground truth of the same stack",
         )
+    check = _consistency(args, pred, voxel)
     metrics = evaluate(
         pred.data,
         truth.data if truth is not None else None,
@@ -73,11 +86,52 @@ def _evaluate(args: argparse.Namespace) -> int:
                 "voxel_size_um": list(voxel),
                 "normalization": args.normalization,
                 "metrics": {k: (v if math.isfinite(v) else None) for k, v in metrics.items()},
+                **({"consistency": check.to_dict()} if check is not None else {}),
             }
         )
     else:
         _table(args, voxel, metrics)
+        if check is not None:
+            from ._check import summary
+
+            print(summary(check))
     return 0
+
+
+def _consistency(args: argparse.Namespace, pred, voxel):
+    """``--raw``/``--psf``: the consistency of PRED with its raw data (None without ``--raw``)."""
+    from ..errors import user_error
+    from ..io import check_output_path, read, write
+    from ..metrics import consistency
+    from ..psf import resolve_psf
+
+    if args.raw is None and args.psf is None and args.map_out is None:
+        return None
+    if args.raw is None or args.psf is None:
+        raise user_error(
+            "the consistency check needs both --raw and --psf",
+            fix="give the raw stack PRED came from and the PSF it was deconvolved with",
+        )
+    if args.map_out is not None:
+        check_output_path(args.map_out, [args.pred, args.raw, args.psf], args.overwrite)
+    raw = read(args.raw, voxel_size_um=args.voxel_size)
+    if raw.shape != pred.shape:
+        raise user_error(
+            f"shape {raw.shape} differs from the prediction's {pred.shape}",
+            path=args.raw,
+            fix="give the raw stack PRED was deconvolved from",
+        )
+    psf = resolve_psf(image_shape=pred.shape, image_voxel_size_um=voxel, psf=args.psf).psf
+    result = consistency(raw.data, pred.data, psf)
+    if args.map_out is not None:
+        write(
+            args.map_out,
+            pred.with_data(result.map),
+            overwrite=args.overwrite,
+            inputs=(str(args.pred), str(args.raw), str(args.psf)),
+            provenance={"parameters": {"consistency": result.to_dict()}},
+        )
+    return result
 
 
 def _table(args: argparse.Namespace, voxel: tuple[float, ...], metrics: dict[str, float]) -> None:

@@ -5,13 +5,14 @@ from ._coerce import as_image, as_volume, source_of
 from ._image import DEFAULT_VOXEL_SIZE_UM, Image
 from ._provenance import clean_stale_partials, current_command, recording_command
 from ._units import canonical_axes, unit_to_um
-from ._write import check_output_path, write
+from ._write import check_output_path, write, write_json
 
 __all__ = [
     "Image",
     "DEFAULT_VOXEL_SIZE_UM",
     "read",
     "write",
+    "write_json",
     "check_output_path",
     "check_image",
     "format_of",

@@ -211,6 +211,23 @@ def _dispatch_write(tmp: Path, image: Image, fmt: str, extra: dict) -> None:
         write_ome_zarr(tmp, image, extra=extra)
 
 
+def write_json(path: str | Path, obj: Any, *, overwrite: bool = False) -> Path:
+    """Write ``obj`` as indented JSON, atomically (temporary sibling, then rename).
+
+    Refuses an existing file unless ``overwrite``.
+    """
+    import json
+
+    from ..jsonutil import json_default
+
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise user_error("output exists", path=out, fix="pass --overwrite or choose another name")
+    text = json.dumps(obj, indent=2, default=json_default) + "\n"
+    _atomic(out, lambda tmp: tmp.write_text(text), overwrite)
+    return out
+
+
 def _atomic(out: Path, writer: Callable[[Path], None], overwrite: bool) -> None:
     """Write to a temporary sibling, then rename over ``out``; clean up on any failure."""
     import shutil

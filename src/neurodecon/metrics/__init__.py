@@ -10,6 +10,7 @@ a :class:`NoiseCalibration`), built on :func:`estimate_background`, :func:`photo
 """
 
 from ._calibration import CALIBRATION_MAX_VOXELS, NoiseCalibration, calibrate_noise, structure_level
+from ._consistency import DEFAULT_THRESHOLD, Consistency, consistency
 from ._decorrelation import DecorrelationResult, decorrelation, decorrelation_curve
 from ._evaluate import METRIC_KEYS, evaluate
 from ._fidelity import (
@@ -36,6 +37,9 @@ from ._texture import glcm_features, shannon_entropy
 
 __all__ = [
     "evaluate",
+    "consistency",
+    "Consistency",
+    "DEFAULT_THRESHOLD",
     "METRIC_KEYS",
     "normalize_pair",
     "NORMALIZATIONS",
