@@ -76,12 +76,29 @@ def test_evaluate_raw_without_psf_is_one_line(sim, run_cli):
     assert code != 0 and "--psf" in err and len(err.strip().splitlines()) == 1
 
 
-def test_model_check_uses_the_model_kernel(sim, tmp_path, run_cli):
+def test_model_check_and_uncertainty(sim, tmp_path, run_cli):
+    """A model's result is checked against the model's own kernel; --uncertainty writes the
+    spread over the flips beside the (flip-averaged) result."""
+    from neurodecon.io import read
+
     out = tmp_path / "net.tif"
     code, stdout, err = run_cli(
         "deconvolve", sim / "image.tif", "--model", "default", "--device", "cpu", "--check",
-        "-o", out,
+        "--uncertainty", "-o", out,
     )  # fmt: skip
     assert code == 0, err
     scores = json.loads((tmp_path / "net_consistency.json").read_text())
     assert "model default" in scores["kernel"] and np.isfinite(scores["score"])
+    spread = read(tmp_path / "net_uncertainty.tif")
+    assert spread.shape == read(out).shape and spread.voxel_size_um == pytest.approx(
+        (0.2, 0.1, 0.1)
+    )
+    assert spread.data.min() >= 0 and spread.data.max() > 0
+
+
+def test_uncertainty_needs_a_network(sim, tmp_path, run_cli):
+    code, _, err = run_cli(
+        "deconvolve", sim / "image.tif", "--psf", sim / "psf.tif", "--uncertainty",
+        "-o", tmp_path / "x.tif",
+    )  # fmt: skip
+    assert code != 0 and "--uncertainty" in err and len(err.strip().splitlines()) == 1

@@ -195,6 +195,12 @@ def test_compare_api_report_ranks_against_truth_and_reports_failures(tiny, tmp_p
     fz, fy, fx = summary["psf"]["fwhm_um"]
     assert fz > fx > VS[2]
     assert summary["neurodecon_version"] == nd.__version__
+    # every volume checked against the raw data: the truth at the noise expectation, the raw
+    # input (blurred twice once blurred again) far from it, RL in between; maps drawn
+    chi2 = {n: m[n]["metrics"]["consistency_chi2"] for n in ("truth", "raw", "rl")}
+    assert abs(chi2["truth"] - 1) < 0.2 and chi2["raw"] > chi2["rl"] > chi2["truth"] - 0.2, chi2
+    assert m["raw"]["metrics"]["consistency_missing_pct"] > 1
+    assert summary["figures"]["fig-consistency"] == "figures/consistency.png"
     # progress: every step announced, monotone, ending at the total
     steps = [c[0] for c in calls]
     assert steps == sorted(steps) and steps[-1] == calls[-1][1]
@@ -409,6 +415,8 @@ def test_compare_runs_a_trained_model_beside_classical_methods(tiny, tmp_path):
     pred = nd.read(out / row["output"]).data
     assert pred.shape == nd.read(tiny / "raw.tif").data.shape and np.isfinite(pred).all()
     assert row["rank"] in (1, 2, 3)
+    # the model's result is checked against its own training kernel
+    assert np.isfinite(row["metrics"]["consistency_chi2"])
 
 
 @pytest.mark.slow

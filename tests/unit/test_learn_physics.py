@@ -324,3 +324,22 @@ def test_auto_iterations_follow_the_microscope(tmp_path):
         >= cfg["physics"]["iterations_auto"]["psnr_db_at_1"]
     )
     assert f"rl_{k}" in cfg["validation"]["input_baseline"]
+
+
+def test_spread_is_the_flip_ensemble_computed_by_hand(phys_model):
+    """``predict_with_spread`` = mean and std of ``predict`` on the flipped inputs, flipped back
+    (independently computed here), with the identity first among the flips."""
+    from neurodecon.learn import augmentations, predict_with_spread
+
+    flips = augmentations(phys_model)
+    assert flips[0] == () and len(flips) == len(set(flips)) >= 4
+    img = _blurred(5)
+    mean, spread = predict_with_spread(phys_model, img, voxel_size_um=VS, device="cpu")
+    runs = [
+        np.flip(predict(phys_model, np.ascontiguousarray(np.flip(img, f)), device="cpu"), f)
+        for f in flips
+    ]
+    scale = float(np.max(runs))
+    np.testing.assert_allclose(mean, np.mean(runs, axis=0), atol=1e-4 * scale)
+    np.testing.assert_allclose(spread, np.std(runs, axis=0), atol=1e-4 * scale)
+    assert spread.min() >= 0 and spread.max() > 0 and mean.min() >= 0

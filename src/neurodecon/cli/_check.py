@@ -29,16 +29,36 @@ def add_check_option(p: argparse.ArgumentParser) -> None:
         "volume is flagged",
     )
 
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="with a trained --model: predict on every flip of INPUT the model is symmetric "
+        "for (4 passes for y and x), write their mean as OUT and their per-voxel standard "
+        "deviation as OUT_uncertainty.tif (intensity units; high where the answer depends on "
+        "the orientation of the data)",
+    )
 
-def sidecars(output: str | Path) -> tuple[Path, Path]:
-    """Return the map and JSON paths that ``--check`` writes next to ``output``."""
+
+def _stem(output: str | Path) -> tuple[Path, str]:
     out = Path(output)
     name = out.name
     for suffix in _SUFFIXES:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
+    return out, name
+
+
+def sidecars(output: str | Path) -> tuple[Path, Path]:
+    """Return the map and JSON paths that ``--check`` writes next to ``output``."""
+    out, name = _stem(output)
     return out.with_name(name + "_consistency.tif"), out.with_name(name + "_consistency.json")
+
+
+def uncertainty_path(output: str | Path) -> Path:
+    """Return the spread map's path that ``--uncertainty`` writes next to ``output``."""
+    out, name = _stem(output)
+    return out.with_name(name + "_uncertainty.tif")
 
 
 def run_check(
@@ -72,12 +92,13 @@ def run_check(
 
 
 def check_sidecars(args: argparse.Namespace) -> None:
-    """Refuse existing ``--check`` sidecars before any work (unless ``--overwrite``)."""
+    """Refuse existing ``--check``/``--uncertainty`` sidecars before any work (or --overwrite)."""
     from ..errors import user_error
 
-    if not getattr(args, "check", False):
-        return
-    for path in sidecars(args.output):
+    paths = list(sidecars(args.output)) if getattr(args, "check", False) else []
+    if getattr(args, "uncertainty", False):
+        paths.append(uncertainty_path(args.output))
+    for path in paths:
         if path.exists() and not args.overwrite:
             raise user_error(
                 "output exists", path=path, fix="pass --overwrite or choose another name"

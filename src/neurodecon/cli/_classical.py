@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._check import add_check_option, check_sidecars, model_kernel, run_check
+from ._check import add_check_option, check_sidecars, model_kernel, run_check, uncertainty_path
 from ._common import (
     PSF_MODELS,
     add_device,
@@ -149,6 +149,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network and (args.psf is not None or args.beads is not None):
         raise user_error("give either a PSF (--psf, --beads) or a trained --model, not both")
+    if args.uncertainty and not network:
+        raise user_error(
+            "--uncertainty needs a trained network (--model MODEL_DIR or default)",
+            fix="drop --uncertainty, or deconvolve with --model",
+        )
     check_sidecars(args)
 
 
@@ -210,23 +215,32 @@ def _inputs(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _run_network(args: argparse.Namespace, image) -> int:
-    from ..learn import load_model, predict
+    from ..learn import augmentations, load_model, predict, predict_with_spread
     from ..progress import console_progress
 
     model = load_model(args.psf_model)
+    run = predict_with_spread if args.uncertainty else predict
     with console_progress("Deconvolving (network)") as bar:
-        result = predict(
+        out = run(
             model,
             image.data,
             voxel_size_um=image.voxel_size_um,
             device=args.device,
             progress=bar,
         )
-    params = {"model": str(args.psf_model)}
+    result, spread = out if args.uncertainty else (out, None)
+    params: dict = {"model": str(args.psf_model)}
+    if spread is not None:
+        params["test_time_augmentation"] = [list(a) for a in augmentations(model)]
     written = write_output(
         args, args.output, image.with_data(result), inputs=(str(args.input),), parameters=params
     )
     print(f"wrote {written} (network {args.psf_model}, {result.shape}, {result.dtype})")
+    if spread is not None:
+        upath = uncertainty_path(args.output)
+        spread_image = image.with_data(spread)
+        write_output(args, upath, spread_image, inputs=(str(written),), parameters=params)
+        print(f"wrote {upath} (spread over {len(augmentations(model))} flips)")
     if args.check:
         kernel = model_kernel(model, image)
         if kernel is not None:

@@ -71,7 +71,7 @@ from ._options import ConfigOption
 from ._physics import PSF_FILE as PHYSICS_PSF_FILE
 from ._physics import physics_channel, physics_function
 from ._precision import cpu_has_fast_bf16, precision_name, training_autocast
-from ._predict import predict, predict_tiled
+from ._predict import augmentations, predict, predict_tiled, predict_with_spread
 from ._train import train
 from ._volumes import split_volumes, training_volumes
 
@@ -79,6 +79,8 @@ __all__ = [
     "train",
     "load_model",
     "predict",
+    "predict_with_spread",
+    "augmentations",
     "default_model_path",
     "Model",
     "TrainConfig",

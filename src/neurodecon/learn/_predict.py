@@ -18,7 +18,7 @@ from ._limits import check_levels, check_voxel_size
 from ._model import Model, load_model
 from ._norm import robust_range
 
-__all__ = ["predict", "predict_tiled", "DEFAULT_TILE"]
+__all__ = ["predict", "predict_with_spread", "predict_tiled", "augmentations", "DEFAULT_TILE"]
 
 DEFAULT_TILE = (64, 192, 192)
 
@@ -43,6 +43,8 @@ def predict(
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """Deconvolve ``image`` (``(..., Z, Y, X)``) with a trained network; float32, same shape.
+
+    :func:`predict_with_spread` also returns a per-voxel uncertainty (test-time augmentation).
 
     Parameters
     ----------
@@ -70,6 +72,60 @@ def predict(
     progress : callable, optional
         ``progress(done, total, message)``; return ``False`` to cancel.
     """
+    return _predict(
+        model, image, voxel_size_um, tile_shape, halo, blend, device, precision, check, progress,
+        flips=[()],
+    )[0]  # fmt: skip
+
+
+def augmentations(model: Model | str | Path) -> list[tuple[int, ...]]:
+    """Return the flips (tuples of axes 0=z, 1=y, 2=x) of :func:`predict_with_spread`.
+
+    Every combination of the axes the model was trained to be symmetric along (the PSF's
+    symmetry; ``config["data"]["flips_allowed_axes"]``, y and x when it does not say); the
+    identity first.
+    """
+    model = load_model(model)
+    axes = (model.config.get("data") or {}).get("flips_allowed_axes", [1, 2])
+    axes = [int(a) for a in axes if int(a) in (0, 1, 2)]
+    return [c for n in range(len(axes) + 1) for c in itertools.combinations(axes, n)]
+
+
+def predict_with_spread(
+    model: Model | str | Path,
+    image: np.ndarray,
+    *,
+    voxel_size_um=None,
+    tile_shape: tuple[int, int, int] | None = None,
+    halo: int | None = None,
+    blend: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    check: bool = True,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(mean, spread)``: the prediction averaged over flipped inputs, and its spread.
+
+    Test-time augmentation: the input is flipped along every combination of the axes the model
+    is symmetric along (:func:`augmentations`: 4 passes for y and x, 8 with z), each prediction
+    flipped back; ``mean`` is their average (what :func:`predict` returns for the identity
+    alone, averaged) and ``spread`` their standard deviation per voxel, in the image's intensity
+    units. Where the network's answer depends on the orientation of the data the spread is
+    high: the output there is less supported by the data than its shape. The RL_K channel of the
+    physics-aware variant is computed once and flipped with the raw one (the PSF is symmetric
+    along those axes). Costs one network pass per flip. Arguments as :func:`predict`.
+    """
+    flips = augmentations(model)
+    return _predict(
+        model, image, voxel_size_um, tile_shape, halo, blend, device, precision, check, progress,
+        flips=flips,
+    )  # fmt: skip
+
+
+def _predict(
+    model, image, voxel_size_um, tile_shape, halo, blend, device, precision, check, progress, *,
+    flips: list[tuple[int, ...]],
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     model = load_model(model)
     data: Any = image  # an array, or a neurodecon.io.Image (its .data)
     if hasattr(image, "data") and hasattr(image, "voxel_size_um"):  # a neurodecon.io.Image
@@ -88,6 +144,7 @@ def predict(
     if check:
         check_levels(model, vols[0])
     out = np.empty(vols.shape, np.float32)
+    spread = np.zeros(vols.shape, np.float32)
     dev = resolve_device(device)
     net = model.net.to(dev).eval()
     pcfg = model.predict_config
@@ -96,13 +153,10 @@ def predict(
     halo = _round_up(pcfg["halo"] if halo is None else halo, m)
     blend = _round_up(m if blend is None else blend, m)
     tile = tuple(_round_up(t, m) for t in (tile_shape or DEFAULT_TILE))
+    n_runs = len(vols) * len(flips)
     try:
         for i, vol in enumerate(vols):
             norm = robust_range(vol, percentiles)
-
-            def sub(d, t, msg, _i=i):
-                report(progress, d + _i * t, t * len(vols), msg)
-
             inp = norm.apply(vol)[None]
             if model.physics:
                 from ._physics import physics_channel
@@ -117,23 +171,35 @@ def predict(
                     device=str(dev),
                 )
                 inp = np.concatenate([inp, norm.apply(rl)[None]])
-            y = predict_tiled(
-                net,
-                inp,
-                tile=tile,
-                halo=halo,
-                blend=blend,
-                m=m,
-                device=dev,
-                precision=precision,
-                progress=sub if progress else None,
-            )
-            # fluorescence is not negative: the network's residual can dip below zero in dark
-            # noisy regions (RL's output never does); clip as the classical methods' output is
-            out[i] = np.maximum(norm.invert(y), 0.0)
+            runs = []
+            for j, axes in enumerate(flips):
+                k_run = i * len(flips) + j
+
+                def sub(d, t, msg, _k=k_run):
+                    report(progress, d + _k * t, t * n_runs, msg)
+
+                ax = tuple(a + 1 for a in axes)  # channel axis first
+                x = np.ascontiguousarray(np.flip(inp, ax)) if ax else inp
+                y = predict_tiled(
+                    net,
+                    x,
+                    tile=tile,
+                    halo=halo,
+                    blend=blend,
+                    m=m,
+                    device=dev,
+                    precision=precision,
+                    progress=sub if progress else None,
+                )
+                # fluorescence is not negative: the network's residual can dip below zero in
+                # dark noisy regions (RL's output never does); clip as the classical methods do
+                runs.append(np.maximum(norm.invert(np.flip(y, axes) if axes else y), 0.0))
+            out[i] = np.mean(runs, axis=0) if len(runs) > 1 else runs[0]
+            if len(runs) > 1:
+                spread[i] = np.std(runs, axis=0)
     finally:
         model.net.to("cpu")
-    return out.reshape(arr.shape)
+    return out.reshape(arr.shape), spread.reshape(arr.shape)
 
 
 def _autocast(device: torch.device, precision: str):

@@ -9,16 +9,19 @@ measured on the raw stack unless given) and reports
 * ``score``: the mean squared normalised residual (a reduced χ²); 1 when the residual is pure
   noise. Well below 1: the estimate follows the noise (over-fitting, many iterations); well above:
   it misses or adds light.
-* ``map``: the normalised residual smoothed at the PSF's scale (a Gaussian with the PSF's second
-  moments) and divided by the standard deviation that smoothing leaves of white noise, so that it
-  is N(0, 1) where the estimate is consistent. Structure a method invented shows as negative
-  values (the estimate has light the data lack), structure it removed as positive ones.
+* ``map``: the normalised residual band-passed at the PSF's scale (a Gaussian with the σ of the
+  PSF's core, its FWHM / 2.355, minus one 4 × wider: slow misfits such as light from beyond the
+  stack are not structure) and divided by the standard deviation that filter leaves of white
+  noise, so that it is N(0, 1) where the estimate is consistent. Structure a method invented
+  shows as negative values (the estimate has light the data lack), structure it removed as
+  positive ones.
 * ``flagged_fraction``: the share of the interior where ``|map| > threshold`` (4 by default: 6e-5
   of pure white noise; the smoothing correlates neighbours, so isolated false flags come in small
   clumps), split into ``invented_fraction`` and ``missing_fraction``.
 
-The interior excludes a margin of one PSF width (its second-moment σ × 3) along each axis: light
-from outside the stack, which no estimate inside it can reproduce, leaves a residual there.
+The interior excludes a margin along each axis — the half-width that holds 95 % of the PSF's
+light along it, at most a quarter of the axis: light from outside the stack, which no estimate
+inside it can reproduce, leaves a residual there.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ __all__ = ["Consistency", "consistency", "DEFAULT_THRESHOLD"]
 
 #: ``|map|`` above this (in standard deviations of the smoothed noise) counts as structured.
 DEFAULT_THRESHOLD = 4.0
+#: The map is band-passed: the PSF's scale minus this many times it (slow misfits removed).
+BROAD = 4.0
 
 
 @dataclass
@@ -139,14 +144,16 @@ def consistency(
     if not (np.isfinite(raw_a).all() and np.isfinite(est).all()):
         raise user_error("the raw stack or the result has NaN/Inf values", fix="check the inputs")
     kernel = (kernel / kernel.sum()).astype(np.float32)
-    sigma = _moment_sigma(kernel)
-    inner = _interior(raw_a.shape, sigma)
+    sigma = _core_sigma(kernel)
+    inner = _interior(raw_a.shape, kernel, sigma)
     blurred = _convolve(est, kernel)
     a, b = _fit_gain(blurred[inner], raw_a[inner], background)
     mu = a * blurred + b
     var, noise = _noise_model(raw_a, mu, noise_gain, noise_variance)
     r = (raw_a - mu) / np.sqrt(var)
-    smoothed, norm = _smooth(r, sigma)
+    r_in = np.zeros_like(r)  # outside the interior: the noise's expectation, 0 (not its misfit)
+    r_in[inner] = r[inner]
+    smoothed, norm = _smooth(r_in, sigma)
     z = (smoothed / norm).astype(np.float32)
     zi = z[inner]
     invented = float(np.mean(zi < -threshold))
@@ -178,23 +185,49 @@ def _convolve(volume: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return fftconvolve(volume, k, mode="same").astype(np.float32)
 
 
-def _moment_sigma(kernel: np.ndarray) -> np.ndarray:
-    """Per-axis standard deviation (voxels) of the PSF's light around its centre of mass, ≥ 0.5."""
+def _core_sigma(kernel: np.ndarray) -> np.ndarray:
+    """Per-axis σ (voxels, ≥ 0.5) of the PSF's core: its FWHM through the peak / 2.355.
+
+    The core, not the second moment: a widefield PSF's moments are set by its far cone, which
+    would smooth the map far beyond the size of anything the check should see.
+    """
+    peak = np.unravel_index(int(np.argmax(kernel)), kernel.shape)
+    top = float(kernel[peak])
     out = []
-    total = float(kernel.sum())
     for axis in range(3):
-        prof = kernel.sum(axis=tuple(a for a in range(3) if a != axis)).astype(np.float64)
-        pos = np.arange(len(prof), dtype=np.float64)
-        mean = float((prof * pos).sum() / total)
-        out.append(math.sqrt(max(float((prof * (pos - mean) ** 2).sum() / total), 0.25)))
+        idx = list(peak)
+        idx[axis] = slice(None)  # type: ignore[call-overload]
+        line = kernel[tuple(idx)].astype(np.float64) / top
+        c = int(peak[axis])
+        width = 0.0
+        for step in (-1, 1):
+            i = c
+            while 0 <= i + step < len(line) and line[i + step] >= 0.5:
+                i += step
+            j = i + step
+            if 0 <= j < len(line):  # interpolate the half-maximum crossing
+                width += abs(i - c) + (line[i] - 0.5) / max(line[i] - line[j], 1e-12)
+            else:
+                width += abs(i - c) + 0.5
+        out.append(max(width / (2 * math.sqrt(2 * math.log(2))), 0.5))
     return np.asarray(out)
 
 
-def _interior(shape: Sequence[int], sigma: np.ndarray) -> tuple[slice, ...]:
-    """Return the stack without a margin of 3 σ of the PSF per axis (≤ a quarter of the axis)."""
+def _interior(shape: Sequence[int], kernel: np.ndarray, sigma: np.ndarray) -> tuple[slice, ...]:
+    """Return the stack without a margin per axis that light from beyond it reaches.
+
+    The margin is the half-width holding 95 % of the PSF's light along that axis (at least 3 σ of
+    its core), at most a quarter of the axis.
+    """
     out = []
-    for n, s in zip(shape, sigma, strict=True):
-        m = min(int(math.ceil(3 * s)), n // 4)
+    for axis, (n, s) in enumerate(zip(shape, sigma, strict=True)):
+        prof = kernel.sum(axis=tuple(a for a in range(3) if a != axis)).astype(np.float64)
+        c = int(np.argmax(prof))
+        total = float(prof.sum())
+        w = 0
+        while w < len(prof) and prof[max(c - w, 0) : c + w + 1].sum() < 0.95 * total:
+            w += 1
+        m = min(max(w, int(math.ceil(3 * s))), n // 4)
         out.append(slice(m, n - m))
     return tuple(out)
 
@@ -240,12 +273,24 @@ def _noise_model(
 
 
 def _smooth(r: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, float]:
-    """Gaussian smoothing at the PSF's σ; also the standard deviation it leaves of white noise."""
+    """Band-pass at the PSF's scale; also the standard deviation it leaves of white noise.
+
+    A Gaussian at the PSF's σ minus one ``BROAD`` times wider: structure of the PSF's size stays,
+    a slowly varying misfit goes (light from beyond the stack that no estimate inside it can
+    reproduce, a background that is not flat). Without it a mean residual of a tenth of the noise
+    — nothing per voxel — would be flagged everywhere after averaging over a PSF's volume.
+    """
     from scipy import ndimage as ndi
 
-    smoothed = ndi.gaussian_filter(r, sigma=tuple(float(s) for s in sigma), mode="nearest")
-    half = [int(math.ceil(4 * s)) for s in sigma]
+    fine = tuple(float(s) for s in sigma)
+    broad = tuple(BROAD * s for s in fine)
+    band = ndi.gaussian_filter(r, fine, mode="constant") - ndi.gaussian_filter(
+        r, broad, mode="constant"
+    )
+    half = [int(math.ceil(4 * s)) for s in broad]
     delta = np.zeros([2 * h + 1 for h in half], np.float64)
     delta[tuple(half)] = 1.0
-    k = ndi.gaussian_filter(delta, sigma=tuple(float(s) for s in sigma), mode="constant")
-    return smoothed, float(np.sqrt((k**2).sum()))
+    k = ndi.gaussian_filter(delta, fine, mode="constant") - ndi.gaussian_filter(
+        delta, broad, mode="constant"
+    )
+    return band, float(np.sqrt((k**2).sum()))

@@ -24,6 +24,7 @@ table{border-collapse:collapse;font-size:.86em;margin:.6em 0}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 tr.failed td{color:#a00}tr.best td{background:#eef8ee;font-weight:600}
+tr.inconsistent td{color:#b45309;font-style:italic}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.88em;color:#444;margin-top:.3em}
 dl.kv{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;font-size:.9em}

@@ -52,6 +52,7 @@ class MethodResult:
     seconds: float
     parameters: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    kernel: np.ndarray | None = None  # what the result should be consistent with (PSF, model's)
 
     @property
     def ok(self) -> bool:
@@ -149,8 +150,9 @@ def _run_classical(
 
 def _run_model(
     spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str, progress: ProgressFn | None
-) -> tuple[np.ndarray, dict]:
+) -> tuple[np.ndarray, dict, np.ndarray | None]:
     from ..learn import load_model, predict
+    from ..psf import resolve_psf
 
     path = spec.model_path if spec.model_path is not None else _default_model_path()
     model = load_model(path)
@@ -159,7 +161,16 @@ def _run_model(
     trained = getattr(model, "voxel_size_um", None)
     if trained is not None:
         params["model_voxel_size_um"] = [float(v) for v in trained]
-    return out, params
+    kernel = model.kernel_psf()
+    if kernel is not None:  # the kernel it was trained to invert, on the image's grid
+        kernel = resolve_psf(
+            image_shape=image.shape,
+            image_voxel_size_um=voxel_size_um,
+            psf=kernel,
+            psf_voxel_size_um=model.voxel_size_um,
+            psf_background=None,
+        ).psf
+    return out, params, kernel
 
 
 def run_method(
@@ -179,8 +190,9 @@ def run_method(
     """
     t0 = time.perf_counter()
     try:
+        kernel = psf
         if spec.kind == "model":
-            out, params = _run_model(spec, image, voxel_size_um, device, progress)
+            out, params, kernel = _run_model(spec, image, voxel_size_um, device, progress)
         else:
             out, params = _run_classical(spec, image, psf, {**options, "device": device}, progress)
         out = np.asarray(out, dtype=np.float32)
@@ -196,4 +208,4 @@ def run_method(
         return MethodResult(
             spec, None, time.perf_counter() - t0, {}, f"{type(exc).__name__}: {reason}"
         )
-    return MethodResult(spec, out, time.perf_counter() - t0, params)
+    return MethodResult(spec, out, time.perf_counter() - t0, params, kernel=kernel)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _html
+from ._check import CONSISTENCY_KEYS, inconsistent
 from ._measure import METRIC_LABELS
 
 #: Titles of the figures in the contents list.
@@ -20,6 +21,7 @@ _TITLES = {
     "fig-metrics": "Metrics chart",
     "fig-psf": "PSF",
     "fig-beads": "Bead extraction QC",
+    "fig-consistency": "Consistency with the raw data",
 }
 
 __all__ = ["render"]
@@ -32,7 +34,8 @@ def _main_columns(summary: dict) -> list[str]:
     truthy = [k for k in _MAIN if k in keys]
     used = [k for k in summary["ranking"]["metrics"] if k not in truthy]
     fwhm = [k for k in ("objects_fwhm_x_um", "objects_fwhm_z_um") if k in keys]
-    return truthy + used + fwhm
+    check = [k for k in ("consistency_chi2", "consistency_flagged_pct") if k in keys]
+    return truthy + used + fwhm + check
 
 
 def _ranking_table(summary: dict) -> str:
@@ -53,7 +56,12 @@ def _ranking_table(summary: dict) -> str:
         cells += [r["metrics"].get(k) for k in cols]
         cells.append(r["error"] or "")
         rows.append(cells)
-        classes.append("failed" if r["status"] == "failed" else ("best" if r["rank"] == 1 else ""))
+        classes.append(
+            "failed"
+            if r["status"] == "failed"
+            else ("inconsistent" if inconsistent(r["metrics"]) and name != "raw" else "")
+            + (" best" if r["rank"] == 1 else "")
+        )
     header = [
         "rank",
         "method",
@@ -61,7 +69,7 @@ def _ranking_table(summary: dict) -> str:
         "status",
         "time (s)",
         "iterations",
-        *[METRIC_LABELS.get(k, k) for k in cols],
+        *[METRIC_LABELS.get(k, CONSISTENCY_KEYS.get(k, k)) for k in cols],
         "error",
     ]
     return _html.table_block(
@@ -87,6 +95,12 @@ def _metrics_table(summary: dict) -> str:
         "objects_fwhm_z_um": "median FWHM of the small objects along z (µm)",
         "profile_fwhm_x_um": "FWHM of the line profile along x (µm)",
         "profile_fwhm_z_um": "FWHM of the line profile along z (µm)",
+        "consistency_chi2": "mean squared noise-normalised residual of the volume blurred again "
+        "vs the input (1: noise alone; docs/metrics.md)",
+        "consistency_flagged_pct": "share of the volume where that residual, smoothed at the "
+        "PSF's scale, exceeds 4 noise σ",
+        "consistency_invented_pct": "... where the volume has light the data lack",
+        "consistency_missing_pct": "... where the data have light the volume lacks",
     }
     rows = [
         [k, meaning.get(k, ""), *[summary["methods"][n]["metrics"].get(k) for n in names]]
@@ -160,6 +174,17 @@ def _ranking_note(summary: dict, failed: list[str]) -> str:
     parts = []
     if failed:
         parts.append("Failed: " + ", ".join(failed) + " (reason in the table).")
+    bad = [
+        n
+        for n, r in summary["methods"].items()
+        if n not in ("raw", "truth") and inconsistent(r["metrics"])
+    ]
+    if bad:
+        parts.append(
+            "Not consistent with the raw data (more than 1 % of the volume flagged, marked in "
+            "the table; see the consistency maps): " + ", ".join(bad) + ". Whatever their rank, "
+            "these results contain light the data do not support, or lack light they have."
+        )
     if summary["input"].get("truth") is None:
         parts.append(
             "Without a ground truth no single number says which result is right: "
@@ -198,6 +223,7 @@ def render(summary: dict[str, Any], out: Path, figures: dict[str, tuple[str, str
         _html.section("Line profiles and object size", fig("fig-profiles"), fig("fig-fwhm")),
         _html.section("Fourier spectra", fig("fig-spectra"), fig("fig-fourier")),
         _html.section("Metrics", fig("fig-metrics"), _metrics_table(summary)),
+        _html.section("Consistency with the raw data", fig("fig-consistency")),
         _html.section("PSF", fig("fig-psf"), fig("fig-beads")),
         _html.section(
             "Parameters and files",

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..progress import ProgressFn, report
-from . import _figures, _measure, _views
+from . import _check, _figures, _measure, _views
 
 __all__ = ["write_report", "FIGURES"]
 
@@ -52,6 +52,13 @@ FIGURES: dict[str, tuple[str, str]] = {
         "the PSF's), measured at the same places in every volume (median and quartiles).",
     ),
     "fig-metrics": ("metrics.png", "The main metrics per method."),
+    "fig-consistency": (
+        "consistency.png",
+        "Consistency with the raw data: each volume blurred again by its kernel (the PSF; a "
+        "model's own) against the input, in noise standard deviations, XY plane through the "
+        "reference point. Blue: light the volume has and the data lack (invented); red: light "
+        "the data have and the volume lacks. Noise alone is pale; |value| > 4 is flagged.",
+    ),
     "fig-psf": ("psf.png", "The PSF given to the classical methods, at the image's voxel size."),
     "fig-beads": (
         "beads_qc.png",
@@ -280,9 +287,17 @@ def write_report(
     centres = _measure.small_objects(raw, vs, psf_fwhm_um=psf.fwhm_um, max_objects=20)
     point = _measure.reference_point(raw, vs, centres)
     m = _measure_all(vols, truth, vs, point, centres, progress, step, n_steps)
+    report(progress, step, n_steps, "consistency with the raw data")
+    kernels = {"raw": psf.psf, "truth": psf.psf, **{r.spec.name: r.kernel for r in results if r.ok}}
+    checks, maps = _check.measure_consistency(raw, vols, kernels)
+    for name, row in checks.items():
+        m["table"][name].update(row)
     rankable = {k: v for k, v in m["table"].items() if k != "truth"}
     order, criterion, used = _measure.rank(rankable, use_truth=truth is not None)
     figures = _figures_all(out, vols, m, vs, point, psf, progress, step + 1, n_steps)
+    if maps:
+        _check.consistency_figure(maps, m["table"], point, out / "figures" / "consistency.png")
+        figures["fig-consistency"] = "figures/" + FIGURES["fig-consistency"][0]
     summary = _summary(results, m, order, criterion, used, figures, psf, vs, dict(context))
     summary["reference_point_zyx"] = list(point)
     summary["n_small_objects"] = int(len(centres))
