@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ._check import add_check_option, check_sidecars, model_kernel, run_check, uncertainty_path
 from ._common import (
@@ -219,16 +223,13 @@ def _run_network(args: argparse.Namespace, image) -> int:
     from ..progress import console_progress
 
     model = load_model(args.psf_model)
-    run = predict_with_spread if args.uncertainty else predict
+    kw = {"voxel_size_um": image.voxel_size_um, "device": args.device}
+    spread: np.ndarray | None = None
     with console_progress("Deconvolving (network)") as bar:
-        out = run(
-            model,
-            image.data,
-            voxel_size_um=image.voxel_size_um,
-            device=args.device,
-            progress=bar,
-        )
-    result, spread = out if args.uncertainty else (out, None)
+        if args.uncertainty:
+            result, spread = predict_with_spread(model, image.data, progress=bar, **kw)
+        else:
+            result = predict(model, image.data, progress=bar, **kw)
     params: dict = {"model": str(args.psf_model)}
     if spread is not None:
         params["test_time_augmentation"] = [list(a) for a in augmentations(model)]

@@ -224,7 +224,11 @@ def write_json(path: str | Path, obj: Any, *, overwrite: bool = False) -> Path:
     if out.exists() and not overwrite:
         raise user_error("output exists", path=out, fix="pass --overwrite or choose another name")
     text = json.dumps(obj, indent=2, default=json_default) + "\n"
-    _atomic(out, lambda tmp: tmp.write_text(text), overwrite)
+
+    def writer(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    _atomic(out, writer, overwrite)
     return out
 
 

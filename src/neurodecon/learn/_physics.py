@@ -155,6 +155,9 @@ def physics_function(cfg: TrainConfig, psf: np.ndarray) -> Callable[[np.ndarray,
 
     dev = str(resolve_device(cfg.run.device))
     p = cfg.physics
+    if not isinstance(p.iterations, int):
+        raise ValueError("physics iterations must be resolved (choose_iterations) before the pool")
+    k = p.iterations
 
     def fn(vol: np.ndarray, true_bg: float) -> np.ndarray:
         bg = "auto" if p.background == "auto" else true_bg
@@ -162,7 +165,7 @@ def physics_function(cfg: TrainConfig, psf: np.ndarray) -> Callable[[np.ndarray,
         log.setLevel(max(level, logging.WARNING))  # not one "background=auto" line per realisation
         try:
             return physics_channel(
-                vol, psf, method=p.method.value, iterations=p.iterations, background=bg, device=dev
+                vol, psf, method=p.method.value, iterations=k, background=bg, device=dev
             )
         finally:
             log.setLevel(level)

@@ -56,7 +56,7 @@ FIGURES: dict[str, tuple[str, str]] = {
         "consistency.png",
         "Consistency with the raw data: each volume blurred again by its kernel (the PSF; a "
         "model's own) against the input, in noise standard deviations, XY plane through the "
-        "reference point. Blue: light the volume has and the data lack (invented); red: light "
+        "reference point. Red: light the volume has and the data lack (invented); blue: light "
         "the data have and the volume lacks. Noise alone is pale; |value| > 4 is flagged.",
     ),
     "fig-psf": ("psf.png", "The PSF given to the classical methods, at the image's voxel size."),
