@@ -20,6 +20,7 @@ from neurodecon.learn import (
     TrainConfig,
     default_model_path,
     load_model,
+    predict,
     train,
 )
 from neurodecon.learn._options import format_value
@@ -320,13 +321,23 @@ def test_bead_mode_kernels_come_from_the_same_extraction(sources, tmp_path):
 
 
 def test_a_flat_layout_model_directory_loads_and_predicts(tmp_path):
+    """A version 1 folder (the flat training layout) loads, migrated in memory, and predicts."""
+    import shutil
+
     shipped = json.loads((default_model_path() / "config.json").read_text())
-    assert "physics_iterations" in shipped["training"]  # the shipped model is a version 1 folder
-    model = load_model()
+    old = tmp_path / "v1"
+    shutil.copytree(default_model_path(), old)
+    k = shipped["training"]["physics"]["iterations"]
+    flat = flat_layout(TrainConfig.from_dict(shipped["training"]))
+    assert "physics_iterations" in flat and "kernel" not in flat
+    (old / "config.json").write_text(json.dumps({**shipped, "training": flat}))
+    model = load_model(old)
     cfg = model.train_config
-    assert cfg is not None and cfg.physics.iterations == 100 and cfg.physics.on
+    assert cfg is not None and cfg.physics.iterations == k and cfg.physics.on
     assert cfg.data.pool_shape == (48, 128, 128) and cfg.net.base_channels == 8
-    assert model.config["training"]["physics"]["iterations"] == 100  # migrated in memory
+    img = np.random.default_rng(0).poisson(20.0, (16, 32, 32)).astype(np.float32)
+    out = predict(model, img, voxel_size_um=(0.1, 0.05, 0.05), device="cpu", check=False)
+    assert out.shape == img.shape and np.isfinite(out).all()
 
 
 def test_a_checkpoint_with_the_flat_layout_resumes(tmp_path):
