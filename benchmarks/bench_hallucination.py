@@ -75,7 +75,6 @@ def main() -> None:
     from neurodecon.classical import deconvolve
     from neurodecon.learn import load_model, predict_with_spread
     from neurodecon.metrics import consistency, evaluate, normalize_pair
-    from neurodecon.psf import resolve_psf
     from neurodecon.report import demo_data
     from neurodecon.synth import convolve, forward_model, phantom
 
@@ -84,13 +83,7 @@ def main() -> None:
     vox = d["voxel_size_um"]
     psf = d["psf"]
     model = load_model("default")
-    kernel = resolve_psf(
-        image_shape=SHAPE,
-        image_voxel_size_um=vox,
-        psf=model.kernel_psf(),
-        psf_voxel_size_um=model.voxel_size_um,
-        psf_background=None,
-    ).psf
+    kernel = model.kernel_for(SHAPE, vox)
     fam = ["sponge", "puncta"]
     cases = {
         "demo families, seed 0 (in distribution)": phantom(fam, shape=SHAPE, voxel_size_um=vox),

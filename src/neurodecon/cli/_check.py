@@ -106,20 +106,11 @@ def check_sidecars(args: argparse.Namespace) -> None:
 
 
 def model_kernel(model: Any, image: Any) -> np.ndarray | None:
-    """Return the kernel a model was trained to invert, resampled to the image (or None)."""
-    from ..psf import resolve_psf
-
-    kernel = model.kernel_psf()
+    """Return the kernel a model was trained to invert, on the image's grid (or None, warned)."""
+    kernel = model.kernel_for(image.spatial_shape, image.voxel_size_um)
     if kernel is None:
         log.warning("--check: this model folder has no PSF (trained before it was saved)")
-        return None
-    return resolve_psf(
-        image_shape=image.spatial_shape,
-        image_voxel_size_um=image.voxel_size_um,
-        psf=kernel,
-        psf_voxel_size_um=model.voxel_size_um,
-        psf_background=None,
-    ).psf
+    return kernel
 
 
 def summary(c: Any) -> str:

@@ -91,6 +91,24 @@ class Model:
         f = self.path / name if (self.path is not None and name) else None
         return np.load(f).astype(np.float32) if f is not None and f.is_file() else None
 
+    def kernel_for(self, image_shape, voxel_size_um) -> np.ndarray | None:
+        """Return :meth:`kernel_psf` made ready for an image (resampled, cropped, sum 1), or None.
+
+        ``voxel_size_um`` is the image's; the kernel is at the model's (``voxel_size_um``).
+        """
+        from ..psf import resolve_psf
+
+        kernel = self.kernel_psf()
+        if kernel is None:
+            return None
+        return resolve_psf(
+            image_shape=tuple(image_shape)[-3:],
+            image_voxel_size_um=voxel_size_um,
+            psf=kernel,
+            psf_voxel_size_um=self.voxel_size_um,
+            psf_background=None,
+        ).psf
+
     def __repr__(self) -> str:
         return (
             f"Model(path={str(self.path)!r}, voxel_size_um={self.voxel_size_um}, "

@@ -152,7 +152,6 @@ def _run_model(
     spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str, progress: ProgressFn | None
 ) -> tuple[np.ndarray, dict, np.ndarray | None]:
     from ..learn import load_model, predict
-    from ..psf import resolve_psf
 
     path = spec.model_path if spec.model_path is not None else _default_model_path()
     model = load_model(path)
@@ -161,15 +160,7 @@ def _run_model(
     trained = getattr(model, "voxel_size_um", None)
     if trained is not None:
         params["model_voxel_size_um"] = [float(v) for v in trained]
-    kernel = model.kernel_psf()
-    if kernel is not None:  # the kernel it was trained to invert, on the image's grid
-        kernel = resolve_psf(
-            image_shape=image.shape,
-            image_voxel_size_um=voxel_size_um,
-            psf=kernel,
-            psf_voxel_size_um=model.voxel_size_um,
-            psf_background=None,
-        ).psf
+    kernel = model.kernel_for(image.shape, voxel_size_um)  # what it was trained to invert
     return out, params, kernel
 
 
