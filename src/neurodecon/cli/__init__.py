@@ -23,7 +23,17 @@ from ..errors import Interrupted, NeuroDeconError, os_error
 __all__ = ["main", "build_parser"]
 
 _QUIET = "no progress bar or progress lines, no info messages (warnings and errors only)"
-_MODULES = ("_io", "_psf", "_beads", "_simulate", "_metrics", "_classical", "_learn", "_report")
+_MODULES = (
+    "_io",
+    "_psf",
+    "_beads",
+    "_simulate",
+    "_metrics",
+    "_classical",
+    "_learn",
+    "_export",
+    "_report",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -101,8 +101,8 @@ def _accept_model_directories(p: argparse.ArgumentParser) -> None:
             action.choices = None
             action.metavar = "MODEL"
             action.help = (
-                f"PSF model ({', '.join(PSF_MODELS)}) or a trained network directory "
-                "('default' = the model shipped with NeuroDecon)"
+                f"PSF model ({', '.join(PSF_MODELS)}), a trained network directory "
+                "('default' = the model shipped with NeuroDecon) or a bioimage.io package (.zip)"
             )
 
 
@@ -219,9 +219,11 @@ def _inputs(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _run_network(args: argparse.Namespace, image) -> int:
-    from ..learn import augmentations, load_model, predict, predict_with_spread
+    from ..learn import augmentations, is_foreign_package, load_model, predict, predict_with_spread
     from ..progress import console_progress
 
+    if is_foreign_package(args.psf_model):
+        return _run_foreign(args, image)
     model = load_model(args.psf_model)
     kw = {"voxel_size_um": image.voxel_size_um, "device": args.device}
     spread: np.ndarray | None = None
@@ -246,4 +248,27 @@ def _run_network(args: argparse.Namespace, image) -> int:
         kernel = model_kernel(model, image)
         if kernel is not None:
             run_check(args, image, result, kernel, f"the kernel of model {args.psf_model}")
+    return 0
+
+
+def _run_foreign(args: argparse.Namespace, image) -> int:
+    """Run a bioimage.io package made elsewhere with its own pipeline (bioimageio.core)."""
+    from ..errors import user_error
+    from ..learn import predict_bioimageio
+    from ..progress import console_progress
+
+    if args.check or args.uncertainty:
+        raise user_error(
+            "--check and --uncertainty need a NeuroDecon model (a bioimage.io package made "
+            "elsewhere records no kernel and no flips)",
+            path=args.psf_model,
+            fix="drop them; check the result with `neurodecon evaluate OUT --raw IN --psf PSF`",
+        )
+    with console_progress("Deconvolving (bioimage.io model)") as bar:
+        result = predict_bioimageio(args.psf_model, image, device=args.device, progress=bar)
+    params = {"model": str(args.psf_model), "runner": "bioimageio.core"}
+    written = write_output(
+        args, args.output, image.with_data(result), inputs=(str(args.input),), parameters=params
+    )
+    print(f"wrote {written} (bioimage.io model {args.psf_model}, {result.shape}, {result.dtype})")
     return 0

@@ -2,7 +2,11 @@
 
 Main entry points: ``train`` builds training pairs on the fly and writes a self-describing
 model directory; ``load_model`` reads it back; ``predict`` deconvolves any volume size with
-tiled inference; ``default_model_path`` is the small model shipped with the package.
+tiled inference; ``default_model_path`` is the small model shipped with the package;
+``export_bioimageio`` writes a model as a bioimage.io package (its network:
+``BioimageioNetwork``), which ``load_model`` reads back (``unpack_bioimageio``, cached under
+``cache_dir()``); a package made elsewhere runs through ``predict_bioimageio``
+(bioimageio.core).
 
 Configuration: ``TrainConfig`` with its groups ``DataConfig``, ``NoiseConfig``,
 ``OptimConfig``, ``LossConfig``, ``PhysicsConfig``, ``NetConfig``, ``RunConfig`` and
@@ -28,6 +32,9 @@ The building blocks, public for tests, benchmarks and experiments:
   for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
 """
 
+from ._bioimageio import BioimageioNetwork, bioimageio_test_input, export_bioimageio
+from ._bioimageio_foreign import is_foreign_package, predict_bioimageio
+from ._bioimageio_import import cache_dir, is_bioimageio_package, unpack_bioimageio
 from ._calibration import (
     BEAD_PEAK_FACTOR,
     MAX_PHOTON_LEVELS,
@@ -82,6 +89,14 @@ __all__ = [
     "predict_with_spread",
     "augmentations",
     "default_model_path",
+    "export_bioimageio",
+    "BioimageioNetwork",
+    "bioimageio_test_input",
+    "is_bioimageio_package",
+    "is_foreign_package",
+    "predict_bioimageio",
+    "unpack_bioimageio",
+    "cache_dir",
     "Model",
     "TrainConfig",
     "DataConfig",

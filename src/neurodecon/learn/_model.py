@@ -20,6 +20,7 @@ import torch
 
 from ..errors import NeuroDeconError, user_error
 from ..jsonutil import json_default
+from ._bioimageio_import import is_bioimageio_package, unpack_bioimageio
 from ._config import TrainConfig
 from ._net import ResUNet, build_network
 
@@ -159,7 +160,7 @@ def model_card(
     assert n.photons is not None and n.backgrounds is not None and n.gain is not None
     extra = dict(noise or {})
     return {
-        "description": "NeuroDecon residual 3D U-Net (Kalinin et al., §4.2.1), trained on "
+        "description": "NeuroDecon residual 3D U-Net (Sachuk et al., §4.2.1), trained on "
         + description,
         "package_version": _version(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -283,10 +284,16 @@ def save_model(
 
 
 def load_model(path: str | Path | Model | None = None) -> Model:
-    """Load a model directory (``None`` or ``"default"``: the model shipped with the package)."""
+    """Load a model directory (``None`` or ``"default"``: the model shipped with the package).
+
+    A bioimage.io package (``.zip``) written by :func:`export_bioimageio` loads too: the model
+    directory it carries is unpacked once into the cache (:func:`cache_dir`).
+    """
     if isinstance(path, Model):
         return path
     path = default_model_path() if path in (None, "default") else Path(path)
+    if is_bioimageio_package(path) and not (path / CONFIG_NAME).is_file():
+        path = unpack_bioimageio(path)  # a package written by `neurodecon export`
     cfg_file = path / CONFIG_NAME
     if not cfg_file.is_file():
         raise user_error(

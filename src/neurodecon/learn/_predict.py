@@ -14,6 +14,7 @@ import torch
 from ..device import resolve_device
 from ..errors import user_error
 from ..progress import ProgressFn, report
+from ._bioimageio_foreign import is_foreign_package, predict_bioimageio
 from ._limits import check_levels, check_voxel_size
 from ._model import Model, load_model
 from ._norm import robust_range
@@ -49,7 +50,10 @@ def predict(
     Parameters
     ----------
     model : Model or path
-        From :func:`load_model`, or a model directory.
+        From :func:`load_model`, a model directory, or a bioimage.io package (``.zip``): one
+        made by :func:`export_bioimageio` loads as its model directory; one made elsewhere (a 3D
+        one-channel restoration model) runs through :func:`predict_bioimageio`, with its own
+        normalisation (tile, halo, blend, precision and check do not apply).
     image : (..., Z, Y, X) ndarray or Image
         One volume, or several (channels, time points) stacked in front; each is normalised on
         its own, with the model's recorded whole-volume normalisation.
@@ -72,6 +76,10 @@ def predict(
     progress : callable, optional
         ``progress(done, total, message)``; return ``False`` to cancel.
     """
+    if isinstance(model, str | Path) and is_foreign_package(model):  # made elsewhere
+        return predict_bioimageio(
+            model, image, voxel_size_um=voxel_size_um, device=device, progress=progress
+        )
     return _predict(
         model, image, voxel_size_um, tile_shape, halo, blend, device, precision, check, progress,
         flips=[()],

@@ -78,12 +78,13 @@ def parse_methods(methods: str | list[str] | tuple[str, ...]) -> list[MethodSpec
                 specs.append(MethodSpec(raw, "model", "neurodecon", "NeuroDecon (shipped model)"))
             else:
                 path = Path(target)
+                label = "bioimage.io model" if path.suffix.lower() == ".zip" else "NeuroDecon model"
                 specs.append(
                     MethodSpec(
                         raw,
                         "model",
                         _safe_name(f"model_{path.name or 'dir'}"),
-                        f"NeuroDecon model {path.name}",
+                        f"{label} {path.name}",
                         model_path=path,
                     )
                 )
@@ -151,9 +152,12 @@ def _run_classical(
 def _run_model(
     spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str, progress: ProgressFn | None
 ) -> tuple[np.ndarray, dict, np.ndarray | None]:
-    from ..learn import load_model, predict
+    from ..learn import is_foreign_package, load_model, predict
 
     path = spec.model_path if spec.model_path is not None else _default_model_path()
+    if is_foreign_package(path):  # a bioimage.io package made elsewhere: its own pipeline
+        out = predict(path, image, voxel_size_um=voxel_size_um, device=device, progress=progress)
+        return out, {"model": str(path), "device": device, "runner": "bioimageio.core"}, None
     model = load_model(path)
     out = predict(model, image, voxel_size_um=voxel_size_um, device=device, progress=progress)
     params: dict[str, Any] = {"model": str(path), "device": device}
@@ -184,6 +188,7 @@ def run_method(
         kernel = psf
         if spec.kind == "model":
             out, params, kernel = _run_model(spec, image, voxel_size_um, device, progress)
+            kernel = psf if kernel is None else kernel  # a foreign package: the data's own PSF
         else:
             out, params = _run_classical(spec, image, psf, {**options, "device": device}, progress)
         out = np.asarray(out, dtype=np.float32)
