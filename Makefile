@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 		$(PIP) install -q "torch==$(TORCH_CPU_VERSION)" || \
 		$(PIP) install -q "torch==$(TORCH_CPU_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
-	$(PIP) install -q -e ".[test,bioimageio]"
+	$(PIP) install -q -e ".[test,bioimageio,cluster]"
 	touch $(STAMP)
 
 venv: $(STAMP)

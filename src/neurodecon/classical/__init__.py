@@ -10,7 +10,13 @@ parts) and :mod:`neurodecon.classical.spectra` (the noise and power spectra of t
 from ..metrics import estimate_background
 from ._deconvolve import deconvolve
 from ._engine import Deconvolver
-from ._inputs import BACKGROUND_MODES, INITIAL_ESTIMATES, normalize_psf, parse_iterations
+from ._inputs import (
+    BACKGROUND_MODES,
+    INITIAL_ESTIMATES,
+    check_method,
+    normalize_psf,
+    parse_iterations,
+)
 from ._memory import deconvolution_bytes
 from ._methods import (
     DEFAULT_REGULARIZATION,
@@ -43,5 +49,6 @@ __all__ = [
     "estimate_background",
     "normalize_psf",
     "parse_iterations",
+    "check_method",
     "plan_geometry",
 ]

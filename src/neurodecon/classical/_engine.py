@@ -164,18 +164,11 @@ class Deconvolver:
 
     # -- the interface of the auto rule (stopping.IterativeSolver) -------------------------------
     def observed_data(self, image: np.ndarray) -> torch.Tensor:
-        """Put a frame on the observed region of the grid (mirrored into the padding for reflect).
+        """Put a frame of :attr:`image_shape` on the observed region of the grid.
 
-        Parameters
-        ----------
-        image : ndarray
-            A frame of :attr:`image_shape`.
-
-        Returns
-        -------
-        torch.Tensor
-            float32 on :attr:`device`: the observed region's shape (the padded grid's for the
-            ``reflect`` and ``periodic`` boundaries, the frame's for ``unknown``).
+        Returns float32 on :attr:`device`, of the observed region's shape: the padded grid's for
+        the ``reflect`` (mirrored into the padding) and ``periodic`` boundaries, the frame's for
+        ``unknown``.
         """
         if self.geometry.boundary == "reflect":
             widths = [
@@ -185,14 +178,15 @@ class Deconvolver:
             image = np.pad(image, widths, mode="symmetric")
         return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)
 
-    def initial_estimate(self, y: torch.Tensor, background: float) -> torch.Tensor:
-        """Set the estimate buffer to the flat start for data ``y`` and return it.
+    def initial_estimate(
+        self, y: torch.Tensor, b: float, *, level: float | None = None
+    ) -> torch.Tensor:
+        """Set the (reused) estimate buffer to the flat start for ``y`` and return it.
 
-        The level is the data's mean above the background (or a small positive level), on the
-        voxels the data can see. The buffer is reused by every call.
+        Level: ``level``, else the data's mean above ``b`` where the data are seen (or > 0).
         """
         x = self._estimate_buffer()
-        level = max(float(y.mean()) - background, 0.0)
+        level = max(float(y.mean()) - b, 0.0) if level is None else level
         level = level if level > 0 else max(float(y.abs().mean()), 1.0) * 1e-3
         if self.op.weights is not None:
             torch.sign(self.op.weights, out=x)  # 1 where the voxel is visible, 0 where not
@@ -298,12 +292,14 @@ class Deconvolver:
         initial: str = "flat",
         background_mode: str = "model",
         return_result: bool = False,
+        flat_level: float | None = None,
     ) -> np.ndarray | DeconvolutionResult:
         """Deconvolve one frame; return a float32 array of the frame's shape.
 
         See :func:`~neurodecon.classical.deconvolve` for the parameters. With
         ``return_result=True`` return a :class:`~neurodecon.classical.DeconvolutionResult`
-        (the array and the iterations, background and regularization used).
+        (the array and the iterations, background and regularization used). ``flat_level``
+        (counts) replaces the frame's mean above the background as the flat start's level.
         """
         img = as_float32(image, "the image")
         if img.shape != self.image_shape:
@@ -334,7 +330,8 @@ class Deconvolver:
             if count == 0:
                 log.warning("iterations=0: the result is the initial estimate (%s start)", start)
         y = self.observed_data(img)
-        x = self.initial_estimate(y, b_model)
+        level = flat_level if flat_level is None else flat_level / self._scale
+        x = self.initial_estimate(y, b_model, level=level)
         if start == "data":
             self.start_from_data(x, y, b_model)
         hooks = _RunHooks(self.op, count, progress, callback, f"{self.method}", self._scale)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+from ._blocked import add_blocked_options, run_blocked, wants_blocked
 from ._check import add_check_option, check_sidecars, model_kernel, run_check, uncertainty_path
 from ._common import (
     PSF_MODELS,
@@ -91,6 +92,7 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     add_check_option(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     add_output_options(p)
+    add_blocked_options(p)
     p.set_defaults(func=_deconvolve)
 
 
@@ -124,9 +126,11 @@ def _deconvolve(args: argparse.Namespace) -> int:
     iterations = parse_iterations(args.iterations)  # option errors first, before any reading
     background = _background(args.background)
     _check_outputs(args)
+    network = args.psf_model is not None and args.psf_model not in PSF_MODELS
+    if wants_blocked(args, network):  # an OME-Zarr written block by block, never whole
+        return run_blocked(args, iterations, background)
     image = read(args.input, voxel_size_um=args.voxel_size)
     check_image(image, args.input)  # a constant image is readable, but not deconvolvable
-    network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if network:
         return _run_network(args, image)
     return _run_classical(args, image, iterations, background)

@@ -20,7 +20,13 @@ from ..errors import user_error
 from ._image import Image, unlabelled_image, voxel_size_3
 from ._units import canonical_axes, default_axes, unit_to_um
 
-__all__ = ["read_ome_zarr", "write_ome_zarr"]
+__all__ = [
+    "read_ome_zarr",
+    "write_ome_zarr",
+    "ngff_level0",
+    "create_ome_zarr",
+    "add_pyramid",
+]
 
 log = logging.getLogger("neurodecon")
 
@@ -59,13 +65,17 @@ def _open_group(path: Path):
             ) from None
 
 
-def read_ome_zarr(path: str | Path) -> Image:
-    """Read the full-resolution level of an OME-Zarr image into an :class:`Image`."""
-    path = Path(path)
+def ngff_level0(path: Path) -> tuple[Any, str, list[float | None], dict[str, Any]]:
+    """Open the full-resolution level without reading it.
+
+    Returns ``(zarr array, axis letters as stored, [z, y, x] µm or None, metadata)``.
+    """
     zarr = _zarr(path)
     node = _open_group(path)
     if isinstance(node, zarr.Array):  # a bare array: no NGFF metadata at all
-        return unlabelled_image(np.asarray(node[...]), reader="zarr", source=str(path), fmt="zarr")
+        letters = default_axes(node.ndim) or ""
+        bare: dict[str, Any] = {"reader": "zarr", "source": str(path), "format": "zarr"}
+        return node, letters, [None, None, None], bare
     attrs = node.attrs.asdict()
     ome = attrs.get("ome", attrs)
     multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
@@ -83,9 +93,9 @@ def read_ome_zarr(path: str | Path) -> Image:
             path=path,
             fix="check that the store was copied completely",
         )
-    data = np.asarray(node[datasets[0]["path"]][...])
-    axes, units = _ngff_axes(ms.get("axes"), data.ndim, path)
-    scale = _ngff_scale(datasets[0], ms, data.ndim)
+    array = node[datasets[0]["path"]]
+    axes, units = _ngff_axes(ms.get("axes"), array.ndim, path)
+    scale = _ngff_scale(datasets[0], ms, array.ndim)
     meta: dict[str, Any] = {
         "reader": "ome-zarr",
         "source": str(path),
@@ -98,8 +108,17 @@ def read_ome_zarr(path: str | Path) -> Image:
         if isinstance(attrs["neurodecon"], dict) and "scaling" in attrs["neurodecon"]:
             meta["scaling"] = attrs["neurodecon"]["scaling"]
     sizes = _spatial_sizes(axes, units, scale, path, meta)
-    data, axes = canonical_axes(data, axes)
     meta["voxel_size_from_file"] = sizes
+    return array, axes, sizes, meta
+
+
+def read_ome_zarr(path: str | Path) -> Image:
+    """Read the full-resolution level of an OME-Zarr image into an :class:`Image`."""
+    path = Path(path)
+    array, axes, sizes, meta = ngff_level0(path)
+    if meta["format"] == "zarr":
+        return unlabelled_image(np.asarray(array[...]), reader="zarr", source=str(path), fmt="zarr")
+    data, axes = canonical_axes(np.asarray(array[...]), axes)
     return Image(
         data=data,
         axes=axes,
@@ -189,15 +208,9 @@ def _spatial_sizes(
     return sizes
 
 
-def write_ome_zarr(path: str | Path, image: Image, *, extra: dict[str, Any] | None = None) -> None:
-    """Write ``image`` as a single-level OME-Zarr (NGFF 0.5) folder at ``path``.
-
-    ``path`` is the temporary location given by the caller; it is created here.
-    """
-    zarr = _zarr(path)
-
-    data, axes = image.data, image.axes
-    vz, vy, vx = image.voxel_size_um
+def _multiscale(axes: str, voxel_size_um: Any, factors: list[list[float]]) -> dict[str, Any]:
+    """NGFF 0.5 ``multiscales`` entry: one dataset ``"i"`` per level, scaled by ``factors[i]``."""
+    vz, vy, vx = voxel_size_um
     spatial = {"Z": vz, "Y": vy, "X": vx}
     ngff_axes = []
     for a in axes:
@@ -205,27 +218,119 @@ def write_ome_zarr(path: str | Path, image: Image, *, extra: dict[str, Any] | No
         if a in spatial:
             entry["unit"] = "micrometer"
         ngff_axes.append(entry)
-    scale = [float(spatial.get(a, 1.0)) for a in axes]
+    base = [float(spatial.get(a, 1.0)) for a in axes]
+    datasets = [
+        {
+            "path": str(i),
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [b * f for b, f in zip(base, fac, strict=True)]}
+            ],
+        }
+        for i, fac in enumerate(factors)
+    ]
+    return {"name": "image", "axes": ngff_axes, "datasets": datasets}
+
+
+def write_ome_zarr(path: str | Path, image: Image, *, extra: dict[str, Any] | None = None) -> None:
+    """Write ``image`` as a single-level OME-Zarr (NGFF 0.5) folder at ``path``.
+
+    ``path`` is the temporary location given by the caller; it is created here.
+    """
+    data = image.data
+    arr = create_ome_zarr(
+        path,
+        shape=data.shape,
+        chunks=_chunks(data),
+        dtype=data.dtype,
+        axes=image.axes,
+        voxel_size_um=image.voxel_size_um,
+        extra=extra,
+    )
+    arr[...] = data
+
+
+def create_ome_zarr(
+    path: str | Path,
+    *,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    axes: str,
+    voxel_size_um: Any,
+    dtype: Any = np.float32,
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    """Create an empty OME-Zarr (NGFF 0.5, zarr v3) with level ``0``; return that array.
+
+    Blocks are written into the returned array afterwards (chunk-aligned writes from several
+    processes are safe); :func:`add_pyramid` adds the lower levels at the end.
+    """
+    zarr = _zarr(path)
     root = zarr.open_group(str(path), mode="w-", zarr_format=3)
     arr = root.create_array(
         "0",
-        shape=data.shape,
-        dtype=data.dtype,
-        chunks=_chunks(data),
+        shape=tuple(shape),
+        dtype=dtype,
+        chunks=tuple(chunks),
         dimension_names=[a.lower() for a in axes],
+        fill_value=0,
     )
-    arr[...] = data
-    multiscale = {
-        "name": "image",
-        "axes": ngff_axes,
-        "datasets": [
-            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-        ],
+    attrs: dict[str, Any] = {
+        "ome": {
+            "version": "0.5",
+            "multiscales": [_multiscale(axes, voxel_size_um, [[1.0] * len(axes)])],
+        }
     }
-    attrs: dict[str, Any] = {"ome": {"version": "0.5", "multiscales": [multiscale]}}
     if extra:
         attrs["neurodecon"] = extra
     root.attrs.update(attrs)
+    return arr
+
+
+def add_pyramid(path: str | Path, *, min_size: int = 64) -> int:
+    """Add levels ``1, 2, …`` (each 2× smaller in y and x, mean of 2×2) to an OME-Zarr.
+
+    Levels are computed block by block from the level above (never the whole volume in memory)
+    until y or x would drop below ``min_size``. Returns the number of levels now stored.
+    """
+    import dask.array as da
+
+    zarr = _zarr(path)
+    root = zarr.open_group(str(path), mode="r+")
+    attrs = root.attrs.asdict()
+    ms = attrs["ome"]["multiscales"][0]
+    axes = "".join(a["name"].upper() for a in ms["axes"])
+    factors = [[1.0] * len(axes)]
+    level = da.from_zarr(root["0"])
+    iy, ix = axes.index("Y"), axes.index("X")
+    while level.shape[iy] // 2 >= min_size and level.shape[ix] // 2 >= min_size:
+        ny, nx = (level.shape[iy] // 2) * 2, (level.shape[ix] // 2) * 2
+        cut = tuple(slice(0, ny) if k == iy else slice(0, nx) if k == ix else slice(None)
+                    for k in range(len(axes)))  # fmt: skip
+        coarse = da.coarsen(np.mean, level[cut], {iy: 2, ix: 2}).astype(np.float32)
+        name = str(len(factors))
+        arr = root.create_array(
+            name,
+            shape=coarse.shape,
+            dtype=np.float32,
+            chunks=tuple(min(c, n) for c, n in zip(root["0"].chunks, coarse.shape, strict=True)),
+            dimension_names=[a.lower() for a in axes],
+            fill_value=0,
+            overwrite=True,
+        )
+        da.store(coarse.rechunk(arr.chunks), arr, lock=False)
+        factors.append([f * (2.0 if k in (iy, ix) else 1.0) for k, f in enumerate(factors[-1])])
+        level = da.from_zarr(arr)
+    ome = dict(attrs["ome"])
+    voxel = _voxel_of(ms, axes)
+    ome["multiscales"] = [_multiscale(axes, voxel, factors)]
+    root.attrs.update({"ome": ome})
+    return len(factors)
+
+
+def _voxel_of(ms: dict[str, Any], axes: str) -> tuple[float, float, float]:
+    scale = _scale_of(ms["datasets"][0].get("coordinateTransformations")) or [1.0] * len(axes)
+    z, y, x = (float(scale[axes.index(a)]) if a in axes else 1.0 for a in "ZYX")
+    return (z, y, x)
 
 
 def _chunks(data: np.ndarray, target_bytes: int = 8 << 20) -> tuple[int, ...]:

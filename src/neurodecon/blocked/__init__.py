@@ -1,0 +1,34 @@
+"""Volumes larger than memory: any method block by block, in this process or on a Dask cluster.
+
+``deconvolve_blocked`` reads a stack lazily (``neurodecon.io.open_lazy``), makes the global
+decisions once (background, flat start, ``iterations="auto"``), processes blocks with a halo
+derived from the PSF (``default_halo``) and writes their cores into a pre-created OME-Zarr
+(``OUT.incomplete``, renamed when complete, with a multiscale pyramid). Finished blocks leave a
+marker, so ``resume=True`` continues an interrupted run. See ``docs/blocked.md``.
+"""
+
+from ._api import BlockedRun, block_bytes, deconvolve_blocked, incomplete_path
+from ._plan import (
+    Block,
+    BlockPlan,
+    default_halo,
+    fit_block,
+    plan_blocks,
+    psf_half_support,
+)
+from ._tasks import ClassicalRunner, run_task
+
+__all__ = [
+    "deconvolve_blocked",
+    "BlockedRun",
+    "incomplete_path",
+    "block_bytes",
+    "Block",
+    "BlockPlan",
+    "plan_blocks",
+    "default_halo",
+    "fit_block",
+    "psf_half_support",
+    "ClassicalRunner",
+    "run_task",
+]

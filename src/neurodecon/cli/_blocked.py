@@ -1,0 +1,125 @@
+"""``neurodecon deconvolve … -o OUT.ome.zarr`` block by block (:mod:`neurodecon.blocked`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_blocked_options", "wants_blocked", "run_blocked"]
+
+
+def add_blocked_options(p: argparse.ArgumentParser) -> None:
+    """Add the options of volumes larger than memory (used with an ``.ome.zarr`` output)."""
+    g = p.add_argument_group(
+        "volumes larger than memory (output OUT.ome.zarr; chosen automatically when the "
+        "stack does not fit)"
+    )
+    g.add_argument("--block", nargs=3, type=int, metavar=("Z", "Y", "X"),
+                   help="core of a block in voxels (default: the largest that fits)")  # fmt: skip
+    g.add_argument("--halo", nargs=3, type=int, metavar=("Z", "Y", "X"),
+                   help="voxels read around each block (default: from the PSF)")  # fmt: skip
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="run blocks on a local Dask cluster of N worker processes")  # fmt: skip
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run blocks on an existing Dask cluster (tcp://HOST:8786)")  # fmt: skip
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (OUT.ome.zarr.incomplete)")  # fmt: skip
+
+
+def wants_blocked(args: argparse.Namespace, network: bool) -> bool:
+    """Blocked when asked (--block, --halo, --workers, --scheduler, --resume) or when needed.
+
+    Needed: an OME-Zarr output and a whole-volume run predicted not to fit in memory.
+    """
+    from ..errors import user_error
+
+    asked = any(getattr(args, k) for k in ("block", "halo", "workers", "scheduler", "resume"))
+    zarr_out = str(args.output).lower().rstrip("/").endswith(".zarr")
+    if asked and not zarr_out:
+        raise user_error(
+            "--block, --halo, --workers, --scheduler and --resume write an OME-Zarr",
+            path=args.output,
+            fix="name the output OUT.ome.zarr",
+        )
+    if asked and network:
+        raise user_error(
+            "blocked runs of a trained network are not supported yet",
+            fix="drop the block options (the network is already tiled in memory)",
+        )
+    blocked = asked or (zarr_out and not network and not _fits(args))
+    if blocked and (args.check or args.uncertainty or args.dtype != "float32"):
+        raise user_error(
+            "--check, --uncertainty and --dtype are not available for blocked runs",
+            fix="drop them (a blocked run writes float32), or write a volume that fits whole",
+        )
+    return blocked
+
+
+def _fits(args: argparse.Namespace) -> bool:
+    """Whether deconvolving the input whole is predicted to fit in the memory available."""
+    from ..classical import deconvolution_bytes
+    from ..io import open_lazy
+    from ..memory import available_bytes
+
+    lazy = open_lazy(args.input, voxel_size_um=args.voxel_size)
+    avail = available_bytes()
+    frame = deconvolution_bytes(lazy.spatial_shape, (32, 64, 64), method=args.method)
+    return avail is None or lazy.nbytes_float32 * 2 + frame < 0.8 * avail
+
+
+def run_blocked(args: argparse.Namespace, iterations, background) -> int:  # noqa: ANN001
+    """Resolve the PSF on the lazily opened input, run it block by block, report."""
+    from .. import __version__
+    from ..blocked import deconvolve_blocked
+    from ..io import current_command, open_lazy
+    from ..memory import format_bytes
+    from ..progress import console_progress
+    from ..psf import resolve_psf
+    from ._common import psf_sources
+
+    lazy = open_lazy(args.input, voxel_size_um=args.voxel_size)
+    with console_progress("PSF") as bar:
+        resolved = resolve_psf(
+            image_shape=lazy.spatial_shape,
+            image_voxel_size_um=lazy.voxel_size_um,
+            progress=bar,
+            **psf_sources(args),
+        )
+    if args.psf_out:
+        from ..io import Image, write
+
+        psf_image = Image(data=resolved.psf, voxel_size_um=resolved.voxel_size_um, axes="ZYX")
+        write(args.psf_out, psf_image, overwrite=args.overwrite, inputs=[args.input])
+    provenance = {"software": "neurodecon", "version": __version__, "command": current_command(),
+                  "psf": resolved.description, "inputs": [str(args.input)]}  # fmt: skip
+    with console_progress(f"Deconvolving ({args.method}, blocks)") as bar:
+        run = deconvolve_blocked(
+            args.input,
+            args.output,
+            resolved.psf,
+            args.method,
+            iterations=iterations,
+            background=background,
+            regularization=args.regularization,
+            boundary=args.boundary,
+            initial=args.initial,
+            background_mode=args.background_mode,
+            voxel_size_um=lazy.voxel_size_um,
+            block=args.block,
+            halo=args.halo,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            device=args.device,
+            progress=bar,
+            provenance=provenance,
+        )
+    skipped = f", {run.blocks_skipped} resumed" if run.blocks_skipped else ""
+    print(
+        f"wrote {Path(run.output)} ({args.method}, {run.parameters['iterations']} iterations, "
+        f"{len(run.plan.blocks)} blocks of {'×'.join(map(str, run.plan.core))}{skipped}, "
+        f"~{format_bytes(run.memory_per_block_bytes)} per block, {run.levels} levels, "
+        f"{run.seconds:.1f} s)"
+    )
+    return 0
