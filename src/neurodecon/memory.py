@@ -49,13 +49,30 @@ def _cgroup_available() -> int | None:
     return None
 
 
+def _rlimit_available() -> int | None:
+    """Bytes left under this process's address-space limit (``ulimit -v``, ``prlimit --as``)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        fields = Path("/proc/self/statm").read_text().split()
+        used = int(fields[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+    return max(int(limit) - used, 0)
+
+
 def available_bytes() -> int | None:
     """Return the memory this process can still allocate, in bytes (None when unknown).
 
-    Linux: ``MemAvailable`` of ``/proc/meminfo``, lowered to a cgroup memory limit when there is
-    one; elsewhere the free physical pages (``os.sysconf``), or None.
+    Linux: ``MemAvailable`` of ``/proc/meminfo``, lowered to a cgroup memory limit or to what is
+    left under the process's address-space limit (``prlimit --as``) when there is one; elsewhere
+    the free physical pages (``os.sysconf``), or None.
     """
-    values = [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
+    sources = (_meminfo_available(), _cgroup_available(), _rlimit_available())
+    values = [v for v in sources if v is not None]
     if not values:
         try:
             values = [os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]

@@ -104,3 +104,20 @@ def test_killed_run_resumes_to_the_uninterrupted_result(stack, tmp_path):
     ref = deconvolve_blocked(img, tmp_path / "ref.ome.zarr", psf, "rl", iterations=40,
                              background=5.0, block=(8, 24, 24), device="cpu")  # fmt: skip
     np.testing.assert_allclose(nd.read(out).data, nd.read(ref.output).data, rtol=1e-5, atol=1e-5)
+
+
+def test_convert_streams_tiff_to_ome_zarr(tmp_path, run_cli):
+    """TIFF → OME-Zarr chunk by chunk (``open_lazy`` + ``write_lazy``): same voxels, voxel
+    size and pixel type kept, a pyramid added."""
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 4000, (20, 160, 150)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "in.tif", data, imagej=True, resolution=(10.0, 10.0),
+                     metadata={"spacing": 0.2, "unit": "um", "axes": "ZYX"})  # fmt: skip
+    code, out, err = run_cli("convert", tmp_path / "in.tif", tmp_path / "o.ome.zarr")
+    assert code == 0, err
+    assert "(streamed)" in out
+    back = nd.read(tmp_path / "o.ome.zarr")
+    np.testing.assert_array_equal(back.data, data)
+    assert back.data.dtype == np.uint16 and back.voxel_size_um == pytest.approx(VS)
+    assert back.metadata["provenance"]["parameters"]["streamed"] is True
+    assert (tmp_path / "o.ome.zarr" / "1").is_dir()  # 160×150 → an 80×75 level

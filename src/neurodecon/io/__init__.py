@@ -10,7 +10,7 @@ from ._image import DEFAULT_VOXEL_SIZE_UM, Image
 from ._lazy import LazyImage, open_lazy
 from ._provenance import clean_stale_partials, current_command, recording_command
 from ._units import canonical_axes, default_axes, unit_to_um
-from ._write import check_output_path, write, write_json
+from ._write import check_output_path, write, write_json, write_lazy
 from ._zarr import add_pyramid, create_ome_zarr
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "add_pyramid",
     "write",
     "write_json",
+    "write_lazy",
     "check_output_path",
     "check_image",
     "format_of",

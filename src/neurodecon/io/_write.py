@@ -211,6 +211,59 @@ def _dispatch_write(tmp: Path, image: Image, fmt: str, extra: dict) -> None:
         write_ome_zarr(tmp, image, extra=extra)
 
 
+def write_lazy(
+    path: str | Path,
+    image: Any,
+    *,
+    dtype: str = "keep",
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Stream a :class:`~neurodecon.io.LazyImage` into an OME-Zarr, chunk by chunk.
+
+    The volume is never in memory: Dask copies it in chunks of whole planes (about 8 MB), then
+    a multiscale pyramid is added; written to a temporary sibling and renamed, like :func:`write`.
+    ``dtype`` is ``"keep"`` or ``"float32"``.
+    """
+    from ._zarr import _chunks, add_pyramid, create_ome_zarr
+
+    out = Path(path)
+    if format_of(out) != "ome-zarr" or dtype not in ("keep", "float32"):
+        raise user_error("streaming writes OME-Zarr in its own or float32 type", path=out)
+    check_output_path(out, inputs, overwrite)
+    clean_stale_partials(out)
+    data = image.data if dtype == "keep" else image.data.astype(np.float32)
+    extra = {
+        "software": "neurodecon",
+        "version": __version__,
+        "command": current_command(),
+        "voxel_size_um": list(image.voxel_size_um),
+        "axes": image.axes,
+        "shape": list(data.shape),
+        "dtype": str(data.dtype),
+        **(provenance or {}),
+    }
+
+    def writer(tmp: Path) -> None:
+        import dask.array as da
+
+        arr = create_ome_zarr(
+            tmp,
+            shape=data.shape,
+            chunks=_chunks(data),
+            axes=image.axes,
+            voxel_size_um=image.voxel_size_um,
+            dtype=data.dtype,
+            extra=extra,
+        )
+        da.store(data.rechunk(arr.chunks), arr, lock=False)
+        add_pyramid(tmp)
+
+    _atomic(out, writer, overwrite)
+    return out
+
+
 def write_json(path: str | Path, obj: Any, *, overwrite: bool = False) -> Path:
     """Write ``obj`` as indented JSON, atomically (temporary sibling, then rename).
 

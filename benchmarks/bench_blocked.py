@@ -1,0 +1,189 @@
+"""Blocked deconvolution (``neurodecon.blocked``): accuracy against the whole volume, memory, speed.
+
+    .venv/bin/python benchmarks/bench_blocked.py halo  [--shape 64 256 256]
+    .venv/bin/python benchmarks/bench_blocked.py large [--shape 64 1024 2048] [--available-mb 128]
+
+``halo``: a phantom (tubes, ellipsoids, puncta; 300 photons, background 5) blurred by a widefield
+(NA 1.4, long tails) and a confocal PSF (NA 1.4, pinhole 1 AU) at 0.2×0.1×0.1 µm; RL at 10, 50
+and 200 iterations, whole volume versus 2×2×2 blocks with halos of 0.5–3 PSF half-supports
+(+4 voxels; the default is 2): relative L2 difference, and times.
+
+``large``: an OME-Zarr of ``--shape`` (float32; written tile by tile, never whole) deconvolved by
+the CLI (`neurodecon deconvolve in.ome.zarr -o out.ome.zarr --method rl --iterations 20`) in a
+child process under an address-space limit (``prlimit --as``) that leaves it ``--available-mb``
+above what Python, torch and NeuroDecon take by themselves; then the same without a limit on a
+local 2-worker Dask cluster. Peak RSS (the child's, its workers' for the cluster), wall time,
+throughput against a whole-volume RL 20 on a 64×512×512 crop in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VOX = (0.2, 0.1, 0.1)
+OUT = Path(__file__).parent / "_out" / "blocked"
+
+
+def _psf(kind: str) -> np.ndarray:
+    from neurodecon.psf import make_psf
+
+    return make_psf(kind, shape=(31, 41, 41), voxel_size_um=VOX, na=1.4, wavelength_um=0.52,
+                    excitation_wavelength_um=0.488)  # fmt: skip
+
+
+def _image(shape, psf, seed=1) -> np.ndarray:
+    from neurodecon.synth import forward_model, phantom
+
+    truth = phantom("tubes,ellipsoids,puncta", shape=shape, voxel_size_um=VOX, seed=seed)
+    return forward_model(truth, psf, photons=300, background=5, seed=seed).astype(np.float32)
+
+
+def halo_sweep(shape) -> list[dict]:
+    """Relative L2 of blocked against whole-volume RL, per PSF, iterations and halo factor."""
+    from neurodecon.blocked import deconvolve_blocked, psf_half_support
+    from neurodecon.classical import deconvolve
+
+    rows = []
+    core = tuple(-(-n // 2) for n in shape)  # 2×2×2 blocks: every block has inner faces
+    for kind in ("widefield", "confocal"):
+        psf = _psf(kind)
+        img = _image(shape, psf)
+        half = psf_half_support(psf)
+        for it in (10, 50, 200):
+            t = time.perf_counter()
+            whole = deconvolve(img, psf, "rl", iterations=it, background=5.0, device="cpu")
+            t_whole = time.perf_counter() - t
+            for factor in (0.5, 1.0, 2.0, 3.0):
+                halo = tuple(int(np.ceil(factor * h)) + 4 for h in half)
+                out = OUT / f"h_{kind}_{it}_{factor}.ome.zarr"
+                t = time.perf_counter()
+                deconvolve_blocked(img, out, psf, "rl", iterations=it, background=5.0,
+                                   block=core, halo=halo, overwrite=True, device="cpu")  # fmt: skip
+                t_blk = time.perf_counter() - t
+                import neurodecon as nd
+
+                res = nd.read(out).data
+                rel = float(np.linalg.norm(res - whole) / np.linalg.norm(whole))
+                row = {"psf": kind, "half_support": list(half), "iterations": it,
+                       "halo_factor": factor, "halo": list(halo), "rel_l2": rel,
+                       "t_whole_s": round(t_whole, 2), "t_blocked_s": round(t_blk, 2)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                shutil.rmtree(out)
+    return rows
+
+
+def _write_large(path: Path, shape, psf) -> None:
+    """An OME-Zarr of ``shape`` made of tiled 64×512×512 simulated stacks (never whole)."""
+    from neurodecon.io import create_ome_zarr
+
+    tile = _image((min(shape[0], 64), 512, 512), psf)
+    arr = create_ome_zarr(path, shape=shape, chunks=(min(shape[0], 64), 512, 512), axes="ZYX",
+                          voxel_size_um=VOX)  # fmt: skip
+    for z in range(0, shape[0], tile.shape[0]):
+        for y in range(0, shape[1], 512):
+            for x in range(0, shape[2], 512):
+                arr[z : z + tile.shape[0], y : y + 512, x : x + 512] = tile
+
+
+def _baseline_vm() -> int:
+    code = ("import neurodecon.cli, neurodecon.blocked, neurodecon.classical, torch;"
+            "print(open('/proc/self/statm').read().split()[0])")  # fmt: skip
+    pages = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout  # fmt: skip
+    return int(pages) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _child(cmd: list[str], env: dict) -> tuple[float, int, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    if run.returncode != 0:
+        raise SystemExit(f"failed ({run.returncode}): {' '.join(cmd)}\n{run.stderr[-2000:]}")
+    if peak <= before * 1024:
+        peak = -1  # not measurable: an earlier child was larger
+    return wall, peak, run.stdout.strip()
+
+
+def large(shape, available_mb: int) -> dict:
+    """The done-when run: a volume ≥ 4× the memory left to the process, then 2 workers."""
+    import tifffile
+
+    from neurodecon.classical import deconvolve
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    psf = _psf("confocal")
+    src, psf_file = OUT / "large.ome.zarr", OUT / "psf.tif"
+    shutil.rmtree(src, ignore_errors=True)
+    _write_large(src, shape, psf)
+    tifffile.imwrite(psf_file, psf, imagej=True, resolution=(10.0, 10.0),
+                     metadata={"spacing": VOX[0], "unit": "um", "axes": "ZYX"})  # fmt: skip
+    volume_bytes = int(np.prod(shape)) * 4
+    base = _baseline_vm()
+    limit = base + available_mb * (1 << 20)
+    exe = [sys.executable, "-m", "neurodecon", "-q", "deconvolve", str(src), "--psf",
+           str(psf_file), "--method", "rl", "--iterations", "20", "--background", "5",
+           "--device", "cpu", "--overwrite"]  # fmt: skip
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    wall, peak, msg = _child(["prlimit", f"--as={limit}", *exe, "-o", str(OUT / "o1.ome.zarr")],
+                             env)  # fmt: skip
+    crop = _image((64, 512, 512), psf)
+    t = time.perf_counter()
+    deconvolve(crop, psf, "rl", iterations=20, background=5.0, device="cpu")
+    whole_rate = crop.size / (time.perf_counter() - t)
+    wall2, peak2, msg2 = _child([*exe, "--workers", "2", "-o", str(OUT / "o2.ome.zarr")], env)
+    result = {
+        "shape": list(shape),
+        "volume_gb": volume_bytes / 1e9,
+        "baseline_vm_gb": base / 1e9,
+        "address_space_limit_gb": limit / 1e9,
+        "available_mb": available_mb,
+        "volume_over_available": volume_bytes / (available_mb << 20),
+        "in_process": {
+            "wall_s": wall,
+            "peak_rss_gb": peak / 1e9,
+            "voxels_per_s": int(np.prod(shape)) / wall,
+            "message": msg,
+        },  # fmt: skip
+        "whole_volume_crop_voxels_per_s": whole_rate,
+        "local_cluster_2_workers": {
+            "wall_s": wall2,
+            "peak_rss_gb": peak2 / 1e9,
+            "voxels_per_s": int(np.prod(shape)) / wall2,
+            "message": msg2,
+        },  # fmt: skip
+    }
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def main() -> None:
+    """Run the chosen part and save its JSON under benchmarks/_out/blocked/."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("part", choices=("halo", "large"))
+    ap.add_argument("--shape", nargs=3, type=int)
+    ap.add_argument("--available-mb", type=int, default=128)
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.part == "halo":
+        rows = halo_sweep(tuple(args.shape or (64, 256, 256)))
+        (OUT / "halo.json").write_text(json.dumps(rows, indent=1))
+    else:
+        res = large(tuple(args.shape or (64, 1024, 2048)), args.available_mb)
+        (OUT / "large.json").write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
