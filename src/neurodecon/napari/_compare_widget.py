@@ -143,7 +143,8 @@ class CompareWidget(JobWidget):
                         translate=layer.translate,
                     )
                 )
-        self.table.value = {"data": rows, "columns": columns}
+        index = [str(i) for i in range(1, len(rows) + 1)]
+        self.table.value = {"data": rows, "index": index, "columns": columns}
         if self.grid.value:
-            self.viewer.grid.enabled = True
+            self.viewer.canvas.grid.enabled = True
         self.status.value = f"report: {value['report']}"

@@ -105,7 +105,6 @@ class PsfWidget(JobWidget):
             size=8,
             face_color="transparent",
             border_color="lime",
-            out_of_slice_display=True,
         )
         positions = np.array([p for p, _ in result.rejected], dtype=np.float32).reshape(-1, 3)
         reasons = [r for _, r in result.rejected]
@@ -120,7 +119,6 @@ class PsfWidget(JobWidget):
             border_color="red",
             features={"reason": reasons},
             text={"string": "{reason}", "color": "red", "size": 8, "anchor": "upper_left"},
-            out_of_slice_display=True,
         )
         self.figure_path = figure
         counts = ", ".join(f"{n} {r}" for r, n in sorted(result.rejection_counts.items()))
