@@ -3,18 +3,35 @@
 The extra: ``pip install -e ".[napari]"`` (``make test`` installs it). A display: pytest-xvfb
 (in the extra) starts an Xvfb server for the session when the ``Xvfb`` program exists
 (``apt-get install xvfb``; ``make test`` installs it when run as root on Debian/Ubuntu).
-Tests that only read files or check the manifest run without a display.
+Tests that only read files or check the manifest run without a display. CI sets
+``NEURODECON_REQUIRE_NAPARI=1`` (``.ci/run``): a missing extra or display then fails instead.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import pytest
 
+REQUIRE = os.environ.get("NEURODECON_REQUIRE_NAPARI", "") not in ("", "0")
+
+
+def _unavailable(reason: str) -> None:
+    """Skip (locally) or fail (under CI) when the plugin cannot be tested here."""
+    if REQUIRE:
+        pytest.fail(f"{reason} (NEURODECON_REQUIRE_NAPARI is set)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+# `napari.viewer`, not `napari`: without the extra, this very folder (tests/napari) can be
+# imported as a namespace package called `napari`
 for _module in ("napari.viewer", "magicgui", "npe2", "pytestqt", "qtpy.QtCore"):
-    pytest.importorskip(_module, reason=f"the napari extra is not installed (no {_module})")
+    try:
+        importlib.import_module(_module)
+    except ImportError:
+        _unavailable(f"the napari extra is not installed (no {_module}): pip install -e .[napari]")
 
 
 def _display_problem() -> str | None:
@@ -27,12 +44,27 @@ def _display_problem() -> str | None:
     return None
 
 
+#: fixtures that start Qt: without a display Qt aborts the process, so these tests are skipped
+#: before their fixtures run
+_QT_FIXTURES = {"viewer", "make_napari_viewer", "qtbot", "qapp"}
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_collection_modifyitems(config, items):
+    problem = _display_problem()
+    if problem is None:
+        return
+    ours = [i for i in items if str(i.path).startswith(_HERE)]
+    needs_qt = [i for i in ours if _QT_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    if needs_qt and REQUIRE:
+        raise pytest.UsageError(f"{problem} (NEURODECON_REQUIRE_NAPARI is set)")
+    for item in needs_qt:
+        item.add_marker(pytest.mark.skip(reason=problem))
+
+
 @pytest.fixture
 def viewer(make_napari_viewer):
-    """A real napari viewer (not shown); skips when no display can be had."""
-    problem = _display_problem()
-    if problem:
-        pytest.skip(problem)
+    """A real napari viewer (not shown)."""
     return make_napari_viewer()
 
 
