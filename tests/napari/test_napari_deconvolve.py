@@ -13,10 +13,10 @@ def wait(qtbot, widget):
 
 
 @pytest.fixture
-def layers(viewer, demo):
-    vs = demo["voxel_size_um"]
-    image = viewer.add_image(demo["sample"], name="sample", scale=vs, translate=(0, 1, 2))
-    psf = viewer.add_image(demo["psf"], name="psf", scale=vs)
+def layers(viewer, demo_quick):
+    vs = demo_quick["voxel_size_um"]
+    image = viewer.add_image(demo_quick["sample"], name="sample", scale=vs, translate=(0, 1, 2))
+    psf = viewer.add_image(demo_quick["psf"], name="psf", scale=vs)
     return image, psf
 
 

@@ -29,11 +29,11 @@ def wait(qtbot, widget):
 
 
 @pytest.fixture
-def beads(viewer, demo):
-    return viewer.add_image(demo["beads"], name="beads", scale=demo["voxel_size_um"])
+def beads(viewer, demo_quick):
+    return viewer.add_image(demo_quick["beads"], name="beads", scale=demo_quick["voxel_size_um"])
 
 
-def test_psf_from_a_bead_layer(viewer, beads, demo, qtbot, tmp_path, notifications):
+def test_psf_from_a_bead_layer(viewer, beads, demo_quick, qtbot, tmp_path, notifications):
     from neurodecon.napari._psf_widget import PsfWidget
 
     w = PsfWidget(viewer)
@@ -44,7 +44,7 @@ def test_psf_from_a_bead_layer(viewer, beads, demo, qtbot, tmp_path, notificatio
     assert notifications == []
     psf = viewer.layers["PSF (beads)"]
     assert psf.data.ndim == 3 and abs(float(psf.data.sum()) - 1) < 1e-4
-    np.testing.assert_allclose(psf.scale, demo["voxel_size_um"])
+    np.testing.assert_allclose(psf.scale, demo_quick["voxel_size_um"])
     used, rejected = viewer.layers["beads used (beads)"], viewer.layers["beads rejected (beads)"]
     summary = psf.metadata["neurodecon"]
     assert len(used.data) == summary["n_used"] > 0
@@ -119,13 +119,13 @@ def test_train_bad_options_are_one_notification(viewer, beads, qtbot, tmp_path, 
     assert "not valid JSON" in notifications[0][1]
 
 
-def test_compare_adds_ranked_result_layers(viewer, demo, qtbot, tmp_path, notifications):
+def test_compare_adds_ranked_result_layers(viewer, demo_quick, qtbot, tmp_path, notifications):
     from neurodecon.napari._compare_widget import CompareWidget
 
-    vs = demo["voxel_size_um"]
-    image = viewer.add_image(demo["sample"], name="sample", scale=vs)
-    psf = viewer.add_image(demo["psf"], name="psf", scale=vs)
-    truth = viewer.add_image(demo["truth"], name="truth", scale=vs)
+    vs = demo_quick["voxel_size_um"]
+    image = viewer.add_image(demo_quick["sample"], name="sample", scale=vs)
+    psf = viewer.add_image(demo_quick["psf"], name="psf", scale=vs)
+    truth = viewer.add_image(demo_quick["truth"], name="truth", scale=vs)
     w = CompareWidget(viewer)
     w.image.value, w.psf.value, w.truth.value = image, psf, truth
     w.methods.value = ["rl", "wiener"]
@@ -147,10 +147,10 @@ def test_compare_adds_ranked_result_layers(viewer, demo, qtbot, tmp_path, notifi
     assert viewer.canvas.grid.enabled
 
 
-def test_compare_without_psf_is_a_notification(viewer, demo, qtbot, tmp_path, notifications):
+def test_compare_without_psf_is_a_notification(viewer, demo_quick, qtbot, tmp_path, notifications):
     from neurodecon.napari._compare_widget import CompareWidget
 
-    image = viewer.add_image(demo["sample"], name="sample", scale=demo["voxel_size_um"])
+    image = viewer.add_image(demo_quick["sample"], name="sample", scale=demo_quick["voxel_size_um"])
     w = CompareWidget(viewer)
     w.image.value, w.methods.value = image, ["rl"]
     w.output.value = tmp_path / "report"

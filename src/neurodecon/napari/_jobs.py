@@ -12,6 +12,7 @@ napari's worker, which shows it as an error notification with its traceback (a b
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,7 @@ class JobWidget(Container):
         self.viewer = viewer
         self.worker: Any = None
         self.cancel_requested = False
+        self.started = 0.0
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(value=0, min=0, max=1, label="progress")
@@ -144,6 +146,7 @@ class JobWidget(Container):
         self.cancel_button.enabled = True
         self.progress_bar.max, self.progress_bar.value = 0, 0  # busy until the first report
         self.status.value = "running…"
+        self.started = time.monotonic()
         worker.start()
         return worker
 
@@ -174,10 +177,10 @@ class JobWidget(Container):
             self.status.value = "failed"
             self.notify_error(outcome.error)
         else:
-            self.done(outcome.value)
+            self.progress_bar.max = max(self.progress_bar.max, 1)
             self.progress_bar.value = self.progress_bar.max
-            if self.status.value in ("running…", ""):
-                self.status.value = "done"
+            self.status.value = f"done in {time.monotonic() - self.started:.1f} s"
+            self.done(outcome.value)  # may say more in the status line
 
     def _on_finished(self) -> None:
         self.worker = None
