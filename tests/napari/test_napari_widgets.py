@@ -120,6 +120,7 @@ def test_train_bad_options_are_one_notification(viewer, beads, qtbot, tmp_path, 
 
 
 def test_compare_adds_ranked_result_layers(viewer, demo_quick, qtbot, tmp_path, notifications):
+    from neurodecon.learn import default_model_path
     from neurodecon.napari._compare_widget import CompareWidget
 
     vs = demo_quick["voxel_size_um"]
@@ -129,6 +130,7 @@ def test_compare_adds_ranked_result_layers(viewer, demo_quick, qtbot, tmp_path, 
     w = CompareWidget(viewer)
     w.image.value, w.psf.value, w.truth.value = image, psf, truth
     w.methods.value = ["rl", "wiener"]
+    w.model_dir.value = default_model_path()  # a model directory is compared as model:DIR
     w.iterations.value = 3
     w.output.value = tmp_path / "report"
     w.start()
@@ -136,14 +138,18 @@ def test_compare_adds_ranked_result_layers(viewer, demo_quick, qtbot, tmp_path, 
     assert notifications == []
     assert (tmp_path / "report" / "report.html").is_file()
     results = w.result_layers
-    assert sorted(layer.name.split()[1] for layer in results) == ["rl", "wiener"]
+    assert sorted(layer.name.split()[1] for layer in results) == [
+        f"model:{default_model_path()}",
+        "rl",
+        "wiener",
+    ]
     for layer in results:
         assert layer.data.shape == image.data.shape
         np.testing.assert_allclose(layer.scale, image.scale)
     table = w.table.to_dict("split")
     assert list(table["columns"][:2]) == ["rank", "method"] and "psnr" in table["columns"]
     # methods and the raw input ranked, best first; the ground truth is not ranked
-    assert [row[0] for row in table["data"]] == [1, 2, 3, None]
+    assert [row[0] for row in table["data"]] == [1, 2, 3, 4, None]
     assert viewer.canvas.grid.enabled
 
 

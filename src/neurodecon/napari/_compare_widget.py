@@ -74,6 +74,10 @@ class CompareWidget(JobWidget):
         self.methods = Select(
             label="methods", choices=(*METHODS, "model:default"), value=list(DEFAULT_METHODS)
         )
+        self.model_dir = FileEdit(
+            label="and model directory", mode=FileDialogMode.EXISTING_DIRECTORY
+        )
+        self.model_dir.tooltip = "a model written by train: compared as model:DIR (optional)"
         self.iterations = SpinBox(label="iterations (0 = auto)", min=0, max=100_000, value=0)
         self.output = FileEdit(label="report folder", mode=FileDialogMode.EXISTING_DIRECTORY)
         self.output.tooltip = "where report.html and the results go (empty: a temporary folder)"
@@ -87,6 +91,7 @@ class CompareWidget(JobWidget):
                 self.diameter,
                 self.truth,
                 self.methods,
+                self.model_dir,
                 self.iterations,
                 self.output,
                 self.grid,
@@ -101,6 +106,9 @@ class CompareWidget(JobWidget):
         if layer is None:
             raise user_error("no image layer", fix="open a stack or add a sample first")
         methods = list(self.methods.value)
+        model = str(self.model_dir.value or "").strip()
+        if model not in ("", "."):
+            methods.append(f"model:{model}")
         if not methods:
             raise user_error("no method selected", fix="select at least one method")
         self.input_layer = layer

@@ -6,7 +6,6 @@ No Qt and no napari imports: layers are used through their attributes (``data``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,18 +62,14 @@ def volume_of(layer: Any) -> Image:
 
 
 def image_layer_data(
-    image: Image, name: str, *, scale_like: Sequence[float] | None = None, **kwargs: Any
+    image: Image, name: str, **kwargs: Any
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """Return napari ``LayerData`` for ``image``: scale from its voxel size (1 on other axes).
 
-    ``scale_like`` (a layer's full scale) is used instead when given, so that a result lands on
-    its input. A ``C`` axis becomes napari's ``channel_axis`` (one layer per channel).
+    A ``C`` axis becomes napari's ``channel_axis`` (one layer per channel).
     """
     data = image.data
-    if scale_like is not None and len(scale_like) == data.ndim:
-        scale = [float(s) for s in scale_like]
-    else:
-        scale = [1.0] * (data.ndim - 3) + [float(v) for v in image.voxel_size_um]
+    scale = [1.0] * (data.ndim - 3) + [float(v) for v in image.voxel_size_um]
     meta: dict[str, Any] = {"name": name, "scale": scale, **kwargs}
     if "C" in image.axes and data.ndim == len(image.axes):
         c = image.axes.index("C")
