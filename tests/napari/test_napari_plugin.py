@@ -71,10 +71,24 @@ def test_writer_then_reader_keep_the_voxel_size_as_scale(tmp_path, name):
         np.testing.assert_allclose(meta["scale"], scale, rtol=1e-6)
 
 
+def test_reader_reads_a_folder_of_planes_as_one_stack(tmp_path):
+    import tifffile
+
+    from neurodecon.napari._io import get_reader
+
+    for z in range(3):
+        tifffile.imwrite(tmp_path / f"plane_{z}.tif", np.full((4, 5), z, np.uint16))
+    ((data, meta, _),) = get_reader(str(tmp_path))(str(tmp_path))
+    assert data.shape == (3, 4, 5) and list(data[:, 0, 0]) == [0, 1, 2]
+    assert len(meta["scale"]) == 3
+
+
 def test_reader_declines_what_it_does_not_read(tmp_path):
     from neurodecon.napari._io import get_reader
 
     assert get_reader(str(tmp_path / "notes.txt")) is None
+    (tmp_path / "notes.txt").write_text("x")
+    assert get_reader(str(tmp_path)) is None  # a folder without TIFF planes
     assert get_reader([str(tmp_path / "a.tif"), str(tmp_path / "b.tif")]) is None
 
 

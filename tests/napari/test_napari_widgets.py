@@ -177,6 +177,9 @@ def test_the_plugin_from_napari(viewer, tmp_path):
     )
     (layer,) = viewer.open(str(path), plugin="neurodecon")
     np.testing.assert_allclose(layer.scale, (0.4, 0.2, 0.2))
+    layer.scale = (0.5, 0.25, 0.25)
+    (saved,) = viewer.layers.save(str(tmp_path / "saved.tif"), selected=False, plugin="neurodecon")
+    assert nd.read(saved).voxel_size_um == (0.5, 0.25, 0.25)
     viewer.open_sample("neurodecon", "demo_beads")
     assert viewer.layers[-1].data.shape == (32, 160, 160)
     for name in ("PSF from beads", "Deconvolve", "Train a model", "Compare methods"):

@@ -30,7 +30,14 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
     fmt = format_of(path)
     if fmt in ("tiff", "ome-tiff", "ome-zarr", "npy"):
         return read_layers
+    folder = Path(path)
+    if fmt == "series" and folder.is_dir() and any(_is_tiff(p) for p in folder.iterdir()):
+        return read_layers  # a folder of single-plane TIFFs: one z-stack
     return None
+
+
+def _is_tiff(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".tif", ".tiff")
 
 
 def read_layers(path: str | list[str]) -> list[LayerData]:
