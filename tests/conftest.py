@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,90 @@ def messages():
     yield records
     logger.removeHandler(handler)
     logger.setLevel(old_level)
+
+
+# ---- the napari plugin's tests (tests/napari) ----------------------------------------------
+# They skip with a reason without the extra or a display. The extra: ``pip install -e
+# ".[napari]"`` (``make test`` installs it). A display: pytest-xvfb (in the extra) starts an Xvfb
+# server for the session when the ``Xvfb`` program exists (``apt-get install xvfb``; ``make
+# test`` installs it when run as root on Debian/Ubuntu). Tests that only read files or check the
+# manifest run without a display. CI sets ``NEURODECON_REQUIRE_NAPARI=1`` (``.ci/run``): a
+# missing extra or display then fails instead. (Not a tests/napari/conftest.py: a second module
+# called ``conftest`` would shadow this one for the tests' ``from conftest import ...``.)
+
+REQUIRE_NAPARI = os.environ.get("NEURODECON_REQUIRE_NAPARI", "") not in ("", "0")
+
+
+def _missing_extra() -> str | None:
+    # `napari.viewer`, not `napari`: without the extra, the folder tests/napari can be imported
+    # as a namespace package called `napari` (this file's folder is on sys.path)
+    for module in ("napari.viewer", "magicgui", "npe2", "pytestqt", "qtpy.QtCore"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f"the napari extra is not installed (no {module}): pip install -e '.[napari]'"
+    return None
+
+
+def _display_problem() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        return "QT_QPA_PLATFORM=offscreen has no OpenGL: napari cannot add layers"
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        return "no display: install Xvfb (apt-get install xvfb) so that pytest-xvfb can start one"
+    return None
+
+
+#: fixtures that start Qt: without a display Qt aborts the process, so these tests are skipped
+#: before their fixtures run
+_QT_FIXTURES = {"viewer", "make_napari_viewer", "qtbot", "qapp"}
+_NAPARI_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "napari")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip (locally) or refuse to run (CI) what this machine cannot test, with the reason."""
+    ours = [i for i in items if str(i.path).startswith(_NAPARI_TESTS + os.sep)]
+    if not ours:  # nothing to check, and napari is not imported for nothing
+        return
+    problem = _missing_extra()
+    affected = ours
+    if problem is None:
+        problem = _display_problem()
+        affected = [i for i in ours if _QT_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    if problem is None or not affected:
+        return
+    if REQUIRE_NAPARI:
+        raise pytest.UsageError(f"{problem} (NEURODECON_REQUIRE_NAPARI is set)")
+    for item in affected:
+        item.add_marker(pytest.mark.skip(reason=problem))
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A real napari viewer (not shown)."""
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def notifications():
+    """Messages of the napari notifications shown during the test: ``[(severity, text)]``."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[tuple[str, str]] = []
+
+    def collect(event):
+        note = event.value if hasattr(event, "value") else event
+        seen.append((str(note.severity), str(note.message)))
+
+    notification_manager.notification_ready.connect(collect)
+    yield seen
+    notification_manager.notification_ready.disconnect(collect)
+
+
+@pytest.fixture(scope="session")
+def demo_quick():
+    """The demo's quick data (sample 24×64×64, beads 32×160×160, voxel 0.1×0.05×0.05 µm)."""
+    from neurodecon.report import demo_data
+
+    return demo_data(quick=True)
