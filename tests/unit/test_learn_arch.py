@@ -231,6 +231,7 @@ def test_train_cut_and_resume_equals_an_uninterrupted_run(tmp_path, arch):
     a, b = load_model(full), load_model(cut)
     assert a.arch == b.arch == arch and a.config["arch"] == arch
     assert a.config["n_parameters"] == count_parameters(a.net)
+    assert a.config["inference"]["halo"] == {"rln": 20, "rcan": 9, "debcr": 21}[arch]
     assert a.config["training"]["net"]["arch"] == arch and "kernel_psf.npy" in {
         p.name for p in full.iterdir()
     }

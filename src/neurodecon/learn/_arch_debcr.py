@@ -126,6 +126,18 @@ class DeBCRConfig:
         """Every spatial size must be a multiple of this (2 ** depth)."""
         return 2**self.depth
 
+    @property
+    def halo(self) -> int:
+        """Tiled inference's context: a bound on the receptive field's radius, at most 48.
+
+        The coarsest operator's ``convs`` 3³ convolutions span ``convs · 2^depth`` voxels, each
+        scale's lift, fusion and output convolutions three more at its own step; beyond 48 voxels
+        (the default configuration at isotropic voxels) the coarsest context is cut at tile
+        edges, which changes the result there slightly.
+        """
+        bound = (self.convs + 1) * 2**self.depth + sum(3 * 2**k for k in range(self.scales))
+        return min(bound, 48)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a dict."""
         return asdict(self)

@@ -82,6 +82,11 @@ class RCANConfig:
         """No pooling: any size."""
         return 1
 
+    @property
+    def halo(self) -> int:
+        """Tiled inference's context: the receptive field's radius (one voxel per 3³ conv)."""
+        return 2 * self.groups * self.blocks + (self.groups if self.groups > 1 else 0) + 3
+
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a dict."""
         return asdict(self)

@@ -93,6 +93,11 @@ class RLNConfig:
         """Spatial sizes must be even (one average-pooling and its transposed convolution)."""
         return 2
 
+    @property
+    def halo(self) -> int:
+        """Tiled inference's context in voxels: the receptive field's radius (17) and a margin."""
+        return 20
+
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a dict."""
         return asdict(self)

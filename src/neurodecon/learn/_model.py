@@ -202,7 +202,7 @@ def model_card(
         "trained_for": trained_for(cfg, kernel, extra, training_data),
         "training": cfg.to_dict(),
         **run,
-        "inference": {"halo": 16},
+        "inference": {"halo": cfg.net.halo},
         **({"physics": dict(physics)} if physics else {}),
     }
 

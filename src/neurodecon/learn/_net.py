@@ -128,6 +128,13 @@ class NetConfig:
             return 2**self.depth
         return int(arch_config(self).multiple)
 
+    @property
+    def halo(self) -> int:
+        """Return the context tiled inference reads around each tile (16 for the U-Net)."""
+        if self.arch == Arch.UNET:
+            return 16
+        return int(arch_config(self).halo)
+
     def to_dict(self) -> dict:
         """Return the fields as a dict (the ``network`` entry of ``config.json``)."""
         return {k: v.value if isinstance(v, Enum) else v for k, v in asdict(self).items()}
