@@ -15,13 +15,15 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     """Add ``info`` and ``convert`` to the main parser."""
     p = sub.add_parser(
         "info",
-        help="shape, pixel type, axes, voxel size and value range of an image",
-        description="Print what NeuroDecon reads from an image file, folder or glob.",
+        help="shape, pixel type, axes, voxel size and value range of an image (or a model)",
+        description="Print what NeuroDecon reads from an image file, folder or glob; for a "
+        "model folder (written by `neurodecon train`), its architecture, parameter count and "
+        "what it was trained for.",
     )
     p.add_argument(
         "file",
         metavar="FILE",
-        help="TIFF, OME-TIFF, OME-Zarr, .npy, or a folder/glob of TIFF planes",
+        help="TIFF, OME-TIFF, OME-Zarr, .npy, a folder/glob of TIFF planes, or a MODEL_DIR",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_voxel_size(p)
@@ -70,9 +72,56 @@ def _summary(image, path: str) -> dict[str, Any]:
     return info
 
 
+def _model_summary(path: Path) -> dict[str, Any]:
+    from ..learn import count_parameters, load_model
+
+    model = load_model(path)
+    cfg = model.config
+    net: Any = model.net  # build_network's: every network has multiple and in_channels
+    best = (cfg.get("validation") or {}).get("best") or {}
+    return {
+        "model": str(path),
+        "arch": model.arch,
+        "n_parameters": count_parameters(model.net),
+        "network": cfg.get("network"),
+        "size_multiple": int(net.multiple),
+        "in_channels": int(net.in_channels),
+        "voxel_size_um": list(model.voxel_size_um),
+        "description": cfg.get("description"),
+        "steps_done": cfg.get("steps_done"),
+        "validation_best": best,
+    }
+
+
+def _model_info(args: argparse.Namespace, path: Path) -> int:
+    info = _model_summary(path)
+    if args.json:
+        print_json(info)
+        return 0
+    vz, vy, vx = info["voxel_size_um"]
+    best = info["validation_best"]
+    lines = [
+        f"model       {info['model']}",
+        f"arch        {info['arch']}",
+        f"parameters  {info['n_parameters']:,}",
+        f"input       {info['in_channels']} channel(s), sizes in multiples of "
+        f"{info['size_multiple']} (padded by predict)",
+        f"voxel size  z {vz:.6g}  y {vy:.6g}  x {vx:.6g} µm",
+        f"trained     {info['steps_done']} steps"
+        + (f"; validation PSNR {best['psnr']:.2f} dB" if "psnr" in best else ""),
+        f"about       {info['description']}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from ..io import read
+    from ..learn import CONFIG_NAME
 
+    path = Path(args.file)
+    if path.is_dir() and (path / CONFIG_NAME).is_file():
+        return _model_info(args, path)
     image = read(args.file, voxel_size_um=args.voxel_size)
     info = _summary(image, args.file)
     if args.json:

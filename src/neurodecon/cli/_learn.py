@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction, psf_sub: argparse._SubParsersActio
     p = sub.add_parser(
         "train",
         help="train a deconvolution network for your microscope (from beads or a PSF)",
-        description="Train the NeuroDecon residual 3D U-Net. Kernel source: a bead stack "
+        description="Train the NeuroDecon residual 3D U-Net (or, with --arch, the Richardson-Lucy "
+        "Network, 3D-RCAN or a 3D DeBCR). Kernel source: a bead stack "
         "(--beads, with --bead-diameter), a PSF file (--psf), or a theoretical PSF "
         "(--model and its options). Sharp training volumes: --sharp DIR and/or "
         "synthetic --phantoms. The training noise is calibrated on the bead stack and any "

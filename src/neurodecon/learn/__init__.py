@@ -1,4 +1,4 @@
-"""Learned deconvolution: the NeuroDecon residual 3D U-Net, trained from beads or a PSF.
+"""Learned deconvolution: the NeuroDecon residual 3D U-Net (and RLN, 3D-RCAN, 3D m-rBCR).
 
 Main entry points: ``train`` builds training pairs on the fly and writes a self-describing
 model directory; ``load_model`` reads it back; ``predict`` deconvolves any volume size with
@@ -10,11 +10,12 @@ tiled inference; ``default_model_path`` is the small model shipped with the pack
 
 Configuration: ``TrainConfig`` with its groups ``DataConfig``, ``NoiseConfig``,
 ``OptimConfig``, ``LossConfig``, ``PhysicsConfig``, ``NetConfig``, ``RunConfig`` and
-``KernelConfig``; the choices ``LossKind``, ``PhysicsInput``, ``PhysicsMethod``, ``BeadTarget``,
-``Calibrate`` and ``PhotonsAt``; ``ConfigOption`` (``TrainConfig.options()``: each field's
-command-line flag). Training noise from the microscope's stacks: ``calibrate_training_noise``
-(a ``TrainingNoise``; its rules' constants ``BEAD_PEAK_FACTOR``,
-``SAMPLE_PHOTON_SPREAD``, ``MAX_PHOTON_LEVELS``), resolved into ``NoiseConfig.resolved``.
+``KernelConfig``; the choices ``Arch``, ``LRSchedule``, ``LossKind``, ``PhysicsInput``,
+``PhysicsMethod``, ``BeadTarget``, ``Calibrate`` and ``PhotonsAt``; ``ConfigOption``
+(``TrainConfig.options()``: each field's command-line flag). Training noise from the
+microscope's stacks: ``calibrate_training_noise`` (a ``TrainingNoise``; its rules' constants
+``BEAD_PEAK_FACTOR``, ``SAMPLE_PHOTON_SPREAD``, ``MAX_PHOTON_LEVELS``), resolved into
+``NoiseConfig.resolved``.
 
 The building blocks, public for tests, benchmarks and experiments:
 
@@ -23,15 +24,33 @@ The building blocks, public for tests, benchmarks and experiments:
   ``add_noise``, ``allowed_flips``, ``center_convolve``, ``scale_to_unit``, ``robust_range``,
   ``Normalization``;
 - physics input: ``physics_channel``, ``physics_function``, ``PHYSICS_PSF_FILE``;
-- loss: ``neurodecon_loss``, ``hessian_frobenius``, ``ssim3d``, ``fourier_loss``;
+- loss: ``neurodecon_loss``, ``hessian_frobenius``, ``ssim3d``, ``fourier_loss``,
+  ``training_loss`` (the configured one), ``rln_loss``, ``global_ssim``, ``debcr_loss``,
+  ``fourier_l1``;
 - precision: ``training_autocast``, ``precision_name``, ``cpu_has_fast_bf16``;
 - loop: ``TrainState``, ``lr_factor``, ``train_step``, ``run_loop``, ``validation_metrics``;
-- network: ``ResUNet``, ``ResBlock``, ``build_network``, ``count_parameters``;
-- model directory: ``save_model``, ``model_card``, ``trained_for``, ``KERNEL_PSF_FILE``;
+- network: ``build_network`` (the one map from ``arch`` to a module; every network has
+  ``multiple`` and ``in_channels``), ``count_parameters``, ``ResUNet``, ``ResBlock``; the seed
+  papers' networks ``RLN``/``RLNConfig``, ``RCAN``/``RCANConfig``, ``DeBCR``/``DeBCRConfig``
+  (``ARCH_CONFIGS``, ``arch_config``, ``for_voxel_size``, ``rln_parameter_count``,
+  ``rcan_parameter_count``, ``haar_analysis``, ``haar_synthesis``, ``z_halving_for``);
+- model directory: ``save_model``, ``model_card``, ``trained_for``, ``KERNEL_PSF_FILE``,
+  ``CONFIG_NAME``;
   inference: ``predict_tiled``, and the checks of an input against what the model was trained
   for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
 """
 
+from ._arch_debcr import (
+    DeBCR,
+    DeBCRConfig,
+    debcr_loss,
+    fourier_l1,
+    haar_analysis,
+    haar_synthesis,
+    z_halving_for,
+)
+from ._arch_rcan import RCAN, RCANConfig, rcan_parameter_count
+from ._arch_rln import RLN, RLNConfig, global_ssim, rln_loss, rln_parameter_count
 from ._bioimageio import BioimageioNetwork, bioimageio_test_input, export_bioimageio
 from ._bioimageio_foreign import is_foreign_package, predict_bioimageio
 from ._bioimageio_import import cache_dir, is_bioimageio_package, unpack_bioimageio
@@ -43,12 +62,14 @@ from ._calibration import (
     calibrate_training_noise,
 )
 from ._config import (
+    Arch,
     BeadTarget,
     Calibrate,
     DataConfig,
     KernelConfig,
     LossConfig,
     LossKind,
+    LRSchedule,
     NoiseConfig,
     OptimConfig,
     PhotonsAt,
@@ -70,9 +91,26 @@ from ._data import (
 from ._kernels import KERNEL_PSF_FILE, TrainingKernels
 from ._limits import LEVEL_CHECK_VOXELS, check_levels, check_voxel_size, trained_levels
 from ._loop import TrainState, lr_factor, run_loop, train_step, validation_metrics
-from ._loss import fourier_loss, hessian_frobenius, neurodecon_loss, ssim3d
-from ._model import Model, default_model_path, load_model, model_card, save_model, trained_for
-from ._net import NetConfig, ResBlock, ResUNet, build_network, count_parameters
+from ._loss import fourier_loss, hessian_frobenius, neurodecon_loss, ssim3d, training_loss
+from ._model import (
+    CONFIG_NAME,
+    Model,
+    default_model_path,
+    load_model,
+    model_card,
+    save_model,
+    trained_for,
+)
+from ._net import (
+    ARCH_CONFIGS,
+    NetConfig,
+    ResBlock,
+    ResUNet,
+    arch_config,
+    build_network,
+    count_parameters,
+    for_voxel_size,
+)
 from ._norm import Normalization, robust_range
 from ._options import ConfigOption
 from ._physics import PSF_FILE as PHYSICS_PSF_FILE
@@ -108,6 +146,8 @@ __all__ = [
     "KernelConfig",
     "NetConfig",
     "LossKind",
+    "Arch",
+    "LRSchedule",
     "PhysicsInput",
     "PhysicsMethod",
     "BeadTarget",
@@ -138,6 +178,11 @@ __all__ = [
     "hessian_frobenius",
     "ssim3d",
     "fourier_loss",
+    "training_loss",
+    "rln_loss",
+    "global_ssim",
+    "debcr_loss",
+    "fourier_l1",
     "training_autocast",
     "precision_name",
     "cpu_has_fast_bf16",
@@ -150,6 +195,20 @@ __all__ = [
     "ResBlock",
     "build_network",
     "count_parameters",
+    "ARCH_CONFIGS",
+    "arch_config",
+    "for_voxel_size",
+    "RLN",
+    "RLNConfig",
+    "rln_parameter_count",
+    "RCAN",
+    "RCANConfig",
+    "rcan_parameter_count",
+    "DeBCR",
+    "DeBCRConfig",
+    "haar_analysis",
+    "haar_synthesis",
+    "z_halving_for",
     "save_model",
     "model_card",
     "trained_for",
@@ -158,5 +217,6 @@ __all__ = [
     "trained_levels",
     "LEVEL_CHECK_VOXELS",
     "KERNEL_PSF_FILE",
+    "CONFIG_NAME",
     "predict_tiled",
 ]

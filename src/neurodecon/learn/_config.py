@@ -22,13 +22,15 @@ from ._groups import (
     PhysicsConfig,
     RunConfig,
 )
-from ._net import NetConfig
+from ._net import ARCH_CONFIGS, NetConfig
 from ._noise_config import NoiseConfig
 from ._options import (
+    Arch,
     BeadTarget,
     Calibrate,
     ConfigOption,
     LossKind,
+    LRSchedule,
     Option,
     PhotonsAt,
     PhysicsInput,
@@ -48,6 +50,8 @@ __all__ = [
     "RunConfig",
     "KernelConfig",
     "LossKind",
+    "Arch",
+    "LRSchedule",
     "PhysicsInput",
     "PhysicsMethod",
     "BeadTarget",
@@ -106,19 +110,28 @@ class TrainConfig:
         for name, kind in _GROUPS.items():
             if not isinstance(getattr(self, name), kind):
                 fail(name, f"must be a {kind.__name__}")
+        arch = self.net.arch
+        if arch != Arch.UNET and self.physics.on:
+            fail(
+                "physics_input",
+                f"rl is for --arch unet; {arch.value} takes the raw channel only",
+                "use --physics-input none (the default with this architecture)",
+            )
+        if self.loss.kind == LossKind.RLN and arch != Arch.RLN:
+            fail("loss", "rln needs --arch rln (its intermediate update)", "use mae, mse or debcr")
         if self.physics.on:  # [raw, RL_K] in, residual on RL_K, starting as RL_K exactly
             set_field(
                 self,
                 "net",
                 replace(self.net, in_channels=2, residual_channel=1, zero_init_tail=True),
             )
-        m = 2**self.net.depth
+        m = self.net.multiple
         patch, pool = self.data.patch, self.data.pool_shape
         if any(p % m for p in patch):
             fail(
                 "patch",
                 f"{patch} is not a multiple of {m} on every axis",
-                f"choose patch sizes divisible by 2**depth = {m}",
+                f"choose patch sizes divisible by the network's size multiple {m}",
             )
         if any(p > s for p, s in zip(patch, pool, strict=True)):
             fail(
@@ -136,13 +149,21 @@ class TrainConfig:
         Keys are group names with a dict of fields (``{"run": {"steps": 3}}``, the layout of
         ``to_dict`` and of ``config.json``), or the flat names of earlier versions
         (``steps=3``, ``physics="rl"``, ``loss="mse"``; see :meth:`options`), in any mix.
-        Unset fields keep their defaults. Unknown keys are a one-line error.
+        Unset fields keep their defaults; with ``net.arch`` other than ``unet``, the fields that
+        architecture's paper sets (its ``TRAINING_DEFAULTS``: loss, optimiser, physics input)
+        take its values unless given. Unknown keys are a one-line error.
         """
         values: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
         base = d.to_dict() if isinstance(d, TrainConfig) else dict(d or {})
         for source in (base, overrides):
             for key, value in source.items():
                 _assign(values, key, value)
+        arch = values["net"].get("arch", Arch.UNET)
+        arch = arch.value if isinstance(arch, Enum) else arch
+        if arch in ARCH_CONFIGS:
+            for g, defaults in ARCH_CONFIGS[arch][0].TRAINING_DEFAULTS.items():
+                for k, v in defaults.items():
+                    values[g].setdefault(k, v)
         groups = {}
         for g, kind in _GROUPS.items():
             v = values[g]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ._options import (
     BeadTarget,
     LossKind,
+    LRSchedule,
     PhysicsInput,
     PhysicsMethod,
     as_tuple,
@@ -131,10 +132,24 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with linear warm-up then cosine decay, gradient clipping and weight averaging."""
+    """AdamW with linear warm-up then a decay (cosine), gradient clipping and weight averaging."""
 
     lr: float = option(
-        1e-3, flag="--lr", parse=float, help="peak learning rate", default_text="1e-3"
+        1e-3,
+        flag="--lr",
+        parse=float,
+        help="peak learning rate",
+        default_text="1e-3; rln 0.015, rcan 1e-4, debcr 1e-3",
+    )
+    # after the warm-up: cosine to min_lr_fraction (NeuroDecon), exponential ×0.95 every 600
+    # steps (RLN), halved every quarter of the run (3D-RCAN), or constant (DeBCR)
+    schedule: LRSchedule = option(
+        LRSchedule.COSINE,
+        flag="--lr-schedule",
+        help="learning-rate decay after the warm-up: cosine to --min-lr-fraction, exponential "
+        "(×0.95 every 600 steps, RLN's), step (halved every quarter of the run, 3D-RCAN's) or "
+        "constant (DeBCR's)",
+        default_text="cosine; rln exponential, rcan step, debcr constant",
     )
     warmup_steps: int = option(
         50, flag="--warmup-steps", parse=int, help="steps of linear learning-rate warm-up"
@@ -154,6 +169,7 @@ class OptimConfig:
     )
 
     def __post_init__(self) -> None:
+        set_field(self, "schedule", choice(LRSchedule, self.schedule, "learning-rate schedule"))
         for name in ("lr", "min_lr_fraction", "weight_decay", "grad_clip", "adam_eps"):
             if not (finite(getattr(self, name)) and getattr(self, name) >= 0):
                 fail(name, f"{getattr(self, name)!r} must be a number >= 0")
@@ -171,7 +187,12 @@ class LossConfig:
     """``data term + α · mean ‖Hessian‖_F + ssim_weight · (1 − SSIM) + fourier_weight · F``."""
 
     kind: LossKind = option(
-        LossKind.MAE, flag="--loss", flat="loss", help="data term of the loss (mae: the paper's)"
+        LossKind.MAE,
+        flag="--loss",
+        flat="loss",
+        help="data term of the loss (mae: NeuroDecon's and 3D-RCAN's), or rln / debcr: those "
+        "papers' losses",
+        default_text="mae; rln rln, debcr debcr",
     )
     hessian_alpha: float = option(
         0.005,
@@ -179,12 +200,18 @@ class LossConfig:
         parse=float,
         metavar="A",
         help="weight of the Hessian (smoothness) term",
+        default_text="0.005; 0 with rln, rcan, debcr",
     )
     fourier_weight: float = option(
         0.0, flag="--fourier-weight", parse=float, metavar="W", help="weight of the Fourier term"
     )
     ssim_weight: float = option(
-        0.2, flag="--ssim-weight", parse=float, metavar="W", help="add W · (1 − SSIM) to the loss"
+        0.2,
+        flag="--ssim-weight",
+        parse=float,
+        metavar="W",
+        help="add W · (1 − SSIM) to the loss",
+        default_text="0.2; 0 with rln, rcan, debcr",
     )
 
     def __post_init__(self) -> None:
@@ -203,7 +230,8 @@ class PhysicsConfig:
         flag="--physics-input",
         flat="physics",
         help="physics-aware variant: feed RL_K(raw) as a second input channel and learn a "
-        "residual on top of it",
+        "residual on top of it (--arch unet only)",
+        default_text="rl; none with rln, rcan, debcr",
     )
     method: PhysicsMethod = option(
         PhysicsMethod.RL_ACCEL,

@@ -17,7 +17,7 @@ from ..errors import user_error
 from ..progress import ProgressFn, report
 from ._config import TrainConfig
 from ._data import Pool, sample_batch
-from ._loss import neurodecon_loss
+from ._loss import training_loss
 from ._net import build_network
 from ._precision import grad_scaler, precision_name, training_autocast
 
@@ -79,6 +79,9 @@ class TrainState:
         with torch.no_grad():
             for pe, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
                 pe.mul_(d).add_(p.detach(), alpha=1 - d)
+            # buffers (batch-norm statistics of rln) follow the live network's
+            for be, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
+                be.copy_(b)
 
     def save(self, path: Path, cfg: TrainConfig) -> None:
         """Write a checkpoint atomically (a temporary file, then a rename)."""
@@ -135,22 +138,34 @@ class TrainState:
 
 
 def lr_factor(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
-    """Return the learning-rate factor: linear warm-up, then cosine decay to ``min_lr_fraction``.
+    """Return the learning-rate factor: linear warm-up, then the ``optim.schedule``.
 
-    The decay runs over the steps, or over the time budget when ``time_fraction`` (the part of
-    it spent) runs ahead of them.
+    ``cosine``: cosine decay to ``min_lr_fraction``; ``step``: halved after every quarter of
+    the run (3D-RCAN); ``exponential``: ``0.95 ** (step / 600)`` (RLN, by steps only);
+    ``constant``: 1 (DeBCR). The cosine and step decays run over the steps, or over the time
+    budget when ``time_fraction`` (the part of it spent) runs ahead of them.
 
     Examples
     --------
     >>> cfg = TrainConfig.from_dict({"steps": 100, "warmup_steps": 10, "min_lr_fraction": 0.0})
     >>> lr_factor(4, cfg), lr_factor(10, cfg), round(lr_factor(55, cfg), 3), lr_factor(99, cfg, 1.0)
     (0.5, 1.0, 0.5, 0.0)
+    >>> cfg = TrainConfig.from_dict({"steps": 100, "arch": "rcan"})
+    >>> lr_factor(0, cfg), lr_factor(30, cfg), lr_factor(99, cfg)
+    (1.0, 0.5, 0.125)
     """
     o = cfg.optim
     if step < o.warmup_steps:
         return (step + 1) / o.warmup_steps
-    t = (step - o.warmup_steps) / max(1, cfg.run.steps - o.warmup_steps)
-    t = max(t, time_fraction)
+    s = step - o.warmup_steps
+    kind = o.schedule.value
+    if kind == "constant":
+        return 1.0
+    if kind == "exponential":
+        return 0.95 ** (s / 600)
+    t = max(s / max(1, cfg.run.steps - o.warmup_steps), time_fraction)
+    if kind == "step":
+        return 0.5 ** min(int(4 * t), 3)
     return o.min_lr_fraction + (1 - o.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
@@ -165,17 +180,10 @@ def train_step(
     for g in state.opt.param_groups:
         g["lr"] = cfg.optim.lr * lr_factor(state.step, cfg, time_fraction)
     state.net.train()
+    forward_train = getattr(state.net, "forward_train", None)
     with training_autocast(state.device, cfg.run.bf16):
-        pred = state.net(x)
-    lc = cfg.loss
-    loss = neurodecon_loss(
-        pred,
-        y,
-        alpha=lc.hessian_alpha,
-        kind=lc.kind.value,
-        fourier_weight=lc.fourier_weight,
-        ssim_weight=lc.ssim_weight,
-    )
+        pred, extras = forward_train(x) if forward_train else (state.net(x), None)
+    loss = training_loss(cfg.loss, pred, y, x, extras)
     if not torch.isfinite(loss):
         raise user_error(
             f"training diverged (loss {loss.item()}) at step {state.step}",

@@ -1,13 +1,19 @@
 """Training losses: MAE + α · mean Frobenius norm of the prediction's Hessian (paper §4.2.4).
 
-Optionally MSE, an SSIM term, and a Fourier-amplitude term (DeBCR-style).
+Optionally MSE, an SSIM term, and a Fourier-amplitude term (DeBCR-style); ``training_loss``
+picks the configured one, RLN's and DeBCR's included.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-__all__ = ["hessian_frobenius", "neurodecon_loss", "fourier_loss", "ssim3d"]
+from ._arch_debcr import debcr_loss
+from ._arch_rln import rln_loss
+
+__all__ = ["hessian_frobenius", "neurodecon_loss", "fourier_loss", "ssim3d", "training_loss"]
 
 
 def _d2(u: torch.Tensor, a: int) -> torch.Tensor:
@@ -114,4 +120,43 @@ def neurodecon_loss(
         loss = loss + fourier_weight * fourier_loss(pred, target)
     if ssim_weight:
         loss = loss + ssim_weight * (1.0 - ssim3d(pred, target))
+    return loss
+
+
+def training_loss(
+    lc: Any,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    inp: torch.Tensor,
+    extras: dict[str, Any] | None = None,
+) -> torch.Tensor:
+    """Return the loss ``lc`` (a ``LossConfig``) asks for.
+
+    ``mae``/``mse``: :func:`neurodecon_loss` with the Hessian, Fourier and SSIM weights;
+    ``rln``: :func:`~neurodecon.learn.rln_loss` (``extras["intermediate"]`` from
+    ``RLN.forward_train``); ``debcr``: :func:`~neurodecon.learn.debcr_loss` over the network's
+    scales (``extras`` from ``DeBCR.forward_train``, the full scale alone without). The optional
+    terms of ``lc`` are added to the papers' losses when their weights are set.
+    """
+    kind = lc.kind.value
+    if kind in ("mae", "mse"):
+        return neurodecon_loss(
+            pred,
+            target,
+            alpha=lc.hessian_alpha,
+            kind=kind,
+            fourier_weight=lc.fourier_weight,
+            ssim_weight=lc.ssim_weight,
+        )
+    if kind == "rln":
+        loss = rln_loss(pred, target, inp, (extras or {})["intermediate"])
+    else:
+        loss = debcr_loss(pred, target, extras)
+    pred = pred.float()
+    if lc.hessian_alpha:
+        loss = loss + lc.hessian_alpha * hessian_frobenius(pred).mean()
+    if lc.fourier_weight:
+        loss = loss + lc.fourier_weight * fourier_loss(pred, target.float())
+    if lc.ssim_weight:
+        loss = loss + lc.ssim_weight * (1.0 - ssim3d(pred, target.float()))
     return loss

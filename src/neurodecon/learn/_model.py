@@ -22,7 +22,7 @@ from ..errors import NeuroDeconError, user_error
 from ..jsonutil import json_default
 from ._bioimageio_import import is_bioimageio_package, unpack_bioimageio
 from ._config import TrainConfig
-from ._net import ResUNet, build_network
+from ._net import build_network
 
 __all__ = [
     "Model",
@@ -41,13 +41,20 @@ FORMAT = "neurodecon-model"
 FORMAT_VERSION = 2
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.pt"
+#: how a model card names each architecture
+ARCH_NAMES = {
+    "unet": "NeuroDecon residual 3D U-Net (Sachuk et al., §4.2.1)",
+    "rln": "Richardson-Lucy Network (Li et al., 2022)",
+    "rcan": "3D-RCAN (Chen et al., 2021)",
+    "debcr": "3D m-rBCR after DeBCR (wavelet-domain BCR units in 3D)",
+}
 
 
 @dataclass
 class Model:
     """A loaded NeuroDecon model: the network (on the CPU, eval mode) and its full config."""
 
-    net: ResUNet
+    net: torch.nn.Module  # build_network's: ResUNet, RLN, RCAN or DeBCR
     config: dict[str, Any]
     path: Path | None = None
     physics_psf: np.ndarray | None = None  # PSF of the RL_K input channel (physics-aware variant)
@@ -56,6 +63,11 @@ class Model:
     def physics(self) -> dict | None:
         """Return ``config["physics"]`` (method, iterations, …) of the physics-aware variant."""
         return self.config.get("physics")
+
+    @property
+    def arch(self) -> str:
+        """Return the architecture's name (``config["arch"]``; ``unet`` for older folders)."""
+        return str(self.config.get("arch", self.config.get("network", {}).get("arch", "unet")))
 
     @property
     def voxel_size_um(self) -> tuple[float, float, float]:
@@ -159,12 +171,13 @@ def model_card(
     d, n = cfg.data, cfg.noise.resolved()  # resolved already when train() calls it
     assert n.photons is not None and n.backgrounds is not None and n.gain is not None
     extra = dict(noise or {})
+    arch = cfg.net.arch.value
     return {
-        "description": "NeuroDecon residual 3D U-Net (Sachuk et al., §4.2.1), trained on "
-        + description,
+        "description": f"{ARCH_NAMES[arch]}, trained on {description}",
         "package_version": _version(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "voxel_size_um": list(d.voxel_size_um or ()),
+        "arch": arch,
         "network": cfg.net.to_dict(),
         "n_parameters": n_parameters,
         "normalization": {
@@ -190,7 +203,7 @@ def model_card(
         "trained_for": trained_for(cfg, kernel, extra, training_data),
         "training": cfg.to_dict(),
         **run,
-        "inference": {"halo": 16},
+        "inference": {"halo": cfg.net.halo},
         **({"physics": dict(physics)} if physics else {}),
     }
 
@@ -319,7 +332,7 @@ def load_model(path: str | Path | Model | None = None) -> Model:
             path=path,
             fix="re-train or restore the model directory",
         )
-    net = build_network(config["network"])
+    net = build_network(config)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     net.eval()

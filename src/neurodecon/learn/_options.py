@@ -27,6 +27,9 @@ __all__ = [
     "parse_auto",
     "parse_auto_int",
     "LossKind",
+    "Arch",
+    "LRSchedule",
+    "parse_key_values",
     "PhysicsInput",
     "PhysicsMethod",
     "BeadTarget",
@@ -179,6 +182,38 @@ def parse_names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
+def parse_key_values(text: str) -> dict[str, Any]:
+    """Parse ``KEY=VALUE,...`` into a dict (numbers, ``true``/``false`` and ``a/b/c`` tuples).
+
+    Examples
+    --------
+    >>> parse_key_values("channels=16, groups=2,attention=false,z=1/2")
+    {'channels': 16, 'groups': 2, 'attention': False, 'z': (1, 2)}
+    """
+    out: dict[str, Any] = {}
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r} is not KEY=VALUE")
+        out[key.strip()] = _scalar(value.strip())
+    return out
+
+
+def _scalar(text: str) -> Any:
+    if "/" in text:
+        return tuple(_scalar(t) for t in text.split("/"))
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def parse_auto_int(text: str) -> int | str:
     """Parse ``auto`` or an integer.
 
@@ -219,10 +254,35 @@ def as_tuple(value: Any, kind: Callable[[Any], Any] | None = None) -> tuple[Any,
 
 
 class LossKind(str, Enum):
-    """Data term of the loss: mean absolute (the paper's) or mean squared error."""
+    """The loss: mean absolute (NeuroDecon's, 3D-RCAN's) or squared error, or an arch's own.
+
+    ``rln``: RLN's MSE + 0.1 · MSE(intermediate, 0.8 · target + 0.2 · input) − log((1 + SSIM)/2)
+    (the ``rln`` architecture only); ``debcr``: DeBCR's MSE + 0.5 · mean |F(pred) − F(target)|
+    summed over the network's output scales (one scale for the other architectures).
+    """
 
     MAE = "mae"
     MSE = "mse"
+    RLN = "rln"
+    DEBCR = "debcr"
+
+
+class Arch(str, Enum):
+    """The network: NeuroDecon's residual U-Net, or one of the seed papers' networks."""
+
+    UNET = "unet"
+    RLN = "rln"
+    RCAN = "rcan"
+    DEBCR = "debcr"
+
+
+class LRSchedule(str, Enum):
+    """Learning-rate schedule after the warm-up (see :func:`neurodecon.learn.lr_factor`)."""
+
+    COSINE = "cosine"
+    EXPONENTIAL = "exponential"
+    STEP = "step"
+    CONSTANT = "constant"
 
 
 class PhysicsInput(str, Enum):

@@ -20,7 +20,7 @@ from ._data import build_pool, sample_batch
 from ._kernels import KERNEL_PSF_FILE, TrainingKernels
 from ._loop import TrainState, run_loop, validation_metrics
 from ._model import CONFIG_NAME, WEIGHTS_NAME, model_card, save_model
-from ._net import count_parameters
+from ._net import count_parameters, for_voxel_size
 from ._physics import PSF_FILE, choose_iterations, physics_description, physics_function
 from ._volumes import split_volumes, training_volumes
 
@@ -58,7 +58,7 @@ def train(
     progress: ProgressFn | None = None,
     **overrides: Any,
 ) -> Path:
-    """Train a NeuroDecon network and write a self-describing model directory.
+    """Train a network (``net.arch``: unet, rln, rcan, debcr) and write a model directory.
 
     Exactly one kernel source: a PSF (``psf``: file, Image or array; PSF mode: X = i ⊛ PSF,
     Y = i), a theoretical PSF (``psf_model`` with ``optics``), a bead stack (``beads`` with
@@ -134,6 +134,7 @@ def train(
         torch.set_num_threads(int(cfg.run.threads))
     kernels = TrainingKernels.resolve(cfg, progress=progress, **sources)
     cfg = replace(cfg, data=replace(cfg.data, voxel_size_um=kernels.voxel_size_um))
+    cfg = replace(cfg, net=for_voxel_size(cfg.net, kernels.voxel_size_um))
     explicit = cfg.noise.explicit
     calibrated = None
     if cfg.noise.calibrate == Calibrate.AUTO and (beads is not None or samples):
