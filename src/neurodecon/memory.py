@@ -29,23 +29,56 @@ def _meminfo_available() -> int | None:
     return None
 
 
-def _cgroup_available() -> int | None:
-    """Bytes left under a cgroup v2 (or v1) memory limit, None without a limit."""
-    for limit_file, usage_file in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-        ),
-    ):
-        try:
-            limit = Path(limit_file).read_text().strip()
-            usage = int(Path(usage_file).read_text().strip())
-        except (OSError, ValueError):
+def _own_cgroups() -> list[Path]:
+    """Return the process's own cgroup folders (v2, v1 ``memory``), then the root ones."""
+    found: list[Path] = []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
             continue
-        if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:
-            return None
-        return max(int(limit) - usage, 0)
+        rel = parts[2].lstrip("/")
+        if parts[0] == "0" and parts[1] == "":
+            found.append(Path("/sys/fs/cgroup") / rel)
+        elif "memory" in parts[1].split(","):
+            found.append(Path("/sys/fs/cgroup/memory") / rel)
+    return [*found, Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/memory")]
+
+
+def _page_cache(folder: Path) -> int:
+    """Page cache charged to a cgroup (its ``*_file`` pages): the kernel reclaims it on demand."""
+    total = 0
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key in ("inactive_file", "active_file"):
+                total += int(value)
+    except (OSError, ValueError):
+        return 0
+    return total
+
+
+def _cgroup_available() -> int | None:
+    """Bytes left under this process's cgroup memory limit (v2 or v1), None without a limit.
+
+    Page cache (files read or written, e.g. a Zarr store's chunks) does not count as used.
+    """
+    for folder in _own_cgroups():
+        for limit_name, usage_name in (
+            ("memory.max", "memory.current"),
+            ("memory.limit_in_bytes", "memory.usage_in_bytes"),
+        ):
+            try:
+                limit = (folder / limit_name).read_text().strip()
+                usage = int((folder / usage_name).read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:
+                continue
+            return max(int(limit) - usage + _page_cache(folder), 0)
     return None
 
 

@@ -359,3 +359,42 @@ def test_compare_runs_both_kinds_of_package(foreign_zip, default_zip, tmp_path, 
     assert foreign["parameters"]["runner"] == "bioimageio.core"
     assert foreign["label"].startswith("bioimage.io model")
     assert foreign["metrics"]["consistency_chi2"] > 0  # checked against the data's PSF
+
+
+@pytest.mark.parametrize("arch", ["rln", "rcan"])
+def test_other_architectures_export_the_same_way(arch, tmp_path):
+    """Models of the seed networks (``train --arch``) go through the same exporter: the package
+    rebuilds them from the config (``build_network``) and predicts like ``predict``."""
+    from bioimageio.core import load_model_description
+    from bioimageio.core import predict as bmz_predict
+
+    small = {"rln": {}, "rcan": {"channels": 4, "groups": 1, "blocks": 1, "reduction": 2}}
+    cfg = {
+        "patch": (8, 16, 16),
+        "pool_shape": (16, 32, 32),
+        "n_phantoms": 2,
+        "phantoms": ("ellipsoids",),
+        "batch": 2,
+        "val_crops": 2,
+        "photons": (1000.0,),
+        "device": "cpu",
+        "bf16": False,
+        "steps": 2,
+        "val_every": 2,
+        "voxel_size_um": VS,
+        "arch": arch,
+        "arch_options": small[arch],
+    }
+    out = train(cfg, output_dir=tmp_path / "m", psf=gaussian_kernel())
+    package = export_bioimageio(out, tmp_path / f"{arch}.zip", device="cpu")
+    assert _rdf(package)["config"]["neurodecon"]["n_parameters"] > 0
+    model = load_model(out)
+    x = bioimageio_test_input(model, seed=1)[:16, :40, :40]
+    ours = predict(model, x, device="cpu", check=False)
+    with _unclosed_files_collected():
+        descr = load_model_description(package)
+        sample = bmz_predict(model=descr, inputs={"raw": x[None, None]})
+        del descr
+    theirs = np.asarray(sample.members["deconvolved"].data)[0, 0]
+    assert np.abs(ours - theirs).max() <= 1e-4 * float(np.abs(ours).max())
+    np.testing.assert_allclose(predict(load_model(package), x, device="cpu", check=False), ours)

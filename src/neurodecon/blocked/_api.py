@@ -26,6 +26,10 @@ __all__ = ["deconvolve_blocked", "BlockedRun", "incomplete_path", "block_bytes"]
 
 log = logging.getLogger("neurodecon")
 
+#: Share of the available memory one block may be sized for (divided among parallel workers);
+#: the rest is for the region read, the output, allocator slack and the libraries' caches.
+BUDGET_FRACTION = 0.35
+
 
 @dataclass
 class BlockedRun:
@@ -234,7 +238,7 @@ def _choose_core(block, shape, halo3, psf, method, n_parallel) -> tuple[int, int
         if min(z, y, x) < 1:
             raise user_error(f"--block sizes must be positive, got {tuple(block)}")
         return (z, y, x)
-    budget = 0.5 * (available_bytes() or 8 << 30) / n_parallel
+    budget = BUDGET_FRACTION * (available_bytes() or 8 << 30) / n_parallel
     return fit_block(shape[-3:], halo3, lambda r: block_bytes(r, psf.shape, method), budget)
 
 

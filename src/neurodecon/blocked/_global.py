@@ -2,8 +2,9 @@
 
 The background, the flat start's level, ``iterations="auto"`` and a network's normalisation
 depend on the data; made per block they would change from block to block and leave seams. They
-are made here once: exactly on the whole volume when it is small (≤ ``EXACT_BYTES`` in float32,
-so a blocked run equals the whole-volume run), else on representative crops spread through it.
+are made here once: exactly on the whole volume when it is small (≤ ``EXACT_BYTES`` in float32
+and a quarter of the memory available, so a blocked run equals the whole-volume run), else on
+representative crops spread through it.
 """
 
 from __future__ import annotations
@@ -23,14 +24,21 @@ log = logging.getLogger("neurodecon")
 EXACT_BYTES = 1 << 30
 #: Crops of a larger volume: this many, each of at most ``CROP`` voxels, spread along z and y.
 N_CROPS = 8
-CROP = (32, 256, 256)
+CROP = (16, 192, 192)
 
 
 def sample_volume(source: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
-    """Return ``(volume or stacked crops (Z', Y', X), exact)`` of the first 3D frame."""
+    """Return ``(volume or stacked crops (Z', Y', X), exact)`` of the first 3D frame.
+
+    The whole frame when it takes at most ``EXACT_BYTES`` and a quarter of the memory available
+    in float32; else ``N_CROPS`` crops stacked along z.
+    """
+    from ..memory import available_bytes
+
     lead: tuple[Any, ...] = tuple(0 for _ in shape[:-3])
     spatial = shape[-3:]
-    if int(np.prod(spatial)) * 4 <= EXACT_BYTES:
+    budget = min(EXACT_BYTES, 0.25 * (available_bytes() or EXACT_BYTES * 4))
+    if int(np.prod(spatial)) * 4 <= budget:
         region = read_region(source, (*lead, slice(None), slice(None), slice(None)))
         return region.reshape(spatial), True
     crop = [min(c, n) for c, n in zip(CROP, spatial, strict=True)]

@@ -20,7 +20,7 @@ ITERATIVE_HALO_FACTOR = 2.0
 #: Voxels added to every halo (PetaKit5D adds 5 to half the support).
 HALO_MARGIN = 4
 #: The default core of a block: large laterally (few tasks; dask's overhead per task stays small).
-DEFAULT_CORE = (64, 256, 256)
+DEFAULT_CORE = (96, 512, 512)
 
 
 @dataclass(frozen=True)

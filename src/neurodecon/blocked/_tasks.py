@@ -32,6 +32,25 @@ def _cache() -> dict[Any, Any]:
     return cache
 
 
+#: Deconvolvers (OTF + buffers) kept per thread: one (blocks in a row share their shape; keeping
+#: more would multiply the memory a block was sized for).
+KEEP_DECONVOLVERS = 1
+
+
+def _deconvolvers() -> dict[Any, Any]:
+    cache = _cache()
+    found: dict[Any, Any] = cache.setdefault("deconvolvers", {})
+    return found
+
+
+def _keep(key: Any, dec: Any) -> None:
+    """Remember ``dec`` as the most recent; forget the least recent beyond the limit."""
+    kept = _deconvolvers()
+    kept[key] = dec
+    while len(kept) > KEEP_DECONVOLVERS:
+        kept.pop(next(iter(kept)))
+
+
 @dataclass
 class ClassicalRunner:
     """A classical method with every global decision already made (numbers, not "auto")."""
@@ -66,10 +85,11 @@ class ClassicalRunner:
 
         if self.method in POISSON_METHODS and float(vol.max()) <= max(self.background, 0.0):
             return np.zeros(vol.shape, np.float32)  # nothing above the background here
-        cache = _cache()
         k = ("deconvolver", self.key, vol.shape)
-        if k not in cache:  # the OTF and buffers: once per block shape, per thread
-            cache[k] = Deconvolver(
+        dec = _deconvolvers().pop(k, None)
+        if dec is None:  # the OTF and buffers: once per block shape, per thread
+            _deconvolvers().clear()  # free the previous shape's buffers first
+            dec = Deconvolver(
                 self.psf,
                 vol.shape,
                 method=self.method,
@@ -77,7 +97,8 @@ class ClassicalRunner:
                 boundary=self.boundary,
                 device=self.device,
             )
-        out = cache[k](
+        _keep(k, dec)
+        out = dec(
             vol,
             iterations=self.iterations,
             background=self.background,

@@ -57,7 +57,7 @@ class BioimageioNetwork(torch.nn.Module):
     def __init__(self, config: dict[str, Any], physics_psf_shape: list[int] | None = None):
         super().__init__()
         self.config = config
-        self.net = build_network(config["network"])
+        self.net = build_network(config)  # any architecture (config["arch"])
         if physics_psf_shape is not None:
             self.register_buffer("physics_psf", torch.zeros(tuple(physics_psf_shape)))
 
