@@ -144,3 +144,21 @@ def test_ranked_rows_are_best_first():
     assert columns == ["rank", "method", "time (s)", "iterations", "psnr"]
     assert [r[1] for r in rows] == ["rl", "wiener", "raw", "tm"]
     assert rows[0] == [1, "rl", 1.23, 5, 20.0]
+
+
+def test_blocked_output_opens_with_its_voxel_size_as_scale(tmp_path):
+    """An OME-Zarr written block by block (neurodecon.blocked) opens in napari through the
+    plugin's reader with the voxel size as the layer's scale (issue 17)."""
+    from conftest import gaussian_kernel
+
+    from neurodecon.blocked import deconvolve_blocked
+    from neurodecon.napari._io import get_reader
+
+    img = np.random.default_rng(0).poisson(20.0, (16, 48, 40)).astype(np.float32)
+    opts = {"iterations": 2, "block": (8, 24, 24), "voxel_size_um": (0.3, 0.11, 0.11)}
+    run = deconvolve_blocked(img, tmp_path / "b.ome.zarr", gaussian_kernel(), "rl", **opts)
+    reader = get_reader(str(run.output))
+    assert reader is not None
+    (data, meta, kind), *_ = reader(str(run.output))
+    assert kind == "image" and np.asarray(data).shape == img.shape
+    assert tuple(meta["scale"])[-3:] == pytest.approx((0.3, 0.11, 0.11))
