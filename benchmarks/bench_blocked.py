@@ -1,12 +1,16 @@
 """Blocked deconvolution (``neurodecon.blocked``): accuracy against the whole volume, memory, speed.
 
     .venv/bin/python benchmarks/bench_blocked.py halo  [--shape 64 256 256]
+    .venv/bin/python benchmarks/bench_blocked.py methods [--shape 64 256 256]
     .venv/bin/python benchmarks/bench_blocked.py large [--shape 64 1024 2048] [--available-mb 128]
 
 ``halo``: a phantom (tubes, ellipsoids, puncta; 300 photons, background 5) blurred by a widefield
 (NA 1.4, long tails) and a confocal PSF (NA 1.4, pinhole 1 AU) at 0.2×0.1×0.1 µm; RL at 10, 50
 and 200 iterations, whole volume versus 2×2×2 blocks with halos of 0.5–3 PSF half-supports
 (+4 voxels; the default is 2): relative L2 difference, and times.
+
+``methods``: the same phantom and PSFs, rl-accel, RL-TV and Landweber at 50 iterations and the
+Tikhonov filter, whole volume versus 2×2×2 blocks with the default halo.
 
 ``large``: an OME-Zarr of ``--shape`` (float32; written tile by tile, never whole) deconvolved by
 the CLI (`neurodecon deconvolve in.ome.zarr -o out.ome.zarr --method rl --iterations 20`) in a
@@ -81,6 +85,34 @@ def halo_sweep(shape) -> list[dict]:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 shutil.rmtree(out)
+    return rows
+
+
+def methods_at_default_halo(shape) -> list[dict]:
+    """Relative L2 of blocked against whole-volume runs for the other methods, default halo."""
+    import neurodecon as nd
+    from neurodecon.blocked import deconvolve_blocked
+    from neurodecon.classical import deconvolve
+
+    rows = []
+    core = tuple(-(-n // 2) for n in shape)
+    for kind in ("widefield", "confocal"):
+        psf = _psf(kind)
+        img = _image(shape, psf)
+        for method, it in (("rl-accel", 50), ("rltv", 50), ("landweber", 50), ("tikhonov", None)):
+            opts = {"background": 5.0, "device": "cpu"}
+            if it is not None:
+                opts["iterations"] = it
+            whole = deconvolve(img, psf, method, **opts)
+            out = OUT / f"m_{kind}_{method}.ome.zarr"
+            run = deconvolve_blocked(img, out, psf, method, block=core, overwrite=True, **opts)
+            res = nd.read(out).data
+            rel = float(np.linalg.norm(res - whole) / np.linalg.norm(whole))
+            row = {"psf": kind, "method": method, "iterations": it, "halo": list(run.plan.halo),
+                   "rel_l2": rel}  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            shutil.rmtree(out)
     return rows
 
 
@@ -196,14 +228,17 @@ def large(shape, available_mb: int, halo, cluster: bool) -> dict:
 def main() -> None:
     """Run the chosen part and save its JSON under benchmarks/_out/blocked/."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("part", choices=("halo", "large"))
+    ap.add_argument("part", choices=("halo", "methods", "large"))
     ap.add_argument("--shape", nargs=3, type=int)
     ap.add_argument("--available-mb", type=int, default=128)
     ap.add_argument("--halo", nargs=3, type=int, help="large: --halo of the CLI run")
     ap.add_argument("--cluster", action="store_true", help="large: also a 2-worker cluster")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    if args.part == "halo":
+    if args.part == "methods":
+        rows = methods_at_default_halo(tuple(args.shape or (64, 256, 256)))
+        (OUT / "methods.json").write_text(json.dumps(rows, indent=1))
+    elif args.part == "halo":
         rows = halo_sweep(tuple(args.shape or (64, 256, 256)))
         (OUT / "halo.json").write_text(json.dumps(rows, indent=1))
     else:

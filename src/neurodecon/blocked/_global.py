@@ -16,7 +16,14 @@ import numpy as np
 
 from ._tasks import read_region
 
-__all__ = ["sample_volume", "global_background", "flat_level", "auto_iterations", "EXACT_BYTES"]
+__all__ = [
+    "sample_volume",
+    "global_background",
+    "flat_level",
+    "global_regularization",
+    "auto_iterations",
+    "EXACT_BYTES",
+]
 
 log = logging.getLogger("neurodecon")
 
@@ -98,3 +105,17 @@ def auto_iterations(
         f"iterations=auto: {count} (decided once, on the central {'×'.join(map(str, size))} crop)"
     )
     return count
+
+
+def global_regularization(sample: np.ndarray, psf: np.ndarray, method: str, b: float) -> float:
+    """Return a closed-form filter's regularization, estimated once on the sample.
+
+    Estimated per block, it would follow each block's content and the blocks would not agree.
+    """
+    from ..classical import deconvolve
+
+    res = deconvolve(sample, psf, method, background=b, return_result=True)
+    reg = res.regularization
+    value = float(reg if isinstance(reg, int | float) else 0.0)
+    log.info(f"{method} regularization: {value:.4g} (decided once for the whole volume)")
+    return value

@@ -17,6 +17,9 @@ __all__ = ["Block", "BlockPlan", "plan_blocks", "psf_half_support", "default_hal
 SUPPORT_ENERGY = 0.999
 #: Halo of the iterative methods, in PSF half-supports (measured: BENCHMARKS.md, bench_blocked).
 ITERATIVE_HALO_FACTOR = 2.0
+#: Halo of the closed-form filters: their inverse reaches as far (Tikhonov on a widefield PSF:
+#: 0.12 relative L2 at factor 1, 7e-3 at 2; bench_blocked.py methods).
+DIRECT_HALO_FACTOR = 2.0
 #: Voxels added to every halo (PetaKit5D adds 5 to half the support).
 HALO_MARGIN = 4
 #: The default core of a block: large laterally (few tasks; dask's overhead per task stays small).
@@ -97,9 +100,10 @@ def default_halo(psf: np.ndarray, *, iterative: bool) -> tuple[int, int, int]:
     """Return the halo of a method, in voxels (z, y, x).
 
     The PSF's half-support (× ``ITERATIVE_HALO_FACTOR`` for iterative methods, whose result at a
-    voxel depends on data farther away) plus ``HALO_MARGIN``.
+    voxel depends on data farther away, × ``DIRECT_HALO_FACTOR`` for the closed-form filters,
+    whose inverse reaches beyond the PSF) plus ``HALO_MARGIN``.
     """
-    factor = ITERATIVE_HALO_FACTOR if iterative else 1.0
+    factor = ITERATIVE_HALO_FACTOR if iterative else DIRECT_HALO_FACTOR
     z, y, x = (int(math.ceil(factor * h)) + HALO_MARGIN for h in psf_half_support(psf))
     return (z, y, x)
 
