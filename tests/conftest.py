@@ -35,6 +35,18 @@ def _torch_threads():
 TINY_DATA_ARGS = (
     "--phantoms ellipsoids --n-phantoms 2 --pool-shape 16 32 32 --patch 8 16 16".split()
 )
+#: the same tiny training as `neurodecon.learn.train` options (a few seconds on 2 cores)
+TINY_TRAIN = {
+    "patch": (8, 16, 16),
+    "pool_shape": (16, 32, 32),
+    "n_phantoms": 2,
+    "phantoms": ("ellipsoids",),
+    "batch": 2,
+    "val_crops": 2,
+    "photons": (1000.0,),
+    "device": "cpu",
+    "bf16": False,
+}
 #: a Gaussian model PSF for `train`/`deconvolve` tests (no bead stack or file needed)
 GAUSS_PSF_ARGS = (
     "--model gaussian --fwhm 0.3 0.15 0.15 --voxel-size 0.1 0.05 0.05 --psf-shape 9 9 9".split()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import gaussian_kernel
+from conftest import TINY_TRAIN, gaussian_kernel
 
 pytest.importorskip("bioimageio.core", reason="the bioimageio extra is not installed")
 pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
@@ -141,22 +141,8 @@ def test_bioimageio_core_prediction_equals_ours(default_zip):
 def test_freshly_trained_model_without_physics_exports(tmp_path):
     """A model trained here (no physics channel, so no RL_K buffer) exports and re-imports; a
     user's sample becomes the test tensor (its centre, at most 32×64×64)."""
-    tiny = {
-        "net": {"base_channels": 4, "depth": 1},
-        "patch": (8, 16, 16),
-        "pool_shape": (16, 32, 32),
-        "n_phantoms": 2,
-        "phantoms": ("ellipsoids",),
-        "batch": 2,
-        "val_crops": 2,
-        "photons": (1000.0,),
-        "device": "cpu",
-        "bf16": False,
-        "physics": "none",
-        "steps": 2,
-        "val_every": 2,
-        "voxel_size_um": VS,
-    }
+    tiny = {**TINY_TRAIN, "net": {"base_channels": 4, "depth": 1}, "physics": "none",
+            "steps": 2, "val_every": 2, "voxel_size_um": VS}  # fmt: skip
     out = train(tiny, output_dir=tmp_path / "m", psf=gaussian_kernel())
     rng = np.random.default_rng(0)
     sample = rng.poisson(20.0, (40, 80, 70)).astype(np.float32)
@@ -369,22 +355,8 @@ def test_other_architectures_export_the_same_way(arch, tmp_path):
     from bioimageio.core import predict as bmz_predict
 
     small = {"rln": {}, "rcan": {"channels": 4, "groups": 1, "blocks": 1, "reduction": 2}}
-    cfg = {
-        "patch": (8, 16, 16),
-        "pool_shape": (16, 32, 32),
-        "n_phantoms": 2,
-        "phantoms": ("ellipsoids",),
-        "batch": 2,
-        "val_crops": 2,
-        "photons": (1000.0,),
-        "device": "cpu",
-        "bf16": False,
-        "steps": 2,
-        "val_every": 2,
-        "voxel_size_um": VS,
-        "arch": arch,
-        "arch_options": small[arch],
-    }
+    cfg = {**TINY_TRAIN, "steps": 2, "val_every": 2, "voxel_size_um": VS, "arch": arch,
+           "arch_options": small[arch]}  # fmt: skip
     out = train(cfg, output_dir=tmp_path / "m", psf=gaussian_kernel())
     package = export_bioimageio(out, tmp_path / f"{arch}.zip", device="cpu")
     assert _rdf(package)["config"]["neurodecon"]["n_parameters"] > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import gaussian_kernel
+from conftest import TINY_TRAIN, gaussian_kernel
 
 from neurodecon.errors import NeuroDeconError
 from neurodecon.learn import (
@@ -43,19 +43,7 @@ SMALL = {
     "debcr": {"channels": 4, "scales": 2, "levels": 1},
 }
 
-TINY = {
-    "patch": (8, 16, 16),
-    "pool_shape": (16, 32, 32),
-    "n_phantoms": 3,
-    "phantoms": ("ellipsoids",),
-    "batch": 2,
-    "val_crops": 2,
-    "photons": (1000.0,),
-    "seed": 3,
-    "device": "cpu",
-    "bf16": False,
-    "time_limit_min": None,
-}
+TINY = {**TINY_TRAIN, "n_phantoms": 3, "seed": 3, "time_limit_min": None}
 
 
 def _net(arch: str, **options) -> torch.nn.Module:

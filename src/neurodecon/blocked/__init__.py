@@ -7,7 +7,13 @@ derived from the PSF (``default_halo``) and writes their cores into a pre-create
 marker, so ``resume=True`` continues an interrupted run. See ``docs/blocked.md``.
 """
 
-from ._api import BlockedRun, block_bytes, deconvolve_blocked, incomplete_path
+from ._api import (
+    BlockedRun,
+    block_bytes,
+    deconvolve_blocked,
+    incomplete_path,
+    whole_volume_fits,
+)
 from ._plan import (
     Block,
     BlockPlan,
@@ -23,6 +29,7 @@ __all__ = [
     "BlockedRun",
     "incomplete_path",
     "block_bytes",
+    "whole_volume_fits",
     "Block",
     "BlockPlan",
     "plan_blocks",

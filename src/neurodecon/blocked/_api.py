@@ -28,7 +28,13 @@ from ._plan import BlockPlan, default_halo, fit_block, plan_blocks
 from ._run import run_tasks
 from ._tasks import DONE_DIR, BlockTask, ClassicalRunner
 
-__all__ = ["deconvolve_blocked", "BlockedRun", "incomplete_path", "block_bytes"]
+__all__ = [
+    "deconvolve_blocked",
+    "BlockedRun",
+    "incomplete_path",
+    "block_bytes",
+    "whole_volume_fits",
+]
 
 log = logging.getLogger("neurodecon")
 
@@ -54,6 +60,23 @@ class BlockedRun:
     memory_per_block_bytes: int
     levels: int = 1
     notes: list[str] = field(default_factory=list)
+
+
+def whole_volume_fits(path: str | Path, method: str, *, voxel_size_um: Any = None) -> bool:
+    """Tell whether deconvolving the stack at ``path`` whole is predicted to fit in memory.
+
+    Reads only the metadata: the stack twice in float32 (data and result) plus the method's
+    FFT grid for a typical PSF, against 80 % of the memory available.
+    """
+    from ..classical import deconvolution_bytes
+    from ..io import open_lazy
+    from ..memory import available_bytes
+
+    with open_lazy(path, voxel_size_um=voxel_size_um) as lazy:
+        frame = deconvolution_bytes(lazy.spatial_shape, (32, 64, 64), method=method)
+        need = lazy.nbytes_float32 * 2 + frame
+    avail = available_bytes()
+    return avail is None or need < 0.8 * avail
 
 
 def incomplete_path(output: str | Path) -> Path:

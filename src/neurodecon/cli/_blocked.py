@@ -31,6 +31,7 @@ def wants_blocked(args: argparse.Namespace, network: bool) -> bool:
 
     Needed: an OME-Zarr output and a whole-volume run predicted not to fit in memory.
     """
+    from ..blocked import whole_volume_fits
     from ..errors import user_error
 
     asked = any(getattr(args, k) for k in ("block", "halo", "workers", "scheduler", "resume"))
@@ -46,25 +47,17 @@ def wants_blocked(args: argparse.Namespace, network: bool) -> bool:
             "blocked runs of a trained network are not supported yet",
             fix="drop the block options (the network is already tiled in memory)",
         )
-    blocked = asked or (zarr_out and not network and not _fits(args))
+    blocked = asked or (
+        zarr_out
+        and not network
+        and not whole_volume_fits(args.input, args.method, voxel_size_um=args.voxel_size)
+    )
     if blocked and (args.check or args.uncertainty or args.dtype != "float32"):
         raise user_error(
             "--check, --uncertainty and --dtype are not available for blocked runs",
             fix="drop them (a blocked run writes float32), or write a volume that fits whole",
         )
     return blocked
-
-
-def _fits(args: argparse.Namespace) -> bool:
-    """Whether deconvolving the input whole is predicted to fit in the memory available."""
-    from ..classical import deconvolution_bytes
-    from ..io import open_lazy
-    from ..memory import available_bytes
-
-    lazy = open_lazy(args.input, voxel_size_um=args.voxel_size)
-    avail = available_bytes()
-    frame = deconvolution_bytes(lazy.spatial_shape, (32, 64, 64), method=args.method)
-    return avail is None or lazy.nbytes_float32 * 2 + frame < 0.8 * avail
 
 
 def run_blocked(args: argparse.Namespace, iterations, background) -> int:  # noqa: ANN001

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._arch_common import check_counts, paper_training
+
 __all__ = [
     "DeBCRConfig",
     "DeBCR",
@@ -79,24 +81,12 @@ class DeBCRConfig:
     z_halving: Any = "auto"
 
     #: the paper's training: its loss, Adam 1e-3 at a constant rate, raw input only
-    TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        "loss": {"kind": "debcr", "hessian_alpha": 0.0, "ssim_weight": 0.0},
-        "optim": {
-            "lr": 1e-3,
-            "schedule": "constant",
-            "warmup_steps": 0,
-            "weight_decay": 0.0,
-            "grad_clip": 0.0,
-            "ema_decay": 0.0,
-        },
-        "physics": {"input": "none"},
-    }
+    TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = paper_training(
+        "debcr", 1e-3, "constant"
+    )
 
     def __post_init__(self) -> None:
-        for name in ("channels", "scales", "levels", "convs"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"{name} {v!r} must be an integer >= 1")
+        check_counts(self, ("channels", "scales", "levels", "convs"))
         z = self.z_halving
         if z != "auto":
             if isinstance(z, bool | int):

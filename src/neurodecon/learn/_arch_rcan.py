@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ._arch_common import check_counts, paper_training
+
 __all__ = ["RCANConfig", "RCAN", "rcan_parameter_count"]
 
 
@@ -51,24 +53,10 @@ class RCANConfig:
     attention: bool = True
 
     #: the paper's training: MAE, Adam 1e-4 halved every quarter of training, raw input only
-    TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        "loss": {"kind": "mae", "hessian_alpha": 0.0, "ssim_weight": 0.0},
-        "optim": {
-            "lr": 1e-4,
-            "schedule": "step",
-            "warmup_steps": 0,
-            "weight_decay": 0.0,
-            "grad_clip": 0.0,
-            "ema_decay": 0.0,
-        },
-        "physics": {"input": "none"},
-    }
+    TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = paper_training("mae", 1e-4, "step")
 
     def __post_init__(self) -> None:
-        for name in ("channels", "groups", "blocks", "reduction"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"{name} {v!r} must be an integer >= 1")
+        check_counts(self, ("channels", "groups", "blocks", "reduction"))
         if self.channels // self.reduction < 1:
             raise ValueError(f"reduction {self.reduction} leaves no channel of {self.channels}")
 

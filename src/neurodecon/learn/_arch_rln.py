@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._arch_common import check_counts, paper_training
+
 __all__ = ["RLNConfig", "RLN", "rln_loss", "global_ssim", "rln_parameter_count"]
 
 
@@ -71,25 +73,12 @@ class RLNConfig:
 
     #: options of the training config that ``--arch rln`` sets unless given (the paper's:
     #: Adam lr 0.015 decayed ×0.95 every 600 steps, batch 4, its own loss, raw input only)
-    TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        "loss": {"kind": "rln", "hessian_alpha": 0.0, "ssim_weight": 0.0},
-        "optim": {
-            "lr": 0.015,
-            "schedule": "exponential",
-            "warmup_steps": 0,
-            "weight_decay": 0.0,
-            "grad_clip": 0.0,
-            "ema_decay": 0.0,
-        },
-        "data": {"batch": 4},
-        "physics": {"input": "none"},
-    }
+    TRAINING_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = paper_training(
+        "rln", 0.015, "exponential", data={"batch": 4}
+    )
 
     def __post_init__(self) -> None:
-        for name in ("fp_channels", "bp_channels"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"{name} {v!r} must be an integer >= 1")
+        check_counts(self, ("fp_channels", "bp_channels"))
 
     @property
     def multiple(self) -> int:
