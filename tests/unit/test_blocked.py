@@ -159,7 +159,11 @@ def test_two_worker_local_cluster_equals_in_process(volume, tmp_path):
     opts = {"iterations": 5, "background": 5.0, "block": (16, 48, 48), "device": "cpu"}
     ref = deconvolve_blocked(src, tmp_path / "a.ome.zarr", _psf(), "rl", **opts)
     run = deconvolve_blocked(src, tmp_path / "c.ome.zarr", _psf(), "rl", workers=2, **opts)
-    np.testing.assert_array_equal(nd.read(run.output).data, nd.read(ref.output).data)
+    # Worker processes may run the float32 FFTs with another thread count than this process,
+    # which changes summation order (CI measured 1.5e-6 relative); a halo of 2 voxels instead
+    # of the planned one already differs by 7 % here, so this bound still catches stitching.
+    np.testing.assert_allclose(nd.read(run.output).data, nd.read(ref.output).data,
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
 
 
 def test_wiener_is_refused_in_blocks(volume, tmp_path):
