@@ -6,11 +6,8 @@ Usage (each part can run alone; ``--quick`` shrinks the anchor volume for a smok
     python benchmarks/bench_classical.py --speed
     # peak memory of rl / rl-accel (subprocesses)
     python benchmarks/bench_classical.py --memory
-    # iterations=auto vs the oracle on phantoms
-    python benchmarks/bench_classical.py --auto
-    # auto vs oracle: 3 phantoms x 3 photon levels x true/mismatched PSF
-    python benchmarks/bench_classical.py --auto-study
-    # auto on the bars set, where the cap fires
+    # auto on the bars set, where the cap fires (auto vs the oracle on phantoms, and its cost:
+    # benchmarks/bench_auto.py)
     python benchmarks/bench_classical.py --auto-bars
     # PSNR/SSIM per method on ground-truth sets
     python benchmarks/bench_classical.py --quality
@@ -286,174 +283,6 @@ def memory(args):
 
 
 # -- iterations=auto ------------------------------------------------------------------------------
-def auto(args):
-    from neurodecon.classical import Deconvolver
-    from neurodecon.classical.stopping import auto_iterations
-
-    print("## iterations=auto vs the oracle-best iteration (PSNR, photon units)")
-    cases = []
-    shape = (32, 96, 96)
-    for seed, names, photons in [
-        (0, ["beads", "tubes"], 1000.0),
-        (1, ["ellipsoids", "filaments"], 300.0),
-        (2, ["sponge"], 100.0),
-        (3, ["puncta", "sheets"], 2000.0),
-    ]:
-        from neurodecon.synth import forward_model, phantom
-
-        big = phantom(names, shape=tuple(n + 32 for n in shape), voxel_size_um=VOXEL_UM, seed=seed)
-        psf = gaussian_psf((25, 17, 17), (3.0, 1.5, 1.5))
-        img = forward_model(big, psf, photons=photons, background=BACKGROUND, seed=seed + 10)
-        crop = tuple(slice(16, 16 + n) for n in shape)
-        truth = (big * (photons / float(big.max())))[crop].astype(np.float32)
-        cases.append(
-            (f"{'+'.join(names)} {photons:g} ph", truth, np.ascontiguousarray(img[crop]), psf)
-        )
-    rows = []
-    for method in args.auto_methods:
-        for name, truth, img, psf in cases:
-            dec = Deconvolver(psf, img.shape, method=method, device="cpu")
-            curve = []
-            cap = 2400 if method == "rl" else 200
-            dec(
-                img,
-                iterations=cap,
-                background=BACKGROUND,
-                callback=lambda k, x, c=curve, t=truth: c.append(psnr(x, t)),
-            )
-            k_oracle = int(np.argmax(curve)) + 1
-            for seed in range(args.auto_seeds):
-                k_auto, k_half, _ = auto_iterations(
-                    dec, img, BACKGROUND, seed=seed, return_curve=True
-                )
-                p_auto = curve[min(k_auto, cap) - 1]
-                rows.append(
-                    dict(
-                        method=method,
-                        case=name,
-                        seed=seed,
-                        oracle_iter=k_oracle,
-                        oracle_psnr=max(curve),
-                        auto_iter=k_auto,
-                        half_iter=k_half,
-                        auto_psnr=p_auto,
-                        loss_db=max(curve) - p_auto,
-                    )
-                )
-                print(
-                    f"{method:8s} {name:28s} seed {seed} oracle {k_oracle:4d} it "
-                    f"{max(curve):6.2f} dB | auto "
-                    f"{k_auto:4d} it (half-data best {k_half:4d}) {p_auto:6.2f} dB | "
-                    f"loss {max(curve) - p_auto:.2f} dB",
-                    flush=True,
-                )
-    for method in args.auto_methods:
-        losses = [r["loss_db"] for r in rows if r["method"] == method]
-        print(
-            f"{method}: worst loss {max(losses):.2f} dB, mean {np.mean(losses):.2f} dB "
-            f"over {len(losses)} runs"
-        )
-    return rows
-
-
-def auto_study(args):
-    """iterations=auto across phantoms, photon levels and a true vs a mismatched PSF.
-
-    The data are blurred with a Gaussian PSF σ = 1.5/1.5/3 px; *mismatched* deconvolves them with
-    σ × 1.2 on every axis (a bead PSF a little too wide). For each case: the oracle-best iteration
-    (affine-normalised PSNR against the truth) and the PSNR at ``f · k½`` for several factors f.
-    """
-    from neurodecon.classical import Deconvolver
-    from neurodecon.classical.stopping import auto_iterations
-    from neurodecon.synth import forward_model, phantom
-
-    factors = (0.5, 1.0, 2.0**0.5, 2.0)
-    shape = (24, 64, 64)
-    cap = {"rl": 1200, "rl-accel": 150}
-    print("## iterations=auto study: oracle vs f·k½ (rows: method, phantom, photons, PSF)")
-    print(
-        "| method | phantom | photons | PSF | seed | oracle it | oracle PSNR | k½ | chosen | "
-        "auto PSNR | loss | " + " | ".join(f"loss f={f:.2g}" for f in factors) + " |"
-    )
-    print("| --- " * (11 + len(factors)) + "|")
-    rows = []
-    for method in args.auto_methods:
-        for seed, names in enumerate((["sponge"], ["ellipsoids", "filaments"], ["beads", "tubes"])):
-            big = phantom(
-                names, shape=tuple(n + 24 for n in shape), voxel_size_um=VOXEL_UM, seed=seed
-            )
-            crop = tuple(slice(12, 12 + n) for n in shape)
-            truth = np.ascontiguousarray(big[crop], dtype=np.float32)
-            for photons in (20.0, 100.0, 1000.0):
-                psf = gaussian_psf((25, 17, 17), (3.0, 1.5, 1.5))
-                img = np.ascontiguousarray(
-                    forward_model(big, psf, photons=photons, background=BACKGROUND, seed=seed + 10)[
-                        crop
-                    ]
-                )
-                for label, dpsf in (
-                    ("true", psf),
-                    ("σ×1.2", gaussian_psf((25, 17, 17), (3.6, 1.8, 1.8))),
-                ):
-                    dec = Deconvolver(dpsf, img.shape, method=method, device="cpu")
-                    curve = []
-                    dec(
-                        img,
-                        iterations=cap[method],
-                        background=BACKGROUND,
-                        callback=lambda k, x, c=curve, t=truth: c.append(_score(x, t)[0]),
-                    )
-                    best = max(curve)
-
-                    def at(k, c=curve, n=cap[method]):
-                        return c[min(max(int(round(k)), 1), n) - 1]
-
-                    for seed in range(args.auto_seeds):
-                        k_auto, k_half, ll = auto_iterations(
-                            dec, img, BACKGROUND, seed=seed, return_curve=True
-                        )
-                        # f·k½ columns: only where k½ is the method's own
-                        # (rl-accel is cross-validated with RL)
-                        losses = (
-                            [best - at(f * k_half) for f in factors] if method != "rl-accel" else []
-                        )
-                        row = dict(
-                            method=method,
-                            phantom="+".join(names),
-                            photons=photons,
-                            psf=label,
-                            seed=seed,
-                            oracle_iter=int(np.argmax(curve)) + 1,
-                            oracle_psnr=best,
-                            half_iter=k_half,
-                            auto_iter=k_auto,
-                            auto_psnr=at(k_auto),
-                            loss_db=best - at(k_auto),
-                            losses=dict(zip(factors, losses, strict=False)),
-                            curve=curve,
-                            ll=list(ll),
-                        )
-                        rows.append(row)
-                        print(
-                            f"| {method} | {row['phantom']} | {photons:g} | {label} | {seed} | "
-                            f"{row['oracle_iter']} | "
-                            f"{best:.2f} | {k_half} | {k_auto} | {at(k_auto):.2f} | "
-                            f"{best - at(k_auto):.2f} | "
-                            + " | ".join(f"{v:.2f}" for v in losses)
-                            + " |",
-                            flush=True,
-                        )
-    for method in args.auto_methods:
-        for label in ("true", "σ×1.2"):
-            losses = [r["loss_db"] for r in rows if r["method"] == method and r["psf"] == label]
-            print(
-                f"{method} {label} PSF: worst loss {max(losses):.2f} dB, "
-                f"mean {np.mean(losses):.2f} dB, "
-                f"{sum(v > 0.5 for v in losses)} of {len(losses)} runs over 0.5 dB"
-            )
-    return rows
-
-
 def auto_bars(args):
     """``auto`` on the flowdec bars set, where the mismatched-PSF cap fires: the RL and rl-accel
     PSNR curves far past the quality table's caps, and the held-out curve's statistics."""
@@ -474,10 +303,10 @@ def auto_bars(args):
             callback=lambda k, x, c=curve: c.append(_score(x, truth)[0]) if k % 5 == 0 else None,
         )
         best = int(np.argmax(curve))
-        k_auto = auto_iterations(dec, img, bg)
-        out[method] = dict(
-            curve=curve, best_iter=5 * (best + 1), best_psnr=curve[best], auto_iter=k_auto
-        )
+        res = dec(img, iterations="auto", background=bg, return_result=True)
+        k_auto, p_auto = res.iterations, _score(res.data, truth)[0]
+        out[method] = dict(curve=curve, best_iter=5 * (best + 1), best_psnr=curve[best],
+                           auto_iter=k_auto, auto_psnr=p_auto)  # fmt: skip
         at = {
             k: round(curve[k // 5 - 1], 2)
             for k in (25, 50, 100, 150, 300, 600, 1000, 1500)
@@ -485,7 +314,7 @@ def auto_bars(args):
         }
         print(
             f"{method}: best {curve[best]:.2f} dB at {5 * (best + 1)} it (every 5th); "
-            f"auto {k_auto} it; PSNR at {at}"
+            f"auto {k_auto} it {p_auto:.2f} dB; PSNR at {at}"
         )
     dec = Deconvolver(psf, img.shape, method="rl", device="cpu")
     for seed in range(args.auto_seeds):
@@ -610,13 +439,17 @@ def quality(args):
                 dec = Deconvolver(psf, img.shape, method=method, regularization=reg, device="cpu")
                 if method in MAX_IT:
                     keep = ()
-                    if reg is None:
+                    warm = reg is None and method in stopping.CONTINUATION
+                    if warm:  # auto continues its cross-validation's estimate: run it
+                        res = dec(img, iterations="auto", background=b, return_result=True)
+                        auto = (_score(res.data, truth)[0], res.iterations, res.data)
+                    elif reg is None:
                         k_auto = stopping.auto_iterations(dec, img, b)
                         keep = (k_auto,)
                     curve = _path(
                         dec, img, b, truth, max(MAX_IT[method], max(keep, default=0)), keep
                     )
-                    if reg is None:
+                    if reg is None and not warm:
                         auto = next(c for c in curve if c[1] == k_auto)
                     results += [(p, reg, k, x) for p, k, x in curve if k <= MAX_IT[method]]
                 else:
@@ -661,13 +494,7 @@ def main(argv=None):
     )
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--memory", action="store_true")
-    ap.add_argument("--auto", action="store_true")
     ap.add_argument("--quality", action="store_true")
-    ap.add_argument(
-        "--auto-study",
-        action="store_true",
-        help="auto vs oracle across phantoms, photon levels, true/mismatched PSF",
-    )
     ap.add_argument(
         "--auto-bars",
         action="store_true",
@@ -677,16 +504,10 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller anchor volume (smoke run)")
     ap.add_argument("--accel-iterations", type=int, default=120)
     ap.add_argument(
-        "--auto-methods",
-        nargs="*",
-        default=["rl", "rl-accel"],
-        help="methods for --auto (default rl rl-accel)",
-    )
-    ap.add_argument(
         "--auto-seeds",
         type=int,
         default=3,
-        help="--auto/--auto-study: binomial-thinning seeds per case (default 3)",
+        help="--auto-bars: binomial-thinning seeds of the held-out statistics (default 3)",
     )
     ap.add_argument(
         "--auto-budget",
@@ -714,8 +535,6 @@ def main(argv=None):
     for part, fn in (
         ("speed", speed),
         ("memory", memory),
-        ("auto", auto),
-        ("auto_study", auto_study),
         ("auto_bars", auto_bars),
         ("quality", quality),
     ):

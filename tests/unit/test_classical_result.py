@@ -13,8 +13,16 @@ from neurodecon.classical import (
     estimate_background,
     parse_iterations,
 )
-from neurodecon.classical.stopping import auto_iterations
+from neurodecon.classical.stopping import auto_iterations, cross_validate
 from neurodecon.errors import NeuroDeconError
+
+
+class _NoHooks:
+    def prediction(self, k, model):
+        return None
+
+    def step(self, k, x):
+        return True
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +43,32 @@ def test_auto_reports_the_count_it_ran(case, method):
     assert isinstance(k, int) and k >= 1
     assert res.iterations_requested == "auto"
     assert res.auto is not None and res.auto["iterations"] == k
-    assert res.auto["accelerated"] == (method == "rl-accel")
+    assert res.auto["warm_start"] == (method in ("rl", "rl-accel"))
     assert 1 <= res.auto["half_data_iterations"] <= res.auto["curve_length"] <= res.auto["budget"]
     # the same count chosen by the public stopping rule ...
-    assert k == auto_iterations(Deconvolver(psf, y.shape, method=method, device="cpu"), y, 5.0)
-    # ... and the same image as a run with that fixed count
+    dec = Deconvolver(psf, y.shape, method=method, device="cpu")
+    assert k == auto_iterations(dec, y, 5.0)
     fixed = deconvolve(
         y, psf, method, iterations=k, background=5.0, device="cpu", return_result=True
     )
-    np.testing.assert_allclose(res.data, fixed.data, rtol=1e-6, atol=1e-6 * float(fixed.data.max()))
     assert fixed.iterations == k and fixed.iterations_requested == k and fixed.auto is None
-    # (one iteration more is a different image: the count is not off by one)
-    more = deconvolve(y, psf, method, iterations=k + 1, background=5.0, device="cpu")
-    assert not np.allclose(res.data, more, rtol=1e-6, atol=1e-6 * float(fixed.data.max()))
+    tol = {"rtol": 1e-6, "atol": 1e-6 * float(fixed.data.max())}
+    if res.auto["warm_start"]:
+        # ... and the image of the half-data estimate continued on the full data: not the one
+        # a run of that count from the flat start gives
+        choice = cross_validate(dec, y, 5.0)
+        data = dec.observed_data(y)
+        x = dec.initial_estimate(data, 5.0)
+        x.copy_(choice.start)
+        dec.iterate(data, 5.0, x, choice.full_data_iterations, _NoHooks())
+        np.testing.assert_allclose(res.data, dec.op.crop(x).numpy(), **tol)
+        assert not np.allclose(res.data, fixed.data, **tol)
+    else:
+        # ... and the same image as a run with that fixed count
+        np.testing.assert_allclose(res.data, fixed.data, **tol)
+        # (one iteration more is a different image: the count is not off by one)
+        more = deconvolve(y, psf, method, iterations=k + 1, background=5.0, device="cpu")
+        assert not np.allclose(res.data, more, **tol)
     # the plain call returns the same array
     plain = deconvolve(y, psf, method, iterations="auto", background=5.0, device="cpu")
     assert isinstance(plain, np.ndarray)
@@ -150,3 +171,21 @@ def test_parse_iterations_is_the_engine_check():
     for bad in (-1, 2.5, True, "many"):
         with pytest.raises(NeuroDeconError, match="iterations must be"):
             parse_iterations(bad)
+
+
+def test_count_from_flat_is_the_rule_without_warm_start(case):
+    """For blocks and shared counts: 2·k½ of plain RL's held-out maximum, and for rl-accel the
+    same plain-RL cross-validation mapped to ACCELERATED_FACTOR·√k (the rule measured against
+    the oracle before the warm start)."""
+    from neurodecon.classical import ACCELERATED_FACTOR
+
+    psf, y = case
+    rl = Deconvolver(psf, y.shape, method="rl", device="cpu").count_from_flat(y, background=5.0)
+    acc = Deconvolver(psf, y.shape, method="rl-accel", device="cpu").count_from_flat(
+        y, background=5.0
+    )
+    assert not rl.warm_start and rl.start is None and rl.iterations == 2 * rl.half_data_iterations
+    assert acc.accelerated and acc.curve == rl.curve
+    assert acc.iterations == round(ACCELERATED_FACTOR * rl.iterations**0.5)
+    with pytest.raises(NeuroDeconError, match="not iterative"):
+        Deconvolver(psf, y.shape, method="wiener", device="cpu").count_from_flat(y)

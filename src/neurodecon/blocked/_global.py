@@ -86,8 +86,13 @@ def flat_level(sample: np.ndarray, background: float, method: str) -> float:
 def auto_iterations(
     source: Any, shape: tuple[int, ...], psf: np.ndarray, method: str, options: dict[str, Any]
 ) -> int:
-    """``iterations="auto"`` decided once, on the central crop of at most 64×256×256 voxels."""
-    from ..classical import deconvolve
+    """``iterations="auto"`` decided once, on the central crop of at most 64×256×256 voxels.
+
+    Every block starts from the flat estimate, so the count is the one ``auto`` gives a run from
+    the flat start (:meth:`~neurodecon.classical.Deconvolver.count_from_flat`), not the warm
+    start's of a whole-volume ``rl``/``rl-accel`` run.
+    """
+    from ..classical import Deconvolver
 
     spatial = shape[-3:]
     size = [min(c, n) for c, n in zip((64, 256, 256), spatial, strict=True)]
@@ -97,10 +102,12 @@ def auto_iterations(
         *(slice(s, s + c) for s, c in zip(start, size, strict=True)),
     )
     crop = read_region(source, index).reshape(size)
-    res = deconvolve(crop, psf, method, iterations="auto", return_result=True, **options)
-    used = res.iterations
-    first = used[0] if isinstance(used, list) else used
-    count = int(first or 0)
+    dec = Deconvolver(psf, crop.shape, method=method, regularization=options["regularization"],
+                      boundary=options["boundary"], device=options["device"])  # fmt: skip
+    count = dec.count_from_flat(
+        crop, background=options["background"], initial=options["initial"],
+        background_mode=options["background_mode"],
+    ).iterations  # fmt: skip
     log.info(
         f"iterations=auto: {count} (decided once, on the central {'×'.join(map(str, size))} crop)"
     )

@@ -8,7 +8,7 @@ small interface through which the ``auto`` stopping rule drives it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -33,59 +33,16 @@ from ._inputs import (
     rescaled,
     resolve_background,
 )
-from ._iterative import (
-    Hooks,
-    landweber,
-    richardson_lucy,
-    rl_accelerated,
-    rl_tv,
-    tikhonov_miller,
-)
+from ._iterative import Callback, Hooks, RunHooks, run_method
 from ._memory import deconvolution_bytes
-from ._methods import (
-    DEFAULT_REGULARIZATION,
-    DIRECT_METHODS,
-    ITERATIVE_METHODS,
-)
+from ._methods import DEFAULT_REGULARIZATION, DIRECT_METHODS
 from ._operator import FFTOperator, plan_geometry
 from ._result import DeconvolutionResult
-from .stopping import cross_validate
+from .stopping import AutoChoice, cross_validate
 
 __all__ = ["Callback", "Deconvolver"]
 
 log = logging.getLogger("neurodecon")
-
-#: Callback signature: ``callback(iteration, estimate)``; returning ``False`` stops early.
-Callback = Callable[[int, np.ndarray], "bool | None"]
-
-
-class _RunHooks:
-    """Progress and user callback of one run; counts the iterations done."""
-
-    def __init__(
-        self,
-        op: FFTOperator,
-        total: int,
-        progress: ProgressFn | None,
-        callback: Callback | None,
-        message: str,
-        scale: float = 1.0,
-    ):
-        self.op, self.total, self.progress, self.callback = op, total, progress, callback
-        self.message, self.scale = message, scale
-        self.done = 0
-
-    def prediction(self, k: int, model: torch.Tensor) -> None:
-        return None
-
-    def step(self, k: int, x: torch.Tensor) -> bool:
-        self.done = k
-        report(self.progress, k, self.total, self.message)
-        if self.callback is not None:
-            estimate = self.op.crop(x).detach().to("cpu", copy=True).numpy() * self.scale
-            if self.callback(k, estimate) is False:
-                return False
-        return True
 
 
 class Deconvolver:
@@ -237,20 +194,8 @@ class Deconvolver:
             (the ``auto`` rule cross-validates ``rl-accel`` with ``"rl"``).
         """
         m = self.method if method is None else method
-        if m not in ITERATIVE_METHODS:
-            raise ValueError(f"{m!r} is not an iterative method")
-        op = self.op
         lam = self.regularization if self.regularization is not None else 0.0
-        if m == "rl":
-            richardson_lucy(op, y, background, x, iterations, hooks)
-        elif m == "rl-accel":
-            rl_accelerated(op, y, background, x, iterations, hooks)
-        elif m == "rltv":
-            rl_tv(op, y, background, x, iterations, hooks, lam=lam)
-        elif m in ("landweber", "landweber+"):
-            landweber(op, y, background, x, iterations, hooks, positive=m.endswith("+"))
-        else:  # tm, ictm
-            tikhonov_miller(op, y, background, x, iterations, hooks, lam=lam, positive=m == "ictm")
+        run_method(m, self.op, y, background, x, iterations, hooks, lam)
 
     # -- running -------------------------------------------------------------------------------
     @overload
@@ -301,6 +246,51 @@ class Deconvolver:
         (the array and the iterations, background and regularization used). ``flat_level``
         (counts) replaces the frame's mean above the background as the flat start's level.
         """
+        requested = parse_iterations(iterations)
+        img, b, b_model, start, mode = self._prepared(image, background, initial, background_mode)
+        if self.method in DIRECT_METHODS:
+            out, reg = self._direct(img, b_model, progress)
+            return self._finish(out, return_result, None, None, b, reg, None)
+        auto, warm, done_before = None, None, 0
+        if isinstance(requested, str):  # "auto"
+            choice = cross_validate(self, img, b_model, progress=progress, start=start)
+            count, auto, warm = choice.full_data_iterations, choice.summary(), choice.start
+            if choice.warm_start:
+                done_before = choice.half_data_iterations
+                log.info(
+                    "iterations=auto: %d iterations (held-out likelihood; the first %d on half "
+                    "the counts)", choice.iterations, done_before,
+                )  # fmt: skip
+            else:
+                log.info("iterations=auto: %d iterations (held-out likelihood)", count)
+            del choice
+        else:
+            count = requested
+            if count == 0:
+                log.warning("iterations=0: the result is the initial estimate (%s start)", start)
+        y = self.observed_data(img)
+        level = flat_level if flat_level is None else flat_level / self._scale
+        x = self.initial_estimate(y, b_model, level=level)
+        if warm is not None:  # continue the cross-validation's estimate (stopping module)
+            x.copy_(warm)
+            del warm
+        elif start == "data":
+            self.start_from_data(x, y, b_model)
+        hooks = RunHooks(self.op, count, progress, callback, f"{self.method}", self._scale)
+        self.iterate(y, b_model, x, count, hooks)
+        out = self._output(x)
+        used = self.regularization if self.method in DEFAULT_REGULARIZATION else None
+        done = hooks.done + done_before
+        return self._finish(out, return_result, done, requested, b, used, auto)
+
+    def _prepared(
+        self, image: Any, background: float | str, initial: str, background_mode: str
+    ) -> tuple[np.ndarray, float, float, str, str]:
+        """Check a frame; return ``(data, background, background in the model, start, mode)``.
+
+        The data are float32, clipped at 0 for the Poisson methods, rescaled to float32-safe
+        values (``self._scale``), with the background subtracted in the ``subtract`` mode.
+        """
         img = as_float32(image, "the image")
         if img.shape != self.image_shape:
             raise user_error(
@@ -308,7 +298,6 @@ class Deconvolver:
                 fix="make one Deconvolver per frame shape",
             )
         b = resolve_background(img, background)
-        requested = parse_iterations(iterations)
         start, mode = check_start(initial, background_mode)
         check_signal(img, b, self.method, auto=isinstance(background, str))
         img, b = poisson_data(img, b, self.method)
@@ -317,28 +306,29 @@ class Deconvolver:
         b_model = b / self._scale
         if mode == "subtract":  # y − b clipped at 0, then a model without background
             img, b_model = np.clip(img - np.float32(b_model), 0.0, None), 0.0
+        return img, b, b_model, start, mode
+
+    def count_from_flat(
+        self,
+        image: Any,
+        *,
+        background: float | str = 0.0,
+        initial: str = "flat",
+        background_mode: str = "model",
+        progress: ProgressFn | None = None,
+    ) -> AutoChoice:
+        """Choose ``auto``'s iteration count for a run that starts from the flat estimate.
+
+        ``iterations="auto"`` continues its cross-validation's estimate for ``rl`` and
+        ``rl-accel``; where that is impossible (blocks of a volume larger than memory, deciding
+        once for many frames) this gives the count of the rule without that warm start:
+        ``2·k½`` (RL), ``2.2·√(plain RL's count)`` (rl-accel; see
+        :func:`~neurodecon.classical.stopping.cross_validate` with ``warm=False``).
+        """
         if self.method in DIRECT_METHODS:
-            out, reg = self._direct(img, b_model, progress)
-            return self._finish(out, return_result, None, None, b, reg, None)
-        auto = None
-        if isinstance(requested, str):  # "auto"
-            choice = cross_validate(self, img, b_model, progress=progress)
-            count, auto = choice.iterations, choice.summary()
-            log.info("iterations=auto: %d iterations (held-out likelihood)", count)
-        else:
-            count = requested
-            if count == 0:
-                log.warning("iterations=0: the result is the initial estimate (%s start)", start)
-        y = self.observed_data(img)
-        level = flat_level if flat_level is None else flat_level / self._scale
-        x = self.initial_estimate(y, b_model, level=level)
-        if start == "data":
-            self.start_from_data(x, y, b_model)
-        hooks = _RunHooks(self.op, count, progress, callback, f"{self.method}", self._scale)
-        self.iterate(y, b_model, x, count, hooks)
-        out = self._output(x)
-        used = self.regularization if self.method in DEFAULT_REGULARIZATION else None
-        return self._finish(out, return_result, hooks.done, requested, b, used, auto)
+            raise user_error(f"{self.method} is not iterative", fix="give an iterative method")
+        img, _, b_model, start, _ = self._prepared(image, background, initial, background_mode)
+        return cross_validate(self, img, b_model, progress=progress, warm=False, start=start)
 
     def _finish(
         self,

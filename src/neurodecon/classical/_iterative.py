@@ -11,14 +11,20 @@ when the whole grid is observed, where ``Hᵀm = 1``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
 import torch
 
+from ..progress import ProgressFn, report
+from ._methods import ITERATIVE_METHODS
 from ._operator import FFTOperator
 
 __all__ = [
     "Hooks",
+    "RunHooks",
+    "run_method",
     "richardson_lucy",
     "rl_accelerated",
     "rl_tv",
@@ -41,6 +47,64 @@ class Hooks(Protocol):
     def step(self, k: int, x: torch.Tensor) -> bool:
         """Follow iteration ``k`` (estimate ``x``); return ``False`` to stop the run."""
         ...
+
+
+#: Callback signature: ``callback(iteration, estimate)``; returning ``False`` stops early.
+Callback = Callable[[int, np.ndarray], "bool | None"]
+
+
+class RunHooks:
+    """Progress and user callback of one run; counts the iterations done."""
+
+    def __init__(
+        self,
+        op: FFTOperator,
+        total: int,
+        progress: ProgressFn | None,
+        callback: Callback | None,
+        message: str,
+        scale: float = 1.0,
+    ):
+        self.op, self.total, self.progress, self.callback = op, total, progress, callback
+        self.message, self.scale = message, scale
+        self.done = 0
+
+    def prediction(self, k: int, model: torch.Tensor) -> None:
+        return None
+
+    def step(self, k: int, x: torch.Tensor) -> bool:
+        self.done = k
+        report(self.progress, k, self.total, self.message)
+        if self.callback is not None:
+            estimate = self.op.crop(x).detach().to("cpu", copy=True).numpy() * self.scale
+            if self.callback(k, estimate) is False:
+                return False
+        return True
+
+
+def run_method(
+    method: str,
+    op: FFTOperator,
+    y: torch.Tensor,
+    b: float,
+    x: torch.Tensor,
+    iterations: int,
+    hooks: Hooks,
+    lam: float,
+) -> None:
+    """Run ``iterations`` of the iterative ``method`` on ``x`` in place (``lam``: its weight)."""
+    if method not in ITERATIVE_METHODS:
+        raise ValueError(f"{method!r} is not an iterative method")
+    if method == "rl":
+        richardson_lucy(op, y, b, x, iterations, hooks)
+    elif method == "rl-accel":
+        rl_accelerated(op, y, b, x, iterations, hooks)
+    elif method == "rltv":
+        rl_tv(op, y, b, x, iterations, hooks, lam=lam)
+    elif method in ("landweber", "landweber+"):
+        landweber(op, y, b, x, iterations, hooks, positive=method.endswith("+"))
+    else:  # tm, ictm
+        tikhonov_miller(op, y, b, x, iterations, hooks, lam=lam, positive=method == "ictm")
 
 
 def _rl_correction(

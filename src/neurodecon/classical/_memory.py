@@ -27,8 +27,9 @@ _METHOD_VOLUMES = {
     "tm": 3,
     "ictm": 3,
 }
-#: Extra volumes of ``iterations="auto"`` (thinned halves of the data, their models).
-_AUTO_VOLUMES = 6
+#: Extra volumes of ``iterations="auto"`` (thinned halves of the data, their models, and the
+#: half-data estimate kept for the warm start).
+_AUTO_VOLUMES = 7
 
 
 def deconvolution_bytes(

@@ -5,30 +5,38 @@ Cross-validation on binomially thinned photon counts: the counts ``y`` are split
 with half the expected counts each. The method runs on ``y₁`` (background ``b/2``) and after each
 iteration ``k`` the Poisson log-likelihood of the held-out ``y₂`` under the prediction
 ``H x_k + b/2`` is recorded. It rises while the iterations recover signal and falls once they fit
-``y₁``'s noise; its maximum ``k½`` is the best iteration count *for half the counts*. The full data
-have twice the counts and tolerate more iterations: RL's implicit regularisation weakens roughly
-as ``1/k`` while the optimal regularisation weight of a Poisson problem scales as ``1/counts``, so
-the full run uses ``FULL_DATA_FACTOR · k½`` with ``FULL_DATA_FACTOR = 2`` (checked against the
-oracle on phantoms by ``benchmarks/bench_classical.py --auto``). The cross-validation run stops
-``k½/2 + 10`` iterations after the maximum, or when the held-out likelihood has flattened, or at
-``MAX_AUTO_ITERATIONS``.
+``y₁``'s noise.
 
-The accelerated method (``rl-accel``) is cross-validated *with plain RL* and then gets
-``ACCELERATED_FACTOR · √k_RL`` iterations, ``k_RL`` the plain-RL count. Its own held-out maximum
-does not track its best iteration (the extrapolation reaches the held-out optimum at a different
-point of the fit than the PSNR optimum; measured: ``√2 · k½`` of its own cross-validation lost
-0.14–1.76 dB over thinning seeds on the small blob phantom of the tests), whereas its oracle-best
-count is ``(2.0–2.4) · √k_RL-oracle`` on every true-PSF phantom measured
-(``benchmarks/auto_seed_spread.py``, ``benchmarks/bench_classical.py --auto``). The price: the
-plain-RL cross-validation, about ``1.5 · k½`` half-data RL iterations.
+**Richardson–Lucy and rl-accel: the full run continues the cross-validation's estimate.** Each
+method is cross-validated with itself. The estimate of the last iteration ``k_s`` that improved
+the held-out likelihood by more than ``SIGNIFICANT`` of its gain so far is kept; the half-data
+run stops ``LOOKAHEAD·k_s + LOOKAHEAD_MIN`` iterations later. RL is homogeneous (data and
+background scaled by α scale every iterate by α), so that estimate, scaled to the full data's
+flux, is where a full-data run would be after about ``k_s`` iterations: the full run starts
+there and does ``CONTINUATION[method]·k_s`` more. The result counts
+``k_s + CONTINUATION·k_s`` iterations, and the whole ``auto`` run costs about
+``(LOOKAHEAD + CONTINUATION)·k_s`` iterations — at most 1.5× running that count once, instead of
+the 1.8× (RL) and 5–11× (rl-accel, which was cross-validated with plain RL) of a separate
+cross-validation followed by a run from the flat start (measured by
+``benchmarks/bench_classical.py --auto``). The kept estimate carries ``y₁``'s noise, so the
+result is a little below a cold run of the same count (0.1–0.25 dB on the phantoms); the
+continuation factors were chosen on the oracle curves of those phantoms.
+
+**The other iterative methods** (RL-TV, Landweber, Tikhonov–Miller) keep a separate
+cross-validation: its maximum ``k½`` is the best count *for half the counts*; the full data have
+twice the counts and tolerate more iterations (RL's implicit regularisation weakens roughly as
+``1/k``, the optimal regularisation weight of a Poisson problem scales as ``1/counts``), so the
+full run from the flat start uses ``FULL_DATA_FACTOR · k½`` with ``FULL_DATA_FACTOR = 2``. That
+cross-validation stops ``k½/2 + 10`` iterations after the maximum. Both stop when the held-out
+likelihood has flattened, or at ``MAX_AUTO_ITERATIONS``.
 
 A PSF that does not quite match the data (too wide, truncated: typical of a bead PSF) makes the
 held-out likelihood creep up long after the image has started to degrade (measured: a PSF 20 %
 too wide keeps it rising past 1000 iterations while the oracle-best count is 40–80). When the
 likelihood never turned within ``MAX_AUTO_ITERATIONS`` and was still creeping up at the end
-(see ``CREEP``) a warning is logged and, for the Richardson–Lucy family, the (plain-RL) count is
-capped at ``3 · k_gain``, ``k_gain`` the first half-data iteration that reached 99 % of the
-held-out likelihood's total gain.
+(see ``CREEP``) a warning is logged and, for the Richardson–Lucy family, the count is capped at
+``3 · k_gain``, ``k_gain`` the first half-data iteration that reached 99 % of the held-out
+likelihood's total gain; that capped run starts from the flat estimate.
 
 Thinning needs photon counts. Non-negative integer data are taken as counts (gain 1). Other data
 (floating point, or rescaled) are converted with a gain estimated from the noise: the variance of
@@ -38,32 +46,46 @@ gain is logged.
 
 The rule reaches the deconvolver only through the small :class:`IterativeSolver` interface
 (:class:`~neurodecon.classical.Deconvolver` implements it); :func:`cross_validate` returns the
-choice with its diagnostics (:class:`AutoChoice`), :func:`auto_iterations` just the count.
+choice with its diagnostics and, for the warm-started methods, the estimate to continue from
+(:class:`AutoChoice`); :func:`auto_iterations` just the count.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from ..metrics import estimate_gain
-from ..progress import ProgressFn, report
-from ._iterative import TINY, Hooks
+from ..progress import ProgressFn
+from ._heldout import (
+    LOOKAHEAD,
+    LOOKAHEAD_MIN,
+    PLATEAU,
+    SIGNIFICANT,
+    HeldOut,
+    gain_fraction_iteration,
+    tail_gain,
+)
+from ._iterative import Hooks
 from ._methods import POISSON_METHODS
 from ._noise import to_counts
 
 __all__ = [
     "ACCELERATED_FACTOR",
+    "CONTINUATION",
     "CREEP",
     "FULL_DATA_FACTOR",
     "GAIN_CAP_FACTOR",
     "GAIN_FRACTION",
+    "LOOKAHEAD",
+    "LOOKAHEAD_MIN",
     "MAX_AUTO_ITERATIONS",
     "PLATEAU",
+    "SIGNIFICANT",
     "AutoChoice",
     "IterativeSolver",
     "auto_iterations",
@@ -77,17 +99,23 @@ __all__ = [
 
 log = logging.getLogger("neurodecon")
 
-#: k_full = FULL_DATA_FACTOR · k_half (see module docstring).
+#: Warm-started methods: after the kept half-data estimate (``k_s`` iterations) the full data get
+#: ``CONTINUATION[method] · k_s`` more iterations (module docstring). Chosen on the continuation
+#: curves of ``benchmarks/bench_auto.py --study --sets phantoms`` (4 phantoms × 3 thinning seeds;
+#: worst / mean loss against the oracle) and of the blob phantom of the tests (4 seeds): RL 1.2
+#: (phantoms 0.13 / 0.09 dB; blob ≤ 0.18 dB); rl-accel 1.2 (phantoms 0.35 / 0.16 dB, blob
+#: ≤ 0.49 dB), where 0.9 was best on the phantoms (0.21 / 0.10) but lost 0.82 dB on the blobs,
+#: whose best count is further from k_s. The kept estimate carries the thinned half's noise.
+CONTINUATION = {"rl": 1.2, "rl-accel": 1.2}
+#: Cold methods: k_full = FULL_DATA_FACTOR · k½ from the flat start (module docstring).
 FULL_DATA_FACTOR = 2.0
-#: rl-accel gets ACCELERATED_FACTOR · √k_RL iterations, k_RL the plain-RL auto count (chosen on the
-#: blob phantom and the 4 phantoms of ``bench_classical.py --auto``: oracle ratios 2.0–2.4, losses
-#: ≤ 0.13 dB at 2.2; checked on the 9 true-PSF cases of ``--auto-study``, 3 seeds: ≤ 0.19 dB).
+#: rl-accel's oracle-best count is about ACCELERATED_FACTOR · √(plain RL's oracle-best count)
+#: (ratios 2.0–2.4 on the blob phantom and the 4 phantoms of ``bench_classical.py --auto``):
+#: the demo's fixed rl-accel count follows its fixed RL count with it. ``auto`` no longer uses
+#: it (rl-accel is cross-validated with itself).
 ACCELERATED_FACTOR = 2.2
-#: Hard cap on the cross-validation run.
+#: Hard cap on the cross-validation run (read at each call).
 MAX_AUTO_ITERATIONS = 1000
-#: A held-out likelihood that gained less than this fraction of its total gain over the second
-#: half of the run has flattened: more iterations change the image by less than the noise.
-PLATEAU = 1e-5
 #: Cap ``k ≤ GAIN_CAP_FACTOR · k_gain``, ``k_gain`` the first half-data iteration whose held-out
 #: log-likelihood is within ``GAIN_FRACTION`` of its total gain (``ℓ_k ≥ ℓ_max − f (ℓ_max − ℓ_0)``).
 #: Applied only when the held-out likelihood never turned within ``MAX_AUTO_ITERATIONS`` (a PSF
@@ -124,6 +152,10 @@ class IterativeSolver(Protocol):
         """Return the (reused) estimate buffer, set to the flat start for data ``y``."""
         ...
 
+    def start_from_data(self, x: torch.Tensor, y: torch.Tensor, background: float) -> None:
+        """Overwrite the flat start ``x`` with the data ``y`` above the background."""
+        ...
+
     def iterate(
         self,
         y: torch.Tensor,
@@ -145,23 +177,32 @@ class AutoChoice:
     Attributes
     ----------
     iterations : int
-        The count for the full data.
+        The count of the result: for a warm start, the kept half-data iterations plus
+        :attr:`full_data_iterations`.
     half_data_iterations : int
-        ``k½``, the maximum of the held-out likelihood on half the counts.
+        The half-data iteration the count derives from: the kept estimate's (warm start) or the
+        held-out likelihood's maximum ``k½`` (cold start).
     curve : tuple of float
         The held-out log-likelihood after each half-data iteration.
     budget : int
         The cross-validation's iteration budget.
     gain : float
         Intensity units per photon used to make counts (1 for integer data).
-    accelerated : bool
-        ``rl-accel``: cross-validated with plain RL, mapped to ``ACCELERATED_FACTOR · √k``.
+    warm_start : bool
+        The full run continues from :attr:`start` (RL, rl-accel) instead of the flat start.
+    full_data_iterations : int
+        Iterations to run on the full data (from :attr:`start` when warm, else from the start).
     still_rising : bool
         The held-out likelihood never turned within the budget and was still creeping up.
     capped : bool
         The count was lowered by the gain cap (``3 · k_gain``, see the module docstring).
     seed : int
         Seed of the thinning.
+    accelerated : bool
+        Cold rule for ``rl-accel``: cross-validated with plain RL, mapped to
+        ``ACCELERATED_FACTOR · √k``.
+    start : torch.Tensor or None
+        The kept half-data estimate scaled to the full data (on the solver's grid), or ``None``.
     """
 
     iterations: int
@@ -169,90 +210,36 @@ class AutoChoice:
     curve: tuple[float, ...]
     budget: int
     gain: float
-    accelerated: bool
+    warm_start: bool
+    full_data_iterations: int
     still_rising: bool
     capped: bool
     seed: int
+    accelerated: bool = False
+    start: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """Return the choice without the curve (its length instead), as a JSON-friendly dict.
 
         Examples
         --------
-        >>> c = AutoChoice(60, 30, (0.0, 1.0), 1000, 1.0, False, False, False, 0)
-        >>> c.summary()["curve_length"], c.summary()["half_data_iterations"]
+        >>> c = AutoChoice(60, 30, (0.0, 1.0), 1000, 1.0, True, 30, False, False, 0)
+        >>> c.summary()["curve_length"], c.summary()["full_data_iterations"]
         (2, 30)
         """
         return {
             "iterations": self.iterations,
             "half_data_iterations": self.half_data_iterations,
+            "full_data_iterations": self.full_data_iterations,
+            "warm_start": self.warm_start,
             "curve_length": len(self.curve),
             "budget": self.budget,
             "gain": self.gain,
-            "accelerated": self.accelerated,
             "still_rising": self.still_rising,
             "capped": self.capped,
             "seed": self.seed,
+            "accelerated": self.accelerated,
         }
-
-
-def tail_gain(curve) -> float:
-    """Return the curve's gain over its second half, as a fraction of its total gain.
-
-    Three lookups, no copy: the cross-validation calls it after every iteration.
-
-    Examples
-    --------
-    >>> tail_gain([0.0, 5.0, 8.0, 10.0])  # (10 - 8) / (10 - 0)
-    0.2
-    """
-    if len(curve) == 0:
-        return 0.0
-    total = float(curve[-1]) - float(curve[0])
-    return (float(curve[-1]) - float(curve[len(curve) // 2])) / total if total > 0 else 0.0
-
-
-def gain_fraction_iteration(curve, fraction: float) -> int:
-    """Return the first iteration (1-based) whose value is within ``fraction`` of the total gain.
-
-    Examples
-    --------
-    >>> gain_fraction_iteration([0.0, 5.0, 9.5, 10.0], 0.1)
-    3
-    """
-    c = np.asarray(curve, dtype=np.float64)
-    if c.size == 0:
-        return 1
-    top = float(c.max())
-    return int(np.argmax(c >= top - fraction * (top - float(c[0])))) + 1
-
-
-class _HeldOut:
-    """Hooks that record the held-out Poisson log-likelihood after each iteration."""
-
-    def __init__(self, y2: torch.Tensor, progress: ProgressFn | None, cap: int):
-        self.y2 = y2.reshape(-1)
-        self.buf = torch.empty_like(y2)
-        self.curve: list[float] = []
-        self.best_k, self.best = 0, -np.inf
-        self.progress, self.cap = progress, cap
-
-    def prediction(self, k: int, model: torch.Tensor) -> None:
-        torch.clamp(model, min=TINY, out=self.buf)
-        ll = float(torch.dot(self.y2, self.buf.log_().reshape(-1))) - float(model.sum())
-        self.curve.append(ll)
-        if ll > self.best:
-            self.best, self.best_k = ll, k
-
-    def step(self, k: int, x: torch.Tensor) -> bool:
-        report(self.progress, k, self.cap, "auto: cross-validation")
-        # stop once the held-out likelihood has not improved for a third of the iterations so far
-        if k >= 1.5 * self.best_k + 10:
-            return False
-        # ... or has flattened: the second half of the run gained < PLATEAU of the total gain
-        if k >= 40 and tail_gain(self.curve) < PLATEAU:
-            return False
-        return True
 
 
 def full_data_count(
@@ -262,8 +249,9 @@ def full_data_count(
 
     ``2·k½`` (``k_half`` is the curve's maximum); capped at ``3·k_gain`` when the curve never
     turned within ``budget`` and was still creeping up (only if ``capped``: the Richardson–Lucy
-    family, where the cap was measured); mapped to ``ACCELERATED_FACTOR·√k`` for the accelerated
-    method.
+    family, where the cap was measured); with ``accelerated`` (``rl-accel`` cross-validated with
+    plain RL) mapped to ``ACCELERATED_FACTOR·√k``. The cold rule, and the warm rule's fallback
+    when the curve never turned.
 
     Examples
     --------
@@ -322,6 +310,8 @@ def cross_validate(
     *,
     progress: ProgressFn | None = None,
     seed: int = 0,
+    warm: bool = True,
+    start: str = "flat",
 ) -> AutoChoice:
     """Choose the iteration count of ``solver`` on ``image`` by held-out likelihood.
 
@@ -337,6 +327,11 @@ def cross_validate(
         ``progress(done, total, message)`` during the cross-validation run.
     seed : int
         Seed of the binomial thinning (and of the stochastic rounding of non-integer data).
+    warm : bool
+        For the methods of :data:`CONTINUATION`, keep the half-data estimate for the full run to
+        continue (:attr:`AutoChoice.start`). ``False``: cold rule for every method.
+    start : {"flat", "data"}
+        The half-data run's start, as the full run's (``Deconvolver(initial=...)``).
 
     Returns
     -------
@@ -352,27 +347,35 @@ def cross_validate(
     y1 = y1.astype(np.float32)
     b_half = background / gain / 2.0
     t1 = solver.observed_data(y1)
-    t2 = solver.observed_data(y2)
-    hooks = _HeldOut(t2, progress, budget)
+    keep = warm and solver.method in CONTINUATION
+    # cold rule for rl-accel: cross-validated with plain RL, mapped (ACCELERATED_FACTOR)
+    accelerated = not keep and solver.method == "rl-accel"
+    hooks = HeldOut(solver.observed_data(y2), progress, budget, keep_estimate=keep)
+    del y2
     x = solver.initial_estimate(t1, b_half)
-    accelerated = solver.method == "rl-accel"
-    # rl-accel is cross-validated with plain RL and mapped (module docstring)
+    if start == "data":
+        solver.start_from_data(x, t1, b_half)
     solver.iterate(t1, b_half, x, budget, hooks, method="rl" if accelerated else None)
+    del t1
     k_half = max(hooks.best_k, 1)
     k, rising, capped = _full_data_choice(
         hooks.curve, k_half, accelerated, solver.method in POISSON_METHODS, budget
     )
-    return AutoChoice(
-        iterations=k,
-        half_data_iterations=k_half,
-        curve=tuple(hooks.curve),
-        budget=budget,
-        gain=float(gain),
+    common: dict[str, Any] = dict(
+        curve=tuple(hooks.curve), budget=budget, gain=float(gain), seed=seed,
         accelerated=accelerated,
-        still_rising=rising,
-        capped=capped,
-        seed=seed,
-    )
+    )  # fmt: skip
+    if not keep or rising or hooks.kept is None:
+        return AutoChoice(iterations=k, half_data_iterations=k_half, warm_start=False,
+                          full_data_iterations=k, still_rising=rising, capped=capped,
+                          **common)  # fmt: skip
+    # RL is homogeneous: the half-data estimate times (full flux / half flux) continues the
+    # full data's run (module docstring)
+    kept = hooks.kept.mul_(float(np.sum(image, dtype=np.float64)) / max(float(y1.sum()), 1.0))
+    more = max(int(round(CONTINUATION[solver.method] * hooks.kept_k)), 1)
+    return AutoChoice(iterations=hooks.kept_k + more, half_data_iterations=hooks.kept_k,
+                      warm_start=True, full_data_iterations=more, still_rising=False,
+                      capped=False, start=kept, **common)  # fmt: skip
 
 
 def auto_iterations(
@@ -384,9 +387,10 @@ def auto_iterations(
     seed: int = 0,
     return_curve: bool = False,
 ) -> Any:
-    """Return the best iteration count for ``dec`` on ``image`` (see :func:`cross_validate`).
+    """Return the iteration count ``auto`` gives ``dec`` on ``image`` (see :func:`cross_validate`).
 
-    With ``return_curve=True``: ``(count, k½, held-out curve as a list)``.
+    With ``return_curve=True``: ``(count, the half-data iteration it derives from, held-out curve
+    as a list)``.
     """
     choice = cross_validate(dec, image, background, progress=progress, seed=seed)
     if return_curve:
