@@ -1,42 +1,33 @@
 """``iterations="auto"``: choose the number of iterations without ground truth.
 
-Cross-validation on binomially thinned photon counts: the counts ``y`` are split into
-``y₁ ~ Binomial(y, ½)`` and ``y₂ = y − y₁``, two *independent* Poisson images of the same object
-with half the expected counts each. The method runs on ``y₁`` (background ``b/2``) and after each
-iteration ``k`` the Poisson log-likelihood of the held-out ``y₂`` under the prediction
-``H x_k + b/2`` is recorded. It rises while the iterations recover signal and falls once they fit
-``y₁``'s noise.
+Cross-validation on binomially thinned photon counts: ``y₁ ~ Binomial(y, ½)`` and
+``y₂ = y − y₁`` are two *independent* Poisson images of the object with half the counts each. The
+method runs on ``y₁`` (background ``b/2``); after each iteration the Poisson log-likelihood of
+the held-out ``y₂`` under ``H x_k + b/2`` rises while signal is recovered, falls once ``y₁``'s
+noise is fitted. Measured in ``benchmarks/bench_auto.py`` (docs/classical.md, BENCHMARKS.md).
 
 **Richardson–Lucy and rl-accel: the full run continues the cross-validation's estimate.** Each
-method is cross-validated with itself. The estimate of the last iteration ``k_s`` that improved
-the held-out likelihood by more than ``SIGNIFICANT`` of its gain so far is kept; the half-data
-run stops ``LOOKAHEAD·k_s + LOOKAHEAD_MIN`` iterations later. RL is homogeneous (data and
-background scaled by α scale every iterate by α), so that estimate, scaled to the full data's
-flux, is where a full-data run would be after about ``k_s`` iterations: the full run starts
-there and does ``CONTINUATION[method]·k_s`` more. The result counts
-``k_s + CONTINUATION·k_s`` iterations, and the whole ``auto`` run costs about
-``(LOOKAHEAD + CONTINUATION)·k_s`` iterations — at most 1.5× running that count once, instead of
-the 1.8× (RL) and 5–11× (rl-accel, which was cross-validated with plain RL) of a separate
-cross-validation followed by a run from the flat start (measured by
-``benchmarks/bench_classical.py --auto``). The kept estimate carries ``y₁``'s noise, so the
-result is a little below a cold run of the same count (0.1–0.25 dB on the phantoms); the
-continuation factors were chosen on the oracle curves of those phantoms.
+is cross-validated with itself; the estimate after the last iteration ``k_s`` that raised the
+held-out likelihood by more than ``SIGNIFICANT`` of its gain is kept, and the half-data run stops
+at ``LOOKAHEAD·k_s + LOOKAHEAD_MIN``. RL is homogeneous (data and background scaled by α scale
+every iterate by α), so that estimate scaled to the full flux is about where a full-data run
+would be after ``k_s`` iterations: the full run starts there for ``CONTINUATION·k_s`` more. The
+whole call costs about 1.2–1.5× one run of the count it reports (a separate cross-validation
+and a cold run cost 1.8× for RL, 5–11× for rl-accel cross-validated with plain RL); the kept
+estimate carries the thinned half's noise (0.1–0.3 dB below a cold run of the same count).
 
-**The other iterative methods** (RL-TV, Landweber, Tikhonov–Miller) keep a separate
-cross-validation: its maximum ``k½`` is the best count *for half the counts*; the full data have
-twice the counts and tolerate more iterations (RL's implicit regularisation weakens roughly as
-``1/k``, the optimal regularisation weight of a Poisson problem scales as ``1/counts``), so the
-full run from the flat start uses ``FULL_DATA_FACTOR · k½`` with ``FULL_DATA_FACTOR = 2``. That
-cross-validation stops ``k½/2 + 10`` iterations after the maximum. Both stop when the held-out
-likelihood has flattened, or at ``MAX_AUTO_ITERATIONS``.
+**The cold rule** (the other iterative methods; ``warm=False``; the fallback when the curve never
+turned): the maximum ``k½`` of the held-out curve is the best count for half the counts, and
+the full data, with twice the counts, get ``FULL_DATA_FACTOR · k½`` from the flat start (RL's
+implicit regularisation weakens as ``1/k``, the optimal Poisson regularisation as
+``1/counts``); ``rl-accel`` is then cross-validated with plain RL and mapped to
+``ACCELERATED_FACTOR·√k``. The run stops ``k½/2 + 10`` after the maximum.
 
 A PSF that does not quite match the data (too wide, truncated: typical of a bead PSF) makes the
-held-out likelihood creep up long after the image has started to degrade (measured: a PSF 20 %
-too wide keeps it rising past 1000 iterations while the oracle-best count is 40–80). When the
-likelihood never turned within ``MAX_AUTO_ITERATIONS`` and was still creeping up at the end
-(see ``CREEP``) a warning is logged and, for the Richardson–Lucy family, the count is capped at
-``3 · k_gain``, ``k_gain`` the first half-data iteration that reached 99 % of the held-out
-likelihood's total gain; that capped run starts from the flat estimate.
+held-out likelihood creep up long after the image has started to degrade. When it never turned
+within the budget and was still creeping (``CREEP``), a warning is logged and, for the
+Richardson–Lucy family, the count is capped at ``GAIN_CAP_FACTOR · k_gain`` (``k_gain``: the
+first half-data iteration within ``GAIN_FRACTION`` of the total gain) from the flat start.
 
 Thinning needs photon counts. Non-negative integer data are taken as counts (gain 1). Other data
 (floating point, or rescaled) are converted with a gain estimated from the noise: the variance of
@@ -75,7 +66,9 @@ from ._methods import POISSON_METHODS
 from ._noise import to_counts
 
 __all__ = [
+    "ACCELERATED_BUDGET",
     "ACCELERATED_FACTOR",
+    "ACCELERATED_GAIN_CAP_FACTOR",
     "CONTINUATION",
     "CREEP",
     "FULL_DATA_FACTOR",
@@ -99,40 +92,38 @@ __all__ = [
 
 log = logging.getLogger("neurodecon")
 
-#: Warm-started methods: after the kept half-data estimate (``k_s`` iterations) the full data get
-#: ``CONTINUATION[method] · k_s`` more iterations (module docstring). Chosen on the continuation
-#: curves of ``benchmarks/bench_auto.py --study --sets phantoms`` (4 phantoms × 3 thinning seeds;
-#: worst / mean loss against the oracle) and of the blob phantom of the tests (4 seeds): RL 1.2
-#: (phantoms 0.13 / 0.09 dB; blob ≤ 0.18 dB); rl-accel 1.2 (phantoms 0.35 / 0.16 dB, blob
-#: ≤ 0.49 dB), where 0.9 was best on the phantoms (0.21 / 0.10) but lost 0.82 dB on the blobs,
-#: whose best count is further from k_s. The kept estimate carries the thinned half's noise.
+#: Warm start: after the kept half-data estimate (``k_s`` iterations) the full data get
+#: ``CONTINUATION[method] · k_s`` more. Chosen on the continuation curves of
+#: ``benchmarks/bench_auto.py --study`` (phantoms: 4 × 3 seeds; blob phantom of the tests: 4
+#: seeds; worst loss to the oracle): RL 1.2 (0.13 dB; blob 0.18); rl-accel 1.2 (0.35; blob
+#: 0.49), where 0.9 was best on the phantoms (0.21) but lost 0.82 dB on the blobs.
 CONTINUATION = {"rl": 1.2, "rl-accel": 1.2}
-#: Cold methods: k_full = FULL_DATA_FACTOR · k½ from the flat start (module docstring).
+#: Cold rule: k_full = FULL_DATA_FACTOR · k½ from the flat start (module docstring).
 FULL_DATA_FACTOR = 2.0
 #: rl-accel's oracle-best count is about ACCELERATED_FACTOR · √(plain RL's oracle-best count)
-#: (ratios 2.0–2.4 on the blob phantom and the 4 phantoms of ``bench_classical.py --auto``):
-#: the demo's fixed rl-accel count follows its fixed RL count with it. ``auto`` no longer uses
-#: it (rl-accel is cross-validated with itself).
+#: (2.0–2.4 on the blob phantom and 4 phantoms): the cold rule for rl-accel, and the demo's
+#: fixed rl-accel count.
 ACCELERATED_FACTOR = 2.2
 #: Hard cap on the cross-validation run (read at each call).
 MAX_AUTO_ITERATIONS = 1000
-#: Cap ``k ≤ GAIN_CAP_FACTOR · k_gain``, ``k_gain`` the first half-data iteration whose held-out
-#: log-likelihood is within ``GAIN_FRACTION`` of its total gain (``ℓ_k ≥ ℓ_max − f (ℓ_max − ℓ_0)``).
-#: Applied only when the held-out likelihood never turned within ``MAX_AUTO_ITERATIONS`` (a PSF
-#: that does not match the data, e.g. 20 % too wide, keeps it creeping up while the image
-#: degrades). Applied always, it also stops bright true-PSF cases far too early (measured up to
-#: 4 dB lost, ``benchmarks/bench_classical.py --auto``), so it is not.
+#: Cap ``k ≤ GAIN_CAP_FACTOR · k_gain``, ``k_gain`` the first half-data iteration within
+#: ``GAIN_FRACTION`` of the total gain (``ℓ_k ≥ ℓ_max − f (ℓ_max − ℓ_0)``), only when the curve
+#: never turned within the budget (a PSF 20 % too wide keeps it creeping while the image
+#: degrades): applied always, it stopped bright true-PSF cases far too early (up to 4 dB lost).
 GAIN_FRACTION = 0.01
 GAIN_CAP_FACTOR = 3
-#: ... and only when it was still *creeping up*: its second half gained at least ``CREEP`` of its
-#: total gain. Bright, sharp true-PSF data can also need more than the budget (puncta + sheets at
-#: 2000 photons: half-data maximum at 1028–1120 over 6 thinning seeds) but their curve is flat by
-#: then (second-half gain 2.3–3.4e-5 of the total), while a PSF 20 % too wide still gains
-#: 2.3e-4–1.1e-3 (5 cases; ``benchmarks/bench_classical.py --auto-study``). Capping the flat case
-#: lost 4.2 dB (45 instead of ~2000 iterations); not capping it loses ≤ 0.32 dB. Only the
-#: Richardson–Lucy family is capped (where it was measured): the Landweber / Tikhonov–Miller
-#: gradient methods converge slowly and their held-out curve rises legitimately (capped,
-#: landweber+ lost 1.8 dB on the true-PSF phantom of ``bench_classical.py --quality``).
+#: rl-accel cross-validated with itself: budget ≈ the accelerated equivalent of 1000 RL
+#: iterations (``ACCELERATED_FACTOR · √(2 · 1000)`` ≈ 98); reached still creeping up (maximum
+#: anywhere: the look-ahead did not confirm it), ``1 · k_gain`` from the flat start. Measured
+#: (``bench_auto.py``, 23 cases × 3 seeds): every true-PSF curve turned by 58; with a PSF 20 %
+#: too wide 5 of 9 cases kept rising (k_s 79–362 unbounded, best count 13–17), k_gain 12–17.
+ACCELERATED_BUDGET = 100
+ACCELERATED_GAIN_CAP_FACTOR = 1
+#: ... and only when the curve was still *creeping up*: its second half gained at least ``CREEP``
+#: of its total gain. Bright true-PSF data can also need more than the budget (puncta + sheets at
+#: 2000 photons, RL maximum at 1028–1120) but are flat by then (2.3–3.4e-5), while a PSF 20 % too
+#: wide still gains 2.3e-4–1.1e-3. Only the Richardson–Lucy family is capped: the Landweber /
+#: Tikhonov–Miller methods converge slowly and rise legitimately (landweber+ capped lost 1.8 dB).
 CREEP = 1e-4
 
 
@@ -223,9 +214,8 @@ class AutoChoice:
 
         Examples
         --------
-        >>> c = AutoChoice(60, 30, (0.0, 1.0), 1000, 1.0, True, 30, False, False, 0)
-        >>> c.summary()["curve_length"], c.summary()["full_data_iterations"]
-        (2, 30)
+        >>> AutoChoice(60, 30, (0.0, 1.0), 1000, 1.0, True, 30, False, False, 0).summary()["budget"]
+        1000
         """
         return {
             "iterations": self.iterations,
@@ -262,14 +252,23 @@ def full_data_count(
 
 
 def _full_data_choice(
-    curve, k_half: int, accelerated: bool, capped: bool, budget: int | None
+    curve,
+    k_half: int,
+    accelerated: bool,
+    capped: bool,
+    budget: int | None,
+    cap_factor: int = GAIN_CAP_FACTOR,
+    max_at_end: bool = True,
 ) -> tuple[int, bool, bool]:
-    """Return ``(count, the curve was still rising, the count was capped)``."""
+    """Return ``(count, the curve was still rising, the count was capped)``.
+
+    Never turned: the run reached ``budget`` still creeping up, with its maximum in the last 5 %
+    (``max_at_end``; else anywhere: the look-ahead did not confirm it).
+    """
     budget = MAX_AUTO_ITERATIONS if budget is None else budget
     k = int(round(FULL_DATA_FACTOR * k_half))
-    never_turned = (
-        len(curve) >= budget and k_half >= 0.95 * len(curve) and tail_gain(curve) >= CREEP
-    )
+    at_end = k_half >= 0.95 * len(curve) or not max_at_end
+    never_turned = len(curve) >= budget and at_end and tail_gain(curve) >= CREEP
     was_capped = False
     if never_turned and not capped:
         log.warning(
@@ -287,16 +286,16 @@ def _full_data_choice(
             len(curve),
         )
         k_gain = gain_fraction_iteration(curve, GAIN_FRACTION)
-        if GAIN_CAP_FACTOR * k_gain < k:
+        if cap_factor * k_gain < k:
             log.info(
                 "iterations=auto: %d → %d (held-out gain within %.0f%% of its total after %d "
                 "half-data iterations)",
                 k,
-                GAIN_CAP_FACTOR * k_gain,
+                cap_factor * k_gain,
                 100 * GAIN_FRACTION,
                 k_gain,
             )
-            k = max(GAIN_CAP_FACTOR * k_gain, 1)
+            k = max(cap_factor * k_gain, 1)
             was_capped = True
     if accelerated:
         k = max(int(round(ACCELERATED_FACTOR * k**0.5)), 1)
@@ -337,9 +336,11 @@ def cross_validate(
     -------
     AutoChoice
         The count and what it was chosen from. The budget is :data:`MAX_AUTO_ITERATIONS` (read at
-        each call).
+        each call), :data:`ACCELERATED_BUDGET` for rl-accel cross-validated with itself.
     """
-    budget = MAX_AUTO_ITERATIONS
+    keep = warm and solver.method in CONTINUATION
+    own_accelerated = keep and solver.method == "rl-accel"
+    budget = ACCELERATED_BUDGET if own_accelerated else MAX_AUTO_ITERATIONS
     rng = np.random.default_rng(seed)
     counts, gain = to_counts(image, rng)
     y1 = rng.binomial(counts, 0.5)
@@ -347,7 +348,6 @@ def cross_validate(
     y1 = y1.astype(np.float32)
     b_half = background / gain / 2.0
     t1 = solver.observed_data(y1)
-    keep = warm and solver.method in CONTINUATION
     # cold rule for rl-accel: cross-validated with plain RL, mapped (ACCELERATED_FACTOR)
     accelerated = not keep and solver.method == "rl-accel"
     hooks = HeldOut(solver.observed_data(y2), progress, budget, keep_estimate=keep)
@@ -358,9 +358,11 @@ def cross_validate(
     solver.iterate(t1, b_half, x, budget, hooks, method="rl" if accelerated else None)
     del t1
     k_half = max(hooks.best_k, 1)
+    cap = ACCELERATED_GAIN_CAP_FACTOR if own_accelerated else GAIN_CAP_FACTOR
     k, rising, capped = _full_data_choice(
-        hooks.curve, k_half, accelerated, solver.method in POISSON_METHODS, budget
-    )
+        hooks.curve, k_half, accelerated, solver.method in POISSON_METHODS, budget, cap,
+        max_at_end=not own_accelerated,
+    )  # fmt: skip
     common: dict[str, Any] = dict(
         curve=tuple(hooks.curve), budget=budget, gain=float(gain), seed=seed,
         accelerated=accelerated,
