@@ -93,10 +93,9 @@ __all__ = [
 log = logging.getLogger("neurodecon")
 
 #: Warm start: after the kept half-data estimate (``k_s`` iterations) the full data get
-#: ``CONTINUATION[method] · k_s`` more. Chosen on the continuation curves of
-#: ``benchmarks/bench_auto.py --study`` (phantoms: 4 × 3 seeds; blob phantom of the tests: 4
-#: seeds; worst loss to the oracle): RL 1.2 (0.13 dB; blob 0.18); rl-accel 1.2 (0.35; blob
-#: 0.49), where 0.9 was best on the phantoms (0.21) but lost 0.82 dB on the blobs.
+#: ``CONTINUATION[method] · k_s`` more. Chosen on ``benchmarks/bench_auto.py --study`` (worst
+#: loss to the oracle; phantoms 4 × 3 seeds, blob phantom of the tests 4 seeds): RL 1.2 (0.13 dB,
+#: blob 0.28); rl-accel 1.2 (0.35, blob 0.37), where 0.9 was best on the phantoms (0.21) only.
 CONTINUATION = {"rl": 1.2, "rl-accel": 1.2}
 #: Cold rule: k_full = FULL_DATA_FACTOR · k½ from the flat start (module docstring).
 FULL_DATA_FACTOR = 2.0
