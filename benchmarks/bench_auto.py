@@ -129,7 +129,7 @@ def _best_time(fn, repeats):
     return min(times), out
 
 
-def run_case(case, methods, seeds, study, repeats):
+def run_case(case, methods, seeds, study, repeats, timing=True):
     from neurodecon.classical import Deconvolver, stopping
 
     name, truth, img, psf, background = case
@@ -148,7 +148,7 @@ def run_case(case, methods, seeds, study, repeats):
                 t_auto, res = _best_time(
                     lambda s=seed, c=cont, d=dec: _auto(d, img, background, s,
                                                         truth if study else None, c),
-                    1 if study else repeats)  # fmt: skip
+                    repeats if timing and not study else 1)  # fmt: skip
             finally:
                 stopping.CONTINUATION.update(saved)
             k = int(res.iterations)
@@ -157,20 +157,49 @@ def run_case(case, methods, seeds, study, repeats):
                        auto_s=t_auto)  # fmt: skip
             if study:
                 row["continuation_psnr"] = cont
-            else:
+            elif timing:
                 t_fixed, _ = _best_time(
                     lambda k=k, d=dec: d(img, iterations=k, background=background), repeats
                 )
                 row.update(fixed_s=t_fixed, cost_ratio=t_auto / t_fixed)
             row["loss_db"] = best - row["auto_psnr"]
+            # iterations run (cross-validation + full data) per iteration reported: the cost in
+            # iterations, free of the machine's load
+            row["iteration_ratio"] = (res.auto["curve_length"]
+                                      + res.auto["full_data_iterations"]) / k  # fmt: skip
             rows.append(row)
             a = res.auto
             print(f"| {name} | {method} | {seed} | {k_best} / {best:.2f} | "
                   f"{a['half_data_iterations']}+{a['full_data_iterations']}"
                   f"{' warm' if a['warm_start'] else ''} | {row['auto_psnr']:.2f} | "
-                  f"{row['loss_db']:.2f} | "
+                  f"{row['loss_db']:.2f} | {row['iteration_ratio']:.2f} | "
                   f"{row.get('cost_ratio', float('nan')):.2f} |", flush=True)  # fmt: skip
     return rows
+
+
+def reference_check(case, rows, repeats):
+    """Issue 20's bar on its case: ``rl-accel`` auto (seed 0, as users run it) against plain RL
+    run to its oracle count from the flat start — wall time and PSNR, same process."""
+    from neurodecon.classical import Deconvolver
+
+    name, truth, img, psf, background = case
+    rl = next(r for r in rows if r["case"] == name and r["method"] == "rl")
+    dec = Deconvolver(psf, img.shape, method="rl", device="cpu")
+    t_ref, out = _best_time(lambda: dec(img, iterations=rl["oracle_iter"], background=background),
+                            repeats)  # fmt: skip
+    dec_acc = Deconvolver(psf, img.shape, method="rl-accel", device="cpu")
+    t_acc, res = _best_time(lambda: dec_acc(img, iterations="auto", background=background,
+                                            return_result=True), repeats)  # fmt: skip
+    ref = dict(case=name, rl_oracle_iter=rl["oracle_iter"], rl_oracle_s=t_ref,
+               rl_oracle_psnr=_psnr(out, truth), rl_accel_auto_iter=int(res.iterations),
+               rl_accel_auto_s=t_acc, rl_accel_auto_psnr=_psnr(res.data, truth))  # fmt: skip
+    print(
+        f"{name}: rl-accel auto {ref['rl_accel_auto_iter']} it {t_acc:.2f} s "
+        f"{ref['rl_accel_auto_psnr']:.2f} dB | plain RL to its oracle count "
+        f"{ref['rl_oracle_iter']} it {t_ref:.2f} s {ref['rl_oracle_psnr']:.2f} dB",
+        flush=True,
+    )
+    return ref
 
 
 def _auto(dec, img, background, seed, truth, cont):
@@ -215,6 +244,7 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="+", default=["rl", "rl-accel"])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2, help="timing: best of this many")
+    ap.add_argument("--no-timing", action="store_true", help="quality and iteration counts only")
     ap.add_argument("--study", action="store_true", help="continuation curves (CONTINUATION=2)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
@@ -225,12 +255,15 @@ def main(argv=None):
     sets = {"phantoms": phantom_cases, "study": study_cases, "confocal": confocal_case,
             "blob": blob_case}  # fmt: skip
     print("| case | method | seed | oracle it / PSNR | auto it (half + full) | auto PSNR | "
-          "loss dB | cost / one run |")  # fmt: skip
-    print("| --- " * 8 + "|")
-    rows = []
+          "loss dB | iterations / reported | time / one run |")  # fmt: skip
+    print("| --- " * 9 + "|")
+    rows, references = [], []
     for s in args.sets:
         for case in sets[s]():
-            rows += run_case(case, args.methods, args.seeds, args.study, args.repeats)
+            rows += run_case(case, args.methods, args.seeds, args.study, args.repeats,
+                             timing=not args.no_timing)  # fmt: skip
+            if s == "confocal" and not args.study and set(args.methods) >= {"rl", "rl-accel"}:
+                references.append(reference_check(case, rows, args.repeats))
     summary = {}
     for method in args.methods:
         for label, pick in (("true PSF", lambda r: "σ×1.2" not in r["case"]),
@@ -240,17 +273,20 @@ def main(argv=None):
                 continue
             losses = [r["loss_db"] for r in mine]
             ratios = [r["cost_ratio"] for r in mine if "cost_ratio" in r]
+            its = [r["iteration_ratio"] for r in mine]
             summary[f"{method} {label}"] = dict(
                 worst_loss=max(losses), mean_loss=float(np.mean(losses)),
                 over_half_db=sum(v > 0.5 for v in losses), runs=len(losses),
+                worst_iterations=max(its), median_iterations=float(np.median(its)),
                 worst_cost=max(ratios) if ratios else None,
                 median_cost=float(np.median(ratios)) if ratios else None)  # fmt: skip
             print(f"{method}, {label}: loss worst {max(losses):.2f} dB, mean "
                   f"{np.mean(losses):.2f} dB, {summary[f'{method} {label}']['over_half_db']} of "
-                  f"{len(losses)} runs over 0.5 dB"
-                  + (f"; cost worst {max(ratios):.2f}×, median {np.median(ratios):.2f}×"
+                  f"{len(losses)} runs over 0.5 dB; iterations / reported worst {max(its):.2f}, "
+                  f"median {np.median(its):.2f}"
+                  + (f"; time / one run worst {max(ratios):.2f}×, median {np.median(ratios):.2f}×"
                      if ratios else ""))  # fmt: skip
-    result = {"rows": rows, "summary": summary}
+    result = {"rows": rows, "summary": summary, "reference": references}
     if args.study:
         result["continuation"] = choose_continuation(rows)
     if args.out:
