@@ -42,11 +42,7 @@ from ._iterative import (
     tikhonov_miller,
 )
 from ._memory import deconvolution_bytes
-from ._methods import (
-    DEFAULT_REGULARIZATION,
-    DIRECT_METHODS,
-    ITERATIVE_METHODS,
-)
+from ._methods import DEFAULT_REGULARIZATION, DIRECT_METHODS, ITERATIVE_METHODS
 from ._operator import FFTOperator, plan_geometry
 from ._result import DeconvolutionResult
 from .stopping import cross_validate
@@ -110,6 +106,12 @@ class Deconvolver:
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
 
+    Attributes
+    ----------
+    acceleration : list of float or None
+        ``rl-accel``'s extrapolation factors: None computes them; a list is replayed (blocks of
+        a volume use the volume's), an empty one filled with those computed.
+
     Examples
     --------
     >>> import numpy as np
@@ -161,6 +163,7 @@ class Deconvolver:
         self._x: torch.Tensor | None = None
         self._scale = 1.0
         self._run_options: tuple[str, str] = ("flat", "model")
+        self.acceleration: list[float] | None = None
 
     # -- the interface of the auto rule (stopping.IterativeSolver) -------------------------------
     def observed_data(self, image: np.ndarray) -> torch.Tensor:
@@ -244,7 +247,7 @@ class Deconvolver:
         if m == "rl":
             richardson_lucy(op, y, background, x, iterations, hooks)
         elif m == "rl-accel":
-            rl_accelerated(op, y, background, x, iterations, hooks)
+            rl_accelerated(op, y, background, x, iterations, hooks, self.acceleration)
         elif m == "rltv":
             rl_tv(op, y, background, x, iterations, hooks, lam=lam)
         elif m in ("landweber", "landweber+"):
@@ -265,6 +268,7 @@ class Deconvolver:
         initial: str = ...,
         background_mode: str = ...,
         return_result: Literal[False] = ...,
+        flat_level: float | None = ...,
     ) -> np.ndarray: ...
 
     @overload
@@ -279,6 +283,7 @@ class Deconvolver:
         initial: str = ...,
         background_mode: str = ...,
         return_result: Literal[True],
+        flat_level: float | None = ...,
     ) -> DeconvolutionResult: ...
 
     def __call__(

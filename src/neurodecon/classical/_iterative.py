@@ -75,14 +75,24 @@ def richardson_lucy(
 
 
 def rl_accelerated(
-    op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor, iterations: int, hooks: Hooks
+    op: FFTOperator,
+    y: torch.Tensor,
+    b: float,
+    x: torch.Tensor,
+    iterations: int,
+    hooks: Hooks,
+    alphas: list[float] | None = None,
 ) -> torch.Tensor:
     """Richardson–Lucy with Biggs–Andrews vector extrapolation (order 1).
 
     ``v_k = x_k + α_k (x_k − x_{k−1})`` (clipped at 0), ``x_{k+1} = RL(v_k)``,
     ``g_k = x_{k+1} − v_k`` and ``α_{k+1} = <g_k, g_{k−1}> / <g_{k−1}, g_{k−1}>`` clipped to
     ``[0, ALPHA_MAX]``. Buffers: the current and previous estimates and the last step ``g``.
+    ``alphas``: factors ``α_1, α_2, …`` to use instead of computing them (``α`` sums over the
+    whole grid, so blocks of a volume replay the volume's to extrapolate alike); an empty list
+    is filled with the factors computed.
     """
+    replay = list(alphas) if alphas else None
     alpha_max = 0.98
     prev = x.clone()  # x_{k-1}
     g = torch.zeros_like(x)  # g_{k-1}
@@ -102,6 +112,10 @@ def rl_accelerated(
         flat = t.view(-1)
         dot = float(torch.dot(flat, g.view(-1))) if g_norm > 0 else 0.0
         alpha = min(max(dot / g_norm, 0.0), alpha_max) if g_norm > 0 else 0.0
+        if replay is not None and k < len(replay):
+            alpha = replay[k]
+        elif alphas is not None and replay is None:
+            alphas.append(alpha)
         g_norm = float(torch.dot(flat, flat))
         g, op.tmp = t, g  # keep g_k; the old g buffer becomes the operator's scratch
         cur, prev = prev, cur
