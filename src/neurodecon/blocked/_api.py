@@ -62,18 +62,26 @@ class BlockedRun:
     notes: list[str] = field(default_factory=list)
 
 
-def whole_volume_fits(path: str | Path, method: str, *, voxel_size_um: Any = None) -> bool:
+def whole_volume_fits(
+    path: str | Path, method: str = "rl", *, voxel_size_um: Any = None, model: Any = None
+) -> bool:
     """Tell whether deconvolving the stack at ``path`` whole is predicted to fit in memory.
 
     Reads only the metadata: the stack twice in float32 (data and result) plus the method's
-    FFT grid for a typical PSF, against 80 % of the memory available.
+    FFT grid for a typical PSF (with ``model``, a trained network: ``predict``'s channels, its
+    RL_K and one tile), against 80 % of the memory available.
     """
     from ..classical import deconvolution_bytes
     from ..io import open_lazy
     from ..memory import available_bytes
 
     with open_lazy(path, voxel_size_um=voxel_size_um) as lazy:
-        frame = deconvolution_bytes(lazy.spatial_shape, (32, 64, 64), method=method)
+        if model is not None:
+            from ._model_runner import whole_predict_bytes
+
+            frame = whole_predict_bytes(model, lazy.spatial_shape)
+        else:
+            frame = deconvolution_bytes(lazy.spatial_shape, (32, 64, 64), method=method)
         need = lazy.nbytes_float32 * 2 + frame
     avail = available_bytes()
     return avail is None or need < 0.8 * avail
