@@ -44,6 +44,14 @@ def _model(arch: str = "unet", physics: str | None = None, seed: int = 0) -> Mod
     return Model(net, config, None, psf)
 
 
+@pytest.fixture(autouse=True)
+def _small_tiles(monkeypatch):
+    """Tiles smaller than the test volume, so that predict itself tiles it (as on real data)."""
+    from neurodecon.learn import _predict
+
+    monkeypatch.setattr(_predict, "DEFAULT_TILE", (24, 48, 48))
+
+
 @pytest.fixture(scope="module")
 def volume():
     rng = np.random.default_rng(0)
@@ -166,3 +174,20 @@ def test_model_requests_refused_in_one_line(volume, tmp_path, monkeypatch):
     with pytest.raises(NeuroDeconError, match="cannot run in blocks"):
         deconvolve_blocked(volume, tmp_path / "x.ome.zarr", model=tmp_path / "pkg.zip")
     assert not incomplete_path(tmp_path / "x.ome.zarr").exists()
+
+
+@pytest.mark.slow
+def test_two_worker_cluster_loads_the_model_directory(volume, tmp_path):
+    """On a Dask cluster every worker loads the model directory: the in-process result."""
+    pytest.importorskip("distributed", reason="the cluster extra is not installed")
+    from neurodecon.learn import save_model
+
+    model = _model("unet", "rl-accel")
+    folder = save_model(tmp_path / "m", model.net, model.config, physics_psf=model.physics_psf)
+    src = tmp_path / "in.ome.zarr"
+    nd.write(src, nd.io.Image(volume, axes="ZYX", voxel_size_um=VS))
+    ref = deconvolve_blocked(src, tmp_path / "a.ome.zarr", model=folder, **OPTS)
+    run = deconvolve_blocked(src, tmp_path / "c.ome.zarr", model=folder, workers=2, **OPTS)
+    assert run.parameters["model"] == str(folder)
+    a, b = nd.read(run.output).data, nd.read(ref.output).data
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(b.max() - b.min()))

@@ -203,8 +203,7 @@ def deconvolve_blocked(
                       voxel_size_um=[float(v) for v in voxel])  # fmt: skip
         done = _prepare_store(partial, plan, axes, voxel, params, provenance)
         task_source = path if (workers or scheduler) else src  # other processes open the path
-        lead = len(shape) - 3
-        tasks = [BlockTask(task_source, voxel, str(partial), b, runner.for_frame(b.index[:lead]))
+        tasks = [BlockTask(task_source, voxel, str(partial), b, runner.for_block(b))
                  for b in plan.blocks if b.name not in done]  # fmt: skip
         mem = runner.block_bytes(plan.read_shape)
         log.info(

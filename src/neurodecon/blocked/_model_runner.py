@@ -15,6 +15,7 @@ rounded up to the network's size multiple so that blocks start on its pooling gr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..errors import user_error
 from ._global import flat_level, global_background, sample_volume
+from ._plan import Block
 from ._tasks import ClassicalRunner, read_region, thread_cache
 
 __all__ = ["ModelRunner", "decide_model", "NETWORK_BYTES_PER_VOXEL", "whole_predict_bytes"]
@@ -49,6 +51,8 @@ class ModelRunner:
     precision: str = "auto"
     frames: dict[tuple[int, ...], ModelRunner] = field(default_factory=dict, repr=False)
     key: str = ""
+    full_shape: tuple[int, ...] | None = None  # the volume's (Z, Y, X): tiles on its grid
+    origin: tuple[int, ...] = (0, 0, 0)  # where the block's region starts in the volume
 
     @property
     def multiple(self) -> int:
@@ -71,9 +75,11 @@ class ModelRunner:
                         for t, r in zip(self.tiles.tile, read_shape, strict=True)])  # fmt: skip
         return int(phys + 4 * n * (channels + 4) + NETWORK_BYTES_PER_VOXEL * tile)
 
-    def for_frame(self, frame: tuple[int, ...]) -> ModelRunner:
-        """Return the runner of a (time, channel) frame (its own normalisation and RL_K)."""
-        return self.frames.get(tuple(frame), self)
+    def for_block(self, block: Block) -> ModelRunner:
+        """Return the runner of one block: its frame's decisions, its region's origin."""
+        frame = self.frames.get(tuple(block.index[:-3]), self)
+        origin = tuple(r.start for r in block.read[-3:])
+        return dataclasses.replace(frame, frames={}, origin=origin)
 
     def _net(self) -> Any:
         """Return this thread's network (loaded or copied once per thread) and its device."""
@@ -97,7 +103,8 @@ class ModelRunner:
         norm = Normalization(self.low, self.high)
         rl = self.physics(vol) if self.physics is not None else None
         inp = network_input(vol, norm, rl)
-        return predict_normalized(net, inp, norm, self.tiles, device=dev, precision=self.precision)
+        return predict_normalized(net, inp, norm, self.tiles, device=dev, precision=self.precision,
+                                  origin=self.origin, full_shape=self.full_shape)  # fmt: skip
 
 
 def _loaded(model: Any) -> Any:
@@ -158,7 +165,7 @@ def decide_model(
                        physics_acceleration_from=where)  # fmt: skip
         del sample
         frames[tuple(frame)] = ModelRunner(ref, norm.low, norm.high, tiles, physics, device,
-                                           precision, key=key)  # fmt: skip
+                                           precision, key=key, full_shape=shape[-3:])  # fmt: skip
         records.append({"frame": list(frame), "normalization": [norm.low, norm.high], **rec})
     runner = next(iter(frames.values()))
     runner.frames = frames

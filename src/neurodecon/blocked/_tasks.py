@@ -111,8 +111,8 @@ class ClassicalRunner:
         """Predicted peak memory of one block (:func:`block_bytes`)."""
         return block_bytes(read_shape, self.psf.shape, self.method)
 
-    def for_frame(self, frame: tuple[int, ...]) -> ClassicalRunner:
-        """Return the runner of a (time, channel) frame: this one (decided on the first)."""
+    def for_block(self, block: Block) -> ClassicalRunner:
+        """Return the runner of one block: this one (decided on the first frame)."""
         return self
 
     def __call__(self, vol: np.ndarray) -> np.ndarray:

@@ -269,18 +269,22 @@ def predict_normalized(
     device: torch.device,
     precision: str = "auto",
     progress: Callable[[int, int, str], Any] | None = None,
+    origin: Sequence[int] = (0, 0, 0),
+    full_shape: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Run ``net`` tiled on the input of :func:`network_input`; return intensities ``(Z, Y, X)``.
 
     The input is flipped along ``flip`` (0=z, 1=y, 2=x) and the prediction flipped back, mapped
     back with ``norm`` and clipped at 0: fluorescence is not negative, and the network's
-    residual can dip below zero in dark noisy regions (RL's output never does).
+    residual can dip below zero in dark noisy regions (RL's output never does). ``origin``,
+    ``full_shape``: the input is a region of a larger volume (:func:`predict_tiled`; no flip).
     """
     ax = tuple(a + 1 for a in flip)  # channel axis first
     x = np.ascontiguousarray(np.flip(inp, ax)) if ax else inp
     y = predict_tiled(
         net, x, tile=tiles.tile, halo=tiles.halo, blend=tiles.blend, m=tiles.multiple,
-        device=device, precision=precision, progress=progress,
+        device=device, precision=precision, progress=progress, origin=origin,
+        full_shape=full_shape,
     )  # fmt: skip
     return np.maximum(norm.invert(np.flip(y, flip) if flip else y), 0.0)
 
@@ -296,16 +300,24 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _axis_tiles(n: int, core: int, blend: int, halo: int):
-    """Per axis: (write_start, write_stop, read_start, read_stop, ramp_lo, ramp_hi)."""
+def _axis_tiles(n: int, core: int, blend: int, halo: int, origin: int = 0, full: int = 0):
+    """Per axis: ``(write_start, write_stop, read_start, read_stop, ramp)`` inside the region.
+
+    Tiles of ``core`` are laid on the whole axis (``full`` voxels, the region starting at
+    ``origin``); those that write into the region are kept, clipped to it, with their ramps.
+    """
+    full = full or n
     tiles = []
-    for s in range(0, n, core):
-        e = min(s + core, n)
-        lo = s > 0
-        hi = e < n
+    for s in range(0, full, core):
+        e = min(s + core, full)
+        lo, hi = s > 0, e < full
         ws, we = (s - blend if lo else s), (e + blend if hi else e)
-        rs, re = max(ws - halo, 0), min(we + halo, n)
-        tiles.append((ws, we, rs, re, lo, hi))
+        rs, re = max(ws - halo, 0), min(we + halo, full)
+        a, b = max(ws - origin, 0), min(we - origin, n)
+        if a >= b:
+            continue
+        ramp = _ramp(ws, we, lo, hi, blend)[a + origin - ws : b + origin - ws]
+        tiles.append((a, b, max(rs - origin, 0), min(re - origin, n), ramp))
     return tiles
 
 
@@ -330,20 +342,26 @@ def predict_tiled(
     device: torch.device,
     precision: str,
     progress: Callable[[int, int, str], Any] | None = None,
+    origin: Sequence[int] = (0, 0, 0),
+    full_shape: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Run ``net`` tile by tile over normalised channels ``(C, Z, Y, X)``; return ``(Z, Y, X)``.
 
     Tiles of core ``tile`` are read with ``halo`` voxels of context and written with a linear
     cross-fade of width ``blend``; sizes are padded (symmetric) to multiples of ``m`` and cropped
     back. A tile whose reduced-precision output is not finite is recomputed in fp32 (logged).
+    ``origin`` and ``full_shape``: where this region lies in a larger volume (multiples of
+    ``m``); the tiles are then the whole volume's, clipped to the region, so a block predicts
+    what the whole volume's run does wherever its region holds the tile's context.
     """
     shape = vol.shape[1:]
     padded_shape = tuple(max(_round_up(n, m), m) for n in shape)
+    full = tuple(max(_round_up(n, m), m) for n in (full_shape or shape))
     pad = [(0, 0)] + [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
     x = np.pad(vol, pad, mode="symmetric") if any(p[1] for p in pad) else vol
     per_axis = [
-        _axis_tiles(n, min(c, n), blend if c < n else 0, halo)
-        for n, c in zip(padded_shape, tile, strict=True)
+        _axis_tiles(n, min(c, f), blend if c < f else 0, halo, int(o), f)
+        for n, c, o, f in zip(padded_shape, tile, origin, full, strict=True)
     ]
     acc = np.zeros(padded_shape, np.float32)
     wsum = np.zeros(padded_shape, np.float32)
@@ -365,7 +383,7 @@ def predict_tiled(
                 pred = net(inp).float()[0, 0].cpu().numpy()
         inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
         write = tuple(slice(t[0], t[1]) for t in combo)
-        rz, ry, rx = (_ramp(t[0], t[1], t[4], t[5], blend) for t in combo)
+        rz, ry, rx = (t[4] for t in combo)
         w = rz[:, None, None] * ry[None, :, None] * rx[None, None, :]
         acc[write] += w * pred[inner]
         wsum[write] += w
