@@ -115,7 +115,7 @@ def test_rl_accel_blocks_replay_the_volumes_factors(volume, tmp_path, monkeypatc
 def test_failed_block_resumes_to_the_same_voxels(volume, tmp_path, monkeypatch):
     from neurodecon.blocked import ModelRunner
 
-    model = _model("unet", "rl")
+    model = _model("unet", None)
     opts = {"model": model, **OPTS}
     ref = deconvolve_blocked(volume, tmp_path / "ref.ome.zarr", **opts)
     original = ModelRunner.__call__
