@@ -191,3 +191,22 @@ def test_two_worker_cluster_loads_the_model_directory(volume, tmp_path):
     assert run.parameters["model"] == str(folder)
     a, b = nd.read(run.output).data, nd.read(ref.output).data
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(b.max() - b.min()))
+
+
+def test_deconvolver_records_and_replays_rl_accel_factors(volume):
+    """``Deconvolver.acceleration``: an empty list is filled with the α computed; given, they
+    are used (the same result), and other factors give another result."""
+    from neurodecon.classical import Deconvolver
+
+    psf, vol = gaussian_kernel(), volume[:16, :32, :32]
+    dec = Deconvolver(psf, vol.shape, method="rl-accel", device="cpu")
+    plain = dec(vol, iterations=6, background=5.0)
+    dec.acceleration = []
+    recorded = dec(vol, iterations=6, background=5.0)
+    alphas = list(dec.acceleration)
+    assert len(alphas) == 6 and alphas[0] == 0.0 and max(alphas) > 0.1
+    np.testing.assert_array_equal(recorded, plain)
+    dec.acceleration = alphas
+    np.testing.assert_allclose(dec(vol, iterations=6, background=5.0), plain, rtol=1e-6)
+    dec.acceleration = [0.0] + [0.9] * 5
+    assert not np.allclose(dec(vol, iterations=6, background=5.0), plain, rtol=1e-3)
