@@ -19,6 +19,24 @@ child process inside a cgroup (v1 memory controller; needs root) whose limit lea
 ``--cluster`` also the same without a limit on a local 2-worker Dask cluster. Peak RSS (the
 child's, its workers' for the cluster), wall time, throughput against a whole-volume RL 20 on a
 64×512×512 crop in this process.
+
+    .venv/bin/python benchmarks/bench_blocked.py model [--shape 64 1024 1024] [--block 32 512 512]
+    .venv/bin/python benchmarks/bench_blocked.py scaling [--shape 64 512 512] [--block 32 256 256]
+
+``model``: the shipped default network (``src/neurodecon/models/default``: U-Net with an
+rl-accel RL_29 input channel) on an OME-Zarr of ``--shape`` (the same phantom at the model's
+0.1×0.05×0.05 µm, confocal PSF), whole-volume ``predict`` against ``deconvolve_blocked(...,
+model="default")`` with 2×2×2 blocks by default, each in its own child process: max |Δ| / range,
+relative L2, wall time and the child's peak RSS; and the blocked run again with the decisions
+made from 8 crops (as for a volume above 1 GB) to measure how close those are.
+
+``scaling``: a weak-scaling estimate. The same input processed block by block (``--method
+model`` the default network, or ``rl`` 20 iterations) with 1 and 2 worker threads and a 2-process
+local Dask cluster: time per block, blocks per second, and the I/O share (reading each block's
+region and writing its core, timed alone). Extrapolated to N workers as ``min(N / t_block,
+1 / t_io)`` blocks/s (I/O serialised on a shared store: pessimistic) and ``N / t_block`` (I/O
+in parallel). An estimate: measured on whatever cores the run gets (the numbers in
+BENCHMARKS.md come from a 2-core machine), the extrapolation assumes one free core per worker.
 """
 
 from __future__ import annotations
@@ -225,14 +243,182 @@ def large(shape, available_mb: int, halo, cluster: bool) -> dict:
     return result
 
 
+MODEL_VOX = (0.1, 0.05, 0.05)
+
+
+def _peak_rss() -> int:
+    """Peak RSS of this process (VmHWM), bytes."""
+    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM"))
+    return int(line.split()[1]) * 1024
+
+
+def _write_model_input(path: Path, shape) -> None:
+    """An OME-Zarr of ``shape`` at the default model's voxel size, tile by tile (never whole)."""
+    from neurodecon.io import create_ome_zarr
+    from neurodecon.psf import make_psf
+    from neurodecon.synth import forward_model, phantom
+
+    psf = make_psf("confocal", shape=(31, 41, 41), voxel_size_um=MODEL_VOX, na=1.4,
+                   wavelength_um=0.52, excitation_wavelength_um=0.488)  # fmt: skip
+    tz, ty, tx = (min(n, t) for n, t in zip(shape, (64, 512, 512), strict=True))
+    truth = phantom("tubes,ellipsoids,puncta", shape=(tz, ty, tx), voxel_size_um=MODEL_VOX, seed=1)
+    tile = forward_model(truth, psf, photons=300, background=5, seed=1).astype(np.float32)
+    arr = create_ome_zarr(path, shape=shape, chunks=(8, 256, 256), axes="ZYX",
+                          voxel_size_um=MODEL_VOX)  # fmt: skip
+    for z in range(0, shape[0], tz):
+        for y in range(0, shape[1], ty):
+            for x in range(0, shape[2], tx):
+                part = tuple(
+                    slice(0, min(t, n - s))
+                    for t, n, s in zip(tile.shape, shape, (z, y, x), strict=True)
+                )
+                arr[z : z + tz, y : y + ty, x : x + tx] = tile[part]
+
+
+def model_child(kind: str, src: str, out: str, block, threads: int, workers: int) -> dict:
+    """One run in this (child) process: ``whole`` predict, ``blocked``, or ``crops``."""
+    import torch
+
+    import neurodecon as nd
+    from neurodecon.blocked import deconvolve_blocked
+
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    if kind == "whole":
+        from neurodecon.learn import predict
+
+        img = nd.read(src)
+        np.save(out, predict("default", img.data, voxel_size_um=img.voxel_size_um, device="cpu"))
+        info: dict = {}
+    else:
+        if kind == "crops":  # the decisions of a volume above 1 GB: from 8 crops
+            from neurodecon.blocked import _global
+
+            _global.EXACT_BYTES = 0
+        run = deconvolve_blocked(src, out, model="default", block=block, threads=threads,
+                                 workers=workers or None, overwrite=True, device="cpu")  # fmt: skip
+        info = {"blocks": len(run.plan.blocks), "core": list(run.plan.core),
+                "halo": list(run.plan.halo), "decisions": run.parameters["global_decisions"],
+                "est_gb_per_block": run.memory_per_block_bytes / 1e9}  # fmt: skip
+    return {"kind": kind, "wall_s": round(time.perf_counter() - t, 2),
+            "peak_rss_gb": round(_peak_rss() / 1e9, 3), **info}  # fmt: skip
+
+
+def _run_child(*args: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    cmd = [sys.executable, __file__, "_child", *args]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def model_mode(shape, block) -> dict:
+    """Default network: blocked (exact and crop decisions) against whole-volume predict."""
+    import neurodecon as nd
+
+    src = OUT / f"model_in_{'x'.join(map(str, shape))}.ome.zarr"
+    if not (src / "zarr.json").is_file():
+        _write_model_input(src, shape)
+    block = block or tuple(-(-n // 2) for n in shape)
+    b = " ".join(map(str, block))
+    whole = _run_child("whole", str(src), str(OUT / "model_whole.npy"), b, "1", "0")
+    ref = np.load(OUT / "model_whole.npy")
+    rows = [whole]
+    for kind in ("blocked", "crops"):
+        row = _run_child(kind, str(src), str(OUT / f"model_{kind}.ome.zarr"), b, "1", "0")
+        res = nd.read(OUT / f"model_{kind}.ome.zarr").data
+        row["max_abs_over_range"] = float(np.abs(res - ref).max() / (ref.max() - ref.min()))
+        row["rel_l2"] = float(np.linalg.norm(res - ref) / np.linalg.norm(ref))
+        rows.append(row)
+    result = {"shape": list(shape), "volume_mb": int(np.prod(shape)) * 4 / 1e6,
+              "block": list(block), "runs": rows}  # fmt: skip
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def _io_per_block(src: Path, plan) -> float:
+    """Seconds per block of reading its region (halo included) and writing its core."""
+    import zarr
+
+    from neurodecon.io import open_lazy
+
+    sink = zarr.open_array(str(OUT / "io_probe.zarr"), mode="w", shape=plan.shape,
+                           chunks=plan.chunks, dtype="float32")  # fmt: skip
+    with open_lazy(src) as lazy:
+        t = time.perf_counter()
+        for blk in plan.blocks:
+            region = lazy.block(blk.read)
+            sink[blk.core] = region[blk.crop]
+    shutil.rmtree(OUT / "io_probe.zarr", ignore_errors=True)
+    return (time.perf_counter() - t) / len(plan.blocks)
+
+
+def scaling(shape, block, method: str) -> dict:
+    """Time per block with 1 and 2 threads and 2 processes; extrapolated to N workers."""
+    from neurodecon.blocked import deconvolve_blocked
+
+    src = OUT / f"model_in_{'x'.join(map(str, shape))}.ome.zarr"
+    if not (src / "zarr.json").is_file():
+        _write_model_input(src, shape)
+    block = tuple(block or (32, 256, 256))
+    kw = (
+        {"model": "default"}
+        if method == "model"
+        else {"psf": _model_psf(), "method": "rl", "iterations": 20, "background": 5.0}
+    )
+    runs = []
+    for label, opts in (("1 thread", {"threads": 1}), ("2 threads", {"threads": 2}),
+                        ("2 processes (dask)", {"workers": 2})):  # fmt: skip
+        t = time.perf_counter()
+        run = deconvolve_blocked(src, OUT / "scale.ome.zarr", block=block, overwrite=True,
+                                 device="cpu", **kw, **opts)  # fmt: skip
+        wall = time.perf_counter() - t
+        n = len(run.plan.blocks)
+        row = {"workers": label, "blocks": n, "wall_s": round(wall, 2),
+               "s_per_block": round(wall / n, 3), "blocks_per_s": round(n / wall, 4)}  # fmt: skip
+        runs.append(row)
+        print(json.dumps(runs[-1]), flush=True)
+    t_block = runs[0]["s_per_block"]
+    t_io = _io_per_block(src, run.plan)
+    est = {str(n): {"pessimistic_blocks_per_s": round(min(n / t_block, 1 / t_io), 3),
+                    "optimistic_blocks_per_s": round(n / t_block, 3)}
+           for n in (1, 2, 4, 8, 16, 32, 64)}  # fmt: skip
+    result = {
+        "shape": list(shape), "block": list(block), "method": method, "runs": runs,
+        "io_s_per_block": round(t_io, 3), "io_share": round(t_io / t_block, 4),
+        "speedup_2_threads": round(runs[1]["blocks_per_s"] / runs[0]["blocks_per_s"], 3),
+        "speedup_2_processes": round(runs[2]["blocks_per_s"] / runs[0]["blocks_per_s"], 3),
+        "extrapolated": est,
+        "note": "an estimate: measured on the cores this run got (2 shared cores for the numbers "
+        "in BENCHMARKS.md); extrapolation assumes one free core per worker",
+    }  # fmt: skip
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def _model_psf() -> np.ndarray:
+    from neurodecon.psf import make_psf
+
+    return make_psf("confocal", shape=(31, 41, 41), voxel_size_um=MODEL_VOX, na=1.4,
+                    wavelength_um=0.52, excitation_wavelength_um=0.488)  # fmt: skip
+
+
 def main() -> None:
     """Run the chosen part and save its JSON under benchmarks/_out/blocked/."""
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":  # one run of `model`, in a child process
+        kind, src, out, block, threads, workers = sys.argv[2:8]
+        blk = tuple(int(v) for v in block.split())
+        print(json.dumps(model_child(kind, src, out, blk, int(threads), int(workers))))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("part", choices=("halo", "methods", "large"))
+    ap.add_argument("part", choices=("halo", "methods", "large", "model", "scaling"))
     ap.add_argument("--shape", nargs=3, type=int)
     ap.add_argument("--available-mb", type=int, default=128)
     ap.add_argument("--halo", nargs=3, type=int, help="large: --halo of the CLI run")
     ap.add_argument("--cluster", action="store_true", help="large: also a 2-worker cluster")
+    ap.add_argument("--block", nargs=3, type=int, help="model, scaling: the block core")
+    ap.add_argument("--method", default="model", choices=("model", "rl"), help="scaling")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.part == "methods":
@@ -241,6 +427,12 @@ def main() -> None:
     elif args.part == "halo":
         rows = halo_sweep(tuple(args.shape or (64, 256, 256)))
         (OUT / "halo.json").write_text(json.dumps(rows, indent=1))
+    elif args.part == "model":
+        res = model_mode(tuple(args.shape or (64, 1024, 1024)), args.block)
+        (OUT / "model.json").write_text(json.dumps(res, indent=1))
+    elif args.part == "scaling":
+        res = scaling(tuple(args.shape or (64, 512, 512)), args.block, args.method)
+        (OUT / "scaling.json").write_text(json.dumps(res, indent=1))
     else:
         res = large(tuple(args.shape or (64, 1024, 2048)), args.available_mb, args.halo,
                     args.cluster)  # fmt: skip

@@ -54,6 +54,63 @@ def test_cli_blocked_run_equals_the_api(stack, tmp_path, run_cli):
     assert "--block 16 48 48" in res.metadata["provenance"]["command"]
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A physics-aware network (RL_K by rl-accel, the default) trained for 2 steps."""
+    from conftest import TINY_TRAIN
+
+    from neurodecon.learn import train
+
+    cfg = {**TINY_TRAIN, "net": {"base_channels": 4, "depth": 1}, "steps": 2, "val_every": 2,
+           "seed": 3, "physics": "rl", "physics_iterations": 5, "physics_draws": 1,
+           "voxel_size_um": VS}  # fmt: skip
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    return train(cfg, output_dir=out, psf=gaussian_kernel((1.2, 1.0, 1.0), (5, 5, 5)))
+
+
+def test_cli_model_in_blocks_equals_the_whole_volume_run(stack, tiny_model, tmp_path, run_cli):
+    """``--model DIR --block``: the same voxels as the CLI's whole-volume prediction (within
+    1e-4 of the range), read back with the voxel size; the decisions recorded."""
+    folder = stack[0]
+    src = str(folder / "in.ome.zarr")
+    code, out, err = run_cli("deconvolve", src, "--model", tiny_model, "-o", tmp_path / "w.tif")
+    assert code == 0, err
+    code, out, err = run_cli("deconvolve", src, "--model", tiny_model, "-o",
+                             tmp_path / "b.ome.zarr", "--block", "16", "48", "48")  # fmt: skip
+    assert code == 0, err
+    assert "network" in out and "8 blocks of 16×48×48" in out
+    whole, res = nd.read(tmp_path / "w.tif"), nd.read(tmp_path / "b.ome.zarr")
+    assert res.voxel_size_um == pytest.approx(VS)
+    span = float(whole.data.max() - whole.data.min())
+    assert float(np.abs(res.data - whole.data).max()) < 1e-4 * span
+    run = res.metadata["provenance"]["run"]
+    assert run["physics"]["method"] == "rl-accel" and len(run["frames"]) == 1
+    assert run["global_decisions"] == "whole volume"
+
+
+def test_a_network_runs_in_blocks_when_the_volume_does_not_fit(
+    stack, tiny_model, tmp_path, run_cli, monkeypatch
+):
+    """The switch asks ``whole_volume_fits`` with the model (its estimate: ``predict``'s
+    channels, RL_K and one tile); here it answers no."""
+    import neurodecon.blocked
+
+    asked = []
+
+    def fits(path, method, *, voxel_size_um=None, model=None):
+        asked.append(model)
+        return False
+
+    monkeypatch.setattr(neurodecon.blocked, "whole_volume_fits", fits)
+    src = str(stack[0] / "in.ome.zarr")
+    code, out, err = run_cli(
+        "deconvolve", src, "--model", tiny_model, "-o", tmp_path / "a.ome.zarr"
+    )
+    assert code == 0, err
+    assert "network" in out and "blocks of" in out and (tmp_path / "a.ome.zarr").is_dir()
+    assert asked == [str(tiny_model)]
+
+
 def test_blocked_is_chosen_when_the_volume_does_not_fit(stack, tmp_path, run_cli, monkeypatch):
     import neurodecon.memory
 

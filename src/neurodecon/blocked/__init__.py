@@ -1,10 +1,12 @@
-"""Volumes larger than memory: any method block by block, in this process or on a Dask cluster.
+"""Volumes larger than memory: any method or trained network block by block, here or on Dask.
 
 ``deconvolve_blocked`` reads a stack lazily (``neurodecon.io.open_lazy``), makes the global
 decisions once (background, flat start, ``iterations="auto"``), processes blocks with a halo
 derived from the PSF (``default_halo``) and writes their cores into a pre-created OME-Zarr
 (``OUT.incomplete``, renamed when complete, with a multiscale pyramid). Finished blocks leave a
-marker, so ``resume=True`` continues an interrupted run. See ``docs/blocked.md``.
+marker, so ``resume=True`` continues an interrupted run. ``model=`` runs a trained network the
+same way (``ModelRunner``: predict's normalisation and RL_K settings decided once per frame).
+See ``docs/blocked.md``.
 """
 
 from ._api import (
@@ -14,6 +16,7 @@ from ._api import (
     incomplete_path,
     whole_volume_fits,
 )
+from ._model_runner import ModelRunner
 from ._plan import (
     Block,
     BlockPlan,
@@ -37,5 +40,6 @@ __all__ = [
     "fit_block",
     "psf_half_support",
     "ClassicalRunner",
+    "ModelRunner",
     "run_task",
 ]

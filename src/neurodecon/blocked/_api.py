@@ -24,9 +24,9 @@ from ._global import (
     global_regularization,
     sample_volume,
 )
-from ._plan import BlockPlan, default_halo, fit_block, plan_blocks
+from ._plan import BlockPlan, fit_block, plan_blocks
 from ._run import run_tasks
-from ._tasks import DONE_DIR, BlockTask, ClassicalRunner
+from ._tasks import DONE_DIR, BlockTask, ClassicalRunner, block_bytes
 
 __all__ = [
     "deconvolve_blocked",
@@ -62,18 +62,26 @@ class BlockedRun:
     notes: list[str] = field(default_factory=list)
 
 
-def whole_volume_fits(path: str | Path, method: str, *, voxel_size_um: Any = None) -> bool:
+def whole_volume_fits(
+    path: str | Path, method: str = "rl", *, voxel_size_um: Any = None, model: Any = None
+) -> bool:
     """Tell whether deconvolving the stack at ``path`` whole is predicted to fit in memory.
 
     Reads only the metadata: the stack twice in float32 (data and result) plus the method's
-    FFT grid for a typical PSF, against 80 % of the memory available.
+    FFT grid for a typical PSF (with ``model``, a trained network: ``predict``'s channels, its
+    RL_K and one tile), against 80 % of the memory available.
     """
     from ..classical import deconvolution_bytes
     from ..io import open_lazy
     from ..memory import available_bytes
 
     with open_lazy(path, voxel_size_um=voxel_size_um) as lazy:
-        frame = deconvolution_bytes(lazy.spatial_shape, (32, 64, 64), method=method)
+        if model is not None:
+            from ._model_runner import whole_predict_bytes
+
+            frame = whole_predict_bytes(model, lazy.spatial_shape)
+        else:
+            frame = deconvolution_bytes(lazy.spatial_shape, (32, 64, 64), method=method)
         need = lazy.nbytes_float32 * 2 + frame
     avail = available_bytes()
     return avail is None or need < 0.8 * avail
@@ -83,14 +91,6 @@ def incomplete_path(output: str | Path) -> Path:
     """Where a run writes until every block is done (``OUT.incomplete``, then renamed)."""
     out = Path(output)
     return out.with_name(out.name + ".incomplete")
-
-
-def block_bytes(read_shape: Sequence[int], psf_shape: Sequence[int], method: str) -> int:
-    """Predicted peak memory of one block (the deconvolver plus the read region and output)."""
-    from ..classical import deconvolution_bytes
-
-    n = int(np.prod(read_shape))
-    return int(deconvolution_bytes(tuple(read_shape), tuple(psf_shape), method=method)) + 8 * n
 
 
 def _open_source(source: Any, voxel_size_um: Any) -> tuple[Any, Any, tuple[int, ...], str, Any]:
@@ -110,9 +110,10 @@ def _open_source(source: Any, voxel_size_um: Any) -> tuple[Any, Any, tuple[int, 
 def deconvolve_blocked(
     source: Any,
     output: str | Path,
-    psf: np.ndarray,
+    psf: np.ndarray | None = None,
     method: str = "rl",
     *,
+    model: Any = None,
     iterations: int | str = 50,
     background: float | str = 0.0,
     regularization: float | None = None,
@@ -142,6 +143,11 @@ def deconvolve_blocked(
         block is done, with its multiscale pyramid.
     psf : (z, y, x) ndarray
         The PSF at the image's voxel size (e.g. ``neurodecon.psf.resolve_psf(...).psf``).
+    model : path or Model, optional
+        A trained NeuroDecon network instead of a PSF and a method (``"default"``: the shipped
+        one): each block runs ``neurodecon.learn.predict``'s pieces with the normalisation and
+        the RL_K settings decided once per frame (``_model_runner``). A bioimage.io package
+        made elsewhere is refused.
     method, iterations, background, regularization, boundary, initial, background_mode
         As :func:`neurodecon.classical.deconvolve`. ``background="auto"``, the flat start's level
         and ``iterations="auto"`` are decided once for the whole volume (``_global``), so
@@ -150,7 +156,9 @@ def deconvolve_blocked(
         The core of a block; default the largest (up to 96×512×512) whose predicted memory fits
         half the memory available, divided among the parallel workers.
     halo : (z, y, x), optional
-        Voxels read around each core; default from the PSF's support (``default_halo``).
+        Voxels read around each core; default from the PSF's support (``default_halo``); for a
+        model, RL_K's halo plus the network's context. With a model, cores and halos are
+        rounded up to the network's size multiple.
     threads : int
         Blocks processed at once in this process (each uses torch's own threads).
     workers, scheduler
@@ -164,20 +172,10 @@ def deconvolve_blocked(
         ``progress(done, total, message)`` per block; returning ``False`` cancels (the
         incomplete store stays for ``resume``).
     """
-    from ..classical import check_method, parse_iterations
-
     t0 = time.perf_counter()
-    method = check_method(method)
-    if method in NOT_BLOCKED:
-        raise user_error(
-            f"{method} cannot run in blocks yet: its filter follows the spectrum of the data it "
-            "sees, so blocks would disagree",
-            fix="use tikhonov, rl, rltv or landweber, or deconvolve a volume that fits whole",
-        )
-    requested = parse_iterations(iterations)
+    method, requested = _check_request(psf, method, model, iterations)
     out = Path(output)
     partial = _check_output(out, resume, overwrite)
-    psf = np.asarray(psf, np.float32)
     options = {
         "background": background,
         "regularization": regularization,
@@ -188,18 +186,26 @@ def deconvolve_blocked(
     }
     src, voxel, shape, axes, path = _open_source(source, voxel_size_um)
     with contextlib.closing(src) if hasattr(src, "close") else contextlib.nullcontext():
-        runner, params = _decide(src, shape, psf, method, requested, options)
+        runner: Any
+        if model is not None:
+            from ._model_runner import decide_model
+
+            runner, params = decide_model(src, shape, model, voxel, device=device)
+        else:
+            psf = np.asarray(psf, np.float32)
+            runner, params = _decide(src, shape, psf, method, requested, options)
         n_parallel = max(1, workers or threads or 1)
-        halo3 = tuple(halo) if halo is not None else default_halo(psf, iterative=runner.iterative)
-        core = _choose_core(block, shape, halo3, psf, method, n_parallel)
+        m = runner.multiple
+        halo3 = _multiple(tuple(halo) if halo is not None else runner.default_halo(), m)
+        core = _multiple(_choose_core(block, shape, halo3, runner, n_parallel), m)
         plan = plan_blocks(shape, core=core, halo=halo3)
         params.update(block_core=list(plan.core), halo=list(plan.halo),
                       voxel_size_um=[float(v) for v in voxel])  # fmt: skip
         done = _prepare_store(partial, plan, axes, voxel, params, provenance)
         task_source = path if (workers or scheduler) else src  # other processes open the path
-        tasks = [BlockTask(task_source, voxel, str(partial), b, runner)
+        tasks = [BlockTask(task_source, voxel, str(partial), b, runner.for_block(b))
                  for b in plan.blocks if b.name not in done]  # fmt: skip
-        mem = block_bytes(plan.read_shape, psf.shape, method)
+        mem = runner.block_bytes(plan.read_shape)
         log.info(
             f"{len(plan.blocks)} blocks of {'×'.join(map(str, plan.core))} (halo "
             f"{'×'.join(map(str, plan.halo))}), {len(done)} already done; about "
@@ -271,7 +277,33 @@ def _check_output(out: Path, resume: bool, overwrite: bool) -> Path:
     return partial
 
 
-def _choose_core(block, shape, halo3, psf, method, n_parallel) -> tuple[int, int, int]:  # noqa: ANN001
+def _check_request(psf: Any, method: str, model: Any, iterations: Any) -> tuple[str, Any]:
+    """Check the method (or that a model comes without a PSF); return it and the iterations."""
+    from ..classical import check_method, parse_iterations
+
+    if model is not None:
+        if psf is not None:
+            raise user_error("give either a PSF or a trained model, not both")
+        return "model", None
+    if psf is None:
+        raise user_error("a blocked run needs a PSF or a trained model", fix="pass psf= or model=")
+    method = check_method(method)
+    if method in NOT_BLOCKED:
+        raise user_error(
+            f"{method} cannot run in blocks yet: its filter follows the spectrum of the data it "
+            "sees, so blocks would disagree",
+            fix="use tikhonov, rl, rltv or landweber, or deconvolve a volume that fits whole",
+        )
+    return method, parse_iterations(iterations)
+
+
+def _multiple(sizes: Sequence[int], m: int) -> tuple[int, int, int]:
+    """Round ``sizes`` up to multiples of ``m`` (a network's: blocks start on its grid)."""
+    z, y, x = (-(-int(v) // m) * m for v in sizes)
+    return (z, y, x)
+
+
+def _choose_core(block, shape, halo3, runner, n_parallel) -> tuple[int, int, int]:  # noqa: ANN001
     from ..memory import available_bytes
 
     if block is not None:
@@ -280,7 +312,7 @@ def _choose_core(block, shape, halo3, psf, method, n_parallel) -> tuple[int, int
             raise user_error(f"--block sizes must be positive, got {tuple(block)}")
         return (z, y, x)
     budget = BUDGET_FRACTION * (available_bytes() or 8 << 30) / n_parallel
-    return fit_block(shape[-3:], halo3, lambda r: block_bytes(r, psf.shape, method), budget)
+    return fit_block(shape[-3:], halo3, runner.block_bytes, budget)
 
 
 def _prepare_store(

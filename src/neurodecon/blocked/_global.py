@@ -34,15 +34,18 @@ N_CROPS = 8
 CROP = (16, 192, 192)
 
 
-def sample_volume(source: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
-    """Return ``(volume or stacked crops (Z', Y', X), exact)`` of the first 3D frame.
+def sample_volume(
+    source: Any, shape: tuple[int, ...], frame: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, bool]:
+    """Return ``(volume or stacked crops (Z', Y', X), exact)`` of one 3D frame.
 
-    The whole frame when it takes at most ``EXACT_BYTES`` and a quarter of the memory available
-    in float32; else ``N_CROPS`` crops stacked along z.
+    ``frame``: the (time, channel) index; the first frame by default. The whole frame when it
+    takes at most ``EXACT_BYTES`` and a quarter of the memory available in float32; else
+    ``N_CROPS`` crops stacked along z.
     """
     from ..memory import available_bytes
 
-    lead: tuple[Any, ...] = tuple(0 for _ in shape[:-3])
+    lead: tuple[Any, ...] = tuple(frame) if frame is not None else tuple(0 for _ in shape[:-3])
     spatial = shape[-3:]
     budget = min(EXACT_BYTES, 0.25 * (available_bytes() or EXACT_BYTES * 4))
     if int(np.prod(spatial)) * 4 <= budget:

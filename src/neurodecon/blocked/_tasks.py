@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,15 @@ import numpy as np
 
 from ._plan import Block
 
-__all__ = ["ClassicalRunner", "BlockTask", "run_task", "read_region", "DONE_DIR"]
+__all__ = [
+    "ClassicalRunner",
+    "BlockTask",
+    "run_task",
+    "read_region",
+    "block_bytes",
+    "thread_cache",
+    "DONE_DIR",
+]
 
 #: Folder (inside the output store) holding one empty file per finished block.
 DONE_DIR = ".neurodecon_done"
@@ -25,7 +34,8 @@ DONE_DIR = ".neurodecon_done"
 _local = threading.local()
 
 
-def _cache() -> dict[Any, Any]:
+def thread_cache() -> dict[Any, Any]:
+    """Return this thread's cache (sources, outputs, deconvolvers, networks opened once)."""
     if not hasattr(_local, "cache"):
         _local.cache = {}
     cache: dict[Any, Any] = _local.cache
@@ -38,7 +48,7 @@ KEEP_DECONVOLVERS = 1
 
 
 def _deconvolvers() -> dict[Any, Any]:
-    cache = _cache()
+    cache = thread_cache()
     found: dict[Any, Any] = cache.setdefault("deconvolvers", {})
     return found
 
@@ -49,6 +59,14 @@ def _keep(key: Any, dec: Any) -> None:
     kept[key] = dec
     while len(kept) > KEEP_DECONVOLVERS:
         kept.pop(next(iter(kept)))
+
+
+def block_bytes(read_shape: Sequence[int], psf_shape: Sequence[int], method: str) -> int:
+    """Predicted peak memory of one block (the deconvolver plus the read region and output)."""
+    from ..classical import deconvolution_bytes
+
+    n = int(np.prod(read_shape))
+    return int(deconvolution_bytes(tuple(read_shape), tuple(psf_shape), method=method)) + 8 * n
 
 
 @dataclass
@@ -65,6 +83,7 @@ class ClassicalRunner:
     background_mode: str = "model"
     flat_level: float | None = None
     device: str = "auto"
+    acceleration: tuple[float, ...] | None = None  # rl-accel's factors, decided once
     key: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
@@ -72,12 +91,29 @@ class ClassicalRunner:
         h.update(repr((self.method, self.regularization, self.boundary, self.device)).encode())
         self.key = h.hexdigest()
 
+    #: Block cores and halos are multiples of this (a network's pooling grid; 1 here).
+    multiple = 1
+
     @property
     def iterative(self) -> bool:
         """Whether the method iterates (its halo grows with the iterations)."""
         from ..classical import ITERATIVE_METHODS
 
         return self.method in ITERATIVE_METHODS
+
+    def default_halo(self) -> tuple[int, int, int]:
+        """Return the halo this method needs (:func:`default_halo` of its PSF)."""
+        from ._plan import default_halo
+
+        return default_halo(self.psf, iterative=self.iterative)
+
+    def block_bytes(self, read_shape: tuple[int, ...]) -> int:
+        """Predicted peak memory of one block (:func:`block_bytes`)."""
+        return block_bytes(read_shape, self.psf.shape, self.method)
+
+    def for_block(self, block: Block) -> ClassicalRunner:
+        """Return the runner of one block: this one (decided on the first frame)."""
+        return self
 
     def __call__(self, vol: np.ndarray) -> np.ndarray:
         """Deconvolve one region (float32, same shape)."""
@@ -98,6 +134,7 @@ class ClassicalRunner:
                 device=self.device,
             )
         _keep(k, dec)
+        dec.acceleration = list(self.acceleration) if self.acceleration else None
         out = dec(
             vol,
             iterations=self.iterations,
@@ -125,7 +162,7 @@ def _source(task: BlockTask) -> Any:
         return task.source
     from ..io import open_lazy
 
-    cache = _cache()
+    cache = thread_cache()
     k = ("source", str(task.source))
     if k not in cache:
         cache[k] = open_lazy(task.source, voxel_size_um=task.voxel_size_um)
@@ -135,7 +172,7 @@ def _source(task: BlockTask) -> Any:
 def _target(path: str) -> Any:
     import zarr
 
-    cache = _cache()
+    cache = thread_cache()
     k = ("target", path)
     if k not in cache:
         cache[k] = zarr.open_array(str(Path(path) / "0"), mode="r+")

@@ -67,6 +67,12 @@ class Deconvolver:
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
 
+    Attributes
+    ----------
+    acceleration : list of float or None
+        ``rl-accel``'s extrapolation factors: None computes them; a list is replayed (blocks of
+        a volume use the volume's), an empty one filled with those computed.
+
     Examples
     --------
     >>> import numpy as np
@@ -118,6 +124,7 @@ class Deconvolver:
         self._x: torch.Tensor | None = None
         self._scale = 1.0
         self._run_options: tuple[str, str] = ("flat", "model")
+        self.acceleration: list[float] | None = None
 
     # -- the interface of the auto rule (stopping.IterativeSolver) -------------------------------
     def observed_data(self, image: np.ndarray) -> torch.Tensor:
@@ -195,9 +202,8 @@ class Deconvolver:
         """
         m = self.method if method is None else method
         lam = self.regularization if self.regularization is not None else 0.0
-        run_method(m, self.op, y, background, x, iterations, hooks, lam)
+        run_method(m, self.op, y, background, x, iterations, hooks, lam, self.acceleration)
 
-    # -- running -------------------------------------------------------------------------------
     @overload
     def __call__(
         self,
@@ -210,6 +216,7 @@ class Deconvolver:
         initial: str = ...,
         background_mode: str = ...,
         return_result: Literal[False] = ...,
+        flat_level: float | None = ...,
     ) -> np.ndarray: ...
 
     @overload
@@ -224,6 +231,7 @@ class Deconvolver:
         initial: str = ...,
         background_mode: str = ...,
         return_result: Literal[True],
+        flat_level: float | None = ...,
     ) -> DeconvolutionResult: ...
 
     def __call__(
@@ -253,7 +261,7 @@ class Deconvolver:
             return self._finish(out, return_result, None, None, b, reg, None)
         auto, warm, done_before = None, None, 0
         if isinstance(requested, str):  # "auto"
-            choice = cross_validate(self, img, b_model, progress=progress, start=start)
+            choice = self._validated(img, b_model, progress, start=start)
             count, auto, warm = choice.full_data_iterations, choice.summary(), choice.start
             if choice.warm_start:
                 done_before = choice.half_data_iterations
@@ -328,7 +336,14 @@ class Deconvolver:
         if self.method in DIRECT_METHODS:
             raise user_error(f"{self.method} is not iterative", fix="give an iterative method")
         img, _, b_model, start, _ = self._prepared(image, background, initial, background_mode)
-        return cross_validate(self, img, b_model, progress=progress, warm=False, start=start)
+        return self._validated(img, b_model, progress, warm=False, start=start)
+
+    def _validated(self, img: np.ndarray, b: float, progress: Any, **kw: Any) -> AutoChoice:
+        replay, self.acceleration = self.acceleration, None  # the half data's own factors
+        try:
+            return cross_validate(self, img, b, progress=progress, **kw)
+        finally:
+            self.acceleration = replay
 
     def _finish(
         self,

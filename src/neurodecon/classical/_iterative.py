@@ -91,14 +91,19 @@ def run_method(
     iterations: int,
     hooks: Hooks,
     lam: float,
+    alphas: list[float] | None = None,
 ) -> None:
-    """Run ``iterations`` of the iterative ``method`` on ``x`` in place (``lam``: its weight)."""
+    """Run ``iterations`` of the iterative ``method`` on ``x`` in place.
+
+    ``lam``: its weight; ``alphas``: rl-accel's extrapolation factors to replay or record (see
+    :func:`rl_accelerated`).
+    """
     if method not in ITERATIVE_METHODS:
         raise ValueError(f"{method!r} is not an iterative method")
     if method == "rl":
         richardson_lucy(op, y, b, x, iterations, hooks)
     elif method == "rl-accel":
-        rl_accelerated(op, y, b, x, iterations, hooks)
+        rl_accelerated(op, y, b, x, iterations, hooks, alphas)
     elif method == "rltv":
         rl_tv(op, y, b, x, iterations, hooks, lam=lam)
     elif method in ("landweber", "landweber+"):
@@ -139,14 +144,24 @@ def richardson_lucy(
 
 
 def rl_accelerated(
-    op: FFTOperator, y: torch.Tensor, b: float, x: torch.Tensor, iterations: int, hooks: Hooks
+    op: FFTOperator,
+    y: torch.Tensor,
+    b: float,
+    x: torch.Tensor,
+    iterations: int,
+    hooks: Hooks,
+    alphas: list[float] | None = None,
 ) -> torch.Tensor:
     """Richardson–Lucy with Biggs–Andrews vector extrapolation (order 1).
 
     ``v_k = x_k + α_k (x_k − x_{k−1})`` (clipped at 0), ``x_{k+1} = RL(v_k)``,
     ``g_k = x_{k+1} − v_k`` and ``α_{k+1} = <g_k, g_{k−1}> / <g_{k−1}, g_{k−1}>`` clipped to
     ``[0, ALPHA_MAX]``. Buffers: the current and previous estimates and the last step ``g``.
+    ``alphas``: factors ``α_1, α_2, …`` to use instead of computing them (``α`` sums over the
+    whole grid, so blocks of a volume replay the volume's to extrapolate alike); an empty list
+    is filled with the factors computed.
     """
+    replay = list(alphas) if alphas else None
     alpha_max = 0.98
     prev = x.clone()  # x_{k-1}
     g = torch.zeros_like(x)  # g_{k-1}
@@ -166,6 +181,10 @@ def rl_accelerated(
         flat = t.view(-1)
         dot = float(torch.dot(flat, g.view(-1))) if g_norm > 0 else 0.0
         alpha = min(max(dot / g_norm, 0.0), alpha_max) if g_norm > 0 else 0.0
+        if replay is not None and k < len(replay):
+            alpha = replay[k]
+        elif alphas is not None and replay is None:
+            alphas.append(alpha)
         g_norm = float(torch.dot(flat, flat))
         g, op.tmp = t, g  # keep g_k; the old g buffer becomes the operator's scratch
         cur, prev = prev, cur

@@ -12,12 +12,14 @@ def add_blocked_options(p: argparse.ArgumentParser) -> None:
     """Add the options of volumes larger than memory (used with an ``.ome.zarr`` output)."""
     g = p.add_argument_group(
         "volumes larger than memory (output OUT.ome.zarr; chosen automatically when the "
-        "stack does not fit)"
+        "stack does not fit; classical methods and trained networks, see docs/blocked.md)"
     )
     g.add_argument("--block", nargs=3, type=int, metavar=("Z", "Y", "X"),
-                   help="core of a block in voxels (default: the largest that fits)")  # fmt: skip
+                   help="core of a block in voxels (default: the largest that fits; with a "
+                   "network rounded up to its size multiple)")  # fmt: skip
     g.add_argument("--halo", nargs=3, type=int, metavar=("Z", "Y", "X"),
-                   help="voxels read around each block (default: from the PSF)")  # fmt: skip
+                   help="voxels read around each block (default: from the PSF; with a network "
+                   "its RL_K's halo plus the network's tile context)")  # fmt: skip
     g.add_argument("--workers", type=int, metavar="N",
                    help="run blocks on a local Dask cluster of N worker processes")  # fmt: skip
     g.add_argument("--scheduler", metavar="ADDRESS",
@@ -33,6 +35,7 @@ def wants_blocked(args: argparse.Namespace, network: bool) -> bool:
     """
     from ..blocked import whole_volume_fits
     from ..errors import user_error
+    from ..learn import is_foreign_package
 
     asked = any(getattr(args, k) for k in ("block", "halo", "workers", "scheduler", "resume"))
     zarr_out = str(args.output).lower().rstrip("/").endswith(".zarr")
@@ -42,15 +45,14 @@ def wants_blocked(args: argparse.Namespace, network: bool) -> bool:
             path=args.output,
             fix="name the output OUT.ome.zarr",
         )
-    if asked and network:
-        raise user_error(
-            "blocked runs of a trained network are not supported yet",
-            fix="drop the block options (the network is already tiled in memory)",
-        )
+    foreign = network and is_foreign_package(args.psf_model)  # refused in blocks (one line)
+    model = args.psf_model if network else None
     blocked = asked or (
         zarr_out
-        and not network
-        and not whole_volume_fits(args.input, args.method, voxel_size_um=args.voxel_size)
+        and not foreign
+        and not whole_volume_fits(
+            args.input, args.method, voxel_size_um=args.voxel_size, model=model
+        )
     )
     if blocked and (args.check or args.uncertainty or args.dtype != "float32"):
         raise user_error(
@@ -60,17 +62,46 @@ def wants_blocked(args: argparse.Namespace, network: bool) -> bool:
     return blocked
 
 
-def run_blocked(args: argparse.Namespace, iterations, background) -> int:  # noqa: ANN001
-    """Resolve the PSF on the lazily opened input, run it block by block, report."""
+def run_blocked(args: argparse.Namespace, iterations, background, network: bool = False) -> int:  # noqa: ANN001
+    """Resolve the PSF on the lazily opened input (or take the network), run it in blocks."""
     from .. import __version__
     from ..blocked import deconvolve_blocked
     from ..io import current_command, open_lazy
     from ..memory import format_bytes
     from ..progress import console_progress
+
+    lazy = open_lazy(args.input, voxel_size_um=args.voxel_size)
+    provenance = {"software": "neurodecon", "version": __version__, "command": current_command(),
+                  "inputs": [str(args.input)]}  # fmt: skip
+    common = {"voxel_size_um": lazy.voxel_size_um, "block": args.block, "halo": args.halo,
+              "workers": args.workers, "scheduler": args.scheduler, "resume": args.resume,
+              "overwrite": args.overwrite, "device": args.device}  # fmt: skip
+    if network:
+        with console_progress("Deconvolving (network, blocks)") as bar:
+            run = deconvolve_blocked(args.input, args.output, model=args.psf_model, progress=bar,
+                                     provenance={**provenance, "model": str(args.psf_model)},
+                                     **common)  # fmt: skip
+        what = f"network {args.psf_model}"
+    else:
+        run = _run_classical_blocked(args, lazy, iterations, background, provenance, common)
+        what = f"{args.method}, {run.parameters['iterations']} iterations"
+    skipped = f", {run.blocks_skipped} resumed" if run.blocks_skipped else ""
+    print(
+        f"wrote {Path(run.output)} ({what}, "
+        f"{len(run.plan.blocks)} blocks of {'×'.join(map(str, run.plan.core))}{skipped}, "
+        f"~{format_bytes(run.memory_per_block_bytes)} per block, {run.levels} levels, "
+        f"{run.seconds:.1f} s)"
+    )
+    return 0
+
+
+def _run_classical_blocked(args, lazy, iterations, background, provenance, common):  # noqa: ANN001, ANN202
+    """Resolve the PSF for the lazily opened input and deconvolve it block by block."""
+    from ..blocked import deconvolve_blocked
+    from ..progress import console_progress
     from ..psf import resolve_psf
     from ._common import psf_sources
 
-    lazy = open_lazy(args.input, voxel_size_um=args.voxel_size)
     with console_progress("PSF") as bar:
         resolved = resolve_psf(
             image_shape=lazy.spatial_shape,
@@ -83,10 +114,8 @@ def run_blocked(args: argparse.Namespace, iterations, background) -> int:  # noq
 
         psf_image = Image(data=resolved.psf, voxel_size_um=resolved.voxel_size_um, axes="ZYX")
         write(args.psf_out, psf_image, overwrite=args.overwrite, inputs=[args.input])
-    provenance = {"software": "neurodecon", "version": __version__, "command": current_command(),
-                  "psf": resolved.description, "inputs": [str(args.input)]}  # fmt: skip
     with console_progress(f"Deconvolving ({args.method}, blocks)") as bar:
-        run = deconvolve_blocked(
+        return deconvolve_blocked(
             args.input,
             args.output,
             resolved.psf,
@@ -97,22 +126,7 @@ def run_blocked(args: argparse.Namespace, iterations, background) -> int:  # noq
             boundary=args.boundary,
             initial=args.initial,
             background_mode=args.background_mode,
-            voxel_size_um=lazy.voxel_size_um,
-            block=args.block,
-            halo=args.halo,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            device=args.device,
             progress=bar,
-            provenance=provenance,
+            provenance={**provenance, "psf": resolved.description},
+            **common,
         )
-    skipped = f", {run.blocks_skipped} resumed" if run.blocks_skipped else ""
-    print(
-        f"wrote {Path(run.output)} ({args.method}, {run.parameters['iterations']} iterations, "
-        f"{len(run.plan.blocks)} blocks of {'×'.join(map(str, run.plan.core))}{skipped}, "
-        f"~{format_bytes(run.memory_per_block_bytes)} per block, {run.levels} levels, "
-        f"{run.seconds:.1f} s)"
-    )
-    return 0

@@ -128,7 +128,7 @@ def _deconvolve(args: argparse.Namespace) -> int:
     _check_outputs(args)
     network = args.psf_model is not None and args.psf_model not in PSF_MODELS
     if wants_blocked(args, network):  # an OME-Zarr written block by block, never whole
-        return run_blocked(args, iterations, background)
+        return run_blocked(args, iterations, background, network)
     image = read(args.input, voxel_size_um=args.voxel_size)
     check_image(image, args.input)  # a constant image is readable, but not deconvolvable
     if network:

@@ -23,7 +23,9 @@ The building blocks, public for tests, benchmarks and experiments:
 - data: ``training_volumes``, ``split_volumes``, ``build_pool``, ``Pool``, ``sample_batch``,
   ``add_noise``, ``allowed_flips``, ``center_convolve``, ``scale_to_unit``, ``robust_range``,
   ``Normalization``;
-- physics input: ``physics_channel``, ``physics_function``, ``PHYSICS_PSF_FILE``;
+- physics input: ``physics_channel``, ``physics_function``, ``PHYSICS_PSF_FILE``; as
+  ``predict`` computes it for a model: ``physics_options``, ``physics_kernel``,
+  ``model_physics_channel``;
 - loss: ``neurodecon_loss``, ``hessian_frobenius``, ``ssim3d``, ``fourier_loss``,
   ``training_loss`` (the configured one), ``rln_loss``, ``global_ssim``, ``debcr_loss``,
   ``fourier_l1``;
@@ -36,7 +38,9 @@ The building blocks, public for tests, benchmarks and experiments:
   ``rcan_parameter_count``, ``haar_analysis``, ``haar_synthesis``, ``z_halving_for``);
 - model directory: ``save_model``, ``model_card``, ``trained_for``, ``KERNEL_PSF_FILE``,
   ``CONFIG_NAME``;
-  inference: ``predict_tiled``, and the checks of an input against what the model was trained
+  inference, the pieces of ``predict`` (which a blocked run reuses block by block):
+  ``normalization_for``, ``network_input``, ``tiling`` / ``Tiling``, ``predict_normalized``,
+  ``predict_tiled``; and the checks of an input against what the model was trained
   for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
 """
 
@@ -114,9 +118,25 @@ from ._net import (
 from ._norm import Normalization, robust_range
 from ._options import ConfigOption
 from ._physics import PSF_FILE as PHYSICS_PSF_FILE
-from ._physics import physics_channel, physics_function
+from ._physics import (
+    model_physics_channel,
+    physics_channel,
+    physics_function,
+    physics_kernel,
+    physics_options,
+)
 from ._precision import cpu_has_fast_bf16, precision_name, training_autocast
-from ._predict import augmentations, predict, predict_tiled, predict_with_spread
+from ._predict import (
+    Tiling,
+    augmentations,
+    network_input,
+    normalization_for,
+    predict,
+    predict_normalized,
+    predict_tiled,
+    predict_with_spread,
+    tiling,
+)
 from ._train import train
 from ._volumes import split_volumes, training_volumes
 
@@ -173,6 +193,9 @@ __all__ = [
     "Normalization",
     "physics_channel",
     "physics_function",
+    "physics_kernel",
+    "physics_options",
+    "model_physics_channel",
     "PHYSICS_PSF_FILE",
     "neurodecon_loss",
     "hessian_frobenius",
@@ -219,4 +242,9 @@ __all__ = [
     "KERNEL_PSF_FILE",
     "CONFIG_NAME",
     "predict_tiled",
+    "Tiling",
+    "tiling",
+    "normalization_for",
+    "network_input",
+    "predict_normalized",
 ]

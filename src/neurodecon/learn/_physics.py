@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._config import TrainConfig
 from ._options import PhotonsAt
 
+if TYPE_CHECKING:
+    from ._model import Model
+
 __all__ = [
     "physics_channel",
+    "physics_options",
+    "physics_kernel",
+    "model_physics_channel",
     "physics_function",
     "physics_description",
     "choose_iterations",
@@ -49,16 +55,42 @@ def physics_channel(
     ``"auto"``: estimated from the volume by :func:`neurodecon.classical.deconvolve`).
     """
     from ..classical import deconvolve
-    from ..psf import prepare_psf
 
     vol = np.asarray(volume, np.float32)
-    k = prepare_psf(np.asarray(psf, np.float32), image_shape=vol.shape)
+    k = physics_kernel(psf, vol.shape)
     return np.asarray(
         deconvolve(
             vol, k, method, iterations=int(iterations), background=background, device=device
         ),
         np.float32,
     )
+
+
+def physics_kernel(psf: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """Return the RL_K PSF made ready for an image of ``image_shape`` (cropped to it, sum 1)."""
+    from ..psf import prepare_psf
+
+    return prepare_psf(np.asarray(psf, np.float32), image_shape=tuple(image_shape)[-3:])
+
+
+def physics_options(model: Model) -> dict[str, Any]:
+    """Return the RL_K settings of a physics-aware model as a dict.
+
+    ``method``, ``iterations`` and ``background`` (a number of counts or ``"auto"``; 0 for
+    model folders older than the setting).
+    """
+    p = model.physics or {}
+    return {
+        "method": p["method"],
+        "iterations": int(p["iterations"]),
+        "background": p.get("background", 0.0),
+    }
+
+
+def model_physics_channel(model: Model, volume: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+    """Return the RL_K channel of ``volume`` as :func:`neurodecon.learn.predict` computes it."""
+    assert model.physics_psf is not None  # load_model refuses a physics model without it
+    return physics_channel(volume, model.physics_psf, **physics_options(model), device=device)
 
 
 #: ``physics_iterations="auto"``: the count is searched up to this many iterations, and the search

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,20 @@ from ..progress import ProgressFn, report
 from ._bioimageio_foreign import is_foreign_package, predict_bioimageio
 from ._limits import check_levels, check_voxel_size
 from ._model import Model, load_model
-from ._norm import robust_range
+from ._norm import Normalization, robust_range
 
-__all__ = ["predict", "predict_with_spread", "predict_tiled", "augmentations", "DEFAULT_TILE"]
+__all__ = [
+    "predict",
+    "predict_with_spread",
+    "predict_tiled",
+    "augmentations",
+    "DEFAULT_TILE",
+    "Tiling",
+    "tiling",
+    "network_input",
+    "predict_normalized",
+    "normalization_for",
+]
 
 DEFAULT_TILE = (64, 192, 192)
 
@@ -155,30 +167,17 @@ def _predict(
     spread = np.zeros(vols.shape, np.float32)
     dev = resolve_device(device)
     net = model.net.to(dev).eval()
-    pcfg = model.predict_config
-    percentiles = tuple(pcfg["normalization"]["percentiles"])
-    m = pcfg["multiple"]
-    halo = _round_up(pcfg["halo"] if halo is None else halo, m)
-    blend = _round_up(m if blend is None else blend, m)
-    tile = tuple(_round_up(t, m) for t in (tile_shape or DEFAULT_TILE))
+    tiles = tiling(model, tile_shape=tile_shape, halo=halo, blend=blend)
     n_runs = len(vols) * len(flips)
     try:
         for i, vol in enumerate(vols):
-            norm = robust_range(vol, percentiles)
-            inp = norm.apply(vol)[None]
+            norm = normalization_for(model, vol)
+            rl = None
             if model.physics:
-                from ._physics import physics_channel
+                from ._physics import model_physics_channel
 
-                assert model.physics_psf is not None  # load_model refuses a model without it
-                rl = physics_channel(
-                    vol,
-                    model.physics_psf,
-                    method=model.physics["method"],
-                    iterations=model.physics["iterations"],
-                    background=model.physics.get("background", 0.0),
-                    device=str(dev),
-                )
-                inp = np.concatenate([inp, norm.apply(rl)[None]])
+                rl = model_physics_channel(model, vol, device=str(dev))
+            inp = network_input(vol, norm, rl)
             runs = []
             for j, axes in enumerate(flips):
                 k_run = i * len(flips) + j
@@ -186,28 +185,108 @@ def _predict(
                 def sub(d, t, msg, _k=k_run):
                     report(progress, d + _k * t, t * n_runs, msg)
 
-                ax = tuple(a + 1 for a in axes)  # channel axis first
-                x = np.ascontiguousarray(np.flip(inp, ax)) if ax else inp
-                y = predict_tiled(
-                    net,
-                    x,
-                    tile=tile,
-                    halo=halo,
-                    blend=blend,
-                    m=m,
-                    device=dev,
-                    precision=precision,
-                    progress=sub if progress else None,
-                )
-                # fluorescence is not negative: the network's residual can dip below zero in
-                # dark noisy regions (RL's output never does); clip as the classical methods do
-                runs.append(np.maximum(norm.invert(np.flip(y, axes) if axes else y), 0.0))
+                runs.append(
+                    predict_normalized(net, inp, norm, tiles, flip=axes, device=dev,
+                                       precision=precision, progress=sub if progress else None)
+                )  # fmt: skip
             out[i] = np.mean(runs, axis=0) if len(runs) > 1 else runs[0]
             if len(runs) > 1:
                 spread[i] = np.std(runs, axis=0)
     finally:
         model.net.to("cpu")
     return out.reshape(arr.shape), spread.reshape(arr.shape)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How inference tiles a volume: tile cores, context, cross-fade, the network's multiple.
+
+    Every size is a multiple of ``multiple`` (tiles then start on the network's pooling grid).
+    A voxel's prediction sees at least ``halo`` voxels of context on every side where the
+    volume continues; ``context`` (``halo + blend``) is how far its tile reaches.
+    """
+
+    tile: tuple[int, int, int]
+    halo: int
+    blend: int
+    multiple: int
+
+    @property
+    def context(self) -> int:
+        """Return how far from a voxel the data can change its prediction (``halo + blend``)."""
+        return self.halo + self.blend
+
+
+def tiling(
+    model: Model,
+    *,
+    tile_shape: Sequence[int] | None = None,
+    halo: int | None = None,
+    blend: int | None = None,
+) -> Tiling:
+    """Return the :class:`Tiling` :func:`predict` uses for ``model`` with these options.
+
+    Defaults: tiles of ``DEFAULT_TILE``, the model's recorded halo (16 voxels), a cross-fade of
+    the network's multiple; each rounded up to that multiple.
+    """
+    pcfg = model.predict_config
+    m = int(pcfg["multiple"])
+    z, y, x = (_round_up(t, m) for t in (tile_shape or DEFAULT_TILE))
+    h = _round_up(pcfg["halo"] if halo is None else halo, m)
+    return Tiling((z, y, x), h, _round_up(m if blend is None else blend, m), m)
+
+
+def normalization_for(model: Model, volume: np.ndarray) -> Normalization:
+    """Return the normalisation ``predict`` maps ``volume`` with: the model's percentiles of it.
+
+    ``volume`` is the whole volume (one channel/time point), never a tile; a blocked run passes
+    the whole volume or representative crops of it (``neurodecon.blocked``).
+    """
+    return robust_range(volume, tuple(model.predict_config["normalization"]["percentiles"]))
+
+
+def network_input(
+    volume: np.ndarray, norm: Normalization, physics: np.ndarray | None = None
+) -> np.ndarray:
+    """Return the network's input ``(C, Z, Y, X)``.
+
+    The raw volume and, for the physics-aware variant, its RL_K channel, both mapped with the
+    one normalisation ``norm``.
+    """
+    inp = norm.apply(volume)[None]
+    if physics is None:
+        return inp
+    return np.concatenate([inp, norm.apply(physics)[None]])
+
+
+def predict_normalized(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    inp: np.ndarray,
+    norm: Normalization,
+    tiles: Tiling,
+    *,
+    flip: tuple[int, ...] = (),
+    device: torch.device,
+    precision: str = "auto",
+    progress: Callable[[int, int, str], Any] | None = None,
+    origin: Sequence[int] = (0, 0, 0),
+    full_shape: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Run ``net`` tiled on the input of :func:`network_input`; return intensities ``(Z, Y, X)``.
+
+    The input is flipped along ``flip`` (0=z, 1=y, 2=x) and the prediction flipped back, mapped
+    back with ``norm`` and clipped at 0: fluorescence is not negative, and the network's
+    residual can dip below zero in dark noisy regions (RL's output never does). ``origin``,
+    ``full_shape``: the input is a region of a larger volume (:func:`predict_tiled`; no flip).
+    """
+    ax = tuple(a + 1 for a in flip)  # channel axis first
+    x = np.ascontiguousarray(np.flip(inp, ax)) if ax else inp
+    y = predict_tiled(
+        net, x, tile=tiles.tile, halo=tiles.halo, blend=tiles.blend, m=tiles.multiple,
+        device=device, precision=precision, progress=progress, origin=origin,
+        full_shape=full_shape,
+    )  # fmt: skip
+    return np.maximum(norm.invert(np.flip(y, flip) if flip else y), 0.0)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -221,16 +300,24 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _axis_tiles(n: int, core: int, blend: int, halo: int):
-    """Per axis: (write_start, write_stop, read_start, read_stop, ramp_lo, ramp_hi)."""
+def _axis_tiles(n: int, core: int, blend: int, halo: int, origin: int = 0, full: int = 0):
+    """Per axis: ``(write_start, write_stop, read_start, read_stop, ramp)`` inside the region.
+
+    Tiles of ``core`` are laid on the whole axis (``full`` voxels, the region starting at
+    ``origin``); those that write into the region are kept, clipped to it, with their ramps.
+    """
+    full = full or n
     tiles = []
-    for s in range(0, n, core):
-        e = min(s + core, n)
-        lo = s > 0
-        hi = e < n
+    for s in range(0, full, core):
+        e = min(s + core, full)
+        lo, hi = s > 0, e < full
         ws, we = (s - blend if lo else s), (e + blend if hi else e)
-        rs, re = max(ws - halo, 0), min(we + halo, n)
-        tiles.append((ws, we, rs, re, lo, hi))
+        rs, re = max(ws - halo, 0), min(we + halo, full)
+        a, b = max(ws - origin, 0), min(we - origin, n)
+        if a >= b:
+            continue
+        ramp = _ramp(ws, we, lo, hi, blend)[a + origin - ws : b + origin - ws]
+        tiles.append((a, b, max(rs - origin, 0), min(re - origin, n), ramp))
     return tiles
 
 
@@ -255,20 +342,26 @@ def predict_tiled(
     device: torch.device,
     precision: str,
     progress: Callable[[int, int, str], Any] | None = None,
+    origin: Sequence[int] = (0, 0, 0),
+    full_shape: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Run ``net`` tile by tile over normalised channels ``(C, Z, Y, X)``; return ``(Z, Y, X)``.
 
     Tiles of core ``tile`` are read with ``halo`` voxels of context and written with a linear
     cross-fade of width ``blend``; sizes are padded (symmetric) to multiples of ``m`` and cropped
     back. A tile whose reduced-precision output is not finite is recomputed in fp32 (logged).
+    ``origin`` and ``full_shape``: where this region lies in a larger volume (multiples of
+    ``m``); the tiles are then the whole volume's, clipped to the region, so a block predicts
+    what the whole volume's run does wherever its region holds the tile's context.
     """
     shape = vol.shape[1:]
     padded_shape = tuple(max(_round_up(n, m), m) for n in shape)
+    full = tuple(max(_round_up(n, m), m) for n in (full_shape or shape))
     pad = [(0, 0)] + [(0, p - n) for n, p in zip(shape, padded_shape, strict=True)]
     x = np.pad(vol, pad, mode="symmetric") if any(p[1] for p in pad) else vol
     per_axis = [
-        _axis_tiles(n, min(c, n), blend if c < n else 0, halo)
-        for n, c in zip(padded_shape, tile, strict=True)
+        _axis_tiles(n, min(c, f), blend if c < f else 0, halo, int(o), f)
+        for n, c, o, f in zip(padded_shape, tile, origin, full, strict=True)
     ]
     acc = np.zeros(padded_shape, np.float32)
     wsum = np.zeros(padded_shape, np.float32)
@@ -290,7 +383,7 @@ def predict_tiled(
                 pred = net(inp).float()[0, 0].cpu().numpy()
         inner = tuple(slice(t[0] - t[2], t[1] - t[2]) for t in combo)
         write = tuple(slice(t[0], t[1]) for t in combo)
-        rz, ry, rx = (_ramp(t[0], t[1], t[4], t[5], blend) for t in combo)
+        rz, ry, rx = (t[4] for t in combo)
         w = rz[:, None, None] * ry[None, :, None] * rx[None, None, :]
         acc[write] += w * pred[inner]
         wsum[write] += w
