@@ -38,6 +38,13 @@ The building blocks, public for tests, benchmarks and experiments:
   ``CONFIG_NAME``;
   inference: ``predict_tiled``, and the checks of an input against what the model was trained
   for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
+
+Self-Net (isotropic restoration of an anisotropic stack, trained on that stack alone):
+``isotropic``; its parts ``SelfNetConfig`` / ``SELFNET_PRESETS`` / ``selfnet_config``,
+``SelfNetData`` (``anisotropy_ratio``, ``degrade_lateral``, ``z_interpolate``,
+``isotropic_voxel_size``), ``SelfNetGenerator``, ``PatchDiscriminator``, ``ssim2d``,
+``SelfNetTraining`` / ``train_selfnet``, ``SelfNetModel`` / ``load_selfnet`` (model folders with
+``SELFNET_CONFIG_NAME``) and ``restore_isotropic``.
 """
 
 from ._arch_debcr import (
@@ -117,6 +124,26 @@ from ._physics import PSF_FILE as PHYSICS_PSF_FILE
 from ._physics import physics_channel, physics_function
 from ._precision import cpu_has_fast_bf16, precision_name, training_autocast
 from ._predict import augmentations, predict, predict_tiled, predict_with_spread
+from ._selfnet import (
+    SELFNET_CONFIG_NAME,
+    SelfNetModel,
+    isotropic,
+    load_selfnet,
+    restore_isotropic,
+    selfnet_config,
+)
+from ._selfnet_config import PRESETS as SELFNET_PRESETS
+from ._selfnet_config import SelfNetConfig
+from ._selfnet_data import (
+    SelfNetData,
+    anisotropy_ratio,
+    degrade_lateral,
+    isotropic_voxel_size,
+    z_interpolate,
+)
+from ._selfnet_nets import Generator as SelfNetGenerator
+from ._selfnet_nets import PatchDiscriminator, ssim2d
+from ._selfnet_train import SelfNetTraining, train_selfnet
 from ._train import train
 from ._volumes import split_volumes, training_volumes
 
@@ -219,4 +246,22 @@ __all__ = [
     "KERNEL_PSF_FILE",
     "CONFIG_NAME",
     "predict_tiled",
+    "isotropic",
+    "SelfNetConfig",
+    "SELFNET_PRESETS",
+    "SELFNET_CONFIG_NAME",
+    "SelfNetModel",
+    "load_selfnet",
+    "restore_isotropic",
+    "selfnet_config",
+    "SelfNetData",
+    "anisotropy_ratio",
+    "degrade_lateral",
+    "isotropic_voxel_size",
+    "z_interpolate",
+    "SelfNetGenerator",
+    "PatchDiscriminator",
+    "ssim2d",
+    "SelfNetTraining",
+    "train_selfnet",
 ]
