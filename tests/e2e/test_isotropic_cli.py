@@ -73,3 +73,40 @@ def test_cli_isotropic_one_line_errors(tmp_path, run_cli):
     assert code == 2 and "not a Self-Net model folder" in err and err.count("\n") == 1
     code, _, err = run_cli(*base, "-o", tmp_path / "raw.tif")
     assert code == 2 and "refusing to overwrite the input" in err
+
+
+def test_compare_runs_isotropic_methods_on_the_isotropic_grid(tmp_path):
+    import neurodecon as nd
+    from neurodecon.learn import z_interpolate
+
+    raw = _write_stack(tmp_path / "raw.tif")
+    truth = z_interpolate(raw, 3.0)  # a stand-in truth on the isotropic grid (52 planes)
+    sigma = 1.2 / 2.3548 * 2.3548
+    psf = np.zeros((9, 15, 15), np.float32)
+    psf[4, 7, 7] = 1
+    psf = ndimage.gaussian_filter(psf, (sigma, 1.2 * sigma, 1.2 * sigma))
+    summary = nd.compare(
+        tmp_path / "raw.tif",
+        psf=psf,
+        methods="rl,isotropic,rl+isotropic",
+        truth=truth,
+        iterations=5,
+        output_dir=tmp_path / "report",
+        device="cpu",
+        method_options={
+            "isotropic": {"steps": 3, "preset": "cpu"},
+            "rl+isotropic": {"steps": 3, "preset": "cpu", "iterations": 5},
+        },
+    )
+    from neurodecon.io import read
+
+    for name in ("rl", "isotropic", "rl+isotropic"):
+        img = read(tmp_path / "report" / "results" / f"{name}.tif")
+        assert img.data.shape == (52, 64, 64)
+        assert img.voxel_size_um == pytest.approx((0.1, 0.1, 0.1), rel=1e-6)
+    methods = summary["methods"]
+    assert {m["status"] for m in methods.values()} == {"ok"}, methods
+    assert methods["rl+isotropic"]["metrics"]["psnr"] > 10
+    assert summary["voxel_size_um"] == pytest.approx([0.1, 0.1, 0.1], rel=1e-6)
+    with pytest.raises(nd.NeuroDeconError, match="isotropic grid"):
+        nd.compare(tmp_path / "raw.tif", methods="isotropic", truth=raw, output_dir=tmp_path / "r2")
