@@ -165,7 +165,7 @@ def _train_model(
     progress: ProgressFn | None,
     path: object,
 ) -> SelfNetModel:
-    data = SelfNetData.from_stack(vol, ratio)
+    data = SelfNetData.from_stack(vol, ratio, match_blur=config.match_blur)
     data.check_patch(config.patch, path)
     ckpt = None if save_model is None else save_model / CHECKPOINT_NAME
     if save_model is not None:
@@ -181,6 +181,7 @@ def _train_model(
         progress=progress,
     )
     info = {
+        "axial_blur_px": data.axial_blur_px,
         "steps_done": t.step,
         "complete": t.step >= config.steps,
         "training_time_s": round(t.elapsed_s, 1),
@@ -299,6 +300,7 @@ def isotropic(
         "anisotropy_ratio": round(ratio, 4),
         "input_voxel_size_um": list(img.voxel_size_um),
         "config": trained.config.to_dict(),
+        "axial_blur_px": trained.info.get("axial_blur_px"),
         "steps_done": trained.info.get("steps_done"),
         "training_complete": trained.info.get("complete"),
         "seconds": round(time.perf_counter() - t0, 1),

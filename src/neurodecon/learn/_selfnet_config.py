@@ -41,6 +41,10 @@ class SelfNetConfig:
         from the second tenth of the steps on, as the authors' feedback after the first epoch).
     checkpoint_s : float
         Seconds between two checkpoints of a training with a model directory.
+    match_blur : bool
+        Blur the degraded lateral planes by the axial blur measured on the stack (spectra of
+        the lateral vs the axial planes) before the GAN refines it; ``False`` is the authors'
+        degradation (resampling only). See docs/isotropic.md.
     """
 
     channels: int = 16
@@ -54,11 +58,18 @@ class SelfNetConfig:
     ssim_weight: float = 0.1
     feedback_weight: float = 0.1
     checkpoint_s: float = 60.0
+    match_blur: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not value > 0 and f.name not in ("gan_weight", "feedback_weight", "ssim_weight"):
+            if f.name == "match_blur":
+                continue
+            if f.name in ("gan_weight", "feedback_weight", "ssim_weight"):
+                if not value >= 0:
+                    raise user_error(f"Self-Net option {f.name} must not be negative, not {value}")
+                continue
+            if not value > 0:
                 raise user_error(f"Self-Net option {f.name} must be positive, not {value}")
         if self.patch < 16:
             raise user_error(f"Self-Net patch {self.patch} is too small", fix="use 16 or more")
