@@ -147,7 +147,8 @@ def bench(families, ratios, steps: int, seed: int, out_dir: Path) -> list[dict]:
 def table(rows: list[dict], steps: int) -> str:
     head = (
         f"Truth {SHAPE_ISO[1]}×{SHAPE_ISO[2]} px, 0.1 µm isotropic; observed z every `ratio` "
-        f"planes; Self-Net CPU preset, {steps} steps, 1 core.\n\n"
+        f"planes; Self-Net CPU preset, {steps} steps, 1 thread (`s`: wall seconds on a core shared "
+        "with other jobs, not a speed measurement).\n\n"
         "PSNR / SSIM against the truth; `ref` columns against the truth blurred by the lateral "
         "PSF in all three directions (the isotropic image Self-Net aims at).\n\n"
         "| family | ratio | method | PSNR dB | SSIM xz | SSIM yz | PSNR ref | SSIM xz ref | "
