@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # exactly the names of _LAZY, re-exported for type checkers a
     from .io import Image as Image
     from .io import read as read
     from .io import write as write
+    from .learn import isotropic as isotropic
     from .learn import load_model as load_model
     from .learn import train as train
     from .metrics import consistency as consistency
@@ -68,6 +69,7 @@ _LAZY = {
     "consistency": "neurodecon.metrics",
     "train": "neurodecon.learn",
     "load_model": "neurodecon.learn",
+    "isotropic": "neurodecon.learn",
     "compare": "neurodecon.report",
 }
 

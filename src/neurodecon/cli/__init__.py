@@ -31,6 +31,7 @@ _MODULES = (
     "_metrics",
     "_classical",
     "_learn",
+    "_isotropic",
     "_export",
     "_report",
 )

@@ -42,6 +42,13 @@ The building blocks, public for tests, benchmarks and experiments:
   ``normalization_for``, ``network_input``, ``tiling`` / ``Tiling``, ``predict_normalized``,
   ``predict_tiled``; and the checks of an input against what the model was trained
   for: ``check_voxel_size``, ``check_levels``, ``trained_levels``.
+
+Self-Net (isotropic restoration of an anisotropic stack, trained on that stack alone):
+``isotropic``; its parts ``SelfNetConfig`` / ``SELFNET_PRESETS`` / ``selfnet_config``,
+``SelfNetData`` (``anisotropy_ratio``, ``degrade_lateral``, ``z_interpolate``,
+``isotropic_voxel_size``), ``SelfNetGenerator``, ``PatchDiscriminator``, ``ssim2d``,
+``SelfNetTraining`` / ``train_selfnet``, ``SelfNetModel`` / ``load_selfnet`` (model folders with
+``SELFNET_CONFIG_NAME``) and ``restore_isotropic``.
 """
 
 from ._arch_debcr import (
@@ -137,6 +144,26 @@ from ._predict import (
     predict_with_spread,
     tiling,
 )
+from ._selfnet import (
+    SELFNET_CONFIG_NAME,
+    SelfNetModel,
+    isotropic,
+    load_selfnet,
+    restore_isotropic,
+    selfnet_config,
+)
+from ._selfnet_config import PRESETS as SELFNET_PRESETS
+from ._selfnet_config import SelfNetConfig
+from ._selfnet_data import (
+    SelfNetData,
+    anisotropy_ratio,
+    degrade_lateral,
+    isotropic_voxel_size,
+    z_interpolate,
+)
+from ._selfnet_nets import Generator as SelfNetGenerator
+from ._selfnet_nets import PatchDiscriminator, ssim2d
+from ._selfnet_train import SelfNetTraining, train_selfnet
 from ._train import train
 from ._volumes import split_volumes, training_volumes
 
@@ -247,4 +274,22 @@ __all__ = [
     "normalization_for",
     "network_input",
     "predict_normalized",
+    "isotropic",
+    "SelfNetConfig",
+    "SELFNET_PRESETS",
+    "SELFNET_CONFIG_NAME",
+    "SelfNetModel",
+    "load_selfnet",
+    "restore_isotropic",
+    "selfnet_config",
+    "SelfNetData",
+    "anisotropy_ratio",
+    "degrade_lateral",
+    "isotropic_voxel_size",
+    "z_interpolate",
+    "SelfNetGenerator",
+    "PatchDiscriminator",
+    "ssim2d",
+    "SelfNetTraining",
+    "train_selfnet",
 ]

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import user_error
 from ..progress import ProgressFn, report
+from ._isotropic import IsotropicGrid
 from ._methods import DEFAULT_METHODS, MethodResult, parse_methods, run_method
 
 __all__ = ["compare", "PsfRecord", "default_methods"]
@@ -34,6 +35,13 @@ class PsfRecord:
     info: dict[str, Any] = field(default_factory=dict)
     bead_result: Any = None
     beads_image: np.ndarray | None = None
+
+
+_ISOTROPIC_NOTE = (
+    "Self-Net methods were compared: every volume is on the isotropic grid (the lateral voxel "
+    "size in z too); the input and the other methods' results were interpolated along z "
+    "(cubic spline)."
+)
 
 
 def default_methods() -> tuple[str, ...]:
@@ -219,13 +227,17 @@ def compare(
     vs = tuple(float(v) for v in img.voxel_size_um)
     truth_img = _load(truth, "truth", vs)
     gt = _as_volume(truth_img, "the ground truth", truth) if truth_img is not None else None
-    if gt is not None and gt.shape != raw.shape:
+    grid = IsotropicGrid(vs) if any(s.kind == "isotropic" for s in specs) else None
+    truth_path = truth if isinstance(truth, (str, os.PathLike)) else None
+    if grid is not None and gt is not None:
+        grid.check_truth(gt, raw.shape, truth_path)
+    elif gt is not None and gt.shape != raw.shape:
         raise user_error(
             f"the ground truth has shape {gt.shape} but the image {raw.shape}",
             path=truth if isinstance(truth, (str, os.PathLike)) else None,
             fix="give the ground truth of this very stack",
         )
-    needs_psf = any(s.kind == "classical" for s in specs)
+    needs_psf = any(s.kind == "classical" or s.base is not None for s in specs)
     if needs_psf and psf is None and beads is None and psf_model is None:
         raise user_error(
             "the classical methods need a PSF",
@@ -265,13 +277,24 @@ def compare(
             progress=_sub(progress, i, n_steps, spec.spec),
         )
         if res.ok and res.data is not None:
+            if grid is not None and spec.kind != "isotropic":  # onto the isotropic grid
+                res.data, res.kernel = grid.resample(res.data), None
+                res.parameters["z_interpolation"] = "cubic"
             res.parameters["output"] = _write_result(
-                out, spec.name, res.data, vs, inputs, {"method": spec.spec, **res.parameters}
+                out,
+                spec.name,
+                res.data,
+                vs if grid is None else grid.voxel_size_um,
+                inputs,
+                {"method": spec.spec, **res.parameters},
             )
             log.info("%s: done in %.1f s", spec.spec, res.seconds)
         else:
             log.warning("%s failed: %s", spec.spec, res.error)
         results.append(res)
+    if grid is not None:  # the report on the isotropic grid; no kernel fits that grid
+        raw, vs, rec = grid.resample(raw), grid.voxel_size_um, replace(rec, psf=None)
+        notes = [*notes, _ISOTROPIC_NOTE]
     summary = write_report(
         out,
         raw=raw,

@@ -17,6 +17,9 @@ import numpy as np
 
 from ..errors import user_error
 from ..progress import Cancelled, ProgressFn
+from ._isotropic import isotropic_base, run_isotropic
+
+_SELFNET_ONLY = ("preset", "steps", "time_limit_min", "seed")
 
 __all__ = [
     "MethodSpec",
@@ -34,13 +37,14 @@ DEFAULT_METHODS: tuple[str, ...] = ("wiener", "rl", "rltv", "model:default")
 
 @dataclass
 class MethodSpec:
-    """One method to run: ``kind`` is ``"classical"`` or ``"model"``."""
+    """One method to run: ``kind`` is ``"classical"``, ``"model"`` or ``"isotropic"``."""
 
     spec: str
     kind: str
     name: str
     label: str
     model_path: Path | None = None
+    base: str | None = None  # the classical method run before Self-Net (``rl+isotropic``)
 
 
 @dataclass
@@ -72,6 +76,16 @@ def parse_methods(methods: str | list[str] | tuple[str, ...]) -> list[MethodSpec
     for raw in (s.strip() for s in items):
         if not raw:
             continue
+        iso, base = isotropic_base(raw)
+        if iso:
+            if base is not None and base not in METHODS:
+                raise user_error(
+                    f"unknown method {base!r} before +isotropic",
+                    fix="use a classical method, e.g. rl+isotropic",
+                )
+            label = "Self-Net" if base is None else f"{base.upper()} + Self-Net"
+            specs.append(MethodSpec(raw, "isotropic", raw.lower(), label, base=base))
+            continue
         if raw.lower().startswith("model:"):
             target = raw[len("model:") :]
             if target in ("", "default"):
@@ -93,7 +107,9 @@ def parse_methods(methods: str | list[str] | tuple[str, ...]) -> list[MethodSpec
         if name not in METHODS:
             raise user_error(
                 f"unknown method {raw!r}",
-                fix="use one of " + ", ".join(METHODS) + ", model:default or model:DIR",
+                fix="use one of "
+                + ", ".join(METHODS)
+                + ", model:default, model:DIR, isotropic or NAME+isotropic",
             )
         specs.append(MethodSpec(raw, "classical", name, name.upper() if len(name) <= 5 else name))
     names = [s.name for s in specs]
@@ -186,6 +202,8 @@ def run_method(
     t0 = time.perf_counter()
     try:
         kernel = psf
+        if spec.kind == "isotropic":
+            return _timed_isotropic(spec, image, psf, voxel_size_um, options, device, progress, t0)
         if spec.kind == "model":
             out, params, kernel = _run_model(spec, image, voxel_size_um, device, progress)
             kernel = psf if kernel is None else kernel  # a foreign package: the data's own PSF
@@ -205,3 +223,27 @@ def run_method(
             spec, None, time.perf_counter() - t0, {}, f"{type(exc).__name__}: {reason}"
         )
     return MethodResult(spec, out, time.perf_counter() - t0, params, kernel=kernel)
+
+
+def _timed_isotropic(
+    spec: MethodSpec,
+    image: np.ndarray,
+    psf: np.ndarray | None,
+    voxel_size_um,
+    options: dict[str, Any],
+    device: str,
+    progress: ProgressFn | None,
+    t0: float,
+) -> MethodResult:
+    """Run the classical base method (if any), then Self-Net; the result is on a finer grid."""
+    params: dict[str, Any] = {}
+    data = image
+    if spec.base is not None:
+        base = MethodSpec(spec.base, "classical", spec.base, spec.base.upper())
+        classical = {k: v for k, v in options.items() if k not in _SELFNET_ONLY}
+        data, params = _run_classical(base, image, psf, {**classical, "device": device}, None)
+    out, iso = run_isotropic(data, voxel_size_um, options, device, progress)
+    if not np.isfinite(out).all():
+        raise RuntimeError("output contains NaN/Inf values")
+    params = {**params, "selfnet": iso}
+    return MethodResult(spec, np.asarray(out, np.float32), time.perf_counter() - t0, params)

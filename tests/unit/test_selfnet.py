@@ -1,0 +1,234 @@
+"""Self-Net (``nd.isotropic``): training pairs, networks, training and resume, inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+import neurodecon as nd
+from neurodecon.errors import NeuroDeconError
+from neurodecon.learn import (
+    SelfNetConfig,
+    SelfNetData,
+    SelfNetGenerator,
+    SelfNetTraining,
+    anisotropy_ratio,
+    degrade_lateral,
+    load_selfnet,
+    restore_isotropic,
+    train_selfnet,
+    z_interpolate,
+)
+from neurodecon.progress import Cancelled
+
+TINY = SelfNetConfig(channels=4, blocks=1, disc_channels=4, patch=16, batch=2, steps=12)
+CPU = torch.device("cpu")
+VOX = (0.3, 0.1, 0.1)
+
+
+def _stack(
+    nz: int = 12,
+    n: int = 40,
+    ratio: int = 3,
+    seed: int = 0,
+    blobs: int = 60,
+    noise: float = 2.0,
+    sigma_z: float | None = None,
+) -> np.ndarray:
+    """Blobs on an isotropic grid, blurred ``ratio``× more along z, sampled every ``ratio``."""
+    rng = np.random.default_rng(seed)
+    iso = np.zeros(((nz - 1) * ratio + 1, n, n), np.float32)
+    pts = rng.integers(0, [iso.shape[0], n, n], size=(blobs, 3))
+    iso[tuple(pts.T)] = rng.uniform(0.5, 1.0, blobs)
+    iso = ndimage.gaussian_filter(iso, (sigma_z or 1.2 * ratio, 1.2, 1.2))
+    noisy = iso[::ratio] / iso.max() * 500 + rng.normal(0, noise, (nz, n, n))
+    return noisy.astype(np.float32)
+
+
+# ---- training pairs ------------------------------------------------------------------------
+
+
+def test_degrade_lateral_blurs_one_axis_to_the_axial_sampling_only():
+    h = w = 48
+    y = np.arange(h)[:, None] * np.ones((1, w))
+    x = np.ones((h, 1)) * np.arange(w)[None, :]
+    fine_rows = np.cos(np.pi * 0.8 * y)  # above the axial Nyquist of ratio 3 (1/6 cycle/px)
+    slow_rows = np.cos(2 * np.pi * y / 24.0)  # well below it
+    cols = np.cos(np.pi * 0.8 * x)  # varies along W only
+    out = degrade_lateral(np.stack([fine_rows, slow_rows, cols]).astype(np.float32), 3.0)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(out[0][inner]).max() < 0.1  # fine detail along H removed
+    assert np.abs(out[1] - slow_rows)[inner].max() < 0.05  # coarse detail along H kept
+    np.testing.assert_allclose(out[2], cols, atol=1e-5)  # W untouched
+
+
+def test_z_interpolate_grid_and_values_agree_with_np_interp():
+    ramp = np.linspace(0, 9, 10, dtype=np.float32)[:, None, None] * np.ones((1, 4, 5), np.float32)
+    out = z_interpolate(ramp, 2.5)
+    assert out.shape == (23, 4, 5)  # floor(9 · 2.5) + 1: first to last input plane
+    expect = np.interp(np.arange(23) / 2.5, np.arange(10), np.arange(10.0))
+    np.testing.assert_allclose(out[:, 2, 3], expect, atol=0.1)  # the spline's edge planes
+    np.testing.assert_allclose(out[6:-6, 2, 3], expect[6:-6], atol=1e-2)
+    vol = np.random.default_rng(0).random((6, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(z_interpolate(vol, 3.0)[::3], vol, atol=1e-5)  # planes coincide
+
+
+def test_training_data_domains_and_patches():
+    data = SelfNetData.from_stack(_stack(), 3.0)
+    assert data.axial.shape == (34, 40, 40) and data.degraded.shape == data.lateral.shape
+    batch = data.sample(np.random.default_rng(1), 5, 16)
+    assert {k: v.shape for k, v in batch.items()} == {
+        k: (5, 16, 16) for k in ("xy", "xy_lr", "axial")
+    }
+    # the degraded patch is its lateral partner, blurred: smoother, same mean
+    grad = lambda a: np.abs(np.diff(a, axis=1)).mean() + np.abs(np.diff(a, axis=2)).mean()  # noqa: E731
+    assert grad(batch["xy_lr"]) < grad(batch["xy"])
+    assert (
+        abs(batch["xy_lr"].mean() - batch["xy"].mean()) < 0.05 * np.abs(batch["xy"]).mean() + 0.02
+    )
+
+
+def test_the_measured_axial_blur_is_the_blur_the_sampling_does_not_explain():
+    # z blur σ 3.6 px on the isotropic grid, lateral 1.2: the axial planes carry an extra
+    # √(3.6² − 1.2²) ≈ 3.4 px; the measurement finds it within 15 %, and none when z is not blurred
+    # more than xy (only coarser sampled)
+    blurred = SelfNetData.from_stack(_stack(16, 64, blobs=400, sigma_z=3.6), 3.0)
+    assert 2.9 <= blurred.axial_blur_px <= 3.9
+    sampled_only = SelfNetData.from_stack(_stack(16, 64, blobs=400, sigma_z=1.2), 3.0)
+    assert sampled_only.axial_blur_px <= 0.5
+    authors = SelfNetData.from_stack(_stack(16, 64, blobs=400, sigma_z=3.6), 3.0, match_blur=False)
+    assert authors.axial_blur_px == 0.0
+    grad = lambda a: np.abs(np.diff(a, axis=1)).mean()  # noqa: E731
+    assert grad(blurred.degraded) < 0.8 * grad(authors.degraded)  # more blur along the rows
+
+
+@pytest.mark.parametrize(
+    ("vox", "words"),
+    [
+        ((0.1, 0.1, 0.1), "already (nearly) isotropic"),
+        ((0.05, 0.1, 0.1), "already (nearly) isotropic"),  # ratio < 1: z finer than xy
+        ((0.3, 0.1, 0.12), "lateral voxel sizes differ"),
+    ],
+)
+def test_bad_voxel_sizes_are_one_line_errors(vox, words):
+    with pytest.raises(NeuroDeconError, match="isotropic|differ") as err:
+        nd.isotropic(_stack(), voxel_size_um=vox, config=TINY, device="cpu")
+    assert words in str(err.value) and "\n" not in str(err.value)
+    assert anisotropy_ratio((0.35, 0.1, 0.1)) == pytest.approx(3.5)
+
+
+def test_a_2d_image_and_a_too_small_stack_are_one_line_errors():
+    with pytest.raises(NeuroDeconError):
+        nd.isotropic(np.ones((40, 40), np.float32), voxel_size_um=VOX, config=TINY, device="cpu")
+    with pytest.raises(NeuroDeconError, match="too small") as err:
+        nd.isotropic(_stack(nz=4, n=12), voxel_size_um=VOX, config=TINY, device="cpu")
+    assert "\n" not in str(err.value)
+
+
+# ---- networks, training, resume -----------------------------------------------------------
+
+
+def test_paper_generator_size_and_identity_start():
+    assert 590_000 < sum(p.numel() for p in SelfNetGenerator(64, 6).parameters()) < 610_000
+    net, x = SelfNetGenerator(4, 1), torch.rand(1, 1, 20, 24)
+    assert net(x).shape == x.shape and not torch.allclose(net(x), x)
+    torch.nn.init.zeros_(net.body[-1].weight)
+    torch.nn.init.zeros_(net.body[-1].bias)
+    torch.testing.assert_close(net(x), x)  # the global residual: input + learned correction
+
+
+def test_training_steps_reduce_the_deblurring_loss():
+    from neurodecon.learn._selfnet_nets import restoration_loss  # noqa: PLC2701 - a test
+
+    torch.manual_seed(0)
+    data = SelfNetData.from_stack(_stack(blobs=400, noise=0.0), 3.0)  # structure, no noise floor
+    batch = data.sample(np.random.default_rng(0), 4, 16)
+    tb = {k: torch.from_numpy(v[:, None]) for k, v in batch.items()}
+    t = SelfNetTraining(TINY.with_changes(steps=60, lr=2e-3, channels=8), CPU)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(restoration_loss(t.deblur(t.degrade(tb["xy_lr"])), tb["xy"], 0.1))
+
+    from neurodecon.learn._selfnet_train import train_step  # noqa: PLC2701
+
+    before = loss()
+    for _ in range(40):
+        train_step(t, tb)
+        t.step += 1
+    assert loss() < 0.9 * before
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path):
+    data = SelfNetData.from_stack(_stack(), 3.0)
+    ckpt = tmp_path / "checkpoint.pt"
+    whole = train_selfnet(data, TINY, device=CPU, seed=3)
+
+    def stop_at_5(done, total, message):
+        return done < 5
+
+    with pytest.raises(Cancelled):
+        train_selfnet(data, TINY, device=CPU, seed=3, checkpoint=ckpt, progress=stop_at_5)
+    assert torch.load(ckpt, weights_only=False)["step"] == 5
+    resumed = train_selfnet(data, TINY, device=CPU, seed=3, checkpoint=ckpt, resume=True)
+    assert resumed.step == whole.step == 12
+    for a, b in zip(resumed.deblur.parameters(), whole.deblur.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(NeuroDeconError, match="another Self-Net configuration"):
+        train_selfnet(data, TINY.with_changes(channels=8), device=CPU, checkpoint=ckpt, resume=True)
+
+
+def test_time_limit_stops_training():
+    data = SelfNetData.from_stack(_stack(), 3.0)
+    t = train_selfnet(data, TINY.with_changes(steps=10_000), device=CPU, time_limit_s=0.5)
+    assert 0 < t.step < 10_000
+
+
+# ---- inference ---------------------------------------------------------------------------
+
+
+class _ShiftW(torch.nn.Module):
+    """Rolls each plane by one pixel along its width: X for xz planes, Y for yz planes."""
+
+    def forward(self, x):
+        return torch.roll(x, 1, dims=-1)
+
+
+def test_inference_averages_the_xz_and_yz_restorations():
+    vol = np.random.default_rng(0).random((6, 9, 11)).astype(np.float32)
+    out = restore_isotropic(_ShiftW(), vol, 2.0, device=CPU)
+    iso = z_interpolate(vol, 2.0)
+    expect = 0.5 * (np.roll(iso, 1, axis=2) + np.roll(iso, 1, axis=1))
+    np.testing.assert_allclose(out, expect, atol=1e-6)
+
+
+def test_isotropic_output_grid_voxel_size_and_intensities(tmp_path):
+    stack = _stack()
+    res = nd.isotropic(
+        stack, voxel_size_um=VOX, config=TINY, device="cpu", save_model=tmp_path / "m"
+    )
+    assert res.data.shape == (34, 40, 40) and res.data.dtype == np.float32
+    assert res.voxel_size_um == pytest.approx((0.1, 0.1, 0.1))
+    rec = res.metadata["isotropic"]
+    assert rec["anisotropy_ratio"] == pytest.approx(3.0) and rec["steps_done"] == 12
+    assert abs(res.data.mean() - stack.mean()) < 0.25 * stack.std()  # same intensity scale
+    assert np.corrcoef(res.data[::3].ravel(), stack.ravel())[0, 1] > 0.9  # same structures
+    model = load_selfnet(tmp_path / "m")
+    assert model.ratio == pytest.approx(3.0) and model.config == TINY
+    again = nd.isotropic(stack, voxel_size_um=VOX, model=tmp_path / "m", device="cpu")
+    np.testing.assert_allclose(again.data, res.data, atol=1e-4)  # the saved model is the one used
+    with pytest.raises(NeuroDeconError, match="trained for anisotropy 3.00"):
+        nd.isotropic(stack, voxel_size_um=(0.5, 0.1, 0.1), model=tmp_path / "m", device="cpu")
+    with pytest.raises(NeuroDeconError, match="not empty"):
+        nd.isotropic(stack, voxel_size_um=VOX, config=TINY, save_model=tmp_path / "m")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_restoration_matches_cpu():
+    net = SelfNetGenerator(8, 2).eval()
+    vol = np.random.default_rng(0).random((8, 24, 24)).astype(np.float32)
+    cpu = restore_isotropic(net, vol, 3.0, device=CPU)
+    gpu = restore_isotropic(net, vol, 3.0, device=torch.device("cuda"))
+    np.testing.assert_allclose(gpu, cpu, atol=2e-3)
