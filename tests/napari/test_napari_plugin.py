@@ -31,6 +31,7 @@ def test_manifest_contributions_resolve():
         "Deconvolve",
         "Train a model",
         "Compare methods",
+        "Isotropic restoration",
     }
     assert {s.key for s in contrib.sample_data} == {"demo_stack", "demo_beads"}
     assert contrib.readers and contrib.writers
@@ -43,7 +44,7 @@ def test_manifest_contributions_resolve():
 def test_importing_neurodecon_imports_no_qt_nor_napari():
     code = (
         "import sys, numpy as np, neurodecon as nd\n"
-        "nd.read, nd.deconvolve, nd.compare, nd.train, nd.extract_psf\n"
+        "nd.read, nd.deconvolve, nd.compare, nd.train, nd.extract_psf, nd.isotropic\n"
         "import neurodecon.cli, neurodecon.report, neurodecon.learn\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('napari', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'qtpy', 'magicgui', 'superqt'))\n"

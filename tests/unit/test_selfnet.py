@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -223,6 +225,14 @@ def test_isotropic_output_grid_voxel_size_and_intensities(tmp_path):
         nd.isotropic(stack, voxel_size_um=(0.5, 0.1, 0.1), model=tmp_path / "m", device="cpu")
     with pytest.raises(NeuroDeconError, match="not empty"):
         nd.isotropic(stack, voxel_size_um=VOX, config=TINY, save_model=tmp_path / "m")
+
+
+def test_a_preset_patch_larger_than_a_small_stack_shrinks_to_fit(caplog):
+    big = replace(TINY, patch=48, steps=2)  # the cpu preset's patch; the grid is 34×40×40
+    with caplog.at_level("INFO", logger="neurodecon"):
+        res = nd.isotropic(_stack(), voxel_size_um=VOX, config=big, device="cpu")
+    assert res.metadata["isotropic"]["config"]["patch"] == 32  # the largest multiple of 8
+    assert "32-pixel patches for this small stack" in caplog.text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

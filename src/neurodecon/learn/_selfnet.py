@@ -166,6 +166,15 @@ def _train_model(
     path: object,
 ) -> SelfNetModel:
     data = SelfNetData.from_stack(vol, ratio, match_blur=config.match_blur)
+    patch = data.fitting_patch(config.patch)
+    if patch != config.patch:
+        log.info(
+            "Self-Net: %d-pixel patches for this small stack (isotropic grid %s) instead of %d",
+            patch,
+            "×".join(map(str, data.axial.shape)),
+            config.patch,
+        )
+        config = config.with_changes(patch=patch)
     data.check_patch(config.patch, path)
     ckpt = None if save_model is None else save_model / CHECKPOINT_NAME
     if save_model is not None:

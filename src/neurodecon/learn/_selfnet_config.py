@@ -71,7 +71,7 @@ class SelfNetConfig:
                 continue
             if not value > 0:
                 raise user_error(f"Self-Net option {f.name} must be positive, not {value}")
-        if self.patch < 16:
+        if self.patch < 16:  # MIN_PATCH of the data module
             raise user_error(f"Self-Net patch {self.patch} is too small", fix="use 16 or more")
 
     def to_dict(self) -> dict[str, Any]:

@@ -38,6 +38,8 @@ log = logging.getLogger("neurodecon")
 MIN_RATIO = 1.2
 #: Above this ratio the method degrades (the paper's own limit).
 WARN_RATIO = 4.0
+#: the smallest training patch the networks take (the discriminators' strides)
+MIN_PATCH = 16
 _LATERAL_TOLERANCE = 0.02
 
 
@@ -250,6 +252,16 @@ class SelfNetData:
             threshold=float(np.percentile(lateral, 75)),
             axial_blur_px=sigma,
         )
+
+    def fitting_patch(self, patch: int) -> int:
+        """Return ``patch``, or the largest multiple of 8 (≥ 16) that fits a smaller stack.
+
+        A preset's patch on a small stack: the training then uses every plane it can.
+        """
+        side = min(self.axial.shape)
+        if side >= patch or side < MIN_PATCH:
+            return patch
+        return max(MIN_PATCH, side // 8 * 8)
 
     def check_patch(self, patch: int, path: object | None = None) -> None:
         """Refuse a stack too small for one patch in any of its planes."""
