@@ -28,7 +28,15 @@ rl-accel RL_29 input channel) on an OME-Zarr of ``--shape`` (the same phantom at
 0.1×0.05×0.05 µm, confocal PSF), whole-volume ``predict`` against ``deconvolve_blocked(...,
 model="default")`` with 2×2×2 blocks by default, each in its own child process: max |Δ| / range,
 relative L2, wall time and the child's peak RSS; and the blocked run again with the decisions
-made from 8 crops (as for a volume above 1 GB) to measure how close those are.
+made in one streaming pass (as for a volume above 1 GB) to measure how close those are.
+
+    .venv/bin/python benchmarks/bench_blocked.py decisions [--shape 64 1024 1024]
+
+``decisions``: the global decisions of a frame too large to read whole (above 1 GB), on the
+``model`` input (a dense phantom, background 5): the background ``"auto"``, the flat level and
+the default network's normalisation percentiles from one streaming pass (the rule now: tiles
+with a halo, a uniform lattice of about 8 M voxels), from the 8 crops of the previous rule, and
+exactly from the whole volume in memory; with each one's time.
 
 ``scaling``: a weak-scaling estimate. The same input processed block by block (``--method
 model`` the default network, or ``rl`` 20 iterations) with 1 and 2 worker threads and a 2-process
@@ -276,7 +284,7 @@ def _write_model_input(path: Path, shape) -> None:
 
 
 def model_child(kind: str, src: str, out: str, block, threads: int, workers: int) -> dict:
-    """One run in this (child) process: ``whole`` predict, ``blocked``, or ``crops``."""
+    """One run in this (child) process: ``whole`` predict, ``blocked``, or ``streamed``."""
     import torch
 
     import neurodecon as nd
@@ -291,10 +299,10 @@ def model_child(kind: str, src: str, out: str, block, threads: int, workers: int
         np.save(out, predict("default", img.data, voxel_size_um=img.voxel_size_um, device="cpu"))
         info: dict = {}
     else:
-        if kind == "crops":  # the decisions of a volume above 1 GB: from 8 crops
-            from neurodecon.blocked import _global
+        if kind == "streamed":  # the decisions of a volume above 1 GB: one streaming pass
+            from neurodecon.blocked import _summary
 
-            _global.EXACT_BYTES = 0
+            _summary.EXACT_BYTES = 0
         run = deconvolve_blocked(src, out, model="default", block=block, threads=threads,
                                  workers=workers or None, overwrite=True, device="cpu")  # fmt: skip
         info = {"blocks": len(run.plan.blocks), "core": list(run.plan.core),
@@ -325,7 +333,7 @@ def model_mode(shape, block) -> dict:
     whole = _run_child("whole", str(src), str(OUT / "model_whole.npy"), b, "1", "0")
     ref = np.load(OUT / "model_whole.npy")
     rows = [whole]
-    for kind in ("blocked", "crops"):
+    for kind in ("blocked", "streamed"):
         row = _run_child(kind, str(src), str(OUT / f"model_{kind}.ome.zarr"), b, "1", "0")
         res = nd.read(OUT / f"model_{kind}.ome.zarr").data
         row["max_abs_over_range"] = float(np.abs(res - ref).max() / (ref.max() - ref.min()))
@@ -404,6 +412,53 @@ def _model_psf() -> np.ndarray:
                     wavelength_um=0.52, excitation_wavelength_um=0.488)  # fmt: skip
 
 
+def decisions(shape) -> dict:
+    """Streamed, crop and whole-volume decisions of one frame (see the module's docstring)."""
+    import neurodecon as nd
+    from neurodecon.blocked import _global, _summary
+    from neurodecon.io import open_lazy
+    from neurodecon.learn import load_model, robust_range
+    from neurodecon.metrics import estimate_background
+
+    src = OUT / f"model_in_{'x'.join(map(str, shape))}.ome.zarr"
+    if not (src / "zarr.json").is_file():
+        _write_model_input(src, shape)
+    pct = tuple(load_model("default").predict_config["normalization"]["percentiles"])
+    rows = {}
+    t = time.perf_counter()
+    vol = nd.read(src).data.astype(np.float32)
+    b = float(estimate_background(vol))
+    norm = robust_range(vol, pct)
+    rows["whole volume"] = {"background": b, "flat_level": float(vol.mean() - b),
+                            "normalization": [norm.low, norm.high], "voxels": int(vol.size),
+                            "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
+    del vol
+    lazy = open_lazy(src)
+    t = time.perf_counter()
+    crops = _global.representative_crops(lazy, shape)
+    b = float(estimate_background(crops))
+    norm = robust_range(crops, pct)
+    rows["8 crops (previous rule)"] = {"background": b, "flat_level": float(crops.mean() - b),
+                                       "normalization": [norm.low, norm.high],
+                                       "voxels": int(crops.size),
+                                       "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
+    _summary.EXACT_BYTES = 0
+    t = time.perf_counter()
+    summary = _summary.frame_summary(lazy, shape)
+    b = summary.background("auto")
+    norm = robust_range(summary.values, pct)
+    rows["one streaming pass"] = {"background": b, "flat_level": summary.flat_level(b, "rl"),
+                                  "normalization": [norm.low, norm.high],
+                                  "voxels": int(summary.values.size),
+                                  "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
+    for name, row in rows.items():
+        lo, hi = row["normalization"]
+        print(f"{name:26s} background {row['background']:8.3f}  flat level "
+              f"{row['flat_level']:8.3f}  normalization {lo:8.3f} {hi:8.3f}  "
+              f"{row['voxels']:>11,} voxels  {row['seconds']:6.1f} s")  # fmt: skip
+    return {"shape": list(shape), "percentiles": list(pct), "rows": rows}
+
+
 def main() -> None:
     """Run the chosen part and save its JSON under benchmarks/_out/blocked/."""
     if len(sys.argv) > 1 and sys.argv[1] == "_child":  # one run of `model`, in a child process
@@ -412,7 +467,7 @@ def main() -> None:
         print(json.dumps(model_child(kind, src, out, blk, int(threads), int(workers))))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("part", choices=("halo", "methods", "large", "model", "scaling"))
+    ap.add_argument("part", choices=("halo", "methods", "large", "model", "scaling", "decisions"))
     ap.add_argument("--shape", nargs=3, type=int)
     ap.add_argument("--available-mb", type=int, default=128)
     ap.add_argument("--halo", nargs=3, type=int, help="large: --halo of the CLI run")
@@ -430,6 +485,9 @@ def main() -> None:
     elif args.part == "model":
         res = model_mode(tuple(args.shape or (64, 1024, 1024)), args.block)
         (OUT / "model.json").write_text(json.dumps(res, indent=1))
+    elif args.part == "decisions":
+        res = decisions(tuple(args.shape or (64, 1024, 1024)))
+        (OUT / "decisions.json").write_text(json.dumps(res, indent=1))
     elif args.part == "scaling":
         res = scaling(tuple(args.shape or (64, 512, 512)), args.block, args.method)
         (OUT / "scaling.json").write_text(json.dumps(res, indent=1))

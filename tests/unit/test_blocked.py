@@ -85,6 +85,29 @@ def test_blocked_rl_equals_whole_volume_rl(volume, tmp_path):
     assert _rel(nd.read(small.output).data, whole) > 1e-2
 
 
+def test_a_frame_too_large_to_read_whole_is_streamed_to_the_same_decisions(
+    volume, tmp_path, monkeypatch
+):
+    """Above EXACT_BYTES the background "auto" and the flat level come from one pass in tiles
+    with a halo (the background maps are local): with the whole lattice, the whole-volume
+    values, and the blocked RL equals the whole-volume RL as above (a lazy OME-Zarr input)."""
+    from neurodecon.blocked import _summary
+
+    monkeypatch.setattr(_summary, "EXACT_BYTES", 1 << 16)
+    monkeypatch.setattr(_summary, "TILE_BYTES", 4 * 7 * 96 * 96)  # 5 tiles of ≤ 7 planes
+    monkeypatch.setattr(_summary, "SAMPLES", volume.size)
+    src = tmp_path / "in.ome.zarr"
+    nd.write(src, nd.io.Image(volume, axes="ZYX", voxel_size_um=VS))
+    whole = deconvolve(volume, _psf(), "rl", iterations=30, background="auto", device="cpu")
+    run = deconvolve_blocked(src, tmp_path / "t.ome.zarr", _psf(), "rl", iterations=30,
+                             background="auto", block=(16, 48, 48), device="cpu")  # fmt: skip
+    p = run.parameters
+    assert p["global_decisions"].startswith("whole volume, one streaming pass")
+    assert p["background"] == pytest.approx(estimate_background(volume), rel=1e-5)
+    assert p["flat_level"] == pytest.approx(volume.mean() - p["background"], rel=1e-5)
+    assert _rel(nd.read(run.output).data, whole) < 1e-3
+
+
 def test_auto_iterations_are_decided_once_on_the_central_crop(volume, tmp_path):
     run = deconvolve_blocked(volume, tmp_path / "a.ome.zarr", _psf(), "rl", iterations="auto",
                              background=5.0, block=(32, 48, 48), device="cpu")  # fmt: skip

@@ -153,16 +153,43 @@ def test_each_channel_gets_its_own_normalisation(volume, tmp_path):
     assert lows[1] == pytest.approx(10 * lows[0], rel=0.2)
 
 
-def test_crop_decisions_of_a_large_volume_are_close(volume, tmp_path, monkeypatch):
-    """Above EXACT_BYTES the percentiles come from 8 crops: recorded, and close here."""
-    from neurodecon.blocked import _global
+def test_streamed_decisions_of_a_large_volume_are_the_whole_volume_s(volume, tmp_path, monkeypatch):
+    """Above EXACT_BYTES the frame is read once in tiles: with every voxel on the lattice, the
+    normalisation, RL_K's background "auto" and flat level are predict's, so is the output."""
+    from neurodecon.blocked import _summary
 
-    monkeypatch.setattr(_global, "EXACT_BYTES", 1 << 16)
-    model = _model("unet", None)
+    monkeypatch.setattr(_summary, "EXACT_BYTES", 1 << 16)
+    monkeypatch.setattr(_summary, "TILE_BYTES", 4 * 12 * 80 * 80)  # 4 tiles of 12 planes
+    monkeypatch.setattr(_summary, "SAMPLES", volume.size)
+    model = _model("unet", "rl")
     whole = predict(model, volume, voxel_size_um=VS, device="cpu")
     run = deconvolve_blocked(volume, tmp_path / "k.ome.zarr", model=model, **OPTS)
-    assert run.parameters["global_decisions"] == "representative crops"
-    assert 0 < _max_rel(nd.read(run.output).data, whole) < 5e-2
+    frame = run.parameters["frames"][0]
+    assert "one streaming pass" in run.parameters["global_decisions"]
+    assert frame["physics_background"] == pytest.approx(estimate_background(volume), rel=1e-5)
+    norm = robust_range(volume, (1.0, 99.8))
+    assert frame["normalization"] == pytest.approx([norm.low, norm.high], rel=1e-6)
+    assert _max_rel(nd.read(run.output).data, whole) < 1e-4
+
+
+def test_sampled_decisions_are_close(volume, tmp_path, monkeypatch):
+    """With a lattice of 1/64 of the voxels the decisions stay close to the whole volume's."""
+    from neurodecon.blocked import _summary
+
+    monkeypatch.setattr(_summary, "EXACT_BYTES", 1 << 16)
+    monkeypatch.setattr(_summary, "SAMPLES", volume.size // 64)
+    model = _model("unet", "rl")
+    run = deconvolve_blocked(volume, tmp_path / "s.ome.zarr", model=model, **OPTS)
+    frame = run.parameters["frames"][0]
+    kept = _summary.lattice_strides(volume.shape, volume.size // 64)
+    assert kept == (4, 4, 4)  # 10 × 20 × 20 voxels of the frame
+    assert "(4000 voxels sampled)" in run.parameters["global_decisions"]
+    b = frame["physics_background"]
+    assert b == pytest.approx(estimate_background(volume), rel=0.05)
+    # the mean is summed over every voxel, sampled or not
+    assert frame["physics_flat_level"] == pytest.approx(volume.mean(dtype=np.float64) - b, rel=1e-5)
+    norm = robust_range(volume, (1.0, 99.8))
+    assert frame["normalization"] == pytest.approx([norm.low, norm.high], rel=0.1)
 
 
 def test_model_requests_refused_in_one_line(volume, tmp_path, monkeypatch):

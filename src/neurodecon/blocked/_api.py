@@ -17,15 +17,10 @@ import numpy as np
 from ..errors import user_error
 from ..progress import ProgressFn
 from ._cluster import cluster_client
-from ._global import (
-    auto_iterations,
-    flat_level,
-    global_background,
-    global_regularization,
-    sample_volume,
-)
+from ._global import auto_iterations, global_regularization, representative_crops
 from ._plan import BlockPlan, fit_block, plan_blocks
 from ._run import run_tasks
+from ._summary import frame_summary
 from ._tasks import DONE_DIR, BlockTask, ClassicalRunner, block_bytes
 
 __all__ = [
@@ -225,12 +220,15 @@ def _decide(
     """Make the global decisions once; return the block runner and the run's parameters."""
     from ..classical import DIRECT_METHODS, ITERATIVE_METHODS
 
-    sample, exact = sample_volume(src, shape)
-    b = global_background(sample, options["background"])
-    level = flat_level(sample, b, method)
+    summary = frame_summary(src, shape, background_maps=isinstance(options["background"], str))
+    b = summary.background(options["background"])
+    level = summary.flat_level(b, method)
     if options["regularization"] is None and method in DIRECT_METHODS:
+        sample = summary.volume
+        if sample is None:
+            sample = representative_crops(src, shape)
         options = {**options, "regularization": global_regularization(sample, psf, method, b)}
-    del sample
+        del sample
     count = requested if isinstance(requested, int) else 0
     iterative = method in ITERATIVE_METHODS
     if requested == "auto" and iterative:
@@ -246,7 +244,7 @@ def _decide(
         "background": b,
         "background_requested": options["background"],
         "flat_level": level,
-        "global_decisions": "whole volume" if exact else "representative crops",
+        "global_decisions": summary.describe(),
         **{k: options[k] for k in ("boundary", "initial", "background_mode", "regularization")},
         "psf_shape": list(psf.shape),
         "psf_sha1": runner.key[:12],

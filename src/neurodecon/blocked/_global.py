@@ -2,9 +2,10 @@
 
 The background, the flat start's level, ``iterations="auto"`` and a network's normalisation
 depend on the data; made per block they would change from block to block and leave seams. They
-are made here once: exactly on the whole volume when it is small (≤ ``EXACT_BYTES`` in float32
-and a quarter of the memory available, so a blocked run equals the whole-volume run), else on
-representative crops spread through it.
+are made here once. The background, the flat level and the normalisation see the whole frame
+(:mod:`._summary`: read whole when it fits, else in one streaming pass); a closed-form filter's
+regularization, ``iterations="auto"`` and a network's input-level check run a deconvolution or a
+noise calibration, so they use the whole frame when it fits, else representative crops.
 """
 
 from __future__ import annotations
@@ -16,41 +17,25 @@ import numpy as np
 
 from ._tasks import read_region
 
-__all__ = [
-    "sample_volume",
-    "global_background",
-    "flat_level",
-    "global_regularization",
-    "auto_iterations",
-    "EXACT_BYTES",
-]
+__all__ = ["representative_crops", "global_regularization", "auto_iterations"]
 
 log = logging.getLogger("neurodecon")
 
-#: Volumes up to this float32 size are read whole for the global decisions (exact).
-EXACT_BYTES = 1 << 30
 #: Crops of a larger volume: this many, each of at most ``CROP`` voxels, spread along z and y.
 N_CROPS = 8
 CROP = (16, 192, 192)
 
 
-def sample_volume(
+def representative_crops(
     source: Any, shape: tuple[int, ...], frame: tuple[int, ...] | None = None
-) -> tuple[np.ndarray, bool]:
-    """Return ``(volume or stacked crops (Z', Y', X), exact)`` of one 3D frame.
+) -> np.ndarray:
+    """Return ``N_CROPS`` crops of one 3D frame (the first by default) stacked along z.
 
-    ``frame``: the (time, channel) index; the first frame by default. The whole frame when it
-    takes at most ``EXACT_BYTES`` and a quarter of the memory available in float32; else
-    ``N_CROPS`` crops stacked along z.
+    For the decisions that run a deconvolution or a noise calibration on a frame too large to
+    read whole (:class:`._summary.FrameSummary` holds the frame itself when it fits).
     """
-    from ..memory import available_bytes
-
     lead: tuple[Any, ...] = tuple(frame) if frame is not None else tuple(0 for _ in shape[:-3])
     spatial = shape[-3:]
-    budget = min(EXACT_BYTES, 0.25 * (available_bytes() or EXACT_BYTES * 4))
-    if int(np.prod(spatial)) * 4 <= budget:
-        region = read_region(source, (*lead, slice(None), slice(None), slice(None)))
-        return region.reshape(spatial), True
     crop = [min(c, n) for c, n in zip(CROP, spatial, strict=True)]
     crops = []
     for k in range(N_CROPS):
@@ -60,30 +45,7 @@ def sample_volume(
         x0 = (spatial[2] - crop[2]) // 2
         index = (*lead, slice(z0, z0 + crop[0]), slice(y0, y0 + crop[1]), slice(x0, x0 + crop[2]))
         crops.append(read_region(source, index).reshape(crop))
-    return np.concatenate(crops, axis=0), False
-
-
-def global_background(sample: np.ndarray, background: float | str) -> float:
-    """Return ``background`` as a number (``"auto"``: estimated on the sample)."""
-    if isinstance(background, str):
-        from ..classical import estimate_background
-
-        value = float(estimate_background(sample))
-        log.info(f"background=auto: {value:.4g} (decided once for the whole volume)")
-        return value
-    return float(background)
-
-
-def flat_level(sample: np.ndarray, background: float, method: str) -> float:
-    """Return the flat start's level of the whole volume: its mean above the background.
-
-    As the whole-volume run computes it: negative data count as 0 for the Poisson methods.
-    """
-    from ..classical import POISSON_METHODS
-
-    data = np.clip(sample, 0, None) if method in POISSON_METHODS else sample
-    b = max(background, 0.0) if method in POISSON_METHODS else background
-    return max(float(data.mean(dtype=np.float64)) - b, 0.0)
+    return np.concatenate(crops, axis=0)
 
 
 def auto_iterations(

@@ -3,8 +3,8 @@
 ``neurodecon.learn.predict`` decides two things from the whole volume (each time point and
 channel on its own): the percentile normalisation, and the physics-aware variant's RL_K
 settings (the background, ``"auto"`` by default, and the flat start's level, the volume's mean).
-Here they are made once per frame (exactly on the whole frame when it fits, else on the
-representative crops of ``_global``) and every block then runs predict's own pieces
+Here they are made once per frame, on the whole frame (read whole when it fits, else in one
+streaming pass: ``_summary``), and every block then runs predict's own pieces
 (``network_input``, ``predict_normalized``) with them; RL_K runs as a :class:`ClassicalRunner`.
 
 The halo of a block is what RL_K needs (the classical rule, ``default_halo`` of its PSF) plus
@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import user_error
-from ._global import flat_level, global_background, sample_volume
+from ._global import representative_crops
 from ._plan import Block
+from ._summary import FrameSummary, frame_summary
 from ._tasks import ClassicalRunner, read_region, thread_cache
 
 __all__ = ["ModelRunner", "decide_model", "NETWORK_BYTES_PER_VOXEL", "whole_predict_bytes"]
@@ -141,7 +142,14 @@ def decide_model(
     tile_shape: Any = None,
 ) -> tuple[ModelRunner, dict[str, Any]]:
     """Make predict's whole-volume decisions once per frame; return the runner and the record."""
-    from ..learn import check_levels, check_voxel_size, normalization_for, physics_kernel, tiling
+    from ..learn import (
+        check_levels,
+        check_voxel_size,
+        normalization_for,
+        physics_kernel,
+        physics_options,
+        tiling,
+    )
 
     m = _loaded(model)
     check_voxel_size(m, voxel_size_um)
@@ -151,19 +159,23 @@ def decide_model(
     kernel = physics_kernel(m.physics_psf, shape[-3:]) if m.physics else None
     frames: dict[tuple[int, ...], ModelRunner] = {}
     records = []
-    exact = True
+    auto_background = kernel is not None and isinstance(physics_options(m)["background"], str)
+    how = "whole volume"
     for frame in np.ndindex(*shape[:-3]):
-        sample, whole = sample_volume(src, shape, tuple(frame))
-        exact = exact and whole
-        if not frames:
-            check_levels(m, sample)  # one warning line, as predict checks its first volume
-        norm = normalization_for(m, sample)
-        physics, rec = _physics(m, sample, kernel, device)
+        summary = frame_summary(src, shape, tuple(frame), background_maps=auto_background)
+        if not summary.exact:
+            how = summary.describe()
+        if not frames:  # one warning line, as predict checks its first volume
+            sample = summary.volume
+            check_levels(m, sample if sample is not None else representative_crops(src, shape))
+            del sample
+        norm = normalization_for(m, summary.values)
+        physics, rec = _physics(m, summary, kernel, device)
         if physics is not None and physics.method == "rl-accel":
-            where = _acceleration(physics, sample if whole else None, src, shape, tuple(frame))
+            where = _acceleration(physics, summary.volume, src, shape, tuple(frame))
             rec.update(physics_acceleration=list(physics.acceleration or ()),
                        physics_acceleration_from=where)  # fmt: skip
-        del sample
+        del summary
         frames[tuple(frame)] = ModelRunner(ref, norm.low, norm.high, tiles, physics, device,
                                            precision, key=key, full_shape=shape[-3:])  # fmt: skip
         records.append({"frame": list(frame), "normalization": [norm.low, norm.high], **rec})
@@ -192,22 +204,22 @@ def decide_model(
             "multiple": tiles.multiple,
         },  # fmt: skip
         "precision": precision,
-        "global_decisions": "whole volume" if exact else "representative crops",
+        "global_decisions": how,
     }
     return runner, params
 
 
 def _physics(
-    m: Any, sample: np.ndarray, kernel: np.ndarray | None, device: str
+    m: Any, summary: FrameSummary, kernel: np.ndarray | None, device: str
 ) -> tuple[ClassicalRunner | None, dict[str, Any]]:
-    """RL_K of one frame as a classical runner: background and flat level decided on ``sample``."""
+    """RL_K of one frame as a classical runner: background and flat level of the whole frame."""
     from ..learn import physics_options
 
     if kernel is None:
         return None, {}
     opts = physics_options(m)
-    b = global_background(sample, opts["background"])
-    level = flat_level(sample, b, opts["method"])
+    b = summary.background(opts["background"])
+    level = summary.flat_level(b, opts["method"])
     runner = ClassicalRunner(kernel, opts["method"], opts["iterations"], b, flat_level=level,
                              device=device)  # fmt: skip
     return runner, {"physics_background": b, "physics_flat_level": level}

@@ -240,7 +240,7 @@ def normalization_for(model: Model, volume: np.ndarray) -> Normalization:
     """Return the normalisation ``predict`` maps ``volume`` with: the model's percentiles of it.
 
     ``volume`` is the whole volume (one channel/time point), never a tile; a blocked run passes
-    the whole volume or representative crops of it (``neurodecon.blocked``).
+    the whole volume's voxels or a uniform lattice sample of them (``neurodecon.blocked``).
     """
     return robust_range(volume, tuple(model.predict_config["normalization"]["percentiles"]))
 

@@ -27,6 +27,8 @@ from ._fourier import FourierCorrelation, frc_resolution, fsc, threshold_curve
 from ._fwhm import FWHM_PER_SIGMA, bead_fwhm, line_profile_fwhm
 from ._noise import (
     PhotonTransfer,
+    background_from_maps,
+    background_maps,
     estimate_background,
     estimate_gain,
     highpass_residual,
@@ -66,6 +68,8 @@ __all__ = [
     "NoiseCalibration",
     "CALIBRATION_MAX_VOXELS",
     "structure_level",
+    "background_from_maps",
+    "background_maps",
     "estimate_background",
     "estimate_gain",
     "photon_transfer",

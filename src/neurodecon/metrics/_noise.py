@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "background_from_maps",
+    "background_maps",
     "estimate_background",
     "estimate_gain",
     "highpass_residual",
@@ -77,17 +79,53 @@ def estimate_background(image: np.ndarray, *, sigma: float = 2.0, percentile: fl
     >>> round(estimate_background(flat))
     120
     """
+    img = np.asarray(image, dtype=np.float32)
+    smooth, noise = background_maps(img, sigma=sigma)
+    return background_from_maps(smooth, noise, sigma=sigma, ndim=img.ndim, percentile=percentile)
+
+
+def background_maps(image: np.ndarray, *, sigma: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return the two voxel-wise maps :func:`estimate_background` works on.
+
+    ``smooth``: the image smoothed by a Gaussian of ``sigma`` voxels (nearest-value edges; it
+    reaches ``4·sigma`` voxels); ``noise``: the face-neighbour high-pass residual scaled to the
+    raw noise (its square estimates ``σ²`` per voxel; mirrored edges, one voxel). Both are local,
+    so a volume too large for memory can be mapped slab by slab with a halo of ``4·sigma``
+    planes and the maps' voxels (or a uniform subsample of them) passed to
+    :func:`background_from_maps` — what a blocked run does.
+    """
     from scipy.ndimage import gaussian_filter
 
     img = np.asarray(image, dtype=np.float32)
     smooth = gaussian_filter(img, sigma, mode="nearest")
-    low = float(np.percentile(smooth, percentile))
-    # noise of the raw data in the darkest tenth, as the high-pass residual's RMS
     resid, factor = highpass_residual(img)
-    resid = resid[smooth <= np.percentile(smooth, 10.0)].astype(np.float64)
-    sigma_raw = float(np.sqrt(np.mean(resid**2) / factor)) if resid.size else 0.0
-    delta = np.zeros((int(8 * sigma) + 1,) * img.ndim, np.float32)
-    delta[(delta.shape[0] // 2,) * img.ndim] = 1.0
+    resid *= np.float32(1.0 / np.sqrt(factor))
+    return smooth, resid
+
+
+def background_from_maps(
+    smooth: np.ndarray,
+    noise: np.ndarray,
+    *,
+    sigma: float = 2.0,
+    ndim: int = 3,
+    percentile: float = 1.0,
+) -> float:
+    """Return the background from :func:`background_maps`' voxels (or a uniform sample of them).
+
+    ``sigma`` and ``ndim`` are the smoothing's width and the image's dimensions (for the
+    smoothed noise ``σ_s``); see :func:`estimate_background` for the rule.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    smooth = np.asarray(smooth, np.float32).reshape(-1)
+    noise = np.asarray(noise, np.float32).reshape(-1)
+    low = float(np.percentile(smooth, percentile))
+    # noise of the raw data in the darkest tenth
+    dark = noise[smooth <= np.percentile(smooth, 10.0)].astype(np.float64)
+    sigma_raw = float(np.sqrt(np.mean(dark**2))) if dark.size else 0.0
+    delta = np.zeros((int(8 * sigma) + 1,) * ndim, np.float32)
+    delta[(delta.shape[0] // 2,) * ndim] = 1.0
     sigma_s = sigma_raw * float(
         np.sqrt(np.sum(gaussian_filter(delta, sigma, mode="constant") ** 2))
     )
