@@ -21,6 +21,7 @@ child's, its workers' for the cluster), wall time, throughput against a whole-vo
 64×512×512 crop in this process.
 
     .venv/bin/python benchmarks/bench_blocked.py model [--shape 64 1024 1024] [--block 32 512 512]
+        [--halo-factors 0.25,0.5]
     .venv/bin/python benchmarks/bench_blocked.py scaling [--shape 64 512 512] [--block 32 256 256]
 
 ``model``: the shipped default network (``src/neurodecon/models/default``: U-Net with an
@@ -303,8 +304,10 @@ def model_child(kind: str, src: str, out: str, block, threads: int, workers: int
             from neurodecon.blocked import _summary
 
             _summary.EXACT_BYTES = 0
+        halo = tuple(int(v) for v in kind[5:].split(",")) if kind.startswith("halo:") else None
         run = deconvolve_blocked(src, out, model="default", block=block, threads=threads,
-                                 workers=workers or None, overwrite=True, device="cpu")  # fmt: skip
+                                 workers=workers or None, overwrite=True, device="cpu",
+                                 halo=halo)  # fmt: skip
         info = {"blocks": len(run.plan.blocks), "core": list(run.plan.core),
                 "halo": list(run.plan.halo), "decisions": run.parameters["global_decisions"],
                 "est_gb_per_block": run.memory_per_block_bytes / 1e9}  # fmt: skip
@@ -321,8 +324,9 @@ def _run_child(*args: str) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def model_mode(shape, block) -> dict:
-    """Default network: blocked (exact and crop decisions) against whole-volume predict."""
+def model_mode(shape, block, halo_factors=()) -> dict:
+    """Default network: blocked (whole and streamed decisions; halos ``halo_factors`` × the
+    default's) against whole-volume predict."""
     import neurodecon as nd
 
     src = OUT / f"model_in_{'x'.join(map(str, shape))}.ome.zarr"
@@ -333,9 +337,14 @@ def model_mode(shape, block) -> dict:
     whole = _run_child("whole", str(src), str(OUT / "model_whole.npy"), b, "1", "0")
     ref = np.load(OUT / "model_whole.npy")
     rows = [whole]
-    for kind in ("blocked", "streamed"):
-        row = _run_child(kind, str(src), str(OUT / f"model_{kind}.ome.zarr"), b, "1", "0")
-        res = nd.read(OUT / f"model_{kind}.ome.zarr").data
+    kinds = ["blocked", "streamed", *(f"x{f:g}" for f in halo_factors)]
+    for kind in kinds:
+        if kind.startswith("x"):  # a fraction of the default halo (the first blocked run's)
+            f = float(kind[1:])
+            kind = "halo:" + ",".join(str(max(1, round(f * h))) for h in rows[1]["halo"])
+        name = kind.replace(":", "_").replace(",", "_")
+        row = _run_child(kind, str(src), str(OUT / f"model_{name}.ome.zarr"), b, "1", "0")
+        res = nd.read(OUT / f"model_{name}.ome.zarr").data
         row["max_abs_over_range"] = float(np.abs(res - ref).max() / (ref.max() - ref.min()))
         row["rel_l2"] = float(np.linalg.norm(res - ref) / np.linalg.norm(ref))
         rows.append(row)
@@ -473,6 +482,8 @@ def main() -> None:
     ap.add_argument("--halo", nargs=3, type=int, help="large: --halo of the CLI run")
     ap.add_argument("--cluster", action="store_true", help="large: also a 2-worker cluster")
     ap.add_argument("--block", nargs=3, type=int, help="model, scaling: the block core")
+    ap.add_argument("--halo-factors", default="", help="model: also these fractions of the "
+                    "default halo, e.g. 0.25,0.5")  # fmt: skip
     ap.add_argument("--method", default="model", choices=("model", "rl"), help="scaling")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -483,7 +494,8 @@ def main() -> None:
         rows = halo_sweep(tuple(args.shape or (64, 256, 256)))
         (OUT / "halo.json").write_text(json.dumps(rows, indent=1))
     elif args.part == "model":
-        res = model_mode(tuple(args.shape or (64, 1024, 1024)), args.block)
+        factors = [float(v) for v in args.halo_factors.split(",") if v]
+        res = model_mode(tuple(args.shape or (64, 1024, 1024)), args.block, factors)
         (OUT / "model.json").write_text(json.dumps(res, indent=1))
     elif args.part == "decisions":
         res = decisions(tuple(args.shape or (64, 1024, 1024)))
