@@ -8,7 +8,10 @@ read noise 1; 32×128×128):
 
 * in distribution: the demo's own families (sponge + puncta), seeds 0 and 2;
 * out of distribution: a 3D grid of thin lines (1 µm pitch), letters rendered in three planes
-  (text), and the demo families at 3× their feature size (another magnification).
+  (text), and the demo families at 3× their feature size (another magnification);
+* out of the microscope: the demo families imaged by another microscope (NA 1.0 and NA 1.2
+  instead of 1.4, same camera) or with another light level (30 and 3000 photons at the
+  brightest voxel instead of 300) — a model used on data it was not trained for.
 
 For each: PSNR / SSIM of the network (and of RL 50 with the same kernel, for reference) against
 the truth; the consistency check with the model's own kernel (χ², % flagged, % invented); and how
@@ -16,7 +19,10 @@ well ``|map|`` and the flip spread find the voxels where the network is wrong �
 the detection curve (AUC, 0.5 = chance) for the 5 % of voxels with the largest error of the
 prediction *blurred again* (what the data can see), and of the prediction itself; as a baseline,
 the AUC of the prediction's own intensity (errors sit where the structure is); and the mean
-spread over the mean prediction (a candidate for an out-of-distribution warning).
+spread over the mean prediction (a candidate for an out-of-distribution warning). Last column:
+the warnings a user gets from ``neurodecon deconvolve --model default --check`` on that input
+(``levels``: the model's input-level check, ``check``: the consistency check flags more than its
+threshold; ``–``: none).
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ import numpy as np
 
 SHAPE = (32, 128, 128)
 CAMERA = {"photons": 300.0, "background": 5.0, "read_noise": 1.0}
+#: cases imaged by another microscope or at another light level: (NA, photons)
+OTHER = {
+    "demo families, NA 1.2 microscope": (1.2, 300.0),
+    "demo families, NA 1.0 microscope": (1.0, 300.0),
+    "demo families, 30 photons": (1.4, 30.0),
+    "demo families, 3000 photons": (1.4, 3000.0),
+}
 
 
 def _auc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -73,9 +86,10 @@ def main() -> None:
     import torch
 
     from neurodecon.classical import deconvolve
-    from neurodecon.learn import load_model, predict_with_spread
+    from neurodecon.learn import check_levels, load_model, predict_with_spread
     from neurodecon.metrics import consistency, evaluate, normalize_pair
-    from neurodecon.report import demo_data
+    from neurodecon.psf import make_psf
+    from neurodecon.report import demo_data, demo_microscope
     from neurodecon.synth import convolve, forward_model, phantom
 
     torch.set_num_threads(2)
@@ -96,18 +110,27 @@ def main() -> None:
             fam, shape=SHAPE, voxel_size_um=vox, seed=3, feature_um=3 * vox[2]
         ),
     }  # fmt: skip
+    imaging = {name: (psf, CAMERA) for name in cases}
+    micro = {k: v for k, v in demo_microscope().items() if k not in ("model", "voxel_size_um")}
+    for k, (name, (na, photons)) in enumerate(OTHER.items()):
+        cases[name] = phantom(fam, shape=SHAPE, voxel_size_um=vox, seed=5 + k)
+        other = make_psf("confocal", shape=psf.shape, voxel_size_um=vox, **{**micro, "na": na})
+        imaging[name] = (other, {**CAMERA, "photons": photons})
     print(
         "| sample | network PSNR / SSIM | RL 50 PSNR / SSIM | χ² | flagged % | invented % "
         "| AUC map (visible err.) | AUC spread (visible) | AUC map (error) | AUC spread (error) "
-        "| AUC intensity (error) | spread / signal |"
+        "| AUC intensity (error) | spread / signal | warnings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for i, (name, truth) in enumerate(cases.items()):
         truth = np.asarray(truth, np.float32)
-        raw = forward_model(truth, psf, seed=40 + i, **CAMERA)
+        made_by, camera = imaging[name]
+        raw = forward_model(truth, made_by, seed=40 + i, **camera)
         net, spread = predict_with_spread(model, raw, voxel_size_um=vox, device="cpu", check=False)
         rl = np.asarray(deconvolve(raw, kernel, "rl", iterations=50, background="auto"))
         c = consistency(raw, net, kernel)
+        warned = ["levels"] if check_levels(model, raw) else []
+        warned += [] if c.consistent else ["check"]
         e_net = evaluate(net, truth, voxel_size_um=vox)
         e_rl = evaluate(rl, truth, voxel_size_um=vox)
         inner = tuple(slice(a, b) for a, b in c.interior)
@@ -125,7 +148,8 @@ def main() -> None:
             f"{_auc(amap, top_vis):.2f} | {_auc(spr, top_vis):.2f} | "
             f"{_auc(amap, top_err):.2f} | {_auc(spr, top_err):.2f} | "
             f"{_auc(np.abs(p[inner]), top_err):.2f} | "
-            f"{float(spr.mean() / max(float(net[inner].mean()), 1e-12)):.3f} |",
+            f"{float(spr.mean() / max(float(net[inner].mean()), 1e-12)):.3f} | "
+            f"{', '.join(warned) or '–'} |",
             flush=True,
         )
 

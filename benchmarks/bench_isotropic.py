@@ -63,8 +63,10 @@ def _gaussian_psf(sigma_px) -> np.ndarray:
     return (g / g.sum()).astype(np.float32)
 
 
-def run_methods(case: dict, steps: int, seed: int) -> dict[str, tuple[np.ndarray, float]]:
-    """Each method's isotropic volume and its seconds."""
+def run_methods(
+    case: dict, steps: int, seed: int, rl_selfnet: bool = True
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Each method's isotropic volume and its seconds (``rl+selfnet`` unless told not to)."""
     import neurodecon as nd
     from neurodecon.learn import SELFNET_PRESETS, z_interpolate
 
@@ -78,7 +80,8 @@ def run_methods(case: dict, steps: int, seed: int) -> dict[str, tuple[np.ndarray
     rl = nd.deconvolve(obs, case["psf"], method="rl", iterations=30, background=2.0, device="cpu")
     t_rl = time.perf_counter() - t0
     out["rl+cubic"] = (z_interpolate(rl, ratio), t_rl)
-    for name, data, extra in (("selfnet", obs, 0.0), ("rl+selfnet", rl, t_rl)):
+    selfnets = (("selfnet", obs, 0.0), ("rl+selfnet", rl, t_rl))
+    for name, data, extra in selfnets[: 2 if rl_selfnet else 1]:
         t0 = time.perf_counter()
         res = nd.isotropic(data, voxel_size_um=vox, config=cfg, device="cpu", seed=seed)
         out[name] = (res.data, extra + time.perf_counter() - t0)
@@ -125,12 +128,14 @@ def object_fwhm(vol: np.ndarray, truth: np.ndarray, ratio: int) -> dict[str, flo
     }
 
 
-def bench(families, ratios, steps: int, seed: int, out_dir: Path) -> list[dict]:
+def bench(
+    families, ratios, steps: int, seed: int, out_dir: Path, rl_selfnet: bool = True
+) -> list[dict]:
     rows = []
     for family in families:
         for ratio in ratios:
             case = make_case(family, ratio, seed)
-            for method, (vol, secs) in run_methods(case, steps, seed).items():
+            for method, (vol, secs) in run_methods(case, steps, seed, rl_selfnet).items():
                 row = {"family": family, "ratio": ratio, "method": method, "seconds": secs}
                 row.update(score(vol, case["truth"], ratio))
                 ref = {f"{k}_ref": v for k, v in score(vol, case["reference"], ratio).items()}
@@ -212,6 +217,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/_out/isotropic"))
     ap.add_argument("--time-only", action="store_true")
+    ap.add_argument("--no-rl-selfnet", action="store_true", help="skip RL + Self-Net")
     ap.add_argument("--tables", type=Path, nargs="+", help="print the table of these runs' folders")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -223,7 +229,8 @@ def main() -> None:
         time_cpu_preset(args.out)
         return
     ratios = [int(r) for r in args.ratios.split(",")]
-    rows = bench(args.families.split(","), ratios, args.steps, args.seed, args.out)
+    rows = bench(args.families.split(","), ratios, args.steps, args.seed, args.out,
+                 not args.no_rl_selfnet)  # fmt: skip
     text = table(rows, args.steps)
     (args.out / "table.md").write_text(text + "\n")
     print(text)
