@@ -218,6 +218,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/_out/isotropic"))
     ap.add_argument("--time-only", action="store_true")
     ap.add_argument("--no-rl-selfnet", action="store_true", help="skip RL + Self-Net")
+    ap.add_argument("--ceiling", action="store_true", help="score only the ideal isotropic "
+                    "image (the truth blurred by the lateral PSF in 3D, noise-free)")  # fmt: skip
     ap.add_argument("--tables", type=Path, nargs="+", help="print the table of these runs' folders")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -229,6 +231,14 @@ def main() -> None:
         time_cpu_preset(args.out)
         return
     ratios = [int(r) for r in args.ratios.split(",")]
+    if args.ceiling:  # what a perfect isotropic restoration at the lateral resolution scores
+        for family in args.families.split(","):
+            for ratio in ratios:
+                case = make_case(family, ratio, args.seed)
+                ideal = case["reference"].astype(np.float32)
+                print(json.dumps({"family": family, "ratio": ratio, "method": "ideal isotropic",
+                                  **score(ideal, case["truth"], ratio)}))  # fmt: skip
+        return
     rows = bench(args.families.split(","), ratios, args.steps, args.seed, args.out,
                  not args.no_rl_selfnet)  # fmt: skip
     text = table(rows, args.steps)
