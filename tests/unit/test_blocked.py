@@ -108,6 +108,30 @@ def test_a_frame_too_large_to_read_whole_is_streamed_to_the_same_decisions(
     assert _rel(nd.read(run.output).data, whole) < 1e-3
 
 
+def test_streaming_tiles_partition_the_frame_and_sample_the_global_lattice(monkeypatch):
+    """The pass's tiles cover every voxel once, read a halo of the smoothing's reach inside the
+    frame, and the lattice they keep is the frame's own ``[::sz, ::sy, ::sx]``, however cut."""
+    from neurodecon.blocked import _summary
+
+    monkeypatch.setattr(_summary, "TILE_BYTES", 4 * 5 * 30 * 31)  # 5-plane tiles
+    shape = (23, 30, 31)
+    vol = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    strides = _summary.lattice_strides(shape, 400)
+    assert np.prod([-(-n // s) for n, s in zip(shape, strides, strict=True)]) <= 400
+    count = np.zeros(shape, np.int32)
+    kept = []
+    for core, read in _summary._tiles(shape):
+        count[core] += 1
+        for c, r, n in zip(core, read, shape, strict=True):
+            assert r.start == max(c.start - _summary.HALO, 0) and r.stop == min(
+                c.stop + _summary.HALO, n
+            )
+        kept.append(vol[core][_summary._lattice(core, strides)].ravel())
+    assert count.min() == count.max() == 1
+    expect = vol[:: strides[0], :: strides[1], :: strides[2]].ravel()
+    np.testing.assert_array_equal(np.sort(np.concatenate(kept)), np.sort(expect))
+
+
 def test_auto_iterations_are_decided_once_on_the_central_crop(volume, tmp_path):
     run = deconvolve_blocked(volume, tmp_path / "a.ome.zarr", _psf(), "rl", iterations="auto",
                              background=5.0, block=(32, 48, 48), device="cpu")  # fmt: skip
