@@ -13,6 +13,10 @@ from ..errors import user_error
 __all__ = ["SelfNetConfig", "PRESETS"]
 
 
+#: The smallest training patch the networks take (the discriminators' strides).
+MIN_PATCH = 16
+
+
 @dataclass(frozen=True)
 class SelfNetConfig:
     """Sizes and budget of one Self-Net training.
@@ -71,8 +75,10 @@ class SelfNetConfig:
                 continue
             if not value > 0:
                 raise user_error(f"Self-Net option {f.name} must be positive, not {value}")
-        if self.patch < 16:  # MIN_PATCH of the data module
-            raise user_error(f"Self-Net patch {self.patch} is too small", fix="use 16 or more")
+        if self.patch < MIN_PATCH:
+            raise user_error(
+                f"Self-Net patch {self.patch} is too small", fix=f"use {MIN_PATCH} or more"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""

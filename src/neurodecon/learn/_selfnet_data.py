@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from ..errors import user_error
 from ._norm import Normalization, robust_range
+from ._selfnet_config import MIN_PATCH
 
 __all__ = [
     "MIN_RATIO",
@@ -38,8 +39,6 @@ log = logging.getLogger("neurodecon")
 MIN_RATIO = 1.2
 #: Above this ratio the method degrades (the paper's own limit).
 WARN_RATIO = 4.0
-#: the smallest training patch the networks take (the discriminators' strides)
-MIN_PATCH = 16
 _LATERAL_TOLERANCE = 0.02
 
 

@@ -22,6 +22,7 @@ from ..io import read
 from ..report import DEFAULT_METHODS
 from ._jobs import JobWidget
 from ._layers import volume_of
+from ._options import chosen_path
 
 __all__ = ["CompareWidget", "ranked_rows"]
 
@@ -106,15 +107,14 @@ class CompareWidget(JobWidget):
         if layer is None:
             raise user_error("no image layer", fix="open a stack or add a sample first")
         methods = list(self.methods.value)
-        model = str(self.model_dir.value or "").strip()
-        if model not in ("", "."):
+        model = chosen_path(self.model_dir.value)
+        if model is not None:
             methods.append(f"model:{model}")
         if not methods:
             raise user_error("no method selected", fix="select at least one method")
         self.input_layer = layer
-        out = str(self.output.value or "").strip()
-        folder = (
-            Path(tempfile.mkdtemp(prefix="neurodecon_compare_")) if out in ("", ".") else Path(out)
+        folder = chosen_path(self.output.value) or Path(
+            tempfile.mkdtemp(prefix="neurodecon_compare_")
         )
         kwargs: dict[str, Any] = {
             "image": volume_of(layer),

@@ -22,7 +22,7 @@ from ..io import Image
 from ..progress import ProgressFn
 from ._jobs import JobWidget
 from ._layers import volume_of
-from ._options import json_options
+from ._options import chosen_path, json_options
 
 __all__ = ["IsotropicWidget", "run_isotropic"]
 
@@ -65,12 +65,6 @@ def run_isotropic(
         progress=progress,
         inference_progress=progress,
     )
-
-
-def _folder(edit: FileEdit) -> Path | None:
-    """Return the chosen folder, or None when the field is empty."""
-    text = str(edit.value or "").strip()
-    return None if text in ("", ".") else Path(text)
 
 
 class IsotropicWidget(JobWidget):
@@ -137,7 +131,7 @@ class IsotropicWidget(JobWidget):
         self.input_layer = layer
         model = None
         if self.source.value == SOURCES[1]:
-            model = _folder(self.model_dir)
+            model = chosen_path(self.model_dir.value)
             if model is None:
                 raise user_error(
                     "no saved model chosen", fix="choose the folder a training kept its model in"
@@ -149,7 +143,7 @@ class IsotropicWidget(JobWidget):
         return run_isotropic, {
             "image": volume_of(layer),
             "model": model,
-            "save_model": None if model is not None else _folder(self.save_model),
+            "save_model": None if model is not None else chosen_path(self.save_model.value),
             "overwrite": bool(self.overwrite.value),
             "preset": self.preset.value,
             "options": options if model is None else {},

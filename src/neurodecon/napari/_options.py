@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ..errors import user_error
 
-__all__ = ["iterations_value", "optional_float", "auto_or_float", "json_options"]
+__all__ = ["iterations_value", "optional_float", "auto_or_float", "json_options", "chosen_path"]
 
 
 def iterations_value(n: int) -> int | str:
@@ -77,3 +78,15 @@ def json_options(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise user_error(f"{what}: expected a JSON object", fix='e.g. {"steps": 200}')
     return value
+
+
+def chosen_path(value: Any) -> Path | None:
+    """Return a file field's path, or None when nothing was chosen (empty, or magicgui's ``.``).
+
+    Examples
+    --------
+    >>> chosen_path(""), chosen_path("."), chosen_path(" out/model ")
+    (None, None, PosixPath('out/model'))
+    """
+    text = str(value or "").strip()
+    return None if text in ("", ".") else Path(text)

@@ -24,6 +24,7 @@ from ..progress import ProgressFn
 from ..psf import BEAD_METHODS, BEAD_REJECTION_REASONS, BeadPSF, bead_qc_figure, extract_psf
 from ._jobs import JobWidget
 from ._layers import volume_of
+from ._options import chosen_path
 
 __all__ = ["PsfWidget", "extract_with_figure"]
 
@@ -71,12 +72,10 @@ class PsfWidget(JobWidget):
         if layer is None:
             raise user_error("no bead layer", fix="open a bead stack or add the demo beads")
         self.input_layer = layer
-        figure = str(self.figure.value or "").strip()
-        if figure in ("", "."):
+        path = chosen_path(self.figure.value)
+        if path is None:
             tmp = tempfile.mkdtemp(prefix="neurodecon_psf_")
             path = Path(tmp) / f"{layer.name}_qc.png"
-        else:
-            path = Path(figure)
         return extract_with_figure, {
             "beads": volume_of(layer),
             "bead_diameter_um": float(self.diameter.value),

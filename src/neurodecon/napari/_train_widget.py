@@ -20,7 +20,7 @@ from ..errors import user_error
 from ..psf import BEAD_METHODS
 from ._jobs import JobWidget
 from ._layers import volume_of
-from ._options import json_options
+from ._options import chosen_path, json_options
 
 __all__ = ["TrainWidget", "parse_training_message"]
 
@@ -93,8 +93,8 @@ class TrainWidget(JobWidget):
         layer = self.beads.value
         if layer is None:
             raise user_error("no bead layer", fix="open a bead stack or add the demo beads")
-        out = str(self.output.value or "").strip()
-        if out in ("", "."):
+        out = chosen_path(self.output.value)
+        if out is None:
             raise user_error("no model directory", fix="choose a folder for the trained model")
         config = {
             "steps": int(self.steps.value),
@@ -107,7 +107,7 @@ class TrainWidget(JobWidget):
         self.live.value = ""
         return train, {
             "config": config,
-            "output_dir": Path(out),
+            "output_dir": out,
             "beads": volume_of(layer),
             "bead_diameter_um": float(self.diameter.value),
             "bead_options": {"method": self.bead_method.value},
