@@ -79,3 +79,27 @@ def test_wrong_shapes_and_non_finite_values_are_user_errors(scene):
     bad[0, 0, 0] = np.nan
     with pytest.raises(NeuroDeconError, match="NaN"):
         consistency(raw, bad, PSF)
+
+
+def test_one_flagged_limit_decides_the_check_the_warning_and_the_report(scene):
+    """``Consistency.consistent``, ``deconvolve --check``'s warning and the report's marking all
+    use ``FLAGGED_LIMIT``; a result a few iterations in is over it, the true object far under."""
+    from dataclasses import replace
+
+    from neurodecon.classical import deconvolve
+    from neurodecon.metrics import FLAGGED_LIMIT
+    from neurodecon.report._check import inconsistent
+
+    truth, raw = scene
+    early = consistency(raw, np.asarray(deconvolve(raw, PSF, "rl", iterations=3)), PSF)
+    assert early.flagged_fraction > FLAGGED_LIMIT and not early.consistent
+    assert inconsistent({"consistency_flagged_pct": 100 * early.flagged_fraction})
+    good = consistency(raw, truth, PSF)
+    assert good.consistent and not inconsistent(
+        {"consistency_flagged_pct": 100 * good.flagged_fraction}
+    )
+    at_limit = replace(good, flagged_fraction=FLAGGED_LIMIT)
+    assert at_limit.consistent and not inconsistent(
+        {"consistency_flagged_pct": 100 * FLAGGED_LIMIT}
+    )
+    assert not inconsistent({"consistency_flagged_pct": float("nan")}) and not inconsistent({})

@@ -25,8 +25,8 @@ def add_check_option(p: argparse.ArgumentParser) -> None:
         help="check the result against INPUT: blurred again by the PSF (a model's: the kernel it "
         "was trained to invert) it must reproduce INPUT within its noise. Writes OUT's "
         "consistency map (OUT_consistency.tif, in noise standard deviations; negative = light "
-        "the data lack) and scores (OUT_consistency.json); warns when more than 1 %% of the "
-        "volume is flagged",
+        "the data lack) and scores (OUT_consistency.json); warns when more than 5 %% of the "
+        "volume is flagged (metrics.FLAGGED_LIMIT)",
     )
 
     p.add_argument(

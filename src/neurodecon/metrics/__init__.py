@@ -10,7 +10,7 @@ a :class:`NoiseCalibration`), built on :func:`estimate_background`, :func:`photo
 """
 
 from ._calibration import CALIBRATION_MAX_VOXELS, NoiseCalibration, calibrate_noise, structure_level
-from ._consistency import DEFAULT_THRESHOLD, Consistency, consistency
+from ._consistency import DEFAULT_THRESHOLD, FLAGGED_LIMIT, Consistency, consistency
 from ._decorrelation import DecorrelationResult, decorrelation, decorrelation_curve
 from ._evaluate import METRIC_KEYS, evaluate
 from ._fidelity import (
@@ -42,6 +42,7 @@ __all__ = [
     "consistency",
     "Consistency",
     "DEFAULT_THRESHOLD",
+    "FLAGGED_LIMIT",
     "METRIC_KEYS",
     "normalize_pair",
     "NORMALIZATIONS",

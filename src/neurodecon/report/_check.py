@@ -57,9 +57,11 @@ def measure_consistency(
 
 
 def inconsistent(metrics: Mapping[str, Any]) -> bool:
-    """Tell whether a volume's check flagged more than 1 % of it."""
+    """Tell whether a volume's check flagged more of it than ``metrics.FLAGGED_LIMIT`` (5 %)."""
+    from ..metrics import FLAGGED_LIMIT
+
     v = metrics.get("consistency_flagged_pct")
-    return v is not None and np.isfinite(v) and v > 1.0
+    return v is not None and np.isfinite(v) and v > 100 * FLAGGED_LIMIT
 
 
 def consistency_figure(

@@ -171,6 +171,8 @@ def _summary_block(summary: dict) -> str:
 
 
 def _ranking_note(summary: dict, failed: list[str]) -> str:
+    from ..metrics import FLAGGED_LIMIT
+
     parts = []
     if failed:
         parts.append("Failed: " + ", ".join(failed) + " (reason in the table).")
@@ -181,7 +183,8 @@ def _ranking_note(summary: dict, failed: list[str]) -> str:
     ]
     if bad:
         parts.append(
-            "Not consistent with the raw data (more than 1 % of the volume flagged, marked in "
+            f"Not consistent with the raw data (more than {100 * FLAGGED_LIMIT:g} % of the "
+            "volume flagged, marked in "
             "the table; see the consistency maps): " + ", ".join(bad) + ". Whatever their rank, "
             "these results contain light the data do not support, or lack light they have."
         )
