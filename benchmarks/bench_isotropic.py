@@ -64,15 +64,19 @@ def _gaussian_psf(sigma_px) -> np.ndarray:
 
 
 def run_methods(
-    case: dict, steps: int, seed: int, rl_selfnet: bool = True
+    case: dict, steps: int, seed: int, rl_selfnet: bool = True, options: dict | None = None
 ) -> dict[str, tuple[np.ndarray, float]]:
-    """Each method's isotropic volume and its seconds (``rl+selfnet`` unless told not to)."""
+    """Each method's isotropic volume and its seconds (``rl+selfnet`` unless told not to).
+
+    ``options``: ``SelfNetConfig`` fields that replace the ``cpu`` preset's; ``seed`` seeds the
+    training.
+    """
     import neurodecon as nd
     from neurodecon.learn import SELFNET_PRESETS, z_interpolate
 
     obs, vox = case["observed"], case["voxel_size_um"]
     ratio = vox[0] / vox[2]
-    cfg = SELFNET_PRESETS["cpu"].with_changes(steps=steps)
+    cfg = SELFNET_PRESETS["cpu"].with_changes(steps=steps, **(options or {}))
     out: dict[str, tuple[np.ndarray, float]] = {}
     t0 = time.perf_counter()
     out["cubic"] = (z_interpolate(obs, ratio), time.perf_counter() - t0)
@@ -129,13 +133,22 @@ def object_fwhm(vol: np.ndarray, truth: np.ndarray, ratio: int) -> dict[str, flo
 
 
 def bench(
-    families, ratios, steps: int, seed: int, out_dir: Path, rl_selfnet: bool = True
+    families,
+    ratios,
+    steps: int,
+    seed: int,
+    out_dir: Path,
+    rl_selfnet: bool = True,
+    options: dict | None = None,
+    train_seed: int | None = None,
 ) -> list[dict]:
     rows = []
+    train_seed = seed if train_seed is None else train_seed
     for family in families:
         for ratio in ratios:
             case = make_case(family, ratio, seed)
-            for method, (vol, secs) in run_methods(case, steps, seed, rl_selfnet).items():
+            methods = run_methods(case, steps, train_seed, rl_selfnet, options)
+            for method, (vol, secs) in methods.items():
                 row = {"family": family, "ratio": ratio, "method": method, "seconds": secs}
                 row.update(score(vol, case["truth"], ratio))
                 ref = {f"{k}_ref": v for k, v in score(vol, case["reference"], ratio).items()}
@@ -189,7 +202,7 @@ def time_cpu_preset(out_dir: Path, ratio: float = 3.0, steps: int = 100) -> dict
     t1 = time.process_time()
     t = train_selfnet(data, cfg.with_changes(steps=steps), device=torch.device("cpu"))
     t2 = time.process_time()
-    out = restore_isotropic(t.deblur, data.lateral, ratio, device=torch.device("cpu"))
+    out = restore_isotropic(t.result(), data.lateral, ratio, device=torch.device("cpu"))
     t3 = time.process_time()
     per_step = (t2 - t1) / steps
     rec = {
@@ -214,7 +227,11 @@ def main() -> None:
     ap.add_argument("--families", default="puncta,filaments")
     ap.add_argument("--ratios", default="3,5")
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the simulated case's (and training's)")
+    ap.add_argument("--train-seed", type=int, help="Self-Net's training seed (default --seed)")
+    ap.add_argument("--options", type=json.loads, default={},
+                    help='SelfNetConfig fields replacing the cpu preset\'s, JSON, e.g. '
+                    '\'{"rotate": true, "average_decay": 0, "lr": 2e-4}\'')  # fmt: skip
     ap.add_argument("--out", type=Path, default=Path("benchmarks/_out/isotropic"))
     ap.add_argument("--time-only", action="store_true")
     ap.add_argument("--no-rl-selfnet", action="store_true", help="skip RL + Self-Net")
@@ -240,7 +257,7 @@ def main() -> None:
                                   **score(ideal, case["truth"], ratio)}))  # fmt: skip
         return
     rows = bench(args.families.split(","), ratios, args.steps, args.seed, args.out,
-                 not args.no_rl_selfnet)  # fmt: skip
+                 not args.no_rl_selfnet, args.options, args.train_seed)  # fmt: skip
     text = table(rows, args.steps)
     (args.out / "table.md").write_text(text + "\n")
     print(text)

@@ -280,3 +280,25 @@ def test_cuda_matches_the_cpu(arch):
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["rln", "rcan", "debcr"])
+def test_every_network_gives_the_flip_spread_through_the_one_path(arch):
+    """``predict_with_spread`` (``deconvolve --uncertainty``) for the other architectures: the
+    mean and standard deviation of ``predict`` on the model's flips, flipped back."""
+    from neurodecon.learn import augmentations, predict_with_spread
+
+    cfg = {"voxel_size_um": list(VS), "normalization": {"percentiles": [1.0, 99.8]}}
+    model = Model(_net(arch), {**cfg, "arch": arch, "inference": {"halo": 8}})
+    vol = np.random.default_rng(2).uniform(0, 1, (8, 24, 20)).astype(np.float32)
+    mean, spread = predict_with_spread(model, vol, device="cpu", check=False)
+    flips = augmentations(model)
+    assert flips == [(), (1,), (2,), (1, 2)]
+    runs = [
+        np.flip(predict(model, np.ascontiguousarray(np.flip(vol, f)), device="cpu", check=False), f)
+        for f in flips
+    ]
+    scale = float(np.abs(runs).max())
+    np.testing.assert_allclose(mean, np.mean(runs, axis=0), atol=1e-4 * scale)
+    np.testing.assert_allclose(spread, np.std(runs, axis=0), atol=1e-4 * scale)
+    assert spread.shape == vol.shape and spread.min() >= 0 and spread.max() > 0

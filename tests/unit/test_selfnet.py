@@ -92,6 +92,20 @@ def test_training_data_domains_and_patches():
     )
 
 
+def test_without_rotations_the_axial_direction_stays_along_the_patch_rows():
+    """``rotate=False``: the 4 flips / half-turns that keep the degraded axis along z's rows."""
+    data = SelfNetData.from_stack(_stack(), 3.0)
+    rows = np.arange(40, dtype=np.float32)[:, None] * np.ones((1, 40), np.float32)
+    data.lateral = data.degraded = np.repeat(rows[None], data.lateral.shape[0], axis=0)
+    data.axial = np.repeat(rows[None, :34, :], 34, axis=0).transpose(1, 0, 2).copy()  # z varies
+    data.threshold = -1.0
+    for rotate, expect_rows in ((False, True), (True, False)):
+        batch = data.sample(np.random.default_rng(2), 64, 16, rotate=rotate)
+        for name in ("xy", "xy_lr", "axial"):
+            along_rows = np.ptp(batch[name], axis=2).max() == 0  # constant across each row
+            assert along_rows if expect_rows else not along_rows, (name, rotate)
+
+
 def test_the_measured_axial_blur_is_the_blur_the_sampling_does_not_explain():
     # z blur σ 3.6 px on the isotropic grid, lateral 1.2: the axial planes carry an extra
     # √(3.6² − 1.2²) ≈ 3.4 px; the measurement finds it within 15 %, and none when z is not blurred
@@ -163,6 +177,34 @@ def test_training_steps_reduce_the_deblurring_loss():
     assert loss() < 0.9 * before
 
 
+def test_the_restoring_network_is_the_moving_average_of_the_deblurring_weights():
+    from neurodecon.learn._selfnet_train import train_step  # noqa: PLC2701 - a test
+
+    data = SelfNetData.from_stack(_stack(), 3.0)
+    tb = {
+        k: torch.from_numpy(v[:, None])
+        for k, v in data.sample(np.random.default_rng(0), 2, 16).items()
+    }
+    decay = 0.8
+    t = SelfNetTraining(TINY.with_changes(average_decay=decay), CPU)
+    expect = [p.detach().clone() for p in t.deblur.parameters()]  # the average starts there
+    for k in range(40):
+        train_step(t, tb)
+        t.step += 1
+        d = min(decay, (1 + k) / (10 + k))  # the ramp: early steps are not held back
+        expect = [
+            d * e + (1 - d) * p.detach() for e, p in zip(expect, t.deblur.parameters(), strict=True)
+        ]
+    assert t.result() is t.deblur_average
+    for a, e in zip(t.result().parameters(), expect, strict=True):
+        torch.testing.assert_close(a, e)
+    last = zip(t.result().parameters(), t.deblur.parameters(), strict=True)
+    assert any(not torch.equal(a, p) for a, p in last)  # the average lags the last step's weights
+    assert SelfNetTraining(TINY.with_changes(average_decay=0.0), CPU).result().training is False
+    with pytest.raises(NeuroDeconError, match="below 1"):
+        TINY.with_changes(average_decay=1.0)
+
+
 def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     data = SelfNetData.from_stack(_stack(), 3.0)
     ckpt = tmp_path / "checkpoint.pt"
@@ -176,8 +218,13 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     assert torch.load(ckpt, weights_only=False)["step"] == 5
     resumed = train_selfnet(data, TINY, device=CPU, seed=3, checkpoint=ckpt, resume=True)
     assert resumed.step == whole.step == 12
-    for a, b in zip(resumed.deblur.parameters(), whole.deblur.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert resumed.result() is resumed.deblur_average  # the preset's moving average, resumed too
+    for net in ("deblur", "deblur_average"):
+        pairs = zip(
+            getattr(resumed, net).parameters(), getattr(whole, net).parameters(), strict=True
+        )
+        for a, b in pairs:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     with pytest.raises(NeuroDeconError, match="another Self-Net configuration"):
         train_selfnet(data, TINY.with_changes(channels=8), device=CPU, checkpoint=ckpt, resume=True)
 

@@ -197,7 +197,7 @@ def _train_model(
         "device": str(device),
         "history": t.history,
     }
-    return SelfNetModel(t.deblur.eval(), config, ratio, info)
+    return SelfNetModel(t.result(), config, ratio, info)
 
 
 def isotropic(

@@ -49,6 +49,14 @@ class SelfNetConfig:
         Blur the degraded lateral planes by the axial blur measured on the stack (spectra of
         the lateral vs the axial planes) before the GAN refines it; ``False`` is the authors'
         degradation (resampling only). See docs/isotropic.md.
+    average_decay : float
+        The restoring network is the exponential moving average of the deblurring network's
+        weights over the steps, with this decay per step (0.995: about the last 200 steps); 0
+        keeps the last step's weights.
+    rotate : bool
+        Augment the patches by all 8 rotations / reflections (the authors' code); ``False``
+        keeps the degraded / axial direction along the patch rows (4 of them), where the xz
+        and yz planes have z when they are restored.
     """
 
     channels: int = 16
@@ -57,24 +65,31 @@ class SelfNetConfig:
     patch: int = 48
     batch: int = 4
     steps: int = 1500
-    lr: float = 2e-4
+    lr: float = 4e-4
     gan_weight: float = 0.1
     ssim_weight: float = 0.1
     feedback_weight: float = 0.1
     checkpoint_s: float = 60.0
     match_blur: bool = True
+    rotate: bool = False
+    average_decay: float = 0.995
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "match_blur":
+            if f.name in ("match_blur", "rotate"):
                 continue
-            if f.name in ("gan_weight", "feedback_weight", "ssim_weight"):
+            if f.name in ("gan_weight", "feedback_weight", "ssim_weight", "average_decay"):
                 if not value >= 0:
                     raise user_error(f"Self-Net option {f.name} must not be negative, not {value}")
                 continue
             if not value > 0:
                 raise user_error(f"Self-Net option {f.name} must be positive, not {value}")
+        if not self.average_decay < 1:
+            raise user_error(
+                f"Self-Net average_decay must be below 1, not {self.average_decay}",
+                fix="use 0 (no average) or e.g. 0.995",
+            )
         if self.patch < MIN_PATCH:
             raise user_error(
                 f"Self-Net patch {self.patch} is too small", fix=f"use {MIN_PATCH} or more"

@@ -273,15 +273,21 @@ class SelfNetData:
                 fix="use a larger stack, or a smaller patch",
             )
 
-    def sample(self, rng: np.random.Generator, batch: int, patch: int) -> dict[str, np.ndarray]:
-        """Return ``batch`` patches of each domain: ``xy_lr`` / ``xy`` paired, ``axial`` not."""
+    def sample(
+        self, rng: np.random.Generator, batch: int, patch: int, *, rotate: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Return ``batch`` patches of each domain: ``xy_lr`` / ``xy`` paired, ``axial`` not.
+
+        Augmented by the 8 rotations / reflections of a square, or with ``rotate=False`` by the
+        4 that keep the degraded (axial) direction along the patch's rows, as at inference.
+        """
         xy, xy_lr, ax = [], [], []
         for _ in range(batch):
-            k = _dihedral(rng)
+            k = _dihedral(rng, rotate)
             a, b = self._lateral_pair(rng, patch)
             xy.append(_augment(a, k))
             xy_lr.append(_augment(b, k))
-            ax.append(_augment(self._axial_patch(rng, patch), _dihedral(rng)))
+            ax.append(_augment(self._axial_patch(rng, patch), _dihedral(rng, rotate)))
         return {"xy": np.stack(xy), "xy_lr": np.stack(xy_lr), "axial": np.stack(ax)}
 
     def _lateral_pair(self, rng: np.random.Generator, p: int) -> tuple[np.ndarray, np.ndarray]:
@@ -307,8 +313,8 @@ class SelfNetData:
         return out
 
 
-def _dihedral(rng: np.random.Generator) -> int:
-    return int(rng.integers(8))
+def _dihedral(rng: np.random.Generator, rotate: bool = True) -> int:
+    return int(rng.integers(8)) if rotate else 2 * int(rng.integers(4))
 
 
 def _augment(a: np.ndarray, k: int) -> np.ndarray:

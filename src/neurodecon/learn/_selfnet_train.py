@@ -44,6 +44,7 @@ class SelfNetTraining:
     judge_axial: PatchDiscriminator = field(init=False)
     judge_lateral: PatchDiscriminator = field(init=False)
     deblur: Generator = field(init=False)
+    deblur_average: Generator = field(init=False)
     step: int = 0
     elapsed_s: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -53,6 +54,9 @@ class SelfNetTraining:
         self.degrade = Generator(c.channels, c.blocks).to(self.device)
         self.restore = Generator(c.channels, c.blocks).to(self.device)
         self.deblur = Generator(c.channels, c.blocks).to(self.device)
+        self.deblur_average = Generator(c.channels, c.blocks).to(self.device)
+        self.deblur_average.load_state_dict(self.deblur.state_dict())
+        self.deblur_average.requires_grad_(False)
         self.judge_axial = PatchDiscriminator(c.disc_channels).to(self.device)
         self.judge_lateral = PatchDiscriminator(c.disc_channels).to(self.device)
         gens = itertools.chain(self.degrade.parameters(), self.restore.parameters())
@@ -66,6 +70,7 @@ class SelfNetTraining:
             "degrade": self.degrade,
             "restore": self.restore,
             "deblur": self.deblur,
+            "deblur_average": self.deblur_average,
             "judge_axial": self.judge_axial,
             "judge_lateral": self.judge_lateral,
             "opt_g": self.opt_g,
@@ -105,6 +110,21 @@ class SelfNetTraining:
         self.history = list(state["history"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """Move the exponential moving average of the deblurring weights one step on.
+
+        The decay ramps up as ``(1 + step) / (10 + step)`` to ``config.average_decay``, so that
+        a short training (a time limit, a test) is not averaged with the untrained start.
+        """
+        decay = min(self.config.average_decay, (1.0 + self.step) / (10.0 + self.step))
+        for avg, p in zip(self.deblur_average.parameters(), self.deblur.parameters(), strict=True):
+            avg.lerp_(p, 1.0 - decay)
+
+    def result(self) -> Generator:
+        """Return the deblurring network to restore with: its weights' moving average if kept."""
+        return (self.deblur_average if self.config.average_decay > 0 else self.deblur).eval()
 
     def set_lr(self) -> None:
         """Halve the learning rate at 50 % and 75 % of the steps.
@@ -158,6 +178,7 @@ def train_step(t: SelfNetTraining, batch: dict[str, torch.Tensor]) -> dict[str, 
     t.opt_deblur.zero_grad(set_to_none=True)
     loss_deblur.backward()
     t.opt_deblur.step()
+    t.update_average()
     out["deblur"] = loss_deblur.item()
     return out
 
@@ -217,7 +238,8 @@ def _loop(
         if time_limit_s is not None and time.perf_counter() - start >= time_limit_s:
             break
         t.set_lr()
-        losses = train_step(t, _to_device(data.sample(rng, config.batch, config.patch), device))
+        batch = data.sample(rng, config.batch, config.patch, rotate=config.rotate)
+        losses = train_step(t, _to_device(batch, device))
         t.step += 1
         running.append(losses["deblur"])
         if len(running) == 50 or t.step == config.steps:
