@@ -54,6 +54,9 @@ def test_demo_quick_end_to_end(tmp_path, run_cli):
 
     if (default_model_path() / "config.json").is_file():
         assert methods["neurodecon"]["status"] == "ok"
+        # both trust maps: consistency for every method, the flip spread for the network
+        assert {"fig-consistency", "fig-uncertainty"} <= set(s["figures"])
+        assert methods["neurodecon"]["parameters"]["uncertainty_output"].endswith(".tif")
     # the inputs are written, with the microscope's voxel size, to re-run compare on them
     for name in ("sample", "beads", "truth", "true_psf"):
         img = nd.read(out / "inputs" / f"{name}.tif")

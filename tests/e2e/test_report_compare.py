@@ -417,6 +417,26 @@ def test_compare_runs_a_trained_model_beside_classical_methods(tiny, tmp_path):
     assert row["rank"] in (1, 2, 3)
     # the model's result is checked against its own training kernel
     assert np.isfinite(row["metrics"]["consistency_chi2"])
+    # and comes with its flip spread: written beside it, drawn, the result the flips' mean
+    assert (
+        row["parameters"]["flip_passes"] == 4 and row["parameters"]["flip_spread_over_signal"] > 0
+    )
+    spread = nd.read(out / row["parameters"]["uncertainty_output"]).data
+    assert spread.shape == pred.shape and spread.min() >= 0 and spread.max() > 0
+    assert s["figures"]["fig-uncertainty"] == "figures/uncertainty.png"
+    assert (out / "figures" / "uncertainty.png").stat().st_size > 1000
+    assert "Uncertainty of the learned results" in (out / "report.html").read_text()
+    assert (
+        "fig-uncertainty"
+        not in compare(
+            tiny / "raw.tif",
+            psf=tiny / "psf.tif",
+            methods=["rl"],
+            iterations=2,
+            output_dir=tmp_path / "rl_only",
+            device="cpu",
+        )["figures"]
+    )
 
 
 @pytest.mark.slow

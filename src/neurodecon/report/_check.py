@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CONSISTENCY_KEYS", "measure_consistency", "consistency_figure", "inconsistent"]
+__all__ = [
+    "CONSISTENCY_KEYS",
+    "measure_consistency",
+    "consistency_figure",
+    "uncertainty_figure",
+    "inconsistent",
+]
 
 log = logging.getLogger("neurodecon")
 
@@ -92,4 +98,34 @@ def consistency_figure(
         )
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="residual (noise σ)")
+    return _save(fig, path)
+
+
+def uncertainty_figure(
+    spreads: Mapping[str, np.ndarray],
+    volumes: Mapping[str, np.ndarray],
+    point: tuple[int, int, int],
+    path: str | Path,
+) -> Path:
+    """Draw each network's result and its flip spread, XY plane through ``point``.
+
+    One row per network; the spread on the result's own intensity scale (what fraction of the
+    structure depends on the orientation of the data).
+    """
+    from ._figures import _figure, _save
+
+    names = list(spreads)
+    fig = _figure(6.4, 3.0 * len(names) + 0.3)
+    axes = np.atleast_2d(fig.subplots(len(names), 2, squeeze=False))
+    for (ax_v, ax_s), name in zip(axes, names, strict=True):
+        plane, spread = volumes[name][point[0]], spreads[name][point[0]]
+        top = max(float(np.percentile(plane, 99.9)), 1e-12)
+        ax_v.imshow(plane, cmap="gray", vmin=0, vmax=top)
+        im = ax_s.imshow(spread, cmap="magma", vmin=0, vmax=0.25 * top)
+        ratio = float(spreads[name].mean()) / max(float(np.abs(volumes[name]).mean()), 1e-12)
+        ax_v.set_title(f"{name}: mean of the flips", fontsize=8)
+        ax_s.set_title(f"flip spread (mean {ratio:.3f} of the signal)", fontsize=8)
+        fig.colorbar(im, ax=ax_s, shrink=0.8, label="std (intensity)")
+        ax_v.set_axis_off()
+        ax_s.set_axis_off()
     return _save(fig, path)

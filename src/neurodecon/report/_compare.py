@@ -280,14 +280,15 @@ def compare(
             if grid is not None and spec.kind != "isotropic":  # onto the isotropic grid
                 res.data, res.kernel = grid.resample(res.data), None
                 res.parameters["z_interpolation"] = "cubic"
-            res.parameters["output"] = _write_result(
-                out,
-                spec.name,
-                res.data,
-                vs if grid is None else grid.voxel_size_um,
-                inputs,
-                {"method": spec.spec, **res.parameters},
-            )
+                if res.spread is not None:
+                    res.spread = grid.resample(res.spread)
+            res_vs = vs if grid is None else grid.voxel_size_um
+            meta = {"method": spec.spec, **res.parameters}
+            res.parameters["output"] = _write_result(out, spec.name, res.data, res_vs, inputs, meta)
+            if res.spread is not None:  # a network's flip spread, beside its result
+                res.parameters["uncertainty_output"] = _write_result(
+                    out, f"{spec.name}_uncertainty", res.spread, res_vs, inputs, meta
+                )
             log.info("%s: done in %.1f s", spec.spec, res.seconds)
         else:
             log.warning("%s failed: %s", spec.spec, res.error)

@@ -57,6 +57,7 @@ class MethodResult:
     parameters: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     kernel: np.ndarray | None = None  # what the result should be consistent with (PSF, model's)
+    spread: np.ndarray | None = None  # a network's flip spread (``learn.predict_with_spread``)
 
     @property
     def ok(self) -> bool:
@@ -167,21 +168,29 @@ def _run_classical(
 
 def _run_model(
     spec: MethodSpec, image: np.ndarray, voxel_size_um, device: str, progress: ProgressFn | None
-) -> tuple[np.ndarray, dict, np.ndarray | None]:
-    from ..learn import is_foreign_package, load_model, predict
+) -> tuple[np.ndarray, dict, np.ndarray | None, np.ndarray | None]:
+    """Return a network's result (mean over its flips), parameters, kernel and flip spread."""
+    from ..learn import augmentations, is_foreign_package, load_model, predict, predict_with_spread
 
     path = spec.model_path if spec.model_path is not None else _default_model_path()
     if is_foreign_package(path):  # a bioimage.io package made elsewhere: its own pipeline
         out = predict(path, image, voxel_size_um=voxel_size_um, device=device, progress=progress)
-        return out, {"model": str(path), "device": device, "runner": "bioimageio.core"}, None
+        params = {"model": str(path), "device": device, "runner": "bioimageio.core"}
+        return out, params, None, None
     model = load_model(path)
-    out = predict(model, image, voxel_size_um=voxel_size_um, device=device, progress=progress)
+    out, spread = predict_with_spread(
+        model, image, voxel_size_um=voxel_size_um, device=device, progress=progress
+    )
     params: dict[str, Any] = {"model": str(path), "device": device}
+    params["flip_passes"] = len(augmentations(model))  # the time is theirs together
+    params["flip_spread_over_signal"] = round(
+        float(spread.mean()) / max(float(np.abs(out).mean()), 1e-12), 4
+    )
     trained = getattr(model, "voxel_size_um", None)
     if trained is not None:
         params["model_voxel_size_um"] = [float(v) for v in trained]
     kernel = model.kernel_for(image.shape, voxel_size_um)  # what it was trained to invert
-    return out, params, kernel
+    return out, params, kernel, spread
 
 
 def run_method(
@@ -201,11 +210,11 @@ def run_method(
     """
     t0 = time.perf_counter()
     try:
-        kernel = psf
+        kernel, spread = psf, None
         if spec.kind == "isotropic":
             return _timed_isotropic(spec, image, psf, voxel_size_um, options, device, progress, t0)
         if spec.kind == "model":
-            out, params, kernel = _run_model(spec, image, voxel_size_um, device, progress)
+            out, params, kernel, spread = _run_model(spec, image, voxel_size_um, device, progress)
             kernel = psf if kernel is None else kernel  # a foreign package: the data's own PSF
         else:
             out, params = _run_classical(spec, image, psf, {**options, "device": device}, progress)
@@ -222,7 +231,7 @@ def run_method(
         return MethodResult(
             spec, None, time.perf_counter() - t0, {}, f"{type(exc).__name__}: {reason}"
         )
-    return MethodResult(spec, out, time.perf_counter() - t0, params, kernel=kernel)
+    return MethodResult(spec, out, time.perf_counter() - t0, params, kernel=kernel, spread=spread)
 
 
 def _timed_isotropic(

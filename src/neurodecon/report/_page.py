@@ -22,6 +22,7 @@ _TITLES = {
     "fig-psf": "PSF",
     "fig-beads": "Bead extraction QC",
     "fig-consistency": "Consistency with the raw data",
+    "fig-uncertainty": "Uncertainty of the learned results",
 }
 
 __all__ = ["render"]
@@ -227,6 +228,11 @@ def render(summary: dict[str, Any], out: Path, figures: dict[str, tuple[str, str
         _html.section("Fourier spectra", fig("fig-spectra"), fig("fig-fourier")),
         _html.section("Metrics", fig("fig-metrics"), _metrics_table(summary)),
         _html.section("Consistency with the raw data", fig("fig-consistency")),
+        *(
+            [_html.section("Uncertainty of the learned results", fig("fig-uncertainty"))]
+            if "fig-uncertainty" in figs
+            else []
+        ),
         _html.section("PSF", fig("fig-psf"), fig("fig-beads")),
         _html.section(
             "Parameters and files",

@@ -59,6 +59,15 @@ FIGURES: dict[str, tuple[str, str]] = {
         "reference point. Red: light the volume has and the data lack (invented); blue: light "
         "the data have and the volume lacks. Noise alone is pale; |value| > 4 is flagged.",
     ),
+    "fig-uncertainty": (
+        "uncertainty.png",
+        "Uncertainty of the learned results: each network run on every flip of the input it "
+        "is symmetric for (y and x: 4 passes), flipped back; the result is their mean (left) "
+        "and the spread their standard deviation per voxel (right, on a quarter of the "
+        "result's range), XY plane through the reference point. High spread marks structure "
+        "whose shape depends on the orientation of the data: what the network supplied rather "
+        "than read.",
+    ),
     "fig-psf": ("psf.png", "The PSF given to the classical methods, at the image's voxel size."),
     "fig-beads": (
         "beads_qc.png",
@@ -298,6 +307,10 @@ def write_report(
     if maps:
         _check.consistency_figure(maps, m["table"], point, out / "figures" / "consistency.png")
         figures["fig-consistency"] = "figures/" + FIGURES["fig-consistency"][0]
+    spreads = {r.spec.name: r.spread for r in results if r.ok and r.spread is not None}
+    if spreads:
+        _check.uncertainty_figure(spreads, vols, point, out / "figures" / "uncertainty.png")
+        figures["fig-uncertainty"] = "figures/" + FIGURES["fig-uncertainty"][0]
     summary = _summary(results, m, order, criterion, used, figures, psf, vs, dict(context))
     summary["reference_point_zyx"] = list(point)
     summary["n_small_objects"] = int(len(centres))
