@@ -173,15 +173,14 @@ def _run_model(
     from ..learn import augmentations, is_foreign_package, load_model, predict, predict_with_spread
 
     path = spec.model_path if spec.model_path is not None else _default_model_path()
+    params: dict[str, Any] = {"model": str(path), "device": device}
     if is_foreign_package(path):  # a bioimage.io package made elsewhere: its own pipeline
         out = predict(path, image, voxel_size_um=voxel_size_um, device=device, progress=progress)
-        params = {"model": str(path), "device": device, "runner": "bioimageio.core"}
-        return out, params, None, None
+        return out, {**params, "runner": "bioimageio.core"}, None, None
     model = load_model(path)
     out, spread = predict_with_spread(
         model, image, voxel_size_um=voxel_size_um, device=device, progress=progress
     )
-    params: dict[str, Any] = {"model": str(path), "device": device}
     params["flip_passes"] = len(augmentations(model))  # the time is theirs together
     params["flip_spread_over_signal"] = round(
         float(spread.mean()) / max(float(np.abs(out).mean()), 1e-12), 4
