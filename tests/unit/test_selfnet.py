@@ -245,12 +245,35 @@ class _ShiftW(torch.nn.Module):
         return torch.roll(x, 1, dims=-1)
 
 
-def test_inference_averages_the_xz_and_yz_restorations():
+def _fused_by_hand(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """w · A + (1 − w) · B over the whole 3D spectrum, w = kx² / (kx² + ky²) (½ at 0)."""
+    ky = np.fft.fftfreq(a.shape[1])[None, :, None]
+    kx = np.fft.fftfreq(a.shape[2])[None, None, :]
+    den = kx**2 + ky**2
+    w = np.where(den > 0, kx**2 / np.where(den > 0, den, 1.0), 0.5)
+    return np.real(np.fft.ifftn(w * np.fft.fftn(a) + (1 - w) * np.fft.fftn(b)))
+
+
+def test_inference_fuses_the_xz_and_yz_restorations():
     vol = np.random.default_rng(0).random((6, 9, 11)).astype(np.float32)
     out = restore_isotropic(_ShiftW(), vol, 2.0, device=CPU)
-    iso = z_interpolate(vol, 2.0)
-    expect = 0.5 * (np.roll(iso, 1, axis=2) + np.roll(iso, 1, axis=1))
-    np.testing.assert_allclose(out, expect, atol=1e-6)
+    iso = z_interpolate(vol, 2.0)  # _ShiftW rolls along each plane's width: x in xz, y in yz
+    expect = _fused_by_hand(np.roll(iso, 1, axis=2), np.roll(iso, 1, axis=1))
+    np.testing.assert_allclose(out, expect, atol=1e-5)
+
+
+def test_each_restoration_is_trusted_along_its_own_lateral_axis():
+    from neurodecon.learn import fuse_directions
+
+    z, y, x = np.meshgrid(np.arange(5), np.arange(32), np.arange(40), indexing="ij")
+    along_x = np.cos(2 * np.pi * x / 8).astype(np.float32)  # detail along x: from xz planes
+    along_y = np.cos(2 * np.pi * y / 8).astype(np.float32)  # detail along y: from yz planes
+    np.testing.assert_allclose(fuse_directions(along_x, np.zeros_like(along_x)), along_x, atol=1e-5)
+    np.testing.assert_allclose(fuse_directions(np.zeros_like(along_y), along_y), along_y, atol=1e-5)
+    same = np.random.default_rng(1).random((5, 32, 40)).astype(np.float32)
+    np.testing.assert_allclose(fuse_directions(same, same, planes=2), same, atol=1e-5)
+    flat = fuse_directions(np.full_like(same, 2.0), np.zeros_like(same))
+    np.testing.assert_allclose(flat, 1.0, atol=1e-5)  # the mean level: the plain average
 
 
 def test_isotropic_output_grid_voxel_size_and_intensities(tmp_path):

@@ -48,7 +48,7 @@ Self-Net (isotropic restoration of an anisotropic stack, trained on that stack a
 ``SelfNetData`` (``anisotropy_ratio``, ``degrade_lateral``, ``z_interpolate``,
 ``isotropic_voxel_size``), ``SelfNetGenerator``, ``PatchDiscriminator``, ``ssim2d``,
 ``SelfNetTraining`` / ``train_selfnet``, ``SelfNetModel`` / ``load_selfnet`` (model folders with
-``SELFNET_CONFIG_NAME``) and ``restore_isotropic``.
+``SELFNET_CONFIG_NAME``), ``restore_isotropic`` and ``fuse_directions``.
 """
 
 from ._arch_debcr import (
@@ -147,6 +147,7 @@ from ._predict import (
 from ._selfnet import (
     SELFNET_CONFIG_NAME,
     SelfNetModel,
+    fuse_directions,
     isotropic,
     load_selfnet,
     restore_isotropic,
@@ -281,6 +282,7 @@ __all__ = [
     "SelfNetModel",
     "load_selfnet",
     "restore_isotropic",
+    "fuse_directions",
     "selfnet_config",
     "SelfNetData",
     "anisotropy_ratio",
