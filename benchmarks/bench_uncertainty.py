@@ -5,7 +5,8 @@
 
 ``predict_with_spread`` runs ``predict`` once per flip the model is symmetric for (y and x: 4
 passes) and keeps the mean and the standard deviation per voxel. Measured here against one
-``predict`` of the same volume (best of ``--repeats``, after a warm-up), CPU, ``--threads``:
+``predict`` of the same volume (best of ``--repeats`` after one warm-up run,
+``bench_classical.time_it``), CPU, ``--threads``:
 the shipped default U-Net (its RL input included) and, unless ``--models`` names trained model
 folders, RLN, 3D-RCAN and DeBCR built at their documented CPU sizes with untrained weights (the
 cost of a pass does not depend on the weights).
@@ -14,9 +15,12 @@ cost of a pass does not depend on the weights).
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_classical import time_it  # noqa: E402 - best of the repeats after one warm-up
 
 
 def models(paths: list[str]) -> dict:
@@ -36,15 +40,6 @@ def models(paths: list[str]) -> dict:
         cfg = {"voxel_size_um": vox, "normalization": {"percentiles": [1.0, 99.8]}, "arch": arch}
         out[f"{arch} (CPU size, untrained)"] = Model(net, cfg)
     return out
-
-
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -69,10 +64,8 @@ def main() -> None:
     print("| model | flips | predict s | with spread s | ratio |\n|---|---|---|---|---|")
     for name, model in models(args.models).items():
         kw = {"voxel_size_um": vox, "device": "cpu", "check": False}
-        small = np.ascontiguousarray(raw[:16, :64, :64])
-        predict(model, small, **kw)  # warm-up
-        one = best_time(lambda m=model, k=kw: predict(m, raw, **k), args.repeats)
-        spread = best_time(lambda m=model, k=kw: predict_with_spread(m, raw, **k), args.repeats)
+        one, _ = time_it(lambda m=model, k=kw: predict(m, raw, **k), args.repeats)
+        spread, _ = time_it(lambda m=model, k=kw: predict_with_spread(m, raw, **k), args.repeats)
         print(
             f"| {name} | {len(augmentations(model))} | {one:.2f} | {spread:.2f} | "
             f"{spread / one:.2f}× |",

@@ -104,13 +104,14 @@ def consistency_figure(
 def uncertainty_figure(
     spreads: Mapping[str, np.ndarray],
     volumes: Mapping[str, np.ndarray],
+    ratios: Mapping[str, float],
     point: tuple[int, int, int],
     path: str | Path,
 ) -> Path:
     """Draw each network's result and its flip spread, XY plane through ``point``.
 
-    One row per network; the spread on the result's own intensity scale (what fraction of the
-    structure depends on the orientation of the data).
+    One row per network; the spread on the result's own intensity scale, titled with its mean
+    over the signal's (``ratios``: the method's ``flip_spread_over_signal``).
     """
     from ._figures import _figure, _save
 
@@ -122,9 +123,8 @@ def uncertainty_figure(
         top = max(float(np.percentile(plane, 99.9)), 1e-12)
         ax_v.imshow(plane, cmap="gray", vmin=0, vmax=top)
         im = ax_s.imshow(spread, cmap="magma", vmin=0, vmax=0.25 * top)
-        ratio = float(spreads[name].mean()) / max(float(np.abs(volumes[name]).mean()), 1e-12)
         ax_v.set_title(f"{name}: mean of the flips", fontsize=8)
-        ax_s.set_title(f"flip spread (mean {ratio:.3f} of the signal)", fontsize=8)
+        ax_s.set_title(f"flip spread (mean {ratios[name]:.3f} of the signal)", fontsize=8)
         fig.colorbar(im, ax=ax_s, shrink=0.8, label="std (intensity)")
         ax_v.set_axis_off()
         ax_s.set_axis_off()

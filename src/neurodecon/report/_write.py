@@ -307,9 +307,15 @@ def write_report(
     if maps:
         _check.consistency_figure(maps, m["table"], point, out / "figures" / "consistency.png")
         figures["fig-consistency"] = "figures/" + FIGURES["fig-consistency"][0]
-    spreads = {r.spec.name: r.spread for r in results if r.ok and r.spread is not None}
-    if spreads:
-        _check.uncertainty_figure(spreads, vols, point, out / "figures" / "uncertainty.png")
+    learned = [r for r in results if r.ok and r.spread is not None]
+    if learned:
+        _check.uncertainty_figure(
+            {r.spec.name: r.spread for r in learned},
+            vols,
+            {r.spec.name: r.parameters["flip_spread_over_signal"] for r in learned},
+            point,
+            out / "figures" / "uncertainty.png",
+        )
         figures["fig-uncertainty"] = "figures/" + FIGURES["fig-uncertainty"][0]
     summary = _summary(results, m, order, criterion, used, figures, psf, vs, dict(context))
     summary["reference_point_zyx"] = list(point)
