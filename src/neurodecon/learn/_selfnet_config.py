@@ -52,7 +52,8 @@ class SelfNetConfig:
     average_decay : float
         The restoring network is the exponential moving average of the deblurring network's
         weights over the steps, with this decay per step (0.995: about the last 200 steps); 0
-        keeps the last step's weights.
+        keeps the last step's weights. The decay ramps up as ``(1 + step) / (10 + step)``, which
+        stays below 0.995 for 1790 steps: shorter trainings weigh step ``s`` about as ``s⁸``.
     rotate : bool
         Augment the patches by all 8 rotations / reflections (the authors' code); ``False``
         keeps the degraded / axial direction along the patch rows (4 of them), where the xz
