@@ -15,7 +15,9 @@ Cases: 4 phantoms (32×96×96, Gaussian PSF, background 5; ``--sets phantoms``),
 (24×64×64, 3 phantoms × 20/100/1000 photons × the true PSF and one 20 % too wide; ``study``),
 the blob phantom of the tests (``blob``), and the held-out aberrated confocal case of issue 20
 (``confocal``: ``microscopes.py`` ``confocal-sa``, filaments 48×160×160, camera offset 100, read
-noise 2, PSF extracted from the microscope's simulated beads, background ``auto``).
+noise 2, PSF extracted from the microscope's simulated beads, background ``auto``; and
+``confocal-true``: the same stack with the PSF that made it, to tell the rule's limits from the
+bead PSF's).
 
 Usage::
 
@@ -108,9 +110,23 @@ def confocal_case():
     yield "confocal-sa filaments 48×160×160 (bead PSF)", truth, image, psf, "auto"
 
 
+def confocal_true_case():
+    """The same stack deconvolved with the PSF that made it (``microscopes.true_psf``)."""
+    import microscopes as mic
+
+    truth, image = mic.sample("confocal-sa", "filaments", seed=0)
+    yield (
+        "confocal-sa filaments 48×160×160 (true PSF)",
+        truth,
+        image,
+        mic.true_psf("confocal-sa"),
+        "auto",
+    )
+
+
 #: oracle runs: iterations (far past every oracle-best count measured for the set)
 CAPS = {"rl": 1500, "rl-accel": 200}
-CONFOCAL_CAPS = {"rl": 400, "rl-accel": 120}
+CONFOCAL_CAPS = {"rl": 400, "rl-accel": 120}  # the bead-PSF case (its oracles: 315, 49)
 
 
 def oracle(dec, img, truth, background, cap) -> list[float]:
@@ -136,7 +152,7 @@ def run_case(case, methods, seeds, study, repeats, timing=True):
     rows = []
     for method in methods:
         dec = Deconvolver(psf, img.shape, method=method, device="cpu")
-        caps = CONFOCAL_CAPS if name.startswith("confocal") else CAPS
+        caps = CONFOCAL_CAPS if "bead PSF" in name else CAPS
         curve = oracle(dec, img, truth, background, caps[method])
         best, k_best = max(curve), int(np.argmax(curve)) + 1
         for seed in range(seeds):
@@ -240,7 +256,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--sets", nargs="+", default=["phantoms", "study", "confocal"],
-                    choices=["phantoms", "study", "confocal", "blob"])  # fmt: skip
+                    choices=["phantoms", "study", "confocal", "confocal-true", "blob"])  # fmt: skip
     ap.add_argument("--methods", nargs="+", default=["rl", "rl-accel"])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2, help="timing: best of this many")
@@ -253,7 +269,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     sets = {"phantoms": phantom_cases, "study": study_cases, "confocal": confocal_case,
-            "blob": blob_case}  # fmt: skip
+            "confocal-true": confocal_true_case, "blob": blob_case}  # fmt: skip
     print("| case | method | seed | oracle it / PSNR | auto it (half + full) | auto PSNR | "
           "loss dB | iterations / reported | time / one run |")  # fmt: skip
     print("| --- " * 9 + "|")
@@ -262,7 +278,11 @@ def main(argv=None):
         for case in sets[s]():
             rows += run_case(case, args.methods, args.seeds, args.study, args.repeats,
                              timing=not args.no_timing)  # fmt: skip
-            if s == "confocal" and not args.study and set(args.methods) >= {"rl", "rl-accel"}:
+            if (
+                s.startswith("confocal")
+                and not args.study
+                and set(args.methods) >= {"rl", "rl-accel"}
+            ):
                 references.append(reference_check(case, rows, args.repeats))
     summary = {}
     for method in args.methods:
