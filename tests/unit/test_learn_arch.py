@@ -302,3 +302,31 @@ def test_every_network_gives_the_flip_spread_through_the_one_path(arch):
     np.testing.assert_allclose(mean, np.mean(runs, axis=0), atol=1e-4 * scale)
     np.testing.assert_allclose(spread, np.std(runs, axis=0), atol=1e-4 * scale)
     assert spread.shape == vol.shape and spread.min() >= 0 and spread.max() > 0
+
+
+@pytest.mark.parametrize("arch", ["unet", "rln", "rcan", "debcr"])
+def test_networks_run_channels_last_on_the_cpu_with_the_same_outputs(arch):
+    import copy
+
+    from neurodecon.learn import SelfNetGenerator, build_network, place_network
+
+    torch.manual_seed(0)
+    net = build_network({"arch": arch}).eval()
+    placed = place_network(copy.deepcopy(net), torch.device("cpu"))
+    # (with one input channel or a 1×1×1 kernel both layouts are the same memory)
+    conv = next(
+        m
+        for m in placed.modules()
+        if isinstance(m, torch.nn.Conv3d) and m.in_channels > 1 and max(m.kernel_size) > 1
+    )
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert not conv.weight.is_contiguous()  # the layout changed, not only the device
+    x = torch.rand(1, net.in_channels, 16, 32, 32)
+    with torch.no_grad():
+        expect, got = net(x), placed(x)
+    np.testing.assert_allclose(got.numpy(), expect.numpy(), rtol=1e-4, atol=1e-5)
+    gen = place_network(SelfNetGenerator(8, 1), torch.device("cpu"))  # 2D: channels last
+    assert next(gen.parameters()).dim() == 4
+    assert all(
+        p.is_contiguous(memory_format=torch.channels_last) for p in gen.parameters() if p.dim() == 4
+    )

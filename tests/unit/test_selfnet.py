@@ -262,6 +262,23 @@ def test_inference_fuses_the_xz_and_yz_restorations():
     np.testing.assert_allclose(out, expect, atol=1e-5)
 
 
+def test_the_channels_last_restoration_equals_the_network_on_each_plane():
+    """Restoration runs the network channels last; it must be the same network's output."""
+    from neurodecon.learn import fuse_directions
+
+    torch.manual_seed(0)
+    net = SelfNetGenerator(8, 2).eval()
+    vol = np.random.default_rng(2).random((6, 20, 24)).astype(np.float32)
+    out = restore_isotropic(net, vol, 2.0, device=CPU)
+    net = net.to(memory_format=torch.contiguous_format)
+    iso = z_interpolate(vol, 2.0)
+    with torch.no_grad():
+        xz = [net(torch.from_numpy(iso[:, y].copy())[None, None])[0, 0] for y in range(20)]
+        yz = [net(torch.from_numpy(iso[:, :, x].copy())[None, None])[0, 0] for x in range(24)]
+    expect = fuse_directions(torch.stack(xz, 1).numpy(), torch.stack(yz, 2).numpy())
+    np.testing.assert_allclose(out, expect, atol=1e-5)
+
+
 def test_each_restoration_is_trusted_along_its_own_lateral_axis():
     from neurodecon.learn import fuse_directions
 

@@ -85,7 +85,7 @@ class ModelRunner:
     def _net(self) -> Any:
         """Return this thread's network (loaded or copied once per thread) and its device."""
         from ..device import resolve_device
-        from ..learn import load_model
+        from ..learn import load_model, place_network
 
         cache = thread_cache()
         k = ("network", self.key, self.device)
@@ -93,7 +93,7 @@ class ModelRunner:
             m = self.model
             net = load_model(m).net if isinstance(m, str) else copy.deepcopy(m.net)
             dev = resolve_device(self.device)
-            cache[k] = (net.to(dev).eval(), dev)
+            cache[k] = (place_network(net, dev).eval(), dev)
         return cache[k]
 
     def __call__(self, vol: np.ndarray) -> np.ndarray:

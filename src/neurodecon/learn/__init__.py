@@ -132,7 +132,7 @@ from ._physics import (
     physics_kernel,
     physics_options,
 )
-from ._precision import cpu_has_fast_bf16, precision_name, training_autocast
+from ._precision import cpu_has_fast_bf16, place_network, precision_name, training_autocast
 from ._predict import (
     Tiling,
     augmentations,
@@ -236,6 +236,7 @@ __all__ = [
     "fourier_l1",
     "training_autocast",
     "precision_name",
+    "place_network",
     "cpu_has_fast_bf16",
     "TrainState",
     "lr_factor",

@@ -19,7 +19,7 @@ from ._config import TrainConfig
 from ._data import Pool, sample_batch
 from ._loss import training_loss
 from ._net import build_network
-from ._precision import grad_scaler, precision_name, training_autocast
+from ._precision import grad_scaler, place_network, precision_name, training_autocast
 
 __all__ = ["TrainState", "lr_factor", "train_step", "run_loop", "validation_metrics"]
 
@@ -39,7 +39,7 @@ class TrainState:
     def __init__(self, cfg: TrainConfig) -> None:
         torch.manual_seed(cfg.run.seed)
         self.device = resolve_device(cfg.run.device)
-        self.net = build_network(cfg.net).to(self.device)
+        self.net = place_network(build_network(cfg.net), self.device)
         # exponential moving average of the weights: validated and saved (0 = the raw weights)
         o = cfg.optim
         self.ema = copy.deepcopy(self.net).requires_grad_(False) if o.ema_decay else None

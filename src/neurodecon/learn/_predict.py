@@ -19,6 +19,7 @@ from ._bioimageio_foreign import is_foreign_package, predict_bioimageio
 from ._limits import check_levels, check_voxel_size
 from ._model import Model, load_model
 from ._norm import Normalization, robust_range
+from ._precision import place_network
 
 __all__ = [
     "predict",
@@ -166,7 +167,7 @@ def _predict(
     out = np.empty(vols.shape, np.float32)
     spread = np.zeros(vols.shape, np.float32)
     dev = resolve_device(device)
-    net = model.net.to(dev).eval()
+    net = place_network(model.net, dev).eval()
     tiles = tiling(model, tile_shape=tile_shape, halo=halo, blend=blend)
     n_runs = len(vols) * len(flips)
     try:
@@ -193,7 +194,7 @@ def _predict(
             if len(runs) > 1:
                 spread[i] = np.std(runs, axis=0)
     finally:
-        model.net.to("cpu")
+        model.net.to("cpu", memory_format=torch.contiguous_format)  # as it was loaded
     return out.reshape(arr.shape), spread.reshape(arr.shape)
 
 

@@ -23,6 +23,7 @@ from ..errors import user_error
 from ..io import Image
 from ..progress import ProgressFn, report
 from ._norm import robust_range
+from ._precision import place_network
 from ._selfnet_config import PRESETS, SelfNetConfig
 from ._selfnet_data import (
     WARN_RATIO,
@@ -122,7 +123,7 @@ def restore_isotropic(
     """
     iso = z_interpolate(volume, ratio)
     nz, ny, nx = iso.shape
-    net = net.to(device).eval()
+    net = place_network(net, device).eval()
     out = (np.zeros_like(iso), np.zeros_like(iso))  # restored in xz planes, in yz planes
     total, done = ny + nx, 0
     for axis, n in ((1, ny), (2, nx)):

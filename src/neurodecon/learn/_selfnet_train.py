@@ -23,6 +23,7 @@ import torch
 
 from ..errors import user_error
 from ..progress import ProgressFn, report
+from ._precision import place_network
 from ._selfnet_config import SelfNetConfig
 from ._selfnet_data import SelfNetData
 from ._selfnet_nets import Generator, PatchDiscriminator, lsgan_loss, restoration_loss
@@ -50,15 +51,15 @@ class SelfNetTraining:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        c = self.config
-        self.degrade = Generator(c.channels, c.blocks).to(self.device)
-        self.restore = Generator(c.channels, c.blocks).to(self.device)
-        self.deblur = Generator(c.channels, c.blocks).to(self.device)
-        self.deblur_average = Generator(c.channels, c.blocks).to(self.device)
+        c, dev = self.config, self.device
+        self.degrade = place_network(Generator(c.channels, c.blocks), dev)
+        self.restore = place_network(Generator(c.channels, c.blocks), dev)
+        self.deblur = place_network(Generator(c.channels, c.blocks), dev)
+        self.deblur_average = place_network(Generator(c.channels, c.blocks), dev)
         self.deblur_average.load_state_dict(self.deblur.state_dict())
         self.deblur_average.requires_grad_(False)
-        self.judge_axial = PatchDiscriminator(c.disc_channels).to(self.device)
-        self.judge_lateral = PatchDiscriminator(c.disc_channels).to(self.device)
+        self.judge_axial = place_network(PatchDiscriminator(c.disc_channels), dev)
+        self.judge_lateral = place_network(PatchDiscriminator(c.disc_channels), dev)
         gens = itertools.chain(self.degrade.parameters(), self.restore.parameters())
         judges = itertools.chain(self.judge_axial.parameters(), self.judge_lateral.parameters())
         self.opt_g = torch.optim.Adam(gens, lr=c.lr, betas=_BETAS)
