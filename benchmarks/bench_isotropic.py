@@ -12,12 +12,15 @@ and of the yz planes; for ``puncta`` the median axial and lateral FWHM of isolat
 
     OMP_NUM_THREADS=1 python benchmarks/bench_isotropic.py --out benchmarks/_out/isotropic
     python benchmarks/bench_isotropic.py --time-only --threads 2   # the CPU preset on 64×512×512
+    python benchmarks/bench_isotropic.py --diagnose --families puncta --ratios 3 --steps 1500
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,12 +48,14 @@ def make_case(family: str, ratio: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed + 1)
     photons = 300.0 / max(float(sampled.max()), 1e-12)
     observed = rng.poisson(sampled * photons + 2.0) + rng.normal(0.0, 2.0, sampled.shape)
+    noise_free = sampled * photons + 2.0
     psf = _gaussian_psf((ratio * s_lat / ratio, s_lat, s_lat))  # on the observed grid
     reference = ndimage.gaussian_filter(truth.astype(np.float64), s_lat, mode="constant")
     return {
         "truth": truth.astype(np.float32),
         "reference": reference.astype(np.float32),  # the truth seen with the lateral PSF in 3D
         "observed": observed.astype(np.float32),
+        "noise_free": noise_free.astype(np.float32),  # the same stack without its noise
         "voxel_size_um": (ratio * LATERAL_UM, LATERAL_UM, LATERAL_UM),
         "psf": psf,
     }
@@ -162,6 +167,52 @@ def bench(
     return rows
 
 
+def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | None) -> list[dict]:
+    """How much of Self-Net's remaining error is the stack's noise, how much its intensity mapping.
+
+    Trains the preset once on the noisy stack; then restores with that network the noisy stack
+    and the same stack without its noise, each mapped to the network's [0, 1] range by its own
+    0.5 / 99.9 percentiles (as ``nd.isotropic`` does) and by the other's; cubic interpolation of
+    both for comparison.
+    """
+    import neurodecon as nd
+    from neurodecon.learn import (
+        SELFNET_PRESETS,
+        load_selfnet,
+        restore_isotropic,
+        robust_range,
+        z_interpolate,
+    )
+
+    case = make_case(family, ratio, seed)
+    vox = case["voxel_size_um"]
+    cfg = SELFNET_PRESETS["cpu"].with_changes(steps=steps, **(options or {}))
+    stacks = {"noisy": case["observed"], "noise-free": case["noise_free"]}
+    norms = {k: robust_range(v, (0.5, 99.9)) for k, v in stacks.items()}
+    vols = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        nd.isotropic(case["observed"], voxel_size_um=vox, config=cfg, device="cpu", seed=seed,
+                     save_model=tmp, overwrite=True)  # fmt: skip
+        net = load_selfnet(tmp).net
+        for stack, mapping in itertools.product(stacks, norms):
+            n = norms[mapping]
+            out = restore_isotropic(net, n.apply(stacks[stack]), ratio, device=torch.device("cpu"))
+            vols[f"selfnet: {stack} stack, the {mapping} stack's mapping"] = n.invert(out)
+    for stack, vol in stacks.items():
+        vols[f"cubic: {stack} stack"] = z_interpolate(vol, ratio)
+    rows = []
+    for name, vol in vols.items():
+        row = {"input": name, **score(vol, case["truth"], ratio)}
+        row["psnr_ref"] = score(vol, case["reference"], ratio)["psnr"]
+        if family == "puncta":
+            row.update(object_fwhm(vol, case["truth"][: len(vol)], ratio))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for k, n in norms.items():
+        print(f"{k} stack's mapping: 0 ↔ {n.low:.2f}, 1 ↔ {n.high:.2f}")
+    return rows
+
+
 def table(rows: list[dict], steps: int) -> str:
     head = (
         f"Truth {SHAPE_ISO[1]}×{SHAPE_ISO[2]} px, 0.1 µm isotropic; observed z every `ratio` "
@@ -246,6 +297,9 @@ def main() -> None:
     ap.add_argument("--ceiling", action="store_true", help="score only the ideal isotropic "
                     "image (the truth blurred by the lateral PSF in 3D, noise-free)")  # fmt: skip
     ap.add_argument("--tables", type=Path, nargs="+", help="print the table of these runs' folders")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="train once on the first family and ratio; restore its noisy and its "
+                    "noise-free stack (how much is noise)")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.tables:
@@ -256,6 +310,11 @@ def main() -> None:
         time_cpu_preset(args.out, options=args.options)
         return
     ratios = [int(r) for r in args.ratios.split(",")]
+    if args.diagnose:
+        rows = diagnose(args.families.split(",")[0], ratios[0], args.steps, args.seed, args.options)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "diagnose.json").write_text(json.dumps(rows, indent=1))
+        return
     if args.ceiling:  # what a perfect isotropic restoration at the lateral resolution scores
         for family in args.families.split(","):
             for ratio in ratios:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -13,6 +14,8 @@ __all__ = [
     "precision_name",
     "place_network",
 ]
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -69,7 +72,7 @@ def precision_name(device: torch.device, bf16: bool | None) -> str:
     return "bf16 autocast" if _cpu_bf16(bf16) else "fp32"
 
 
-def place_network(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def place_network(net: M, device: torch.device) -> M:
     """Move ``net`` to ``device`` in the memory layout its convolutions are fastest in there.
 
     On the CPU the weights (and so the activations) are kept channels last, the layout
@@ -83,4 +86,5 @@ def place_network(net: torch.nn.Module, device: torch.device) -> torch.nn.Module
         return net.to(device)
     has_3d = any(isinstance(m, torch.nn.Conv3d) for m in net.modules())
     fmt = torch.channels_last_3d if has_3d else torch.channels_last
-    return net.to(device, memory_format=fmt)
+    # Module.to documents memory_format; torch's type stubs leave it out
+    return net.to(device, memory_format=fmt)  # type: ignore[call-overload]

@@ -60,7 +60,7 @@ class SelfNetConfig:
         and yz planes have z when they are restored.
     """
 
-    channels: int = 16
+    channels: int = 24
     blocks: int = 3
     disc_channels: int = 16
     patch: int = 48
