@@ -172,7 +172,7 @@ def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | Non
 
     Trains the preset once on the noisy stack; then restores with that network the noisy stack
     and the same stack without its noise, each mapped to the network's [0, 1] range by its own
-    0.5 / 99.9 percentiles (as ``nd.isotropic`` does) and by the other's; cubic interpolation of
+    ``stack_normalization`` (as ``nd.isotropic`` does) and by the other's; cubic interpolation of
     both for comparison.
     """
     import neurodecon as nd
@@ -180,7 +180,7 @@ def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | Non
         SELFNET_PRESETS,
         load_selfnet,
         restore_isotropic,
-        robust_range,
+        stack_normalization,
         z_interpolate,
     )
 
@@ -188,7 +188,7 @@ def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | Non
     vox = case["voxel_size_um"]
     cfg = SELFNET_PRESETS["cpu"].with_changes(steps=steps, **(options or {}))
     stacks = {"noisy": case["observed"], "noise-free": case["noise_free"]}
-    norms = {k: robust_range(v, (0.5, 99.9)) for k, v in stacks.items()}
+    norms = {k: stack_normalization(v) for k, v in stacks.items()}
     vols = {}
     with tempfile.TemporaryDirectory() as tmp:
         nd.isotropic(case["observed"], voxel_size_um=vox, config=cfg, device="cpu", seed=seed,

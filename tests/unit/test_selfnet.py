@@ -270,6 +270,9 @@ def test_the_channels_last_restoration_equals_the_network_on_each_plane():
     net = SelfNetGenerator(8, 2).eval()
     vol = np.random.default_rng(2).random((6, 20, 24)).astype(np.float32)
     out = restore_isotropic(net, vol, 2.0, device=CPU)
+    conv = net.body[1][1]  # a 3×3 convolution, 8 → 8 channels
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # restore_isotropic placed it channels last
     net = net.to(memory_format=torch.contiguous_format)
     iso = z_interpolate(vol, 2.0)
     with torch.no_grad():

@@ -160,6 +160,7 @@ from ._selfnet_data import (
     anisotropy_ratio,
     degrade_lateral,
     isotropic_voxel_size,
+    stack_normalization,
     z_interpolate,
 )
 from ._selfnet_nets import Generator as SelfNetGenerator
@@ -237,6 +238,7 @@ __all__ = [
     "training_autocast",
     "precision_name",
     "place_network",
+    "stack_normalization",
     "cpu_has_fast_bf16",
     "TrainState",
     "lr_factor",

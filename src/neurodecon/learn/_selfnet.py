@@ -22,7 +22,6 @@ import torch
 from ..errors import user_error
 from ..io import Image
 from ..progress import ProgressFn, report
-from ._norm import robust_range
 from ._precision import place_network
 from ._selfnet_config import PRESETS, SelfNetConfig
 from ._selfnet_data import (
@@ -30,6 +29,7 @@ from ._selfnet_data import (
     SelfNetData,
     anisotropy_ratio,
     isotropic_voxel_size,
+    stack_normalization,
     z_interpolate,
 )
 from ._selfnet_nets import Generator
@@ -324,7 +324,7 @@ def isotropic(
         if out is not None:
             trained.save(out)
         source = "trained on this stack" if out is None else str(out)
-    norm = robust_range(vol, (0.5, 99.9))
+    norm = stack_normalization(vol)
     restored = restore_isotropic(
         trained.net, norm.apply(vol), ratio, device=dev, progress=inference_progress
     )

@@ -133,6 +133,14 @@ def isotropic_planes_inverse(n: int, ratio: float) -> int:
     return int(np.ceil((n - 1) / ratio - 1e-6)) + 1
 
 
+def stack_normalization(volume: np.ndarray) -> Normalization:
+    """Return the stack's mapping to the networks' [0, 1]: its 0.5 and 99.9 percentiles.
+
+    The one mapping of training and restoration.
+    """
+    return robust_range(volume, (0.5, 99.9))
+
+
 def _noise_variance(volume: np.ndarray, norm: Normalization) -> tuple[float, float]:
     """Return ``(a, b)`` of the normalised stack's noise variance ``a · v + b`` (calibrated)."""
     from ..metrics import calibrate_noise
@@ -234,7 +242,7 @@ class SelfNetData:
         axis by the Gaussian that :func:`axial_spectrum_blur` measures, so that the degradation
         generator starts from the stack's own axial resolution, not only its sampling.
         """
-        norm = robust_range(volume, (0.5, 99.9))
+        norm = stack_normalization(volume)
         lateral = norm.apply(volume)
         axial = z_interpolate(lateral, ratio)
         if not match_blur:  # the authors' degradation: antialiased resampling only
