@@ -179,7 +179,7 @@ def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | Non
     from neurodecon.learn import (
         SELFNET_PRESETS,
         load_selfnet,
-        restore_isotropic,
+        restore_stack,
         stack_normalization,
         z_interpolate,
     )
@@ -195,9 +195,9 @@ def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | Non
                      save_model=tmp, overwrite=True)  # fmt: skip
         net = load_selfnet(tmp).net
         for stack, mapping in itertools.product(stacks, norms):
-            n = norms[mapping]
-            out = restore_isotropic(net, n.apply(stacks[stack]), ratio, device=torch.device("cpu"))
-            vols[f"selfnet: {stack} stack, the {mapping} stack's mapping"] = n.invert(out)
+            out, _ = restore_stack(net, stacks[stack], ratio, device=torch.device("cpu"),
+                                   norm=norms[mapping])  # fmt: skip
+            vols[f"selfnet: {stack} stack, the {mapping} stack's mapping"] = out
     for stack, vol in stacks.items():
         vols[f"cubic: {stack} stack"] = z_interpolate(vol, ratio)
     rows = []

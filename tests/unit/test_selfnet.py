@@ -282,6 +282,33 @@ def test_the_channels_last_restoration_equals_the_network_on_each_plane():
     np.testing.assert_allclose(out, expect, atol=1e-5)
 
 
+class _Undershoot(torch.nn.Module):
+    """Doubles each plane's contrast around 0.3 of the range: dark halos below the background."""
+
+    def forward(self, x):
+        return 2.0 * x - 0.3
+
+
+def test_the_restored_stack_is_in_its_units_floored_at_its_background():
+    from neurodecon.learn import restore_stack, stack_normalization
+    from neurodecon.metrics import estimate_background
+
+    vol = _stack(noise=1.0) + 100.0  # a camera offset
+    norm = stack_normalization(vol)
+    out, floor = restore_stack(_Undershoot(), vol, 3.0, device=CPU)
+    assert floor == pytest.approx(float(estimate_background(vol)))
+    assert 95.0 < floor < 105.0  # the offset, not 0 nor a normalised level
+    raw = norm.invert(restore_isotropic(_Undershoot(), norm.apply(vol), 3.0, device=CPU))
+    assert (raw < floor).mean() > 0.2  # the undershoot the floor removes
+    np.testing.assert_allclose(out, np.maximum(raw, floor), rtol=1e-6)
+    above = raw > floor
+    np.testing.assert_array_equal(out[above], raw[above])  # nothing above the floor changes
+    # another mapping (the benchmark's diagnosis) changes the network's input, not the floor
+    other = replace(norm, low=norm.low - 5.0)
+    out2, floor2 = restore_stack(_Undershoot(), vol, 3.0, device=CPU, norm=other)
+    assert floor2 == floor and not np.allclose(out2, out)
+
+
 def test_each_restoration_is_trusted_along_its_own_lateral_axis():
     from neurodecon.learn import fuse_directions
 
@@ -305,6 +332,7 @@ def test_isotropic_output_grid_voxel_size_and_intensities(tmp_path):
     assert res.voxel_size_um == pytest.approx((0.1, 0.1, 0.1))
     rec = res.metadata["isotropic"]
     assert rec["anisotropy_ratio"] == pytest.approx(3.0) and rec["steps_done"] == 12
+    assert res.data.min() >= np.float32(rec["background_floor"]) - 1e-3  # recorded, applied
     assert abs(res.data.mean() - stack.mean()) < 0.25 * stack.std()  # same intensity scale
     assert np.corrcoef(res.data[::3].ravel(), stack.ravel())[0, 1] > 0.9  # same structures
     model = load_selfnet(tmp_path / "m")

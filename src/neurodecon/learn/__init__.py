@@ -48,7 +48,8 @@ Self-Net (isotropic restoration of an anisotropic stack, trained on that stack a
 ``SelfNetData`` (``anisotropy_ratio``, ``degrade_lateral``, ``z_interpolate``,
 ``isotropic_voxel_size``), ``SelfNetGenerator``, ``PatchDiscriminator``, ``ssim2d``,
 ``SelfNetTraining`` / ``train_selfnet``, ``SelfNetModel`` / ``load_selfnet`` (model folders with
-``SELFNET_CONFIG_NAME``), ``restore_isotropic`` and ``fuse_directions``.
+``SELFNET_CONFIG_NAME``), ``restore_stack`` (in the stack's units, floored at its background) over
+``restore_isotropic`` and ``fuse_directions``.
 """
 
 from ._arch_debcr import (
@@ -151,6 +152,7 @@ from ._selfnet import (
     isotropic,
     load_selfnet,
     restore_isotropic,
+    restore_stack,
     selfnet_config,
 )
 from ._selfnet_config import PRESETS as SELFNET_PRESETS
@@ -285,6 +287,7 @@ __all__ = [
     "SelfNetModel",
     "load_selfnet",
     "restore_isotropic",
+    "restore_stack",
     "fuse_directions",
     "selfnet_config",
     "SelfNetData",

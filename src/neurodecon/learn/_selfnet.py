@@ -3,7 +3,7 @@
 Training (``_selfnet_train``) learns, from the stack's own lateral planes, how its axial planes
 are blurred (stage 1) and how to undo that blur (stage 2). Inference runs the deblurring network
 on every xz and every yz plane of the stack resampled to isotropic voxels (cubic along z) and
-averages the two results (Ning et al. 2023, Self-Net).
+fuses the two results (Ning et al. 2023, Self-Net).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from ..errors import user_error
 from ..io import Image
 from ..progress import ProgressFn, report
+from ._norm import Normalization
 from ._precision import place_network
 from ._selfnet_config import PRESETS, SelfNetConfig
 from ._selfnet_data import (
@@ -38,6 +39,7 @@ from ._selfnet_train import CHECKPOINT_NAME, train_selfnet
 __all__ = [
     "SelfNetModel",
     "isotropic",
+    "restore_stack",
     "load_selfnet",
     "restore_isotropic",
     "fuse_directions",
@@ -141,6 +143,32 @@ def restore_isotropic(
             done += stop - start
             report(progress, done, total, "xz planes" if axis == 1 else "yz planes")
     return fuse_directions(*out)
+
+
+def restore_stack(
+    net: Generator,
+    volume: np.ndarray,
+    ratio: float,
+    *,
+    device: torch.device,
+    norm: Normalization | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, float]:
+    """Restore a ``(Z, Y, X)`` stack in its own units: map, :func:`restore_isotropic`, map back.
+
+    ``norm`` maps the stack to the network's range (default :func:`stack_normalization`, as in
+    training). The result is floored at the stack's background level
+    (:func:`~neurodecon.metrics.estimate_background`): a mean intensity below it is not light
+    but the network's undershoot beside bright objects. Returns the result and that floor.
+    """
+    from ..metrics import estimate_background
+
+    norm = stack_normalization(volume) if norm is None else norm
+    restored = norm.invert(restore_isotropic(net, norm.apply(volume), ratio, device=device,
+                                             progress=progress))  # fmt: skip
+    floor = float(estimate_background(volume))
+    np.maximum(restored, np.float32(floor), out=restored)
+    return restored, floor
 
 
 def fuse_directions(along_x: np.ndarray, along_y: np.ndarray, planes: int = 16) -> np.ndarray:
@@ -324,11 +352,7 @@ def isotropic(
         if out is not None:
             trained.save(out)
         source = "trained on this stack" if out is None else str(out)
-    norm = stack_normalization(vol)
-    restored = restore_isotropic(
-        trained.net, norm.apply(vol), ratio, device=dev, progress=inference_progress
-    )
-    result = norm.invert(restored)
+    result, floor = restore_stack(trained.net, vol, ratio, device=dev, progress=inference_progress)
     record = {
         "method": "selfnet",
         "model": source,
@@ -336,6 +360,7 @@ def isotropic(
         "input_voxel_size_um": list(img.voxel_size_um),
         "config": trained.config.to_dict(),
         "axial_blur_px": trained.info.get("axial_blur_px"),
+        "background_floor": round(floor, 6),
         "steps_done": trained.info.get("steps_done"),
         "training_complete": trained.info.get("complete"),
         "seconds": round(time.perf_counter() - t0, 1),

@@ -125,6 +125,8 @@ def ssim2d(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.T
 
 def restoration_loss(a: torch.Tensor, b: torch.Tensor, ssim_weight: float) -> torch.Tensor:
     """Charbonnier + ``ssim_weight`` · (1 − SSIM): the cycle and deblurring loss."""
+    if not ssim_weight:  # the SSIM is not computed at all
+        return charbonnier(a, b)
     return charbonnier(a, b) + ssim_weight * (1.0 - ssim2d(a, b))
 
 
