@@ -172,8 +172,8 @@ def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | Non
 
     Trains the preset once on the noisy stack; then restores with that network the noisy stack
     and the same stack without its noise, each mapped to the network's [0, 1] range by its own
-    ``stack_normalization`` (as ``nd.isotropic`` does) and by the other's; cubic interpolation of
-    both for comparison.
+    ``stack_normalization`` (as ``nd.isotropic`` does) and by the other's; the noisy stack also
+    without the background floor; cubic interpolation of both for comparison.
     """
     import neurodecon as nd
     from neurodecon.learn import (
@@ -194,10 +194,12 @@ def diagnose(family: str, ratio: int, steps: int, seed: int, options: dict | Non
         nd.isotropic(case["observed"], voxel_size_um=vox, config=cfg, device="cpu", seed=seed,
                      save_model=tmp, overwrite=True)  # fmt: skip
         net = load_selfnet(tmp).net
+        cpu = torch.device("cpu")
         for stack, mapping in itertools.product(stacks, norms):
-            out, _ = restore_stack(net, stacks[stack], ratio, device=torch.device("cpu"),
-                                   norm=norms[mapping])  # fmt: skip
+            out, _ = restore_stack(net, stacks[stack], ratio, device=cpu, norm=norms[mapping])
             vols[f"selfnet: {stack} stack, the {mapping} stack's mapping"] = out
+        out, _ = restore_stack(net, stacks["noisy"], ratio, device=cpu, floor=False)
+        vols["selfnet: noisy stack, its own mapping, not floored at the background"] = out
     for stack, vol in stacks.items():
         vols[f"cubic: {stack} stack"] = z_interpolate(vol, ratio)
     rows = []
@@ -244,9 +246,10 @@ def time_cpu_preset(
     Process time (all threads together), so that other work on a shared core does not count,
     and wall time (for runs on an otherwise idle machine): the pairs from the stack, ``steps``
     training steps (the preset's full count extrapolated from their rate), and the restoration
-    of every xz and yz plane. ``options``: fields replacing the preset's.
+    of every xz and yz plane (with the mapping to and from the stack's units and the background
+    floor). ``options``: fields replacing the preset's.
     """
-    from neurodecon.learn import SELFNET_PRESETS, SelfNetData, restore_isotropic, train_selfnet
+    from neurodecon.learn import SELFNET_PRESETS, SelfNetData, restore_stack, train_selfnet
 
     cfg = SELFNET_PRESETS["cpu"].with_changes(**(options or {}))
     rng = np.random.default_rng(0)
@@ -256,7 +259,7 @@ def time_cpu_preset(
     clocks.append((time.process_time(), time.perf_counter()))
     t = train_selfnet(data, cfg.with_changes(steps=steps), device=torch.device("cpu"))
     clocks.append((time.process_time(), time.perf_counter()))
-    out = restore_isotropic(t.result(), data.lateral, ratio, device=torch.device("cpu"))
+    out, _ = restore_stack(t.result(), stack, ratio, device=torch.device("cpu"))
     clocks.append((time.process_time(), time.perf_counter()))
     rec: dict = {
         "shape_in": [64, 512, 512],

@@ -299,6 +299,9 @@ def test_the_restored_stack_is_in_its_units_floored_at_its_background():
     assert floor == pytest.approx(float(estimate_background(vol)))
     assert 95.0 < floor < 105.0  # the offset, not 0 nor a normalised level
     raw = norm.invert(restore_isotropic(_Undershoot(), norm.apply(vol), 3.0, device=CPU))
+    unfloored, level = restore_stack(_Undershoot(), vol, 3.0, device=CPU, floor=False)
+    np.testing.assert_array_equal(unfloored, raw)
+    assert level == floor
     assert (raw < floor).mean() > 0.2  # the undershoot the floor removes
     np.testing.assert_allclose(out, np.maximum(raw, floor), rtol=1e-6)
     above = raw > floor

@@ -152,23 +152,25 @@ def restore_stack(
     *,
     device: torch.device,
     norm: Normalization | None = None,
+    floor: bool = True,
     progress: ProgressFn | None = None,
 ) -> tuple[np.ndarray, float]:
     """Restore a ``(Z, Y, X)`` stack in its own units: map, :func:`restore_isotropic`, map back.
 
     ``norm`` maps the stack to the network's range (default :func:`stack_normalization`, as in
-    training). The result is floored at the stack's background level
+    training). With ``floor`` the result is floored at the stack's background level
     (:func:`~neurodecon.metrics.estimate_background`): a mean intensity below it is not light
-    but the network's undershoot beside bright objects. Returns the result and that floor.
+    but the network's undershoot beside bright objects. Returns the result and that level.
     """
     from ..metrics import estimate_background
 
     norm = stack_normalization(volume) if norm is None else norm
     restored = norm.invert(restore_isotropic(net, norm.apply(volume), ratio, device=device,
                                              progress=progress))  # fmt: skip
-    floor = float(estimate_background(volume))
-    np.maximum(restored, np.float32(floor), out=restored)
-    return restored, floor
+    level = float(estimate_background(volume))
+    if floor:
+        np.maximum(restored, np.float32(level), out=restored)
+    return restored, level
 
 
 def fuse_directions(along_x: np.ndarray, along_y: np.ndarray, planes: int = 16) -> np.ndarray:
