@@ -305,7 +305,8 @@ def isotropic(
     -------
     Image
         The restored ``(Z', Y, X)`` float32 stack, ``Z' = floor((Z - 1)·ratio) + 1``, with the
-        lateral voxel size in all three directions; ``metadata["isotropic"]`` records the run.
+        lateral voxel size in all three directions, in the input's units and floored at its
+        background level (:func:`restore_stack`); ``metadata["isotropic"]`` records the run.
     """
     from ..device import resolve_device
     from ..io import as_image, as_volume, source_of
